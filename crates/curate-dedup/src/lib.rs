@@ -1,0 +1,1 @@
+//! curate dedup steps (being written).

@@ -1,0 +1,1 @@
+//! curate filters steps (being written).

@@ -1,0 +1,1 @@
+//! curate label steps (being written).

@@ -1,0 +1,1 @@
+//! curate quality steps (being written).
