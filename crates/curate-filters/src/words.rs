@@ -1,0 +1,1 @@
+//! Word splitting (filled in below).
