@@ -1,1 +1,112 @@
-//! curate quality steps (being written).
+//! curate's cheap local quality model: learn a fastText-class student from teacher labels,
+//! calibrate and evaluate it on held-out labels, and score every document.
+//!
+//! Steps (one file each):
+//! - [`train`]: a barrier; its observer collects labelled rows (`teacher_score`, `split`) as
+//!   hashed features, its global stages fit the student ([`fit`]), calibrate it ([`calibrate`])
+//!   and evaluate it ([`metrics`]); it publishes `model/` and `quality/metrics.json`.
+//! - [`score`]: adds a calibrated Float32 `quality_score` to every document using the model of
+//!   the nearest preceding `train` step; keeps by threshold or by exact top fraction.
+//! - [`threshold`]: re-applies a keep rule to an existing `quality_score` column without the
+//!   model (the rethreshold step; [`threshold::rethreshold`] is the library function behind the
+//!   command).
+//!
+//! The model ([`model::Model`]) is hashed word uni+bigram features ([`features`]) with a linear,
+//! logistic or ordinal head and a versioned, deterministic file format.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use curate_core::StepError;
+
+pub mod calibrate;
+pub mod features;
+pub mod fit;
+pub mod keep;
+pub mod metrics;
+pub mod model;
+pub mod score;
+mod store;
+pub mod threshold;
+pub mod tokens;
+pub mod train;
+
+pub use keep::Keep;
+pub use model::Model;
+pub use score::ScoreConfig;
+pub use threshold::QualityThresholdConfig;
+pub use train::TrainConfig;
+
+/// Errors of the quality crate; each names the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A model file is malformed or of another version.
+    #[error("{path}: {message}")]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A work file (observations, cut) is malformed.
+    #[error("{path}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl From<Error> for StepError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Io { path, source } => StepError::Io { path, source },
+            other => StepError::Data(other.to_string()),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = tmp_path(path);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// The temp-file name used while writing `path`.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Renames a finished temp file into place after syncing it.
+pub(crate) fn commit_file(file: std::fs::File, tmp: &Path, path: &Path) -> Result<(), Error> {
+    file.sync_all().map_err(|e| Error::io(tmp, e))?;
+    drop(file);
+    std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,292 @@
+//! Keep rules for scored documents: a threshold, or an exact top fraction.
+//!
+//! A top fraction needs a global view. The step's observers write one `(score, doc key)` record
+//! per document to a per-task file; a single global task finds the exact cut — the k-th best
+//! document under the order "higher score first, then smaller doc key", k = ⌈fraction · n⌉ — by
+//! radix selection over the files (a 65,536-bin histogram per pass, so memory does not grow
+//! with the corpus), and the processor keeps a document when it ranks at or above the cut. The
+//! result depends only on the scores and keys, never on the task or thread count.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Which documents to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Keep {
+    /// Keep documents whose score is at least this value, e.g. `keep = { threshold = 3.0 }`.
+    Threshold(f64),
+    /// Keep this share of all documents, the highest-scoring ones, e.g.
+    /// `keep = { top_fraction = 0.1 }`. Exact: ⌈fraction · n⌉ documents, ties broken by document
+    /// key.
+    TopFraction(f64),
+}
+
+impl Keep {
+    /// Checks the value's range.
+    pub fn validate(&self, problems: &mut curate_core::Problems) {
+        match self {
+            Keep::Threshold(t) if !t.is_finite() => {
+                problems.push("keep.threshold", format!("{t} is not a finite number"))
+            }
+            Keep::TopFraction(f) => problems.range("keep.top_fraction", *f, 0.0, 1.0),
+            _ => {}
+        }
+    }
+}
+
+/// Order key of a score: smaller is better (higher score). NaN ranks last.
+#[inline]
+pub fn rank_key(score: f32) -> u32 {
+    if score.is_nan() {
+        return u32::MAX;
+    }
+    let b = score.to_bits();
+    let asc = if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    };
+    !asc
+}
+
+/// The exact top-fraction cut: the k-th best (rank key, doc key), or `None` to keep nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cut {
+    /// Documents seen.
+    pub n: u64,
+    /// Documents to keep.
+    pub k: u64,
+    /// The last kept document's (rank key, doc key).
+    pub last: Option<(u32, u64)>,
+}
+
+impl Cut {
+    /// Whether a document with this score and key is kept.
+    #[inline]
+    pub fn keeps(&self, score: f32, key: u64) -> bool {
+        self.last.is_some_and(|c| (rank_key(score), key) <= c)
+    }
+
+    /// Number of documents to keep out of `n` for `fraction`.
+    pub fn count(n: u64, fraction: f64) -> u64 {
+        ((fraction * n as f64 - 1e-9).ceil().max(0.0) as u64).min(n)
+    }
+}
+
+const MAGIC: &[u8; 8] = b"CQSCR001";
+const REC: usize = 12;
+
+/// Path of task `task`'s score file in a step directory.
+pub(crate) fn scores_path(dir: &Path, task: usize) -> PathBuf {
+    dir.join(format!("scores-{task:06}.bin"))
+}
+
+/// Streams `(score, key)` records into a temp file, renamed into place by `finish`.
+pub(crate) struct ScoreWriter {
+    out: BufWriter<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl ScoreWriter {
+    pub(crate) fn create(path: PathBuf) -> Result<Self, Error> {
+        let tmp = crate::tmp_path(&path);
+        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut out = BufWriter::with_capacity(1 << 18, f);
+        out.write_all(MAGIC).map_err(|e| Error::io(&tmp, e))?;
+        Ok(ScoreWriter { out, tmp, path })
+    }
+
+    #[inline]
+    pub(crate) fn write(&mut self, score: f32, key: u64) -> Result<(), Error> {
+        let mut rec = [0u8; REC];
+        rec[..4].copy_from_slice(&rank_key(score).to_le_bytes());
+        rec[4..].copy_from_slice(&key.to_le_bytes());
+        self.out
+            .write_all(&rec)
+            .map_err(|e| Error::io(&self.tmp, e))
+    }
+
+    pub(crate) fn finish(self) -> Result<(), Error> {
+        let f = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        crate::commit_file(f, &self.tmp, &self.path)
+    }
+}
+
+/// Calls `f` with every record's 96-bit composite `(rank key << 64) | doc key`.
+fn for_each_record(paths: &[PathBuf], mut f: impl FnMut(u128)) -> Result<(), Error> {
+    let mut buf = vec![0u8; REC * 8192];
+    for p in paths {
+        let file = File::open(p).map_err(|e| Error::io(p, e))?;
+        let mut r = BufReader::new(file);
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic).map_err(|e| Error::io(p, e))?;
+        if &magic != MAGIC {
+            return Err(Error::Corrupt {
+                path: p.clone(),
+                message: "not a score file (bad magic)".into(),
+            });
+        }
+        let mut filled = 0;
+        loop {
+            let got = r.read(&mut buf[filled..]).map_err(|e| Error::io(p, e))?;
+            filled += got;
+            let whole = filled / REC * REC;
+            for c in buf[..whole].chunks_exact(REC) {
+                let rk = u32::from_le_bytes(c[..4].try_into().unwrap());
+                let key = u64::from_le_bytes(c[4..].try_into().unwrap());
+                f(((rk as u128) << 64) | key as u128);
+            }
+            buf.copy_within(whole..filled, 0);
+            filled -= whole;
+            if got == 0 {
+                if filled != 0 {
+                    return Err(Error::Corrupt {
+                        path: p.clone(),
+                        message: "truncated record".into(),
+                    });
+                }
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Candidates at most this many are collected and sorted instead of refined further.
+const COLLECT: u64 = 1 << 20;
+
+/// Finds the exact cut for keeping `fraction` of the documents in the score files.
+pub(crate) fn exact_cut(paths: &[PathBuf], fraction: f64) -> Result<Cut, Error> {
+    exact_cut_with(paths, fraction, COLLECT)
+}
+
+fn exact_cut_with(paths: &[PathBuf], fraction: f64, collect: u64) -> Result<Cut, Error> {
+    let mut n = 0u64;
+    for_each_record(paths, |_| n += 1)?;
+    let k = Cut::count(n, fraction);
+    if k == 0 {
+        return Ok(Cut { n, k, last: None });
+    }
+    let mut rank = k; // 1-based rank within the current candidates
+    let mut prefix: u128 = 0;
+    let mut hist = vec![0u64; 1 << 16];
+    for shift in [80u32, 64, 48, 32, 16, 0] {
+        hist.iter_mut().for_each(|h| *h = 0);
+        let hi = shift + 16;
+        for_each_record(paths, |c| {
+            if c >> hi == prefix >> hi {
+                hist[((c >> shift) & 0xffff) as usize] += 1;
+            }
+        })?;
+        let mut d = 0usize;
+        while hist[d] < rank {
+            rank -= hist[d];
+            d += 1;
+        }
+        prefix |= (d as u128) << shift;
+        if shift == 0 {
+            break;
+        }
+        if hist[d] <= collect {
+            let mut cands = Vec::with_capacity(hist[d] as usize);
+            for_each_record(paths, |c| {
+                if c >> shift == prefix >> shift {
+                    cands.push(c);
+                }
+            })?;
+            cands.sort_unstable();
+            prefix = cands[rank as usize - 1];
+            break;
+        }
+    }
+    Ok(Cut {
+        n,
+        k,
+        last: Some(((prefix >> 64) as u32, prefix as u64)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_key_orders_descending() {
+        let xs = [-3.5f32, -0.0, 0.0, 0.1, 2.0, 5.0, f32::INFINITY];
+        for w in xs.windows(2) {
+            assert!(rank_key(w[0]) >= rank_key(w[1]), "{w:?}");
+        }
+        assert!(rank_key(f32::NAN) > rank_key(f32::NEG_INFINITY));
+    }
+
+    fn brute(records: &[(f32, u64)], fraction: f64) -> Vec<u64> {
+        let mut v: Vec<(u32, u64)> = records.iter().map(|(s, k)| (rank_key(*s), *k)).collect();
+        v.sort();
+        let k = Cut::count(v.len() as u64, fraction) as usize;
+        let mut kept: Vec<u64> = v[..k].iter().map(|x| x.1).collect();
+        kept.sort();
+        kept
+    }
+
+    #[test]
+    fn exact_cut_matches_sorting_whatever_the_split() {
+        let dir = tempfile::tempdir().unwrap();
+        // Many ties (scores quantised to 8 values) so the key tie-break matters.
+        let records: Vec<(f32, u64)> = (0..5000u64)
+            .map(|i| ((curate_core::hash::mix64(i, 1) % 8) as f32 * 0.5, i * 3 + 1))
+            .collect();
+        for (tasks, fraction) in [
+            (1usize, 0.1),
+            (3, 0.1),
+            (4, 0.5),
+            (2, 0.0),
+            (2, 1.0),
+            (5, 0.0001),
+        ] {
+            let mut paths = Vec::new();
+            for t in 0..tasks {
+                let p = scores_path(dir.path(), t);
+                let mut w = ScoreWriter::create(p.clone()).unwrap();
+                for (s, k) in records.iter().skip(t).step_by(tasks) {
+                    w.write(*s, *k).unwrap();
+                }
+                w.finish().unwrap();
+                paths.push(p);
+            }
+            for collect in [0, 7, COLLECT] {
+                let cut = exact_cut_with(&paths, fraction, collect).unwrap();
+                let mut kept: Vec<u64> = records
+                    .iter()
+                    .filter(|(s, k)| cut.keeps(*s, *k))
+                    .map(|x| x.1)
+                    .collect();
+                kept.sort();
+                assert_eq!(
+                    kept,
+                    brute(&records, fraction),
+                    "tasks {tasks} fraction {fraction} collect {collect}"
+                );
+                assert_eq!(kept.len() as u64, cut.k);
+            }
+        }
+    }
+
+    #[test]
+    fn count_rounds_up() {
+        assert_eq!(Cut::count(10, 0.1), 1);
+        assert_eq!(Cut::count(11, 0.1), 2);
+        assert_eq!(Cut::count(10, 0.0), 0);
+        assert_eq!(Cut::count(10, 1.0), 10);
+    }
+}

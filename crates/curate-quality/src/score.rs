@@ -1,0 +1,257 @@
+//! The `score` step: a calibrated quality score for every document, and the keep rule.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::Float32Array;
+use curate_core::{
+    Barrier, BuildEnv, Counters, DocBatch, Observer, Problems, Processor, StageContext, StageSpec,
+    Step, StepError, StepSpec, TaskContext,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::keep::{Cut, Keep, ScoreWriter, exact_cut, scores_path};
+use crate::model::Model;
+use crate::train::{model_path, nearest_train_step};
+
+/// Score every document with the student the nearest preceding `train` step fitted, and keep
+/// by threshold or top fraction.
+///
+/// Adds a nullable Float32 column (default `quality_score`) holding the *calibrated* score, on
+/// the teacher's scale (0–5 for the Claude rubric, probability of a positive for the 0/1
+/// `reference` teacher). Scoring hashes each document's words once and allocates nothing per
+/// document. Scores are stored, so the keep rule can be changed later without the model (the
+/// `quality_threshold` step, or `curate rethreshold`).
+///
+/// `keep = { threshold = 3.0 }` drops documents whose score is below 3.0;
+/// `keep = { top_fraction = 0.1 }` keeps exactly ⌈0.1 · n⌉ documents, the best by the model's
+/// raw score (finer than the calibrated one, whose isotonic steps tie), ties broken by document
+/// key — this needs a global view, so the step then becomes a barrier whose one-task stage
+/// finds the cut. Without `keep` every document is kept and only scored. Dropped documents are
+/// recorded as `below_quality_threshold`.
+///
+/// ```toml
+/// [[steps]]
+/// type = "score"
+/// keep = { top_fraction = 0.1 }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreConfig {
+    /// Which documents to keep: `{ threshold = X }` or `{ top_fraction = F }`. Absent: keep
+    /// every document.
+    #[serde(default)]
+    pub keep: Option<Keep>,
+    /// Name of the score column to add.
+    #[serde(default = "default_column")]
+    pub column: String,
+}
+
+pub(crate) fn default_column() -> String {
+    "quality_score".into()
+}
+
+impl StepSpec for ScoreConfig {
+    const TYPE: &'static str = "score";
+
+    fn validate(&self, p: &mut Problems) {
+        if let Some(k) = &self.keep {
+            k.validate(p);
+        }
+        if self.column.is_empty() {
+            p.push("column", "must not be empty");
+        }
+    }
+
+    fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
+        let train = nearest_train_step(&env.previous).ok_or_else(|| {
+            StepError::Other(format!(
+                "steps[{}] (score): no `train` step before it; add `[[steps]] type = \"train\"` earlier in the pipeline",
+                env.index
+            ))
+        })?;
+        Ok(Box::new(Score {
+            cfg: self.clone(),
+            train,
+            cache: Mutex::new(None),
+        }))
+    }
+}
+
+/// The built `score` step.
+pub struct Score {
+    cfg: ScoreConfig,
+    train: usize,
+    cache: Mutex<Option<(PathBuf, Arc<Model>)>>,
+}
+
+const CUT_FILE: &str = "cut.json";
+
+impl Score {
+    fn model(&self, step_dirs: &[PathBuf]) -> Result<Arc<Model>, StepError> {
+        let dir = step_dirs.get(self.train).ok_or_else(|| {
+            StepError::Other(format!("score: no work directory for step {}", self.train))
+        })?;
+        let path = model_path(dir);
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| StepError::Other("score: model cache poisoned".into()))?;
+        if let Some((p, m)) = cache.as_ref() {
+            if *p == path {
+                return Ok(m.clone());
+            }
+        }
+        let m = Arc::new(Model::load(&path)?);
+        *cache = Some((path, m.clone()));
+        Ok(m)
+    }
+}
+
+pub(crate) fn read_cut(dir: &Path) -> Result<Cut, StepError> {
+    let p = dir.join(CUT_FILE);
+    let b = std::fs::read(&p).map_err(|e| StepError::io(&p, e))?;
+    serde_json::from_slice(&b).map_err(|e| StepError::Data(format!("{}: {e}", p.display())))
+}
+
+pub(crate) fn write_cut(dir: &Path, tasks: usize, fraction: f64) -> Result<Cut, StepError> {
+    let paths: Vec<PathBuf> = (0..tasks).map(|t| scores_path(dir, t)).collect();
+    let cut = exact_cut(&paths, fraction)?;
+    crate::write_atomic(
+        &dir.join(CUT_FILE),
+        &serde_json::to_vec(&cut).expect("serialises"),
+    )?;
+    Ok(cut)
+}
+
+/// The decision a processor applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Rule {
+    All,
+    Threshold(f32),
+    Cut(Cut),
+}
+
+impl Step for Score {
+    fn kind(&self) -> &'static str {
+        "score"
+    }
+
+    fn reasons(&self) -> Vec<String> {
+        vec!["below_quality_threshold".into()]
+    }
+
+    fn processor(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Processor>, StepError> {
+        let rule = match self.cfg.keep {
+            None => Rule::All,
+            Some(Keep::Threshold(t)) => Rule::Threshold(t as f32),
+            Some(Keep::TopFraction(_)) => Rule::Cut(read_cut(cx.dir)?),
+        };
+        Ok(Box::new(ScoreProcessor {
+            model: self.model(cx.step_dirs)?,
+            rule,
+            column: self.cfg.column.clone(),
+            buf: Vec::new(),
+        }))
+    }
+
+    fn barrier(&self) -> Option<&dyn Barrier> {
+        matches!(self.cfg.keep, Some(Keep::TopFraction(_))).then_some(self as &dyn Barrier)
+    }
+}
+
+impl Barrier for Score {
+    fn observer(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Observer>, StepError> {
+        Ok(Box::new(ScoreObserver {
+            model: self.model(cx.step_dirs)?,
+            out: ScoreWriter::create(scores_path(cx.dir, cx.task))?,
+        }))
+    }
+
+    fn stages(&self, _observed_tasks: usize) -> Vec<StageSpec> {
+        vec![StageSpec {
+            name: "cut".into(),
+            tasks: 1,
+        }]
+    }
+
+    fn run_stage_task(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
+        let Some(Keep::TopFraction(f)) = self.cfg.keep else {
+            return Err(StepError::Other(
+                "score: cut stage without top_fraction".into(),
+            ));
+        };
+        let cut = write_cut(cx.dir, cx.observed_tasks, f)?;
+        if let Ok(mut c) = cx.counters.lock() {
+            c.add("cut_documents", cut.n as f64);
+            c.add("cut_kept", cut.k as f64);
+        }
+        Ok(())
+    }
+}
+
+struct ScoreObserver {
+    model: Arc<Model>,
+    out: ScoreWriter,
+}
+
+impl Observer for ScoreObserver {
+    fn observe(&mut self, batch: &DocBatch, _c: &mut Counters) -> Result<(), StepError> {
+        for i in 0..batch.len() {
+            self.out.write(
+                self.model.raw(batch.text(i).as_bytes()),
+                batch.keys().value(i),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, _c: &mut Counters) -> Result<(), StepError> {
+        self.out.finish()?;
+        Ok(())
+    }
+}
+
+struct ScoreProcessor {
+    model: Arc<Model>,
+    rule: Rule,
+    column: String,
+    buf: Vec<f32>,
+}
+
+impl Processor for ScoreProcessor {
+    fn process(&mut self, batch: &mut DocBatch, counters: &mut Counters) -> Result<(), StepError> {
+        let n = batch.len();
+        let mut scores = std::mem::take(&mut self.buf);
+        scores.clear();
+        scores.reserve(n);
+        let mut bytes = 0usize;
+        let mut dropped = 0usize;
+        for i in 0..n {
+            let text = batch.text(i).as_bytes();
+            bytes += text.len();
+            let raw = self.model.raw(text);
+            let cal = self.model.calibrate(raw);
+            scores.push(cal);
+            let keep = match self.rule {
+                Rule::All => true,
+                Rule::Threshold(t) => cal >= t,
+                Rule::Cut(c) => c.keeps(raw, batch.keys().value(i)),
+            };
+            if !keep {
+                batch.drop_row(i, 0);
+                dropped += 1;
+            }
+        }
+        counters.add("scored", n as f64);
+        counters.add("scored_bytes", bytes as f64);
+        counters.add("score_sum", scores.iter().map(|s| *s as f64).sum());
+        counters.add("below_quality_threshold", dropped as f64);
+        batch.set_column(
+            &self.column,
+            std::sync::Arc::new(Float32Array::from(scores)),
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,202 @@
+//! Work files of the `train` step's observers: one per task, holding each labelled row as hashed
+//! features (never its text), so memory stays bounded while the pass runs.
+//!
+//! Layout: magic `CQOBS001`, then records `key u64, label f32, holdout u8, tokens u32, n u32,
+//! n × (bucket u32, weight f32)`, little-endian.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+use crate::fit::Dataset;
+
+const MAGIC: &[u8; 8] = b"CQOBS001";
+
+/// Path of task `task`'s observation file in the step directory.
+pub(crate) fn obs_path(dir: &Path, task: usize) -> PathBuf {
+    dir.join(format!("observed-{task:06}.bin"))
+}
+
+/// Streams records into a temp file; [`ObsWriter::finish`] renames it into place.
+pub(crate) struct ObsWriter {
+    out: BufWriter<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl ObsWriter {
+    pub(crate) fn create(path: PathBuf) -> Result<Self, Error> {
+        let tmp = crate::tmp_path(&path);
+        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, f);
+        out.write_all(MAGIC).map_err(|e| Error::io(&tmp, e))?;
+        Ok(ObsWriter { out, tmp, path })
+    }
+
+    pub(crate) fn write(
+        &mut self,
+        key: u64,
+        label: f32,
+        holdout: bool,
+        tokens: u32,
+        feats: &[(u32, f32)],
+    ) -> Result<(), Error> {
+        let mut head = [0u8; 21];
+        head[..8].copy_from_slice(&key.to_le_bytes());
+        head[8..12].copy_from_slice(&label.to_le_bytes());
+        head[12] = holdout as u8;
+        head[13..17].copy_from_slice(&tokens.to_le_bytes());
+        head[17..21].copy_from_slice(&(feats.len() as u32).to_le_bytes());
+        let w = |e| Error::io(&self.tmp, e);
+        self.out.write_all(&head).map_err(w)?;
+        for (b, v) in feats {
+            let mut rec = [0u8; 8];
+            rec[..4].copy_from_slice(&b.to_le_bytes());
+            rec[4..].copy_from_slice(&v.to_le_bytes());
+            self.out
+                .write_all(&rec)
+                .map_err(|e| Error::io(&self.tmp, e))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Result<(), Error> {
+        let f = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        crate::commit_file(f, &self.tmp, &self.path)
+    }
+}
+
+/// One record's header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ObsHead {
+    pub key: u64,
+    pub label: f32,
+    pub holdout: bool,
+    pub tokens: u32,
+}
+
+/// Reads every record of `path`, calling `f` with its header and features; `want` decides from
+/// the header whether the features are needed (skipped ones are read past without decoding).
+pub(crate) fn read_obs(
+    path: &Path,
+    buckets: usize,
+    mut want: impl FnMut(&ObsHead) -> bool,
+    mut f: impl FnMut(&ObsHead, &[(u32, f32)]),
+) -> Result<(), Error> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let corrupt = |m: &str| Error::Corrupt {
+        path: path.to_path_buf(),
+        message: m.to_string(),
+    };
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic)
+        .map_err(|_| corrupt("missing header"))?;
+    if &magic != MAGIC {
+        return Err(corrupt("not a train observation file (bad magic)"));
+    }
+    let mut head = [0u8; 21];
+    let mut raw = Vec::new();
+    let mut feats = Vec::new();
+    loop {
+        match read_full(&mut r, &mut head).map_err(|e| Error::io(path, e))? {
+            0 => return Ok(()),
+            21 => {}
+            _ => return Err(corrupt("truncated record")),
+        }
+        let h = ObsHead {
+            key: u64::from_le_bytes(head[..8].try_into().unwrap()),
+            label: f32::from_le_bytes(head[8..12].try_into().unwrap()),
+            holdout: head[12] != 0,
+            tokens: u32::from_le_bytes(head[13..17].try_into().unwrap()),
+        };
+        let n = u32::from_le_bytes(head[17..21].try_into().unwrap()) as usize;
+        raw.resize(n * 8, 0);
+        r.read_exact(&mut raw)
+            .map_err(|_| corrupt("truncated record features"))?;
+        if !want(&h) {
+            continue;
+        }
+        feats.clear();
+        for c in raw.chunks_exact(8) {
+            let b = u32::from_le_bytes(c[..4].try_into().unwrap());
+            if b as usize >= buckets {
+                return Err(corrupt(
+                    "feature bucket out of range (observed with other hash bits?)",
+                ));
+            }
+            feats.push((b, f32::from_le_bytes(c[4..].try_into().unwrap())));
+        }
+        f(&h, &feats);
+    }
+}
+
+/// Reads until `buf` is full or EOF; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Loads the examples of every task's observation file that `select` accepts, sorted by key.
+pub(crate) fn load_dataset(
+    dir: &Path,
+    tasks: usize,
+    buckets: usize,
+    mut select: impl FnMut(&ObsHead) -> bool,
+) -> Result<Dataset, Error> {
+    let mut d = Dataset::new();
+    for t in 0..tasks {
+        read_obs(&obs_path(dir, t), buckets, &mut select, |h, f| {
+            d.push(h.key, h.label, h.holdout, h.tokens, f)
+        })?;
+    }
+    Ok(d.sorted_by_key())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = obs_path(dir.path(), 3);
+        let mut w = ObsWriter::create(p.clone()).unwrap();
+        w.write(7, 4.0, true, 12, &[(1, 0.5), (9, 0.5)]).unwrap();
+        w.write(2, 1.0, false, 0, &[]).unwrap();
+        w.finish().unwrap();
+        let mut got = Vec::new();
+        read_obs(
+            &p,
+            16,
+            |_| true,
+            |h, f| got.push((h.key, h.label, h.holdout, h.tokens, f.to_vec())),
+        )
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (7, 4.0, true, 12, vec![(1, 0.5), (9, 0.5)]));
+        let d = load_dataset(dir.path(), 0, 16, |_| true).unwrap();
+        assert!(d.is_empty());
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
+        let e = read_obs(&p, 16, |_| true, |_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("observed-000003.bin") && e.contains("truncated"),
+            "{e}"
+        );
+    }
+}
