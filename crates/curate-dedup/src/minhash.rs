@@ -1,0 +1,1203 @@
+//! `minhash_dedup`: near-duplicate removal with MinHash LSH, multi-stage and bounded in memory.
+//!
+//! Pipeline (see `docs/DEDUP.md` for the file formats):
+//!
+//! 1. **observe** (pass before the barrier, one per input task): normalize → word n-gram shingles
+//!    → `bands × rows` signature → one band key per band. Records `(band key, priority, doc key)`
+//!    are buffered up to a share of `memory_limit`, sorted and spilled as run files partitioned by
+//!    (band, hash range). With `verify`, the document's sorted shingle set is stored too.
+//! 2. **buckets** (`bands × hash_ranges` tasks): k-way merge of that partition of every run (and
+//!    of the `against` snapshots' indexes); documents sharing a band key become candidate edges
+//!    (or hits against an earlier snapshot).
+//! 3. **cluster** (1 task): union-find over the documents that have an edge (candidate pairs are
+//!    checked for true Jaccard first when `verify` is set); the root of a component is its best
+//!    document (smallest key, or highest score). Writes the sorted node file the filter reads.
+//! 4. **index** (`bands` tasks, when `write_index`): the band keys of the survivors, published in
+//!    the snapshot so a later run can dedup `against` it without reading this corpus again.
+//! 5. **filter** (pass after the barrier): drops the removed documents of each task's key range.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, UInt64Array};
+use curate_core::step::Published;
+use curate_core::{
+    Barrier, BuildEnv, Counters, DocBatch, Observer, Problems, Processor, StageContext, StageSpec,
+    Step, StepError, StepSpec, TaskContext,
+};
+use rayon::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    Histogram, KEPT, Keep, NodeLookup, NodeRec, ObserverManifest, REMOVED, REMOVED_AGAINST,
+    clear_task_files, manifest_path, priorities, read_json, read_manifests, validate_keep,
+    write_json,
+};
+use crate::runs::{
+    ExternalSorter, KeyCursor, Merger, PartReader, Record, RunStreamWriter, Source, parse_bytes,
+    u32_at, u64_at, write_run,
+};
+use crate::signature::{Hasher, MAX_NGRAM, MinhashParams, Sketcher, jaccard_sorted};
+
+/// Removes near-duplicate documents with MinHash LSH (datatrove's defaults: word 5-grams,
+/// 14 bands × 8 rows, threshold ≈ 0.72).
+///
+/// Documents are normalized like datatrove's `simplify_text` (lowercase, punctuation removed,
+/// digits and diacritics normalized), cut into word n-grams, and sketched with `bands × rows`
+/// 2-independent hash functions. Two documents that agree on every row of at least one band are
+/// candidates: the probability is `1 − (1 − J^rows)^bands` for Jaccard similarity J (0.92 at
+/// J = 0.8 with the defaults). Candidates are clustered by connected components and one document
+/// per cluster survives: the one with the smallest document key (input order), or with
+/// `keep = "highest"` the one with the highest `score_column`. The result is the same for any
+/// number of tasks or threads.
+///
+/// The work runs as resumable stages whose memory per task is bounded by `memory_limit`
+/// (sorted runs spill to disk). With `verify`, candidate pairs must also reach that true Jaccard
+/// similarity on their shingle sets before they join a cluster. The survivors' band keys are
+/// published in the snapshot (`dedup/minhash/`), and `against` removes documents that duplicate
+/// earlier snapshots' survivors without reading those corpora again.
+///
+/// Example:
+///
+/// ```toml
+/// [[steps]]
+/// type = "minhash_dedup"
+/// verify = 0.8
+/// memory_limit = "2GiB"
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MinhashDedupConfig {
+    /// Words per shingle.
+    #[serde(default = "default_ngram")]
+    pub ngram: usize,
+    /// Number of LSH bands.
+    #[serde(default = "default_bands")]
+    pub bands: usize,
+    /// Hashes per band.
+    #[serde(default = "default_rows")]
+    pub rows: usize,
+    /// Seed of the shingle and MinHash functions. Snapshots deduplicated `against` each other
+    /// must use the same seed (and ngram, bands, rows).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Hash ranges per band: the buckets stage has `bands × hash_ranges` tasks.
+    #[serde(default = "default_hash_ranges")]
+    pub hash_ranges: usize,
+    /// If set, a candidate pair joins a cluster only if the true Jaccard similarity of the two
+    /// documents' shingle sets is at least this (e.g. 0.8). Costs disk space (4 bytes per
+    /// distinct shingle) and a pass over the candidate pairs.
+    #[serde(default)]
+    pub verify: Option<f64>,
+    /// Which document of a cluster survives.
+    #[serde(default)]
+    pub keep: Keep,
+    /// Numeric column ranking documents for `keep = "highest"`.
+    #[serde(default)]
+    pub score_column: Option<String>,
+    /// If set, adds this UInt64 column: the survivor's document key for members of a
+    /// duplicate cluster, null for documents without duplicates.
+    #[serde(default)]
+    pub cluster_id_column: Option<String>,
+    /// Earlier snapshot directories whose published MinHash index (`dedup/minhash/`) this run
+    /// deduplicates against: documents matching it are removed. Relative to the config file.
+    #[serde(default)]
+    pub against: Vec<String>,
+    /// Publish this run's index (survivors' band keys) in the snapshot for later `against` use.
+    #[serde(default = "default_true")]
+    pub write_index: bool,
+    /// Memory budget per task (observer, merge, cluster), e.g. "512MiB"; sorted runs spill to
+    /// disk beyond it.
+    #[serde(default = "default_memory")]
+    pub memory_limit: String,
+}
+
+fn default_ngram() -> usize {
+    5
+}
+fn default_bands() -> usize {
+    14
+}
+fn default_rows() -> usize {
+    8
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_hash_ranges() -> usize {
+    4
+}
+fn default_true() -> bool {
+    true
+}
+fn default_memory() -> String {
+    "1GiB".to_string()
+}
+
+impl Default for MinhashDedupConfig {
+    fn default() -> Self {
+        Self {
+            ngram: default_ngram(),
+            bands: default_bands(),
+            rows: default_rows(),
+            seed: default_seed(),
+            hash_ranges: default_hash_ranges(),
+            verify: None,
+            keep: Keep::Smallest,
+            score_column: None,
+            cluster_id_column: None,
+            against: Vec::new(),
+            write_index: true,
+            memory_limit: default_memory(),
+        }
+    }
+}
+
+/// Version of the on-disk index format (recorded in `index.json`).
+pub const INDEX_FORMAT: &str = "curate-minhash-index-v1";
+
+/// The published index's description, checked by `against`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexMeta {
+    /// [`INDEX_FORMAT`].
+    pub format: String,
+    /// The MinHash scheme.
+    pub params: MinhashParams,
+    /// Number of survivors indexed.
+    pub documents: u64,
+}
+
+impl StepSpec for MinhashDedupConfig {
+    const TYPE: &'static str = "minhash_dedup";
+
+    fn validate(&self, p: &mut Problems) {
+        p.range("ngram", self.ngram, 1, MAX_NGRAM);
+        p.range("bands", self.bands, 1, 1024);
+        p.range("rows", self.rows, 1, 64);
+        p.range("hash_ranges", self.hash_ranges, 1, 4096);
+        if let Some(v) = self.verify {
+            p.range("verify", v, 0.0, 1.0);
+        }
+        validate_keep(self.keep, &self.score_column, p);
+        if let Some(c) = &self.cluster_id_column
+            && c.is_empty()
+        {
+            p.push("cluster_id_column", "must not be empty");
+        }
+        match parse_bytes(&self.memory_limit) {
+            Ok(b) if b < (4 << 20) => p.push(
+                "memory_limit",
+                format!("\"{}\" is too small; at least 4MiB", self.memory_limit),
+            ),
+            Ok(_) => {}
+            Err(e) => p.push("memory_limit", e),
+        }
+        for (i, a) in self.against.iter().enumerate() {
+            if a.trim().is_empty() {
+                p.push("against", format!("entry {i} is empty"));
+            }
+        }
+    }
+
+    fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
+        let params = MinhashParams {
+            ngram: self.ngram,
+            bands: self.bands,
+            rows: self.rows,
+            seed: self.seed,
+        };
+        let mut against = Vec::new();
+        for a in &self.against {
+            let dir = env.config_dir.join(a).join("dedup").join("minhash");
+            let meta_path = dir.join("index.json");
+            let meta: IndexMeta = read_json(&meta_path)?;
+            if meta.format != INDEX_FORMAT {
+                return Err(StepError::Data(format!(
+                    "{}: index format {:?}, this curate reads {INDEX_FORMAT:?}",
+                    meta_path.display(),
+                    meta.format
+                )));
+            }
+            if meta.params != params {
+                return Err(StepError::Data(format!(
+                    "{}: index built with {:?}, but this step uses {:?}; ngram, bands, rows and seed must match",
+                    meta_path.display(),
+                    meta.params,
+                    params
+                )));
+            }
+            against.push(dir);
+        }
+        let memory = parse_bytes(&self.memory_limit).map_err(StepError::Other)? as usize;
+        Ok(Box::new(MinhashDedup {
+            hasher: Arc::new(Hasher::new(params)),
+            cfg: self.clone(),
+            memory,
+            against,
+        }))
+    }
+}
+
+/// The runtime `minhash_dedup` step.
+pub struct MinhashDedup {
+    hasher: Arc<Hasher>,
+    cfg: MinhashDedupConfig,
+    memory: usize,
+    against: Vec<PathBuf>,
+}
+
+const STAGE_BUCKETS: usize = 0;
+const STAGE_CLUSTER: usize = 1;
+const STAGE_INDEX: usize = 2;
+
+/// A band record: sorted by band key, then priority, then document key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct BandRec {
+    hash: u64,
+    prio: u32,
+    key: u64,
+}
+
+impl Record for BandRec {
+    const SIZE: usize = 20;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.hash.to_le_bytes());
+        out[8..12].copy_from_slice(&self.prio.to_le_bytes());
+        out[12..20].copy_from_slice(&self.key.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        BandRec {
+            hash: u64_at(b, 0),
+            prio: u32_at(b, 8),
+            key: u64_at(b, 12),
+        }
+    }
+}
+
+/// A document in a candidate edge or index hit: (priority, key), ordered best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Node {
+    prio: u32,
+    key: u64,
+}
+
+/// A node sorted by key (for building the node table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct KeyNode {
+    key: u64,
+    prio: u32,
+    hit: bool,
+}
+
+impl Record for KeyNode {
+    const SIZE: usize = 13;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.key.to_le_bytes());
+        out[8..12].copy_from_slice(&self.prio.to_le_bytes());
+        out[12] = self.hit as u8;
+    }
+    fn decode(b: &[u8]) -> Self {
+        KeyNode {
+            key: u64_at(b, 0),
+            prio: u32_at(b, 8),
+            hit: b[12] != 0,
+        }
+    }
+}
+
+/// A candidate edge (or, with `b.key == u64::MAX`, an index hit of `a`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Edge {
+    a: Node,
+    b: Node,
+}
+
+impl Record for Edge {
+    const SIZE: usize = 24;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.a.key.to_le_bytes());
+        out[8..12].copy_from_slice(&self.a.prio.to_le_bytes());
+        out[12..20].copy_from_slice(&self.b.key.to_le_bytes());
+        out[20..24].copy_from_slice(&self.b.prio.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        Edge {
+            a: Node {
+                key: u64_at(b, 0),
+                prio: u32_at(b, 8),
+            },
+            b: Node {
+                key: u64_at(b, 12),
+                prio: u32_at(b, 20),
+            },
+        }
+    }
+}
+
+const HIT: u64 = u64::MAX;
+
+/// A band key of a published index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct IdxRec(u64);
+
+impl Record for IdxRec {
+    const SIZE: usize = 8;
+    fn encode(&self, out: &mut [u8]) {
+        out.copy_from_slice(&self.0.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        IdxRec(u64_at(b, 0))
+    }
+}
+
+/// Where a document's shingle set lives in its observer's verify file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ShingleLoc {
+    key: u64,
+    offset: u64,
+    len: u32,
+}
+
+impl Record for ShingleLoc {
+    const SIZE: usize = 20;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.key.to_le_bytes());
+        out[8..16].copy_from_slice(&self.offset.to_le_bytes());
+        out[16..20].copy_from_slice(&self.len.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        ShingleLoc {
+            key: u64_at(b, 0),
+            offset: u64_at(b, 8),
+            len: u32_at(b, 16),
+        }
+    }
+}
+
+/// Summary written by the cluster stage and published as the step's stats.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MinhashStats {
+    /// Distinct candidate edges read.
+    pub candidate_edges: u64,
+    /// Candidate pairs rejected by `verify`.
+    pub verify_rejected: u64,
+    /// Candidate pairs checked by `verify`.
+    pub verify_checked: u64,
+    /// Documents in a cluster of two or more (or matching an earlier snapshot).
+    pub documents_in_clusters: u64,
+    /// Clusters of two or more documents.
+    pub clusters: u64,
+    /// Documents removed as duplicates of another document of this run.
+    pub duplicates_removed: u64,
+    /// Documents removed as duplicates of an earlier snapshot.
+    pub removed_against: u64,
+    /// Number of clusters by size (documents of this run).
+    pub cluster_sizes: Histogram,
+    /// Bytes of the cluster stage's node tables (its memory high-water mark, roughly).
+    pub cluster_table_bytes: u64,
+}
+
+impl MinhashDedup {
+    fn parts(&self) -> usize {
+        self.cfg.bands * self.cfg.hash_ranges
+    }
+
+    fn edges_path(dir: &Path, p: usize) -> PathBuf {
+        dir.join("buckets").join(format!("p{p:05}.edges"))
+    }
+
+    fn nodes_path(dir: &Path) -> PathBuf {
+        dir.join("cluster").join("nodes.run")
+    }
+
+    fn stats_path(dir: &Path) -> PathBuf {
+        dir.join("cluster").join("stats.json")
+    }
+
+    fn index_dir(dir: &Path) -> PathBuf {
+        dir.join("index")
+    }
+
+    fn run_buckets(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
+        let p = cx.task;
+        let band = p / self.cfg.hash_ranges;
+        let range = p % self.cfg.hash_ranges;
+        let manifests = read_manifests(cx.dir, cx.observed_tasks)?;
+        let runs: Vec<PathBuf> = manifests
+            .iter()
+            .flat_map(|m| m.runs.iter().map(|r| cx.dir.join(r)))
+            .collect();
+        let n_sources = runs.len() + self.against.len();
+        let buf = (self.memory / 2 / n_sources.max(1)).clamp(4096, 1 << 20);
+        let mut sources: Vec<Box<dyn Source<BandRec> + Send>> = Vec::with_capacity(n_sources);
+        for r in &runs {
+            sources.push(Box::new(PartReader::<BandRec>::open(r, p, buf)?));
+        }
+        let first_index = sources.len();
+        for a in &self.against {
+            let path = a.join(format!("band-{band:04}.bin"));
+            let (lo, hi) = range_bounds(range, self.cfg.hash_ranges);
+            sources.push(Box::new(IndexSource::open(&path, lo, hi)?));
+        }
+        let mut merger = Merger::new(sources)?;
+        let mut out = RunStreamWriter::<Edge>::create(&Self::edges_path(cx.dir, p))?;
+        let mut group: Vec<Node> = Vec::new();
+        let mut group_hash = 0u64;
+        let mut group_hit = false;
+        let mut groups = 0u64;
+        let verify = self.cfg.verify.is_some();
+        let mut flush = |group: &mut Vec<Node>,
+                         hit: bool,
+                         out: &mut RunStreamWriter<Edge>|
+         -> Result<(), StepError> {
+            if hit {
+                for &a in group.iter() {
+                    out.push(Edge {
+                        a,
+                        b: Node {
+                            prio: u32::MAX,
+                            key: HIT,
+                        },
+                    })?;
+                }
+            } else if group.len() >= 2 {
+                groups += 1;
+                let first = group[0];
+                for &b in &group[1..] {
+                    out.push(Edge { a: first, b })?;
+                }
+                if verify {
+                    // Verification may reject a star edge that another member would pass: give
+                    // small groups every pair and large ones a chain as well.
+                    if group.len() <= 16 {
+                        for i in 1..group.len() {
+                            for j in i + 1..group.len() {
+                                out.push(Edge {
+                                    a: group[i],
+                                    b: group[j],
+                                })?;
+                            }
+                        }
+                    } else {
+                        for w in group[1..].windows(2) {
+                            out.push(Edge { a: w[0], b: w[1] })?;
+                        }
+                    }
+                }
+            }
+            group.clear();
+            Ok(())
+        };
+        while let Some((r, src)) = merger.next_record()? {
+            if r.hash != group_hash || (group.is_empty() && !group_hit) {
+                flush(&mut group, group_hit, &mut out)?;
+                group_hit = false;
+                group_hash = r.hash;
+            }
+            if src >= first_index {
+                group_hit = true;
+            } else if group.last().is_none_or(|l| l.key != r.key) {
+                group.push(Node {
+                    prio: r.prio,
+                    key: r.key,
+                });
+            }
+        }
+        flush(&mut group, group_hit, &mut out)?;
+        let edges = out.len();
+        out.finish()?;
+        let mut c = cx.counters.lock().expect("counters");
+        c.add("minhash_candidate_edges", edges as f64);
+        c.add("minhash_bucket_groups", groups as f64);
+        Ok(())
+    }
+
+    fn run_cluster(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
+        let tmp = cx.dir.join("cluster").join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| StepError::io(&tmp, e))?;
+        let parts = self.parts();
+        // Pass 1: the node table (every document with an edge or a hit), sorted by key.
+        let mut sorter = ExternalSorter::<KeyNode>::new(&tmp, "nodes", self.memory / 4);
+        let mut candidate_edges = 0u64;
+        for p in 0..parts {
+            let path = Self::edges_path(cx.dir, p);
+            let mut r = PartReader::<Edge>::open(&path, 0, 1 << 16)?;
+            while let Some(e) = r.next_record()? {
+                if e.b.key == HIT {
+                    sorter.push(KeyNode {
+                        key: e.a.key,
+                        prio: e.a.prio,
+                        hit: true,
+                    })?;
+                } else {
+                    candidate_edges += 1;
+                    sorter.push(KeyNode {
+                        key: e.a.key,
+                        prio: e.a.prio,
+                        hit: false,
+                    })?;
+                    sorter.push(KeyNode {
+                        key: e.b.key,
+                        prio: e.b.prio,
+                        hit: false,
+                    })?;
+                }
+            }
+        }
+        let mut sorted = sorter.finish()?;
+        let mut keys: Vec<u64> = Vec::new();
+        let mut prio: Vec<u32> = Vec::new();
+        let mut hit: Vec<bool> = Vec::new();
+        while let Some(n) = sorted.next_record()? {
+            if keys.last() == Some(&n.key) {
+                let last = hit.len() - 1;
+                hit[last] |= n.hit;
+            } else {
+                keys.push(n.key);
+                prio.push(n.prio);
+                hit.push(n.hit);
+            }
+        }
+        sorted.cleanup();
+        let n = keys.len();
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        let table_bytes = (n * (8 + 4 + 1 + 4)) as u64;
+
+        // Shingle-set locations for verification.
+        let mut verifier = match self.cfg.verify {
+            Some(t) => Some(Verifier::open(cx.dir, cx.observed_tasks, &keys, t)?),
+            None => None,
+        };
+
+        // Pass 2: union the (verified) candidate edges. Components do not depend on edge order:
+        // an edge whose ends are already connected is skipped, which cannot change them.
+        let idx = |k: u64| keys.binary_search(&k).expect("node in table") as u32;
+        let better = |x: u32, y: u32| {
+            (prio[x as usize], keys[x as usize]) < (prio[y as usize], keys[y as usize])
+        };
+        let (mut checked, mut rejected) = (0u64, 0u64);
+        for p in 0..parts {
+            let path = Self::edges_path(cx.dir, p);
+            let mut r = PartReader::<Edge>::open(&path, 0, 1 << 16)?;
+            while let Some(e) = r.next_record()? {
+                if e.b.key == HIT {
+                    continue;
+                }
+                let (ia, ib) = (idx(e.a.key), idx(e.b.key));
+                let (ra, rb) = (find(&mut parent, ia), find(&mut parent, ib));
+                if ra == rb {
+                    continue;
+                }
+                if let Some(v) = verifier.as_mut() {
+                    checked += 1;
+                    if !v.similar(ia as usize, ib as usize)? {
+                        rejected += 1;
+                        continue;
+                    }
+                }
+                if better(ra, rb) {
+                    parent[rb as usize] = ra;
+                } else {
+                    parent[ra as usize] = rb;
+                }
+            }
+        }
+        // Components: size and whether any member matched an earlier snapshot.
+        let mut size = vec![0u32; n];
+        let mut comp_hit = vec![false; n];
+        for i in 0..n as u32 {
+            let r = find(&mut parent, i) as usize;
+            size[r] += 1;
+            comp_hit[r] |= hit[i as usize];
+        }
+        let mut stats = MinhashStats {
+            candidate_edges,
+            verify_checked: checked,
+            verify_rejected: rejected,
+            cluster_table_bytes: table_bytes,
+            ..Default::default()
+        };
+        for i in 0..n {
+            if parent[i] as usize == i && size[i] >= 2 {
+                stats.clusters += 1;
+                *stats.cluster_sizes.entry(size[i] as u64).or_default() += 1;
+            }
+        }
+        let mut w = RunStreamWriter::<NodeRec>::create(&Self::nodes_path(cx.dir))?;
+        for i in 0..n {
+            let r = find(&mut parent, i as u32) as usize;
+            if size[r] < 2 && !comp_hit[r] {
+                continue;
+            }
+            stats.documents_in_clusters += 1;
+            let status = if comp_hit[r] {
+                stats.removed_against += 1;
+                REMOVED_AGAINST
+            } else if r == i {
+                KEPT
+            } else {
+                stats.duplicates_removed += 1;
+                REMOVED
+            };
+            w.push(NodeRec {
+                key: keys[i],
+                root: keys[r],
+                status,
+            })?;
+        }
+        w.finish()?;
+        write_json(&Self::stats_path(cx.dir), &stats)?;
+        let _ = std::fs::remove_dir(&tmp);
+        let mut c = cx.counters.lock().expect("counters");
+        c.add("minhash_clusters", stats.clusters as f64);
+        c.add("minhash_duplicates", stats.duplicates_removed as f64);
+        c.add("minhash_removed_against", stats.removed_against as f64);
+        c.add("minhash_verify_rejected", rejected as f64);
+        Ok(())
+    }
+
+    fn run_index(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
+        let band = cx.task;
+        // The removed set, sorted by key (8 bytes per removed document).
+        let mut removed = Vec::new();
+        let nodes = Self::nodes_path(cx.dir);
+        let mut r = PartReader::<NodeRec>::open(&nodes, 0, 1 << 16)?;
+        while let Some(nrec) = r.next_record()? {
+            if nrec.status != KEPT {
+                removed.push(nrec.key);
+            }
+        }
+        let manifests = read_manifests(cx.dir, cx.observed_tasks)?;
+        let runs: Vec<PathBuf> = manifests
+            .iter()
+            .flat_map(|m| m.runs.iter().map(|r| cx.dir.join(r)))
+            .collect();
+        let dir = Self::index_dir(cx.dir);
+        let mut w = RunStreamWriter::<IdxRec>::create(&dir.join(format!("band-{band:04}.bin")))?;
+        let buf = (self.memory / 2 / runs.len().max(1)).clamp(4096, 1 << 20);
+        let mut last: Option<u64> = None;
+        for range in 0..self.cfg.hash_ranges {
+            let p = band * self.cfg.hash_ranges + range;
+            let mut sources: Vec<Box<dyn Source<BandRec> + Send>> = Vec::with_capacity(runs.len());
+            for r in &runs {
+                sources.push(Box::new(PartReader::<BandRec>::open(r, p, buf)?));
+            }
+            let mut m = Merger::new(sources)?;
+            while let Some((rec, _)) = m.next_record()? {
+                if last == Some(rec.hash) || removed.binary_search(&rec.key).is_ok() {
+                    continue;
+                }
+                w.push(IdxRec(rec.hash))?;
+                last = Some(rec.hash);
+            }
+        }
+        w.finish()?;
+        if band == 0 {
+            let documents: u64 =
+                manifests.iter().map(|m| m.documents).sum::<u64>() - removed.len() as u64;
+            let meta = IndexMeta {
+                format: INDEX_FORMAT.to_string(),
+                params: self.hasher.params().clone(),
+                documents,
+            };
+            write_json(&dir.join("index.json"), &meta)?;
+        }
+        Ok(())
+    }
+}
+
+fn find(parent: &mut [u32], mut x: u32) -> u32 {
+    let mut root = x;
+    while parent[root as usize] != root {
+        root = parent[root as usize];
+    }
+    while parent[x as usize] != root {
+        let next = parent[x as usize];
+        parent[x as usize] = root;
+        x = next;
+    }
+    root
+}
+
+/// The hash range (0..ranges) of a band key: monotone in the key.
+fn range_of(hash: u64, ranges: usize) -> usize {
+    ((hash as u128 * ranges as u128) >> 64) as usize
+}
+
+/// Inclusive-exclusive key bounds of hash range `r` (the upper bound is `None` for the last).
+fn range_bounds(r: usize, ranges: usize) -> (u64, Option<u64>) {
+    let bound = |i: usize| -> u64 {
+        // Smallest hash h with range_of(h) >= i: ceil(i * 2^64 / ranges).
+        let num = (i as u128) << 64;
+        num.div_ceil(ranges as u128) as u64
+    };
+    let lo = if r == 0 { 0 } else { bound(r) };
+    let hi = if r + 1 >= ranges {
+        None
+    } else {
+        Some(bound(r + 1))
+    };
+    (lo, hi)
+}
+
+/// Band keys of an earlier snapshot's index within one hash range, as merge input.
+struct IndexSource {
+    cursor: KeyCursor,
+    hi: Option<u64>,
+}
+
+impl IndexSource {
+    fn open(path: &Path, lo: u64, hi: Option<u64>) -> Result<Self, StepError> {
+        let mut cursor = KeyCursor::open(path, IdxRec::SIZE)?;
+        cursor.seek(lo)?;
+        Ok(Self { cursor, hi })
+    }
+}
+
+impl Source<BandRec> for IndexSource {
+    fn next_record(&mut self) -> Result<Option<BandRec>, StepError> {
+        let Some(b) = self.cursor.peek()? else {
+            return Ok(None);
+        };
+        let h = u64_at(b, 0);
+        if self.hi.is_some_and(|hi| h >= hi) {
+            return Ok(None);
+        }
+        self.cursor.advance();
+        Ok(Some(BandRec {
+            hash: h,
+            prio: 0,
+            key: 0,
+        }))
+    }
+}
+
+/// Exact Jaccard of candidate pairs from the shingle sets the observers stored.
+struct Verifier {
+    threshold: f64,
+    files: Vec<(PathBuf, File)>,
+    /// Per node: (observer task, byte offset, shingle count); task `u32::MAX` when unknown.
+    loc: Vec<(u32, u64, u32)>,
+    bytes: Vec<u8>,
+    a: Vec<u32>,
+    b: Vec<u32>,
+}
+
+impl Verifier {
+    fn open(dir: &Path, tasks: usize, keys: &[u64], threshold: f64) -> Result<Self, StepError> {
+        let mut loc = vec![(u32::MAX, 0u64, 0u32); keys.len()];
+        let mut files = Vec::with_capacity(tasks);
+        for t in 0..tasks {
+            let data = verify_data_path(dir, t);
+            let file = File::open(&data).map_err(|e| StepError::io(&data, e))?;
+            files.push((data, file));
+            // Each task's index is sorted by key: merge-join with the node table.
+            let mut r = PartReader::<ShingleLoc>::open(&verify_index_path(dir, t), 0, 1 << 16)?;
+            let mut i = 0usize;
+            while let Some(s) = r.next_record()? {
+                while i < keys.len() && keys[i] < s.key {
+                    i += 1;
+                }
+                if i < keys.len() && keys[i] == s.key {
+                    loc[i] = (t as u32, s.offset, s.len);
+                }
+            }
+        }
+        Ok(Self {
+            threshold,
+            files,
+            loc,
+            bytes: Vec::new(),
+            a: Vec::new(),
+            b: Vec::new(),
+        })
+    }
+
+    fn load(&mut self, node: usize, into_a: bool) -> Result<bool, StepError> {
+        let (t, off, len) = self.loc[node];
+        if t == u32::MAX {
+            return Ok(false);
+        }
+        let (path, file) = &self.files[t as usize];
+        self.bytes.resize(len as usize * 4, 0);
+        file.read_exact_at(&mut self.bytes, off)
+            .map_err(|e| StepError::io(path, e))?;
+        let out = if into_a { &mut self.a } else { &mut self.b };
+        out.clear();
+        out.extend(
+            self.bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))),
+        );
+        Ok(true)
+    }
+
+    fn similar(&mut self, x: usize, y: usize) -> Result<bool, StepError> {
+        if !self.load(x, true)? || !self.load(y, false)? {
+            return Ok(false);
+        }
+        Ok(jaccard_sorted(&self.a, &self.b) >= self.threshold)
+    }
+}
+
+fn verify_data_path(dir: &Path, task: usize) -> PathBuf {
+    dir.join("verify").join(format!("task-{task:05}.shingles"))
+}
+
+fn verify_index_path(dir: &Path, task: usize) -> PathBuf {
+    dir.join("verify").join(format!("task-{task:05}.index"))
+}
+
+impl Step for MinhashDedup {
+    fn kind(&self) -> &'static str {
+        "minhash_dedup"
+    }
+
+    fn reasons(&self) -> Vec<String> {
+        vec![
+            "minhash_duplicate".to_string(),
+            "minhash_duplicate_of_snapshot".to_string(),
+        ]
+    }
+
+    fn processor(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Processor>, StepError> {
+        Ok(Box::new(MinhashFilter {
+            lookup: NodeLookup::open(&[Self::nodes_path(cx.dir)])?,
+            cluster_col: self.cfg.cluster_id_column.clone(),
+        }))
+    }
+
+    fn barrier(&self) -> Option<&dyn Barrier> {
+        Some(self)
+    }
+
+    fn publish(&self, dir: &Path) -> Result<Published, StepError> {
+        let stats_path = Self::stats_path(dir);
+        let stats: Option<MinhashStats> = if stats_path.exists() {
+            Some(read_json(&stats_path)?)
+        } else {
+            None
+        };
+        let mut files = Vec::new();
+        let idx = Self::index_dir(dir);
+        if self.cfg.write_index && idx.join("index.json").exists() {
+            files.push((
+                "dedup/minhash/index.json".to_string(),
+                idx.join("index.json"),
+            ));
+            for b in 0..self.cfg.bands {
+                let name = format!("band-{b:04}.bin");
+                files.push((format!("dedup/minhash/{name}"), idx.join(&name)));
+            }
+        }
+        let stats = stats.map(|s| {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["params"] = serde_json::to_value(self.hasher.params()).unwrap_or_default();
+            v["verify"] = serde_json::to_value(self.cfg.verify).unwrap_or_default();
+            v
+        });
+        Ok(Published { files, stats })
+    }
+}
+
+impl Barrier for MinhashDedup {
+    fn observer(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Observer>, StepError> {
+        let prefix = format!("task-{:05}-", cx.task);
+        let runs_dir = cx.dir.join("observe");
+        std::fs::create_dir_all(&runs_dir).map_err(|e| StepError::io(&runs_dir, e))?;
+        clear_task_files(&runs_dir, &prefix)?;
+        let verify = if self.cfg.verify.is_some() {
+            let data = RunStreamWriter::<U32Rec>::create(&verify_data_path(cx.dir, cx.task))?;
+            let index = RunStreamWriter::<ShingleLoc>::create(&verify_index_path(cx.dir, cx.task))?;
+            Some((data, index))
+        } else {
+            None
+        };
+        // Records: 20 bytes plus the partition tag; a quarter of the budget for the buffer.
+        let cap =
+            (self.memory / 4 / std::mem::size_of::<(u32, BandRec)>()).max(self.cfg.bands * 64);
+        Ok(Box::new(MinhashObserver {
+            step: MinhashDedupView {
+                hasher: self.hasher.clone(),
+                bands: self.cfg.bands,
+                hash_ranges: self.cfg.hash_ranges,
+                keep: self.cfg.keep,
+                score_column: self.cfg.score_column.clone(),
+            },
+            dir: cx.dir.to_path_buf(),
+            task: cx.task,
+            buf: Vec::with_capacity(cap.min(1 << 20)),
+            cap,
+            runs: Vec::new(),
+            documents: 0,
+            prio: Vec::new(),
+            verify,
+            last_key: None,
+        }))
+    }
+
+    fn stages(&self, _observed_tasks: usize) -> Vec<StageSpec> {
+        let mut s = vec![
+            StageSpec {
+                name: "buckets".to_string(),
+                tasks: self.parts(),
+            },
+            StageSpec {
+                name: "cluster".to_string(),
+                tasks: 1,
+            },
+        ];
+        if self.cfg.write_index {
+            s.push(StageSpec {
+                name: "index".to_string(),
+                tasks: self.cfg.bands,
+            });
+        }
+        s
+    }
+
+    fn run_stage_task(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
+        match cx.stage {
+            STAGE_BUCKETS => self.run_buckets(cx),
+            STAGE_CLUSTER => self.run_cluster(cx),
+            STAGE_INDEX => self.run_index(cx),
+            s => Err(StepError::Other(format!("minhash_dedup has no stage {s}"))),
+        }
+    }
+}
+
+/// A u32 record (verify shingle data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct U32Rec(u32);
+
+impl Record for U32Rec {
+    const SIZE: usize = 4;
+    fn encode(&self, out: &mut [u8]) {
+        out.copy_from_slice(&self.0.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        U32Rec(u32_at(b, 0))
+    }
+}
+
+/// What an observer needs of the step.
+struct MinhashDedupView {
+    hasher: Arc<Hasher>,
+    bands: usize,
+    hash_ranges: usize,
+    keep: Keep,
+    score_column: Option<String>,
+}
+
+struct MinhashObserver {
+    step: MinhashDedupView,
+    dir: PathBuf,
+    task: usize,
+    buf: Vec<(u32, BandRec)>,
+    cap: usize,
+    runs: Vec<String>,
+    documents: u64,
+    prio: Vec<u32>,
+    verify: Option<(RunStreamWriter<U32Rec>, RunStreamWriter<ShingleLoc>)>,
+    last_key: Option<u64>,
+}
+
+/// Per-chunk output of the parallel sketching.
+#[derive(Default)]
+struct ChunkOut {
+    /// (row, band keys start) per sketched document.
+    rows: Vec<u32>,
+    band_keys: Vec<u64>,
+    /// Sorted distinct 32-bit shingle hashes per document (verify only), with lengths.
+    shingles: Vec<u32>,
+    lens: Vec<u32>,
+    short: u64,
+}
+
+impl MinhashObserver {
+    fn spill(&mut self) -> Result<(), StepError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.buf.sort_unstable();
+        let parts = self.step.bands * self.step.hash_ranges;
+        let mut counts = vec![0u64; parts];
+        for (p, _) in &self.buf {
+            counts[*p as usize] += 1;
+        }
+        let name = format!("observe/task-{:05}-{:04}.run", self.task, self.runs.len());
+        let recs: Vec<BandRec> = self.buf.iter().map(|(_, r)| *r).collect();
+        write_run(&self.dir.join(&name), &counts, &recs)?;
+        self.runs.push(name);
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Observer for MinhashObserver {
+    fn observe(&mut self, batch: &DocBatch, counters: &mut Counters) -> Result<(), StepError> {
+        let n = batch.len();
+        priorities(
+            batch,
+            self.step.keep,
+            self.step.score_column.as_deref(),
+            &mut self.prio,
+        )?;
+        let hasher = &self.step.hasher;
+        let bands = self.step.bands;
+        let want_sets = self.verify.is_some();
+        let chunk = 64usize;
+        let outs: Vec<ChunkOut> = (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map_init(Sketcher::default, |sk, c| {
+                let mut out = ChunkOut::default();
+                for i in c * chunk..((c + 1) * chunk).min(n) {
+                    if !sk.sketch(hasher, batch.text(i)) {
+                        out.short += 1;
+                        continue;
+                    }
+                    out.rows.push(i as u32);
+                    for b in 0..bands {
+                        out.band_keys.push(hasher.band_key(&sk.sig, b));
+                    }
+                    if want_sets {
+                        let start = out.shingles.len();
+                        out.shingles
+                            .extend(sk.shingles.iter().map(|s| (*s >> 32) as u32));
+                        let tail = &mut out.shingles[start..];
+                        tail.sort_unstable();
+                        let mut w = 0;
+                        for r in 0..tail.len() {
+                            if r == 0 || tail[r] != tail[w - 1] {
+                                tail[w] = tail[r];
+                                w += 1;
+                            }
+                        }
+                        out.shingles.truncate(start + w);
+                        out.lens.push(w as u32);
+                    }
+                }
+                out
+            })
+            .collect();
+        let keys = batch.keys().values();
+        let mut short = 0;
+        for out in &outs {
+            short += out.short;
+            let mut soff = 0usize;
+            for (j, &row) in out.rows.iter().enumerate() {
+                let row = row as usize;
+                let key = keys[row];
+                debug_assert!(
+                    self.last_key.is_none_or(|l| l < key),
+                    "keys ascend within a task"
+                );
+                self.last_key = Some(key);
+                let prio = self.prio[row];
+                for b in 0..bands {
+                    if self.buf.len() >= self.cap {
+                        self.spill()?;
+                    }
+                    let hash = out.band_keys[j * bands + b];
+                    let part = b * self.step.hash_ranges + range_of(hash, self.step.hash_ranges);
+                    self.buf.push((part as u32, BandRec { hash, prio, key }));
+                }
+                if let Some((data, index)) = self.verify.as_mut() {
+                    let len = out.lens[j] as usize;
+                    let offset = 24 + data.len() * 4;
+                    for s in &out.shingles[soff..soff + len] {
+                        data.push(U32Rec(*s))?;
+                    }
+                    index.push(ShingleLoc {
+                        key,
+                        offset,
+                        len: len as u32,
+                    })?;
+                    soff += len;
+                }
+            }
+        }
+        self.documents += n as u64;
+        counters.add("minhash_documents", n as f64);
+        counters.add("minhash_too_short", short as f64);
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, counters: &mut Counters) -> Result<(), StepError> {
+        self.spill()?;
+        if let Some((data, index)) = self.verify.take() {
+            data.finish()?;
+            index.finish()?;
+        }
+        counters.add("minhash_runs", self.runs.len() as f64);
+        let m = ObserverManifest {
+            runs: std::mem::take(&mut self.runs),
+            documents: self.documents,
+        };
+        write_json(&manifest_path(&self.dir, self.task), &m)
+    }
+}
+
+/// The filter of the pass after the barrier.
+struct MinhashFilter {
+    lookup: NodeLookup,
+    cluster_col: Option<String>,
+}
+
+impl Processor for MinhashFilter {
+    fn process(&mut self, batch: &mut DocBatch, counters: &mut Counters) -> Result<(), StepError> {
+        let n = batch.len();
+        let mut ids: Option<Vec<Option<u64>>> =
+            self.cluster_col.as_ref().map(|_| Vec::with_capacity(n));
+        let (mut dup, mut against) = (0u64, 0u64);
+        for i in 0..n {
+            let key = batch.keys().value(i);
+            let node = self.lookup.get(key)?;
+            if let Some(ids) = ids.as_mut() {
+                ids.push(node.map(|x| x.root));
+            }
+            match node.map(|x| x.status) {
+                Some(REMOVED) => {
+                    batch.drop_row(i, 0);
+                    dup += 1;
+                }
+                Some(REMOVED_AGAINST) => {
+                    batch.drop_row(i, 1);
+                    against += 1;
+                }
+                _ => {}
+            }
+        }
+        if let (Some(name), Some(ids)) = (&self.cluster_col, ids) {
+            let col: ArrayRef = Arc::new(UInt64Array::from(ids));
+            batch.set_column(name, col);
+        }
+        counters.add("minhash_removed", dup as f64);
+        counters.add("minhash_removed_against", against as f64);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_partition_the_hash_space() {
+        for ranges in [1usize, 3, 4, 7] {
+            for r in 0..ranges {
+                let (lo, hi) = range_bounds(r, ranges);
+                assert_eq!(range_of(lo, ranges), r);
+                if let Some(hi) = hi {
+                    assert_eq!(range_of(hi - 1, ranges), r);
+                    assert_eq!(range_of(hi, ranges), r + 1);
+                } else {
+                    assert_eq!(range_of(u64::MAX, ranges), r);
+                }
+            }
+        }
+    }
+}
