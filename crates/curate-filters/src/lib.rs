@@ -5,13 +5,24 @@
 //! or other columns), then keeps it, drops it with a named reason, or rewrites it. The shared
 //! machinery lives in [`filter`]: a [`filter::TextFilter`] is wrapped into a curate
 //! [`Step`](curate_core::Step) whose processor walks a batch with reused scratch buffers.
+//! Word-based rules use [`words`], a spaCy-compatible English word splitter.
 //!
 //! | step | file | what it does |
 //! |---|---|---|
 //! | `length` | [`length`] | bounds on characters and words |
 //! | `sample_fraction` | [`sample_fraction`] | keeps a seeded, stable fraction of documents |
+//! | `gopher_quality` | [`gopher_quality`] | Gopher's quality rules |
+//! | `gopher_repetition` | [`gopher_repetition`] | Gopher's repetition rules |
+//! | `c4_quality` | [`c4_quality`] | C4's line and document rules, rewriting the text |
+//! | `fineweb_quality` | [`fineweb_quality`] | FineWeb's line rules |
 
+pub mod c4_quality;
+mod datatrove_tables;
 pub mod filter;
+pub mod fineweb_quality;
+pub mod gopher_quality;
+pub mod gopher_repetition;
 pub mod length;
 pub mod sample_fraction;
+pub mod text;
 pub mod words;

@@ -1,0 +1,314 @@
+//! `c4_quality`: C4's line and document rules (Raffel et al. 2020), as datatrove 0.10.1's
+//! `C4QualityFilter` applies them, including its rewrite of the kept text.
+
+use std::sync::LazyLock;
+
+use curate_core::{BuildEnv, Problems, Step, StepError, StepSpec};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
+use crate::gopher_quality::{d_language, validate_language};
+use crate::text::{char_len, lower_contains, py_strip, splitlines};
+use crate::words::{Span, WordSplitter, py_isspace};
+
+/// Removes lines that are not prose and drops documents that are not prose: lines without
+/// terminal punctuation, with fewer than 3 words, with a word over 1,000 characters, mentioning
+/// "javascript" or a cookie / terms-of-use phrase are removed; Wikipedia citation markers are
+/// cut; documents containing "lorem ipsum" or `{`, or with fewer than 5 sentences left, are
+/// dropped. The kept lines, joined by `\n` and stripped, become the document's text.
+///
+/// Why: this is C4's cleaning recipe; FineWeb applies it with `filter_no_terminal_punct = false`.
+///
+/// Semantics are datatrove 0.10.1's: lines are `str.splitlines()` of the text, each stripped;
+/// words of a line are its whitespace-separated pieces; sentences are counted per kept line with
+/// spaCy's sentencizer over blank-English tokens. Only `split_paragraph = true` (datatrove's
+/// default) is supported.
+///
+/// Example:
+///
+/// ```toml
+/// [[steps]]
+/// type = "c4_quality"
+/// filter_no_terminal_punct = false
+/// ```
+///
+/// Reasons: `lorem_ipsum`, `curly_bracket`, `too_few_sentences`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct C4QualityConfig {
+    /// Split the text into lines (true, as C4 does); false would split into sentences, which is
+    /// not supported.
+    #[serde(default = "yes")]
+    pub split_paragraph: bool,
+    /// Remove Wikipedia-style citation markers: `[1]`, `[]`, `[edit]`, `[citation needed]`.
+    #[serde(default = "yes")]
+    pub remove_citations: bool,
+    /// Remove lines that do not end in `.`, `?`, `!`, `"` or `'`, or that end in `...`.
+    #[serde(default = "yes")]
+    pub filter_no_terminal_punct: bool,
+    /// Drop documents with fewer sentences than this in their kept lines (reason
+    /// `too_few_sentences`); -1 disables.
+    #[serde(default = "d_min_num_sentences")]
+    pub min_num_sentences: i64,
+    /// Remove lines with fewer whitespace-separated words than this; -1 disables.
+    #[serde(default = "d_min_words_per_line")]
+    pub min_words_per_line: i64,
+    /// Remove lines with a word longer than this many characters; -1 disables.
+    #[serde(default = "d_max_word_length")]
+    pub max_word_length: i64,
+    /// Drop documents containing "lorem ipsum" (any case) in a kept line (reason `lorem_ipsum`).
+    #[serde(default = "yes")]
+    pub filter_lorem_ipsum: bool,
+    /// Remove lines containing "javascript" (any case).
+    #[serde(default = "yes")]
+    pub filter_javascript: bool,
+    /// Drop documents with `{` in a kept line (reason `curly_bracket`).
+    #[serde(default = "yes")]
+    pub filter_curly_bracket: bool,
+    /// Remove lines containing "terms of use", "privacy policy", "cookie policy", "uses
+    /// cookies", "use of cookies" or "use cookies" (any case).
+    #[serde(default = "yes")]
+    pub filter_policy: bool,
+    /// Language of the sentence splitter; only `en` is supported.
+    #[serde(default = "d_language")]
+    pub language: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn d_min_num_sentences() -> i64 {
+    5
+}
+fn d_min_words_per_line() -> i64 {
+    3
+}
+fn d_max_word_length() -> i64 {
+    1000
+}
+
+impl Default for C4QualityConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+
+/// Reason names, in reason-number order.
+pub const REASONS: &[&str] = &["lorem_ipsum", "curly_bracket", "too_few_sentences"];
+
+const POLICY: &[&str] = &[
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+];
+
+static CITATION: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"\[\d*\]|\[edit\]|\[citation needed\]").expect("citation regex")
+});
+
+impl StepSpec for C4QualityConfig {
+    const TYPE: &'static str = "c4_quality";
+
+    fn validate(&self, problems: &mut Problems) {
+        if !self.split_paragraph {
+            problems.push_hint(
+                "split_paragraph",
+                "false is not supported; allowed: true",
+                "datatrove's sentence mode (split_paragraph = false) is not implemented",
+            );
+        }
+        for (f, v) in [
+            ("min_num_sentences", self.min_num_sentences),
+            ("min_words_per_line", self.min_words_per_line),
+            ("max_word_length", self.max_word_length),
+        ] {
+            if v < -1 {
+                problems.push(
+                    f,
+                    format!("{v} is out of range; allowed: -1 (off) or a count >= 0"),
+                );
+            }
+        }
+        validate_language(&self.language, problems);
+    }
+
+    fn build(&self, _env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
+        Ok(FilterStep::boxed(C4Quality { cfg: self.clone() }))
+    }
+}
+
+/// The runtime filter.
+#[derive(Debug)]
+pub struct C4Quality {
+    cfg: C4QualityConfig,
+}
+
+/// Reusable working memory.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    splitter: WordSplitter,
+    tokens: Vec<Span>,
+    line: String,
+    lower: String,
+}
+
+impl TextFilter for C4Quality {
+    type Scratch = Scratch;
+
+    fn kind(&self) -> &'static str {
+        C4QualityConfig::TYPE
+    }
+
+    fn reasons(&self) -> &[&'static str] {
+        REASONS
+    }
+
+    fn check(&self, doc: Doc<'_>, sc: &mut Scratch, out: &mut String) -> Verdict {
+        let c = &self.cfg;
+        let mut sentences = 0i64;
+        let mut first = true;
+        for raw in splitlines(doc.text) {
+            let stripped = py_strip(raw);
+            let mut n_words = 0i64;
+            let mut long_word = false;
+            for w in stripped.split(py_isspace).filter(|w| !w.is_empty()) {
+                n_words += 1;
+                if c.max_word_length != -1 && char_len(w) as i64 > c.max_word_length {
+                    long_word = true;
+                    break;
+                }
+            }
+            if long_word {
+                continue;
+            }
+            let line: &str = if c.remove_citations && stripped.contains('[') {
+                sc.line.clear();
+                let mut last = 0;
+                for m in CITATION.find_iter(stripped) {
+                    sc.line.push_str(&stripped[last..m.start()]);
+                    last = m.end();
+                }
+                sc.line.push_str(&stripped[last..]);
+                &sc.line
+            } else {
+                stripped
+            };
+            if c.filter_no_terminal_punct
+                && (!line.ends_with(['.', '?', '!', '"', '\'']) || line.ends_with("..."))
+            {
+                continue;
+            }
+            if n_words < c.min_words_per_line {
+                continue;
+            }
+            if c.filter_lorem_ipsum && lower_contains(line, "lorem ipsum", &mut sc.lower) {
+                return Verdict::Drop(0);
+            }
+            if c.filter_javascript && lower_contains(line, "javascript", &mut sc.lower) {
+                continue;
+            }
+            if c.filter_curly_bracket && line.contains('{') {
+                return Verdict::Drop(1);
+            }
+            if c.filter_policy
+                && POLICY
+                    .iter()
+                    .any(|p| lower_contains(line, p, &mut sc.lower))
+            {
+                continue;
+            }
+            if c.min_num_sentences != -1 {
+                sentences += sc.splitter.count_sentences(line, &mut sc.tokens) as i64;
+            }
+            if !first {
+                out.push('\n');
+            }
+            out.push_str(line);
+            first = false;
+        }
+        if sentences < c.min_num_sentences {
+            return Verdict::Drop(2);
+        }
+        // datatrove strips the joined text; trim in place.
+        let end = py_strip_range(out);
+        if end != (0, out.len()) {
+            let kept = out[end.0..end.1].to_string();
+            out.clear();
+            out.push_str(&kept);
+        }
+        Verdict::Rewrite
+    }
+}
+
+fn py_strip_range(s: &str) -> (usize, usize) {
+    let t = py_strip(s);
+    let start = t.as_ptr() as usize - s.as_ptr() as usize;
+    (start, start + t.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::testing::{batch, run};
+
+    fn rewrite(cfg: &C4QualityConfig, text: &str) -> (Verdict, String) {
+        let mut p = crate::filter::FilterProcessor::new(std::sync::Arc::new(C4Quality {
+            cfg: cfg.clone(),
+        }));
+        let (v, out) = p.check(text, 0);
+        (v, out.to_string())
+    }
+
+    #[test]
+    fn rewrites_kept_lines() {
+        let cfg = C4QualityConfig::default();
+        let text = "Menu\nThe first sentence is here. And a second one follows.[1]\n\
+                    Enable JavaScript to see this page properly.\nRead our privacy policy now.\n\
+                    Third sentence here! Fourth one? Fifth one too.\nno punctuation at the end";
+        let (v, out) = rewrite(&cfg, text);
+        assert_eq!(v, Verdict::Rewrite);
+        assert_eq!(
+            out,
+            "The first sentence is here. And a second one follows.\nThird sentence here! Fourth one? Fifth one too."
+        );
+    }
+
+    #[test]
+    fn document_reasons() {
+        let cfg = C4QualityConfig::default();
+        let five =
+            "One sentence here. Two sentence here. Three here now. Four is here. Five is here.";
+        let lorem = format!("{five}\nLorem ipsum dolor sit amet.");
+        let curly = format!("{five}\nfunction f() {{ return 1; }}.");
+        let texts = [
+            five,
+            lorem.as_str(),
+            curly.as_str(),
+            "Too few sentences here.",
+        ];
+        let got = run(&cfg, &mut batch(&texts), 0);
+        let got: Vec<Option<&str>> = got.iter().map(|x| x.as_deref()).collect();
+        assert_eq!(
+            got,
+            [
+                None,
+                Some("lorem_ipsum"),
+                Some("curly_bracket"),
+                Some("too_few_sentences")
+            ]
+        );
+    }
+
+    #[test]
+    fn fineweb_variant_keeps_unpunctuated_lines() {
+        let cfg: C4QualityConfig = toml::from_str("filter_no_terminal_punct = false").unwrap();
+        let text = "A heading without stop\nOne. Two. Three. Four. Five.";
+        let (v, out) = rewrite(&cfg, text);
+        assert_eq!(v, Verdict::Rewrite);
+        assert_eq!(out, text);
+    }
+}

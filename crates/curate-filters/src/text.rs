@@ -1,0 +1,185 @@
+//! Python string semantics the reference rules rely on (`strip`, `splitlines`, `count`, `len`),
+//! plus small hashing helpers for duplicate detection without allocation.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::LazyLock;
+
+use crate::datatrove_tables as dt;
+use crate::words::{Class, py_isspace};
+
+pub use crate::words::char_len;
+
+/// datatrove's `PUNCTUATION_SET`.
+pub(crate) static PUNCTUATION_SET: LazyLock<Class> =
+    LazyLock::new(|| Class::new(dt::PUNCTUATION_SET));
+/// datatrove's `TERMINAL_PUNCTUATION`.
+pub(crate) static TERMINAL_PUNCTUATION: LazyLock<Class> =
+    LazyLock::new(|| Class::new(dt::TERMINAL_PUNCTUATION));
+
+/// Python's `s.strip()`.
+pub fn py_strip(s: &str) -> &str {
+    py_rstrip(py_lstrip(s))
+}
+
+/// Python's `s.lstrip()`.
+pub fn py_lstrip(s: &str) -> &str {
+    s.trim_start_matches(py_isspace)
+}
+
+/// Python's `s.rstrip()`.
+pub fn py_rstrip(s: &str) -> &str {
+    s.trim_end_matches(py_isspace)
+}
+
+/// Python's `s.splitlines()` (no line ends kept; no trailing empty line).
+pub fn splitlines(s: &str) -> SplitLines<'_> {
+    SplitLines { s, pos: 0 }
+}
+
+/// Iterator of [`splitlines`].
+#[derive(Debug, Clone)]
+pub struct SplitLines<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for SplitLines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.pos >= self.s.len() {
+            return None;
+        }
+        let rest = &self.s[self.pos..];
+        let b = rest.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            let brk = match c {
+                b'\n' | b'\x0b' | b'\x0c' | b'\x1c' | b'\x1d' | b'\x1e' => Some(1),
+                b'\r' => Some(if b.get(i + 1) == Some(&b'\n') { 2 } else { 1 }),
+                0xC2 if b.get(i + 1) == Some(&0x85) => Some(2),
+                0xE2 if b.get(i + 1) == Some(&0x80)
+                    && matches!(b.get(i + 2), Some(&0xA8) | Some(&0xA9)) =>
+                {
+                    Some(3)
+                }
+                _ => None,
+            };
+            if let Some(n) = brk {
+                self.pos += i + n;
+                return Some(&rest[..i]);
+            }
+            i += 1;
+        }
+        self.pos = self.s.len();
+        Some(rest)
+    }
+}
+
+/// Python's `hay.count(needle)` (non-overlapping occurrences).
+pub fn count_str(hay: &str, needle: &str) -> usize {
+    memchr::memmem::find_iter(hay.as_bytes(), needle.as_bytes())
+        .fold((0usize, 0usize), |(n, next), at| {
+            if at >= next {
+                (n + 1, at + needle.len())
+            } else {
+                (n, next)
+            }
+        })
+        .0
+}
+
+/// True when `hay.lower()` (Python) contains `needle` (ASCII lowercase). `buf` is scratch.
+pub fn lower_contains(hay: &str, needle: &str, buf: &mut String) -> bool {
+    if hay.is_ascii() {
+        let (h, n) = (hay.as_bytes(), needle.as_bytes());
+        return h.len() >= n.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    py_lower_into(hay, buf);
+    buf.contains(needle)
+}
+
+/// Python's `s.lower()` into `buf` (cleared first).
+pub fn py_lower_into(s: &str, buf: &mut String) {
+    buf.clear();
+    for c in s.chars() {
+        if c.is_ascii() {
+            buf.push(c.to_ascii_lowercase());
+        } else {
+            buf.extend(c.to_lowercase());
+        }
+    }
+}
+
+/// A hasher that passes a u64 through (keys are already good hashes).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// A set of 64-bit hashes.
+pub type HashSet64 = HashSet<u64, BuildHasherDefault<IdHasher>>;
+/// A map keyed by 64-bit hashes.
+pub type HashMap64<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// 64-bit hash of a string for duplicate detection.
+#[inline]
+pub fn h(s: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(s.as_bytes())
+}
+
+/// datatrove's `find_duplicates`: (number of duplicate elements, characters in them).
+pub fn find_duplicates<'a>(
+    items: impl Iterator<Item = &'a str>,
+    seen: &mut HashSet64,
+) -> (usize, usize) {
+    seen.clear();
+    let (mut n, mut chars) = (0, 0);
+    for x in items {
+        if !seen.insert(h(x)) {
+            n += 1;
+            chars += char_len(x);
+        }
+    }
+    (n, chars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_semantics() {
+        assert_eq!(
+            splitlines("a\nb\r\nc\rd\u{2028}e\n").collect::<Vec<_>>(),
+            ["a", "b", "c", "d", "e"]
+        );
+        assert_eq!(splitlines("\n\nx").collect::<Vec<_>>(), ["", "", "x"]);
+        assert_eq!(splitlines("").count(), 0);
+        assert_eq!(count_str("....", "..."), 1);
+        assert_eq!(count_str("......", "..."), 2);
+        assert_eq!(py_strip("\u{a0} x \u{1f}"), "x");
+        let mut b = String::new();
+        assert!(lower_contains("JavaScript", "javascript", &mut b));
+        assert!(lower_contains("Ünd JAVASCRIPT", "javascript", &mut b));
+        let mut seen = HashSet64::default();
+        assert_eq!(
+            find_duplicates(["a", "bb", "a", "bb", "bb"].into_iter(), &mut seen),
+            (3, 5)
+        );
+    }
+}

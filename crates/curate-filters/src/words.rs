@@ -1,1 +1,0 @@
-//! Word splitting (filled in below).
