@@ -18,6 +18,81 @@ pub(crate) fn obs_path(dir: &Path, task: usize) -> PathBuf {
     dir.join(format!("observed-{task:06}.bin"))
 }
 
+/// Path of the observation file of labelled rows from outside the input (see
+/// `TrainConfig::external_labels`).
+pub(crate) fn external_path(dir: &Path) -> PathBuf {
+    dir.join("observed-external.bin")
+}
+
+/// Every observation file of a step: one per observed task, plus the external one if present.
+pub(crate) fn obs_files(dir: &Path, tasks: usize) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = (0..tasks).map(|t| obs_path(dir, t)).collect();
+    let ext = external_path(dir);
+    if ext.exists() {
+        v.push(ext);
+    }
+    v
+}
+
+/// Reads the rows of a `label` step's `labels.parquet` whose `key` is null (labelled documents
+/// from outside the input), calling `f(score, holdout, text)` for each with a non-null score.
+pub(crate) fn read_external_labels(
+    path: &Path,
+    mut f: impl FnMut(f32, bool, &str) -> Result<(), Error>,
+) -> Result<(), Error> {
+    use arrow::array::{Array, AsArray};
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let corrupt = |m: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(e.to_string()))?;
+    let schema = b.parquet_schema();
+    let mut idx = Vec::new();
+    for name in ["key", "split", "score", "text"] {
+        let i = (0..schema.num_columns())
+            .find(|&i| schema.column(i).name() == name)
+            .ok_or_else(|| corrupt(format!("column `{name}` is missing")))?;
+        idx.push(i);
+    }
+    let mask = ProjectionMask::leaves(schema, idx);
+    let reader = b
+        .with_projection(mask)
+        .with_batch_size(1024)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
+    for (rg, batch) in reader.enumerate() {
+        let batch = batch.map_err(|e| corrupt(format!("batch {rg}: {e}")))?;
+        let col = |n: &str| {
+            batch
+                .column_by_name(n)
+                .ok_or_else(|| corrupt(format!("column `{n}` is missing")))
+        };
+        let key = col("key")?;
+        let split = arrow::compute::cast(col("split")?, &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let score = arrow::compute::cast(col("score")?, &arrow::datatypes::DataType::Float32)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let text = arrow::compute::cast(col("text")?, &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let (split, score, text) = (
+            split.as_string::<i32>(),
+            score.as_primitive::<arrow::datatypes::Float32Type>(),
+            text.as_string::<i32>(),
+        );
+        for i in 0..batch.num_rows() {
+            if !key.is_null(i) || score.is_null(i) || text.is_null(i) || score.value(i).is_nan() {
+                continue;
+            }
+            let holdout = !split.is_null(i) && split.value(i) == "holdout";
+            f(score.value(i), holdout, text.value(i))?;
+        }
+    }
+    Ok(())
+}
+
 /// Streams records into a temp file; [`ObsWriter::finish`] renames it into place.
 pub(crate) struct ObsWriter {
     out: BufWriter<File>,
@@ -157,8 +232,8 @@ pub(crate) fn load_dataset(
     mut select: impl FnMut(&ObsHead) -> bool,
 ) -> Result<Dataset, Error> {
     let mut d = Dataset::new();
-    for t in 0..tasks {
-        read_obs(&obs_path(dir, t), buckets, &mut select, |h, f| {
+    for p in obs_files(dir, tasks) {
+        read_obs(&p, buckets, &mut select, |h, f| {
             d.push(h.key, h.label, h.holdout, h.tokens, f)
         })?;
     }

@@ -101,13 +101,19 @@ pub struct TrainConfig {
     /// (bounds the fitting stage's memory).
     #[serde(default = "default_max_examples")]
     pub max_examples: u64,
-    /// Calibration: "isotonic" or "none".
+    /// Calibration: "auto" (isotonic when it lowers the cross-fitted held-out ECE), "isotonic"
+    /// or "none".
     #[serde(default)]
     pub calibration: CalibrationChoice,
     /// Tokenizer for the token counts of the threshold curve: "cl100k_base", "o200k_base" or
     /// "none".
     #[serde(default)]
     pub tokenizer: Tokenizer,
+    /// Also learn from labelled documents outside the input that the nearest preceding `label`
+    /// step stored — the `reference` teacher's positive reference documents: the rows of its
+    /// `labels.parquet` whose `key` is null (with their `split`, `score` and `text`).
+    #[serde(default = "default_true")]
+    pub external_labels: bool,
 }
 
 fn default_label_column() -> String {
@@ -170,8 +176,11 @@ pub enum HeadChoice {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CalibrationChoice {
-    /// Isotonic regression on the held-out labels.
+    /// Isotonic when it lowers the cross-fitted held-out ECE, else none (small held-out sets
+    /// can make an isotonic map noisier than an already calibrated head).
     #[default]
+    Auto,
+    /// Isotonic regression on the held-out labels, always.
     Isotonic,
     /// No calibration: scores are the head's raw output.
     None,
@@ -217,7 +226,9 @@ impl StepSpec for TrainConfig {
     }
 
     fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
-        Ok(Box::new(Train::new(self.clone(), env.seed)))
+        let mut t = Train::new(self.clone(), env.seed);
+        t.label_step = env.previous.iter().rposition(|s| s == "label");
+        Ok(Box::new(t))
     }
 }
 
@@ -231,6 +242,7 @@ pub struct Train {
     valid_seed: u64,
     fold_seed: u64,
     select_seed: u64,
+    label_step: Option<usize>,
 }
 
 /// File names in the step directory.
@@ -266,6 +278,7 @@ impl Train {
             valid_seed: derive_seed(run_seed, "quality.validation"),
             fold_seed: derive_seed(run_seed, "quality.folds"),
             select_seed: derive_seed(run_seed, "quality.select"),
+            label_step: None,
             cfg,
         }
     }
@@ -273,11 +286,12 @@ impl Train {
     fn fit_stage(&self, cx: &StageContext<'_>) -> Result<(), Error> {
         let dir = cx.dir;
         let nb = self.features.buckets();
+        self.import_external(cx)?;
         // Bound the labelled set: keep the max_examples rows of smallest seeded hash.
         let mut hashes = Vec::new();
-        for t in 0..cx.observed_tasks {
+        for p in store::obs_files(dir, cx.observed_tasks) {
             store::read_obs(
-                &obs_path(dir, t),
+                &p,
                 nb,
                 |h| {
                     hashes.push(mix64(h.key, self.select_seed));
@@ -377,6 +391,43 @@ impl Train {
         Ok(())
     }
 
+    /// Copies the out-of-input labelled rows of the preceding `label` step's `labels.parquet`
+    /// into an observation file of their own (empty when there are none).
+    fn import_external(&self, cx: &StageContext<'_>) -> Result<(), Error> {
+        let out_path = store::external_path(cx.dir);
+        let mut out = ObsWriter::create(out_path)?;
+        let src = match (self.cfg.external_labels, self.label_step) {
+            (true, Some(i)) => cx
+                .step_dirs
+                .get(i)
+                .map(|d| d.join("labels.parquet"))
+                .filter(|p| p.exists()),
+            _ => None,
+        };
+        let mut n = 0u64;
+        if let Some(src) = src {
+            let (mut scratch, mut feats) = (Vec::new(), Vec::new());
+            let key_seed = derive_seed(self.select_seed, "external");
+            store::read_external_labels(&src, |label, holdout, text| {
+                let key = curate_core::hash::h64(text.as_bytes(), key_seed);
+                let tokens = if holdout {
+                    self.cfg.tokenizer.count(text)
+                } else {
+                    0
+                };
+                self.features
+                    .normalized(text.as_bytes(), &mut scratch, &mut feats);
+                n += 1;
+                out.write(key, label, holdout, tokens, &feats)
+            })?;
+        }
+        out.finish()?;
+        if let Ok(mut c) = cx.counters.lock() {
+            c.add("external_labelled_rows", n as f64);
+        }
+        Ok(())
+    }
+
     fn calibrate_stage(&self, cx: &StageContext<'_>) -> Result<(), Error> {
         let dir = cx.dir;
         let fit_path = dir.join(FIT_FILE);
@@ -460,9 +511,9 @@ pub fn evaluate(
     // Cross-fitted calibrated predictions: each fold calibrated by the other four.
     let folds: Vec<u64> = hold.keys.iter().map(|k| mix64(*k, fold_seed) % 5).collect();
     let mut cross = raw.to_vec();
-    let calibration = match cal {
+    let mut calibration = match cal {
         CalibrationChoice::None => None,
-        CalibrationChoice::Isotonic => {
+        CalibrationChoice::Isotonic | CalibrationChoice::Auto => {
             for f in 0..5 {
                 let (mut r, mut l) = (Vec::new(), Vec::new());
                 for i in 0..n {
@@ -482,6 +533,14 @@ pub fn evaluate(
             Isotonic::fit(raw, labels)
         }
     };
+    let ece_of = |p: &[f32]| metrics::ece(&metrics::reliability(p, labels, lo, hi, 10), lo, hi);
+    let mut rejected = false;
+    if cal == CalibrationChoice::Auto && ece_of(&cross) >= ece_of(raw) {
+        // Isotonic did not beat the raw scores on rows it was not fitted on: keep them raw.
+        calibration = None;
+        cross.copy_from_slice(raw);
+        rejected = true;
+    }
     let fin: Vec<f32> = match &calibration {
         Some(c) => raw.iter().map(|r| c.apply(*r)).collect(),
         None => raw.to_vec(),
@@ -492,6 +551,7 @@ pub fn evaluate(
     let rel_cal = metrics::reliability(&cross, labels, lo, hi, 10);
     let rel_fin = metrics::reliability(&fin, labels, lo, hi, 10);
     let ece_raw = metrics::ece(&rel_raw, lo, hi);
+    debug_assert_eq!(ece_raw, ece_of(raw));
     let ece_calibrated = metrics::ece(&rel_cal, lo, hi);
     let curve = metrics::threshold_curve(&fin, labels, &hold.tokens, (lo, hi), 20, threshold);
     let metrics = serde_json::json!({
@@ -510,6 +570,7 @@ pub fn evaluate(
         "ece": ece_calibrated,
         "ece_raw": ece_raw,
         "ece_in_sample": metrics::ece(&rel_fin, lo, hi),
+        "calibration_rejected": rejected,
         "reliability": { "raw": rel_raw, "calibrated": rel_cal },
         "threshold_curve": curve,
     });
