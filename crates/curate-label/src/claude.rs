@@ -390,8 +390,8 @@ async fn run_online(
             Err(e) => {
                 // Nothing known to be billed: release the reservation.
                 g.budget.settle(reserved.0, reserved.1, 0, 0.0);
+                // Stop sending; requests in flight finish (and are kept) so nothing paid is lost.
                 if fatal.is_none() {
-                    set.abort_all();
                     fatal = Some(LabelError::Api(e));
                 }
             }

@@ -19,6 +19,11 @@ use crate::util::{now_unix, parse_http_date, parse_rfc3339};
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// A key given directly (tests, embedding).
+    pub fn new(key: impl Into<String>) -> ApiKey {
+        ApiKey(key.into())
+    }
+
     /// Reads `ANTHROPIC_API_KEY`; `None` when unset or empty.
     pub fn from_env() -> Option<ApiKey> {
         std::env::var("ANTHROPIC_API_KEY")

@@ -427,6 +427,18 @@ impl StepSpec for LabelConfig {
     }
 
     fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
+        self.build_with_key(env, ApiKey::from_env())
+    }
+}
+
+impl LabelConfig {
+    /// [`StepSpec::build`] with the API key given instead of read from `ANTHROPIC_API_KEY`
+    /// (for tests and embedding).
+    pub fn build_with_key(
+        &self,
+        env: &BuildEnv,
+        key: Option<ApiKey>,
+    ) -> Result<Box<dyn Step>, StepError> {
         if !env.previous.iter().any(|s| s == "sample") {
             return Err(StepError::Other(
                 "label: needs a `sample` step before it (it labels the rows `sample` selects); add a \
@@ -438,7 +450,7 @@ impl StepSpec for LabelConfig {
             "claude" => {
                 let settings = self.claude_settings()?;
                 let rubric = self.load_rubric(&env.config_dir)?;
-                let key = ApiKey::from_env().ok_or_else(|| {
+                let key = key.ok_or_else(|| {
                     LabelError::Config(
                         "label: ANTHROPIC_API_KEY is not set; the claude annotator reads the API key from this \
                          environment variable only (run `curate label --dry-run` to estimate the cost without a key)"

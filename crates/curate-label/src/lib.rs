@@ -27,6 +27,8 @@ pub mod store;
 mod util;
 
 #[cfg(test)]
+mod tests_teacher;
+#[cfg(test)]
 mod testutil;
 
 use std::path::{Path, PathBuf};

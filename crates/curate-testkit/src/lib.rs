@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// The bundled quick-start slice (a few MB of ../shared/corpus, committed in the repo).
@@ -54,8 +57,16 @@ pub fn reference_python() -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("reference virtualenv missing at {} under CI: .ci/run must install it", p.display());
+        panic!(
+            "reference virtualenv missing at {} under CI: .ci/run must install it",
+            p.display()
+        );
     }
-    eprintln!("skipped: reference virtualenv not found at {} (run .ci/setup.d scripts)", p.display());
+    eprintln!(
+        "skipped: reference virtualenv not found at {} (run .ci/setup.d scripts)",
+        p.display()
+    );
     None
 }
+
+pub mod anthropic;
