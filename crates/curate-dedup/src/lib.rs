@@ -12,6 +12,7 @@
 
 pub mod common;
 pub mod exact;
+pub mod local;
 pub mod minhash;
 pub mod normalize;
 pub mod runs;

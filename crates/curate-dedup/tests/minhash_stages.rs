@@ -1,0 +1,292 @@
+//! The MinHash barrier driven by hand: the same removed set for any task split, batch size and
+//! thread count; spilling under a tiny memory limit; keep = "highest"; cross-snapshot dedup.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{Doc, Rng, edit_words, read_docs, split};
+use curate_core::batch::doc_key;
+use curate_core::{BuildEnv, Problems, StepSpec};
+use curate_dedup::MinhashDedupConfig;
+use curate_dedup::common::Keep;
+use curate_dedup::local::{LocalRun, run_barrier};
+
+fn env(dir: &Path) -> BuildEnv {
+    BuildEnv {
+        seed: 0,
+        index: 0,
+        text_column: "text".into(),
+        id_column: None,
+        previous: vec![],
+        config_dir: dir.to_path_buf(),
+    }
+}
+
+/// Real documents, plus near copies (a few words edited) and exact copies of some of them, in
+/// key order: file 0 holds the originals, file 1 the copies.
+fn corpus_with_duplicates(n: usize) -> Vec<Doc> {
+    let mut docs = read_docs(&curate_testkit::corpus_shard_or_sample(), n, 30);
+    let mut rng = Rng(42);
+    let mut copies = Vec::new();
+    for (i, d) in docs.iter().enumerate().filter(|(i, _)| i % 5 == 0) {
+        let words: Vec<&str> = d.text.split_whitespace().collect();
+        let k = match i % 3 {
+            0 => 0,                     // exact copy
+            1 => words.len() / 100 + 1, // ~1 % of words edited
+            _ => words.len() / 30 + 1,  // ~3 %
+        };
+        copies.push(Doc {
+            key: doc_key(1, copies.len() as u64),
+            text: edit_words(&words, k, &mut rng).join(" "),
+            score: 0.0,
+        });
+    }
+    for d in docs.iter_mut() {
+        d.score = (rng.next() % 1000) as f64 / 10.0;
+    }
+    for d in copies.iter_mut() {
+        d.score = (rng.next() % 1000) as f64 / 10.0;
+    }
+    docs.extend(copies);
+    docs
+}
+
+fn run(
+    cfg: &MinhashDedupConfig,
+    docs: &[Doc],
+    tasks: usize,
+    batch: usize,
+    threads: usize,
+) -> (LocalRun, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let step = cfg.build(&env(dir.path())).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let out = pool.install(|| {
+        run_barrier(
+            step.as_ref(),
+            &split(docs, tasks, batch),
+            dir.path(),
+            0,
+            Some("cluster"),
+        )
+        .unwrap()
+    });
+    (out, dir)
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn same_result_for_any_split_batch_size_and_thread_count() {
+    let docs = corpus_with_duplicates(350);
+    let cfg = MinhashDedupConfig {
+        cluster_id_column: Some("cluster".into()),
+        ..Default::default()
+    };
+    let (base, base_dir) = run(&cfg, &docs, 1, 1000, 1);
+    assert!(
+        base.removed.len() >= 50,
+        "injected copies are found: {}",
+        base.removed.len()
+    );
+    assert!(
+        base.removed
+            .keys()
+            .all(|k| *k >> 40 == 1 || base.cluster_ids[k] != *k)
+    );
+    for (tasks, batch, threads) in [(4, 97, 2), (7, 33, 1), (3, 1000, 2)] {
+        let (other, other_dir) = run(&cfg, &docs, tasks, batch, threads);
+        assert_eq!(
+            other.removed, base.removed,
+            "tasks={tasks} batch={batch} threads={threads}"
+        );
+        assert_eq!(other.cluster_ids, base.cluster_ids);
+        for f in [
+            "cluster/nodes.run",
+            "cluster/stats.json",
+            "index/band-0000.bin",
+            "index/band-0013.bin",
+            "index/index.json",
+        ] {
+            assert_eq!(
+                read(&other_dir.path().join(f)),
+                read(&base_dir.path().join(f)),
+                "{f} differs for tasks={tasks}"
+            );
+        }
+    }
+    // The smallest key of each cluster survives.
+    let mut smallest: BTreeMap<u64, u64> = BTreeMap::new();
+    for (k, c) in &base.cluster_ids {
+        let e = smallest.entry(*c).or_insert(*k);
+        *e = (*e).min(*k);
+    }
+    for (c, k) in smallest {
+        assert_eq!(c, k, "cluster id is the survivor's key");
+        assert!(!base.removed.contains_key(&k));
+    }
+    let stats = base.published.stats.expect("stats");
+    assert_eq!(
+        stats["duplicates_removed"].as_u64().unwrap() as usize,
+        base.removed.len()
+    );
+    assert!(
+        stats["cluster_sizes"]
+            .as_object()
+            .is_some_and(|h| !h.is_empty())
+    );
+}
+
+#[test]
+fn spills_under_a_tiny_memory_limit_with_the_same_result() {
+    let docs = corpus_with_duplicates(400);
+    let big = MinhashDedupConfig {
+        verify: Some(0.8),
+        ..Default::default()
+    };
+    // Below the validated minimum on purpose: forces many spills on this small input.
+    let tiny = MinhashDedupConfig {
+        memory_limit: "96KiB".into(),
+        ..big.clone()
+    };
+    let (a, _d1) = run(&big, &docs, 2, 100, 2);
+    let (b, _d2) = run(&tiny, &docs, 2, 100, 2);
+    assert_eq!(a.removed, b.removed);
+    assert_eq!(
+        a.counters.get("minhash_runs"),
+        2.0,
+        "one run per task with a large budget"
+    );
+    assert!(
+        b.counters.get("minhash_runs") >= 8.0,
+        "runs: {}",
+        b.counters.get("minhash_runs")
+    );
+    let text: usize = docs.iter().map(|d| d.text.len()).sum();
+    assert!(
+        text > 20 * 96 * 1024,
+        "the limit is far below the input size ({text} bytes)"
+    );
+}
+
+#[test]
+fn keep_highest_score_survives() {
+    let docs = corpus_with_duplicates(300);
+    let cfg = MinhashDedupConfig {
+        keep: Keep::Highest,
+        score_column: Some("score".into()),
+        cluster_id_column: Some("cluster".into()),
+        ..Default::default()
+    };
+    let (out, _d) = run(&cfg, &docs, 3, 64, 2);
+    assert!(!out.removed.is_empty());
+    let score: BTreeMap<u64, f64> = docs.iter().map(|d| (d.key, d.score)).collect();
+    let mut members: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (k, c) in &out.cluster_ids {
+        members.entry(*c).or_default().push(*k);
+    }
+    for (root, ks) in members {
+        let best = ks
+            .iter()
+            .copied()
+            .max_by(|a, b| score[a].total_cmp(&score[b]).then(b.cmp(a)))
+            .unwrap();
+        assert_eq!(
+            root, best,
+            "survivor has the highest score (ties: smallest key)"
+        );
+        assert!(!out.removed.contains_key(&root));
+        assert_eq!(
+            ks.iter().filter(|k| out.removed.contains_key(k)).count(),
+            ks.len() - 1
+        );
+    }
+}
+
+#[test]
+fn against_an_earlier_snapshot_without_its_text() {
+    let docs = read_docs(&curate_testkit::corpus_shard_or_sample(), 300, 30);
+    let (old, new) = docs.split_at(150);
+    let cfg = MinhashDedupConfig::default();
+    let (first, _d1) = run(&cfg, old, 2, 50, 2);
+    // Lay the published files out as a snapshot.
+    let snap = tempfile::tempdir().unwrap();
+    assert!(!first.published.files.is_empty());
+    for (rel, src) in &first.published.files {
+        let dst = snap.path().join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(src, dst).unwrap();
+    }
+    // New corpus: unseen documents plus near copies of 30 old ones.
+    let mut rng = Rng(9);
+    let mut docs2: Vec<Doc> = new.to_vec();
+    let mut expect = Vec::new();
+    for (i, d) in old.iter().take(30).enumerate() {
+        let words: Vec<&str> = d.text.split_whitespace().collect();
+        let key = doc_key(2, i as u64);
+        docs2.push(Doc {
+            key,
+            text: edit_words(&words, words.len() / 200, &mut rng).join(" "),
+            score: 0.0,
+        });
+        expect.push(key);
+    }
+    let cfg2 = MinhashDedupConfig {
+        against: vec![snap.path().display().to_string()],
+        ..Default::default()
+    };
+    let (second, _d2) = run(&cfg2, &docs2, 2, 40, 2);
+    let against: Vec<u64> = second
+        .removed
+        .iter()
+        .filter(|(_, r)| *r == "minhash_duplicate_of_snapshot")
+        .map(|(k, _)| *k)
+        .collect();
+    let hits = expect.iter().filter(|k| against.contains(k)).count();
+    assert!(
+        hits >= 29,
+        "near copies of the old snapshot removed: {hits}/30"
+    );
+    assert!(
+        against.iter().all(|k| expect.contains(k)),
+        "only copies of old documents"
+    );
+
+    // A different scheme cannot read that index.
+    let bad = MinhashDedupConfig {
+        rows: 7,
+        against: vec![snap.path().display().to_string()],
+        ..Default::default()
+    };
+    let err = bad
+        .build(&env(Path::new("/")))
+        .err()
+        .expect("mismatched params refused");
+    assert!(err.to_string().contains("index.json"), "{err}");
+}
+
+#[test]
+fn validation_collects_every_problem() {
+    let cfg = MinhashDedupConfig {
+        ngram: 0,
+        bands: 0,
+        verify: Some(1.5),
+        keep: Keep::Highest,
+        memory_limit: "lots".into(),
+        ..Default::default()
+    };
+    let mut p = Problems::new();
+    cfg.validate(&mut p);
+    let fields: Vec<&str> = p.items().iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["ngram", "bands", "verify", "score_column", "memory_limit"]
+    );
+}
