@@ -276,7 +276,7 @@ impl Barrier for ExactDedup {
         let runs_dir = cx.dir.join("observe");
         std::fs::create_dir_all(&runs_dir).map_err(|e| StepError::io(&runs_dir, e))?;
         clear_task_files(&runs_dir, &format!("task-{:05}-", cx.task))?;
-        let cap = (self.memory / 4 / std::mem::size_of::<(u32, HashRec)>()).max(1024);
+        let cap = (self.memory / 4 / std::mem::size_of::<(u32, HashRec)>()).max(16);
         Ok(Box::new(ExactObserver {
             dir: cx.dir.to_path_buf(),
             task: cx.task,
