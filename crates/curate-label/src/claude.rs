@@ -598,25 +598,43 @@ async fn harvest(
         .map(str::to_string)
         .unwrap_or_else(|| format!("/v1/messages/batches/{}/results", p.batch_id));
     let expected: HashSet<&str> = p.custom_ids.iter().map(String::as_str).collect();
+    // A results stream that is cut or garbled in transit is downloaded again: re-submitting its
+    // entries would buy them twice.
     let mut lines: BTreeMap<String, Value> = BTreeMap::new();
-    let mut bad_lines = 0usize;
-    client
-        .batch_results(&url, |line| match serde_json::from_str::<Value>(line) {
-            Ok(v) => {
-                if let Some(id) = v.get("custom_id").and_then(|x| x.as_str())
-                    && expected.contains(id)
-                {
-                    lines.insert(id.to_string(), v);
-                } else {
-                    bad_lines += 1;
+    let mut attempt = 0u32;
+    loop {
+        let mut bad_lines = 0usize;
+        client
+            .batch_results(&url, |line| match serde_json::from_str::<Value>(line) {
+                Ok(v) => {
+                    if let Some(id) = v.get("custom_id").and_then(|x| x.as_str())
+                        && expected.contains(id)
+                    {
+                        lines.insert(id.to_string(), v);
+                    } else {
+                        bad_lines += 1;
+                    }
                 }
-            }
-            Err(_) => bad_lines += 1,
-        })
-        .await
-        .map_err(LabelError::Api)?;
-    if bad_lines > 0 {
-        tracing::warn!(batch = %p.batch_id, bad_lines, "unreadable result lines; their requests are re-submitted");
+                Err(_) => bad_lines += 1,
+            })
+            .await
+            .map_err(LabelError::Api)?;
+        let complete = lines.len() == expected.len();
+        if complete && bad_lines == 0 {
+            break;
+        }
+        if attempt >= s.client.max_retries {
+            tracing::warn!(batch = %p.batch_id, bad_lines, missing = expected.len() - lines.len(),
+                "batch results still incomplete; the missing requests are re-submitted");
+            break;
+        }
+        attempt += 1;
+        let d = s
+            .client
+            .initial_retry_delay
+            .mul_f64(2f64.powi(attempt as i32))
+            .min(s.client.max_retry_delay);
+        tokio::time::sleep(d).await;
     }
     let mut retry = Vec::new();
     let mut g = sh.lock().expect("lock");

@@ -205,13 +205,21 @@ impl Barrier for SampleStep {
         let counts: Vec<(String, u64)> = merged.iter().map(|(k, v)| (k.clone(), v.0)).collect();
         let quotas = allocate(&counts, self.cfg.size as u64, &self.cfg.allocation);
         let mut chosen: Vec<(u64, u64)> = Vec::new();
-        let mut per_stratum = serde_json::Map::new();
+        let mut per_stratum: Vec<(u64, String, u64)> = Vec::new();
+        let n_strata = merged.len();
         for ((name, (count, mut cands)), q) in merged.into_iter().zip(&quotas) {
             cands.sort_unstable();
             cands.dedup();
             chosen.extend(cands.iter().take(*q as usize));
-            per_stratum.insert(name, serde_json::json!({"documents": count, "sampled": q}));
+            per_stratum.push((count, name.replace('\u{1f}', " | "), *q));
         }
+        // The published table: the 200 largest strata (a url_domain stratification has many).
+        per_stratum.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let per_stratum: serde_json::Map<String, serde_json::Value> = per_stratum
+            .into_iter()
+            .take(200)
+            .map(|(c, n, q)| (n, serde_json::json!({"documents": c, "sampled": q})))
+            .collect();
         // Holdout: the `holdout` fraction of the sample with the smallest split hashes.
         let split_seed = derive_seed(self.seed, "holdout");
         let n_hold = (self.cfg.holdout * chosen.len() as f64).round() as usize;
@@ -246,6 +254,7 @@ impl Barrier for SampleStep {
             "train": sel.len() - n_hold,
             "holdout": n_hold,
             "documents": counts.iter().map(|c| c.1).sum::<u64>(),
+            "strata_count": n_strata,
             "strata": per_stratum,
         });
         write_atomic(
@@ -253,9 +262,7 @@ impl Barrier for SampleStep {
             &serde_json::to_vec_pretty(&stats).expect("JSON"),
         )
         .map_err(StepError::from)?;
-        let mut c = cx.counters.lock().expect("counters");
-        c.add("sampled", sel.len() as f64);
-        c.add("holdout", n_hold as f64);
+        // Counts go to the stats; the processor's per-batch `train`/`holdout` counters count rows.
         Ok(())
     }
 }
@@ -435,7 +442,7 @@ impl Observer for SampleObserver {
         Ok(())
     }
 
-    fn finish(self: Box<Self>, counters: &mut Counters) -> Result<(), StepError> {
+    fn finish(self: Box<Self>, _counters: &mut Counters) -> Result<(), StepError> {
         let mut names: Vec<(&String, &usize)> = self.index.iter().collect();
         names.sort();
         let mut strata = Vec::with_capacity(names.len());
@@ -449,7 +456,6 @@ impl Observer for SampleObserver {
                 candidates: c,
             });
         }
-        counters.add("strata", strata.len() as f64);
         let bytes = serde_json::to_vec(&CandidateFile { strata }).expect("JSON");
         write_atomic(&self.path, &bytes).map_err(StepError::from)
     }

@@ -35,14 +35,25 @@ fn live_labels_two_documents_and_caches_the_rubric() {
         ("a".repeat(32), "Photosynthesis is the process by which green plants use light energy to turn water and carbon dioxide into glucose and oxygen. It happens in the chloroplasts...".to_string()),
         ("b".repeat(32), "BUY CHEAP WATCHES NOW!!! best prices click here click here free shipping".to_string()),
     ];
-    let (store, out) = claude::run(&s, &rubric, key, store, docs, Budget::new(Some(0.01), None), Ledger::new(dir.path()));
+    let (store, out) = claude::run(
+        &s,
+        &rubric,
+        key,
+        store,
+        docs,
+        Budget::new(Some(0.01), None),
+        Ledger::new(dir.path()),
+    );
     let out = out.unwrap();
     assert_eq!(out.bought, 2);
     let a = store.get(&"a".repeat(32)).unwrap();
     let b = store.get(&"b".repeat(32)).unwrap();
     eprintln!("live: {a:?}\n{b:?}\n{out:?}");
     assert_eq!(a.status, "ok");
-    assert!(a.score.unwrap() > b.score.unwrap_or(0.0), "an explanation outscores spam");
+    assert!(
+        a.score.unwrap() > b.score.unwrap_or(0.0),
+        "an explanation outscores spam"
+    );
     assert!(out.spent_usd <= 0.01);
     assert!(
         b.cache_read_input_tokens > 0 || b.cache_creation_input_tokens > 0,
