@@ -23,6 +23,12 @@ pub trait StepSpec: DeserializeOwned + Serialize + schemars::JsonSchema + Sized 
     /// config's keys.
     fn validate(&self, _problems: &mut Problems) {}
 
+    /// Step types of which at least one must come earlier in the pipeline (e.g. `label` needs a
+    /// `sample`, `score` needs a `train`). Checked by the pipeline with the others problems.
+    fn requires(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Builds the runtime step.
     fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError>;
 }

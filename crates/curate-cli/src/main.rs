@@ -1,0 +1,261 @@
+//! `curate`: curate LLM pre-training data at web scale.
+//!
+//! A thin binary: parse arguments, call `curate-pipeline`, print results (data on stdout, logs
+//! and progress on stderr) and errors as `error:` / `caused by:` / `hint:`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use curate_pipeline::{PipelineError, RunOptions, config};
+
+/// Curate LLM pre-training data: filters, dedup, an LLM-teacher → local-student quality loop,
+/// and reproducible snapshots.
+#[derive(Debug, Parser)]
+#[command(name = "curate", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline described by a TOML config (resumes an interrupted run).
+    Run {
+        /// The pipeline config.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Snapshot directory (overrides `[output] dir`).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Worker threads (0 = all cores; overrides `[run] threads`).
+        #[arg(long, short = 'j')]
+        threads: Option<usize>,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Discard a run of a different config or input in the output directory and start over.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Check a config and report every problem, without reading any data.
+    Validate {
+        /// The pipeline config.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// List every step type with a one-line summary.
+    ListSteps,
+    /// Show a step's documentation and options, or a preset's expansion.
+    Explain {
+        /// A step type (see `list-steps`) or a preset name.
+        name: String,
+    },
+    /// Print the stages of a run and their task counts as JSON (for any indexed-array engine).
+    Plan {
+        /// The pipeline config.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Snapshot directory (overrides `[output] dir`).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Run one task of one stage (what a cluster array element runs).
+    Task {
+        /// The pipeline config.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Snapshot directory (overrides `[output] dir`).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Stage name (from `curate plan`).
+        #[arg(long)]
+        stage: String,
+        /// Task index within the stage (default: $SLURM_ARRAY_TASK_ID, then $JOB_COMPLETION_INDEX).
+        #[arg(long)]
+        index: Option<usize>,
+    },
+    /// Work with finished snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// Re-hash every file the manifest lists; fail on any mismatch or missing file.
+    Verify {
+        /// The snapshot directory.
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            match e {
+                PipelineError::Config(_) => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CURATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
+}
+
+fn load_config(path: &std::path::Path) -> Result<config::Config, PipelineError> {
+    config::load(path).map_err(PipelineError::Config)
+}
+
+fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
+    match cmd {
+        Command::Run { config, output, threads, quiet, fresh } => {
+            let cfg = load_config(&config)?;
+            let threads = threads.unwrap_or(cfg.run.threads);
+            let opts = RunOptions { output, threads: Some(threads), quiet, fresh };
+            let run = curate_pipeline::prepare(cfg, &opts)?;
+            let s = curate_pipeline::run_local(&run, threads)?;
+            let t = &s.manifest.totals;
+            eprintln!(
+                "curate: {} documents read, {} kept, {} dropped{} → {} ({} data file(s); manifest {})",
+                t.input_rows,
+                t.kept_rows,
+                t.dropped_rows,
+                if t.skipped_rows > 0 { format!(", {} in skipped shards", t.skipped_rows) } else { String::new() },
+                s.root.display(),
+                s.manifest.outputs.len(),
+                &s.digest[..16],
+            );
+            if s.resumed_tasks > 0 {
+                eprintln!("curate: resumed past {} finished task(s), ran {}", s.resumed_tasks, s.ran_tasks);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { config } => {
+            let cfg = load_config(&config)?;
+            eprintln!("{}: valid ({} step(s), fingerprint {})", config.display(), cfg.steps.len(), &cfg.fingerprint()[..16]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ListSteps => {
+            let docs = config::step_docs();
+            let w = docs.iter().map(|d| d.name.len()).max().unwrap_or(0);
+            for d in docs {
+                println!("{:w$}  {}", d.name, d.summary());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { name } => {
+            if let Some(d) = config::step_docs().into_iter().find(|d| d.name == name) {
+                print!("{}", d.render());
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(tables) = curate_pipeline::registry::preset(&name) {
+                println!("preset \"{name}\" expands to these steps, in order:\n");
+                for t in tables {
+                    println!("[[steps]]\n{}", toml_string(&t));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let docs = config::step_docs();
+            let names: Vec<&str> = docs.iter().map(|d| d.name.as_str()).chain(curate_pipeline::registry::PRESETS).collect();
+            let hint = curate_core::config::did_you_mean(&name, names.iter().copied())
+                .map(|s| format!("\nhint: did you mean `{s}`?"))
+                .unwrap_or_default();
+            Err(PipelineError::Other(format!("no step or preset named `{name}` (see `curate list-steps`){hint}")))
+        }
+        Command::Plan { config, output } => {
+            let cfg = load_config(&config)?;
+            let run = curate_pipeline::prepare(cfg, &RunOptions { output, quiet: true, ..Default::default() })?;
+            let plan = serde_json::json!({
+                "output": run.layout.root,
+                "config_fingerprint": run.config.fingerprint(),
+                "stages": run.plan.stages,
+            });
+            println!("{}", serde_json::to_string_pretty(&plan).expect("json"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Task { config, output, stage, index } => {
+            let index = index
+                .or_else(|| env_index("SLURM_ARRAY_TASK_ID"))
+                .or_else(|| env_index("JOB_COMPLETION_INDEX"))
+                .ok_or_else(|| PipelineError::Other("no task index: pass --index or set SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX".into()))?;
+            let cfg = load_config(&config)?;
+            let run = curate_pipeline::prepare(cfg, &RunOptions { output, quiet: true, ..Default::default() })?;
+            let st = run.plan.stage(&stage).cloned().ok_or_else(|| {
+                let names: Vec<&str> = run.plan.stages.iter().map(|s| s.name.as_str()).collect();
+                PipelineError::Other(format!("no stage `{stage}`; stages: {}", names.join(", ")))
+            })?;
+            let r = run.run_task(&st, index)?;
+            println!("{}", serde_json::to_string(&r).expect("json"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Snapshot { command: SnapshotCommand::Verify { dir } } => {
+            let (m, problems) = curate_pipeline::manifest::verify(&dir)?;
+            if problems.is_empty() {
+                let n = m.outputs.len() + m.excluded.len() + m.artifacts.len();
+                eprintln!("{}: verified {n} file(s) against the manifest", dir.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("error: {} does not match its manifest ({} problem(s)):", dir.display(), problems.len());
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}
+
+fn env_index(var: &str) -> Option<usize> {
+    std::env::var(var).ok()?.parse().ok()
+}
+
+fn toml_string(t: &curate_pipeline::registry::TomlTable) -> String {
+    t.to_string()
+}
+
+fn report(e: &PipelineError) {
+    match e {
+        PipelineError::Config(problems) => {
+            eprintln!("error: the config has {} problem(s):", problems.len());
+            for p in problems {
+                for (i, line) in p.to_string().lines().enumerate() {
+                    if i == 0 { eprintln!("  - {line}") } else { eprintln!("    {}", line.trim_start()) }
+                }
+            }
+        }
+        other => {
+            let mut lines = other.to_string();
+            let hint = lines.find("\nhint: ").map(|i| lines.split_off(i));
+            let mut it = lines.lines();
+            eprintln!("error: {}", it.next().unwrap_or(""));
+            for l in it {
+                eprintln!("{l}");
+            }
+            // Causes already spelled out in a message are not repeated.
+            let mut shown = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(s) = src {
+                let text = s.to_string();
+                if !shown.contains(&text) {
+                    eprintln!("caused by: {text}");
+                    shown = text;
+                }
+                src = s.source();
+            }
+            if let Some(h) = hint {
+                eprintln!("{}", h.trim_start());
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! End to end through the `curate` binary: sample → label against the fake Anthropic server
+//! (loopback), on a slice of the real corpus.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Float32Type, Schema};
+use curate_testkit::anthropic::{BatchBehavior, Fault, FakeAnthropic, FakeConfig, Faults, fake_score};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+const KEY: &str = "sk-ant-e2e-SECRET-fedcba9876543210";
+const HAIKU: [f64; 5] = [0.10, 0.50, 0.125, 0.20, 0.01];
+
+fn curate() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_curate"));
+    c.env_remove("ANTHROPIC_API_KEY").env("NO_COLOR", "1");
+    c
+}
+
+/// The first `n` documents of the real corpus (or the bundled slice), as a small parquet input.
+fn input(dir: &Path, n: usize) -> PathBuf {
+    let src = curate_testkit::corpus_shard_or_sample();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&src).unwrap()).unwrap().with_batch_size(n).build().unwrap();
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    for rb in reader {
+        let rb = rb.unwrap();
+        let col = |name: &str| rb.column_by_name(name).unwrap().as_string::<i32>().clone();
+        let (t, id, url, lang) = (col("text"), col("id"), col("url"), col("language"));
+        for i in 0..rb.num_rows() {
+            rows.push([t.value(i).into(), id.value(i).into(), url.value(i).into(), lang.value(i).into()]);
+            if rows.len() == n {
+                break;
+            }
+        }
+        if rows.len() == n {
+            break;
+        }
+    }
+    let schema = Arc::new(Schema::new(
+        ["text", "id", "url", "language"].iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>(),
+    ));
+    let cols: Vec<ArrayRef> =
+        (0..4).map(|c| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[c].as_str()))) as ArrayRef).collect();
+    let rb = RecordBatch::try_new(schema.clone(), cols).unwrap();
+    let path = dir.join("input.parquet");
+    let mut w = ArrowWriter::try_new(File::create(&path).unwrap(), schema, None).unwrap();
+    w.write(&rb).unwrap();
+    w.close().unwrap();
+    path
+}
+
+fn write_config(dir: &Path, input: &Path, size: usize, label: &str) -> PathBuf {
+    let cfg = format!(
+        r#"[input]
+paths = ["{input}"]
+text_column = "text"
+id_column = "id"
+
+[[steps]]
+type = "sample"
+size = {size}
+strata = ["language", "url_domain"]
+holdout = 0.2
+
+[[steps]]
+type = "label"
+{label}
+
+[output]
+dir = "{out}"
+
+[run]
+seed = 7
+"#,
+        input = input.display(),
+        out = dir.join("out").display(),
+    );
+    let p = dir.join("pipeline.toml");
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+fn claude_label(server: &FakeAnthropic, store: &Path, mode: &str, extra: &str) -> String {
+    format!(
+        r#"annotator = "claude"
+model = "claude-haiku-5-5"
+mode = "{mode}"
+base_url = "{url}"
+store = "{store}"
+initial_retry_delay_s = 0.005
+max_retry_delay_s = 0.05
+max_retries = 12
+poll_interval_s = 0.01
+poll_max_interval_s = 0.05
+timeout_s = 20
+{extra}"#,
+        url = server.base_url(),
+        store = store.display()
+    )
+}
+
+fn run(config: &Path, key: Option<&str>) -> Output {
+    let mut c = curate();
+    c.args(["run", "--quiet", "--config"]).arg(config);
+    if let Some(k) = key {
+        c.env("ANTHROPIC_API_KEY", k);
+    }
+    c.output().unwrap()
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "curate failed:\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}
+
+/// (sampled rows, labeled rows) of the snapshot, checking each label against the fake's rule.
+fn check_snapshot(out: &Path) -> (usize, usize) {
+    let (mut sampled, mut labeled) = (0, 0);
+    for e in std::fs::read_dir(out.join("data")).unwrap() {
+        let p = e.unwrap().path();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&p).unwrap()).unwrap().build().unwrap();
+        for rb in reader {
+            let rb = rb.unwrap();
+            let text = rb.column_by_name("text").unwrap().as_string::<i32>().clone();
+            let split = rb.column_by_name("split").unwrap().as_string::<i32>().clone();
+            let score = rb.column_by_name("teacher_score").unwrap().as_primitive::<Float32Type>().clone();
+            for i in 0..rb.num_rows() {
+                if split.is_null(i) {
+                    assert!(score.is_null(i));
+                    continue;
+                }
+                sampled += 1;
+                if !score.is_null(i) {
+                    labeled += 1;
+                    // The fake sees the document truncated to max_doc_tokens × bytes_per_token.
+                    let t = text.value(i);
+                    let mut end = t.len().min(2048 * 3);
+                    while !t.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    assert_eq!(score.value(i), fake_score(&t[..end]) as f32);
+                }
+            }
+        }
+    }
+    (sampled, labeled)
+}
+
+fn label_stats(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("labels/stats.json")).unwrap()).unwrap()
+}
+
+fn server_cost(s: &FakeAnthropic) -> f64 {
+    let st = s.stats();
+    st.online.cost(HAIKU, 1.0) + st.batch.cost(HAIKU, 0.5)
+}
+
+fn assert_no_key_anywhere(dirs: &[&Path], outputs: &[&Output]) {
+    for o in outputs {
+        assert!(!String::from_utf8_lossy(&o.stdout).contains(KEY) && !String::from_utf8_lossy(&o.stderr).contains(KEY), "key in output");
+    }
+    for d in dirs {
+        for f in walk(d) {
+            let b = std::fs::read(&f).unwrap();
+            assert!(!b.windows(KEY.len()).any(|w| w == KEY.as_bytes()), "API key leaked into {}", f.display());
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+#[test]
+fn batch_labeling_under_30_percent_faults_is_complete_exact_and_in_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fc = FakeConfig::new(KEY);
+    fc.faults = Faults { seed: 3, slow: Duration::from_millis(20), ..Faults::all(0.3) };
+    fc.batch = BatchBehavior { polls_until_end: 2, errored_rate: 0.1, expired_rate: 0.1 };
+    let server = FakeAnthropic::start(fc);
+    let store = dir.path().join("store");
+    let input = input(dir.path(), 400);
+    let cfg = write_config(dir.path(), &input, 120, &claude_label(&server, &store, "batch", "max_usd = 1.0\nmax_batch_requests = 40"));
+    let o = run(&cfg, Some(KEY));
+    ok(&o);
+    let out = dir.path().join("out");
+    assert_eq!(check_snapshot(&out), (120, 120));
+    let st = server.stats();
+    assert!(st.faults.values().sum::<u64>() > 0 && st.rejected.is_empty(), "{:?} {:?}", st.faults, st.rejected);
+    assert_eq!(st.max_bills_per_document(), 1);
+    let s = label_stats(&out);
+    let billed = server_cost(&server);
+    assert!((s["this_run"]["spent_usd"].as_f64().unwrap() - billed).abs() < 1e-12 + 1e-9 * billed, "{s}");
+    assert!(billed <= 1.0);
+    // The labels table the snapshot published.
+    let labels = out.join("labels/labels.parquet");
+    let rb = ParquetRecordBatchReaderBuilder::try_new(File::open(&labels).unwrap()).unwrap().build().unwrap().next().unwrap().unwrap();
+    for c in ["id", "split", "score", "reason", "model", "input_tokens", "output_tokens", "cost_usd"] {
+        assert!(rb.column_by_name(c).is_some(), "labels.parquet lacks {c}");
+    }
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(manifest.contains("labels_hash") && manifest.contains("cost_usd_of_labels"));
+    assert_no_key_anywhere(&[dir.path()], &[&o]);
+
+    // Same config again: everything comes from the store (or the completed run), nothing is sent.
+    let before = server.stats().http_requests;
+    std::fs::remove_dir_all(&out).unwrap();
+    ok(&run(&cfg, Some(KEY)));
+    assert_eq!(server.stats().http_requests, before, "a re-run never pays twice");
+    assert_eq!(check_snapshot(&out), (120, 120));
+}
+
+#[test]
+fn a_run_killed_mid_batch_resumes_without_paying_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fc = FakeConfig::new(KEY);
+    fc.batch.polls_until_end = 1_000_000;
+    let server = FakeAnthropic::start(fc);
+    let store = dir.path().join("store");
+    let input = input(dir.path(), 200);
+    let cfg = write_config(dir.path(), &input, 60, &claude_label(&server, &store, "batch", ""));
+    let mut child = curate()
+        .args(["run", "--quiet", "--config"])
+        .arg(&cfg)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the batch id is persisted, then SIGKILL.
+    let t0 = Instant::now();
+    while std::fs::read_dir(store.join("pending")).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no batch was submitted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(server.stats().batches_created, 1);
+    server.configure(|c| c.batch.polls_until_end = 0);
+    let o = run(&cfg, Some(KEY));
+    ok(&o);
+    assert_eq!(check_snapshot(&dir.path().join("out")), (60, 60));
+    let st = server.stats();
+    assert_eq!(st.batches_created, 1, "the killed run's batch was resumed, not bought again");
+    assert_eq!(st.max_bills_per_document(), 1);
+    assert_no_key_anywhere(&[dir.path()], &[&o]);
+}
+
+#[test]
+fn an_interrupted_online_run_resumes_and_keeps_what_it_paid_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fc = FakeConfig::new(KEY);
+    fc.faults = Faults { rate: 1.0, kinds: vec![Fault::Slow], slow: Duration::from_millis(25), ..Faults::default() };
+    let server = FakeAnthropic::start(fc);
+    let store = dir.path().join("store");
+    let input = input(dir.path(), 200);
+    let cfg = write_config(dir.path(), &input, 60, &claude_label(&server, &store, "online", "concurrency = 1"));
+    let mut child = curate()
+        .args(["run", "--quiet", "--config"])
+        .arg(&cfg)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while server.stats().messages_ok < 15 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "labeling did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let bought_before = server.stats().messages_ok;
+    assert!(bought_before < 60, "killed mid-run");
+    server.configure(|c| c.faults.rate = 0.0);
+    ok(&run(&cfg, Some(KEY)));
+    assert_eq!(check_snapshot(&dir.path().join("out")), (60, 60));
+    let st = server.stats();
+    // Labels journaled before the kill are never bought again; the one request in flight at the
+    // moment of the SIGKILL (concurrency = 1) may be.
+    let twice = st.billed_per_document.values().filter(|&&n| n > 1).count();
+    assert!(twice <= 1 && st.max_bills_per_document() <= 2, "{twice} documents paid twice");
+    let unique = st.billed_per_document.len() as u64;
+    assert!(st.messages_ok <= unique + 1);
+}
+
+#[test]
+fn bad_rubric_schema_or_missing_key_fail_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeAnthropic::start(FakeConfig::new(KEY));
+    let store = dir.path().join("store");
+    let input = input(dir.path(), 50);
+
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, r#"{"type": "object", "properties": {"score": {"type": "string"}, "reason": {"type": "string"}}, "required": ["score", "reason"], "additionalProperties": false}"#).unwrap();
+    let cfg = write_config(dir.path(), &input, 20, &claude_label(&server, &store, "online", &format!("schema = \"{}\"", schema.display())));
+    let o = run(&cfg, Some(KEY));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("schema.json") && err.contains("\"integer\" or \"number\""), "{err}");
+
+    let rubric = dir.path().join("rubric.md");
+    std::fs::write(&rubric, "   ").unwrap();
+    let cfg = write_config(dir.path(), &input, 20, &claude_label(&server, &store, "online", &format!("rubric = \"{}\"", rubric.display())));
+    let o = run(&cfg, Some(KEY));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("rubric.md") && err.contains("empty"), "{err}");
+
+    let cfg = write_config(dir.path(), &input, 20, &claude_label(&server, &store, "online", ""));
+    let o = run(&cfg, None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ANTHROPIC_API_KEY is not set"), "{err}");
+
+    // A wrong key: one clear fatal error, and the key it was given appears nowhere.
+    let o = run(&cfg, Some("sk-ant-wrong-key-000"));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("401") && err.contains("authentication_error") && !err.contains("sk-ant-wrong-key-000"), "{err}");
+    assert_eq!(server.stats().messages_ok, 0);
+    let before_401 = server.stats().rejected.values().sum::<u64>();
+    assert!(before_401 >= 1 && before_401 <= 16, "401s are not retried: {before_401}");
+    assert_eq!(server.stats().http_requests, before_401, "nothing but the rejected calls was sent");
+}
+
+#[test]
+fn reference_teacher_runs_offline_on_the_quickstart_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path(), 300);
+    let reference = curate_testkit::repo_root().join("configs/quickstart/reference.jsonl");
+    let cfg = write_config(dir.path(), &input, 100, &format!("annotator = \"reference\"\nreference = \"{}\"", reference.display()));
+    let o = run(&cfg, None);
+    ok(&o);
+    let s = label_stats(&dir.path().join("out"));
+    assert_eq!(s["negatives"].as_u64(), Some(100));
+    assert!(s["positives"].as_u64().unwrap() > 200);
+}

@@ -1,0 +1,123 @@
+//! Atomic commits and content hashes.
+//!
+//! A file is committed by writing a temp file in the destination directory, fsyncing it,
+//! renaming it over the destination and fsyncing the directory: a reader (or a resumed run)
+//! sees either the old state or the whole new file, never a torn one.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::IoError;
+
+/// A file being written that becomes visible at `dest` only on [`commit`](Self::commit).
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    file: Option<File>,
+}
+
+impl AtomicFile {
+    /// Creates the temp file beside `dest` (creating parent directories).
+    pub fn create(dest: &Path) -> Result<Self, IoError> {
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(|e| IoError::os(dir, e))?;
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let file = File::create(&tmp).map_err(|e| IoError::os(&tmp, e))?;
+        Ok(Self { tmp, dest: dest.to_path_buf(), file: Some(file) })
+    }
+
+    /// The open temp file.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("file open until commit")
+    }
+
+    /// Takes the file out (for writers that consume it); give it back with [`commit_file`](Self::commit_file).
+    pub fn take(&mut self) -> File {
+        self.file.take().expect("file open until commit")
+    }
+
+    /// Fsyncs and renames into place.
+    pub fn commit(mut self) -> Result<(), IoError> {
+        let f = self.file.take().expect("file open until commit");
+        self.commit_file(f)
+    }
+
+    /// Commits a file previously [`take`](Self::take)n.
+    pub fn commit_file(mut self, f: File) -> Result<(), IoError> {
+        f.sync_all().map_err(|e| IoError::os(&self.tmp, e))?;
+        drop(f);
+        fs::rename(&self.tmp, &self.dest).map_err(|e| IoError::os(&self.dest, e))?;
+        sync_dir(self.dest.parent().unwrap_or(Path::new(".")));
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Writes `bytes` to `dest` atomically.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let mut f = AtomicFile::create(dest)?;
+    f.file().write_all(bytes).map_err(|e| IoError::os(dest, e))?;
+    f.commit()
+}
+
+/// Streams a file through xxh3-128; returns (size in bytes, hash).
+pub fn hash_file(path: &Path) -> Result<(u64, u128), IoError> {
+    let mut f = File::open(path).map_err(|e| IoError::os(path, e))?;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| IoError::os(path, e))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((size, h.digest128()))
+}
+
+/// Hash of a byte slice in the same scheme as [`hash_file`].
+pub fn hash_bytes(bytes: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a/b.txt");
+        {
+            let mut f = AtomicFile::create(&dest).unwrap();
+            f.file().write_all(b"partial").unwrap();
+            // dropped without commit: nothing appears, temp is removed
+        }
+        assert!(!dest.exists());
+        assert_eq!(fs::read_dir(dest.parent().unwrap()).unwrap().count(), 0);
+        write_atomic(&dest, b"whole").unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"whole");
+        let (size, h) = hash_file(&dest).unwrap();
+        assert_eq!(size, 5);
+        assert_eq!(h, hash_bytes(b"whole"));
+    }
+}

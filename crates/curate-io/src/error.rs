@@ -1,0 +1,78 @@
+//! I/O errors that always say which file (and row group or line) they concern.
+
+use std::path::PathBuf;
+
+/// Where in an input an error happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The file as a whole (open, footer, metadata).
+    File,
+    /// A parquet row group.
+    RowGroup(usize),
+    /// A 1-based line of a JSONL file.
+    Line(u64),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File => Ok(()),
+            Location::RowGroup(rg) => write!(f, ", row group {rg}"),
+            Location::Line(l) => write!(f, ", line {l}"),
+        }
+    }
+}
+
+/// An I/O or format error, located.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// The operating system refused (missing file, permissions, disk full...).
+    #[error("{path}{at}: {source}")]
+    Os {
+        /// The file.
+        path: PathBuf,
+        /// Where in it.
+        at: Location,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes are not what the format requires (corrupt parquet, bad JSON, non-UTF-8...).
+    #[error("{path}{at}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Where in it.
+        at: Location,
+        /// What is wrong.
+        message: String,
+    },
+    /// A required column is missing or has the wrong type.
+    #[error("{path}: column `{column}`: {message}")]
+    Column {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl IoError {
+    /// An OS error on a whole file.
+    pub fn os(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        IoError::Os { path: path.into(), at: Location::File, source }
+    }
+
+    /// A format error.
+    pub fn format(path: impl Into<PathBuf>, at: Location, message: impl std::fmt::Display) -> Self {
+        IoError::Format { path: path.into(), at, message: message.to_string() }
+    }
+
+    /// The file the error concerns.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            IoError::Os { path, .. } | IoError::Format { path, .. } | IoError::Column { path, .. } => path,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Streaming I/O for curate: every byte of corpus data enters and leaves through this crate.
+//!
+//! - [`input`]: resolves paths and globs into a sorted list of input files and reads their
+//!   footers (row-group counts), never their data;
+//! - [`read`]: streams one task's share of an input (a range of parquet row groups, or a whole
+//!   JSONL file) as Arrow batches with a Utf8 text column, naming file and row group (or line)
+//!   in every error;
+//! - [`part`]: intermediate Arrow IPC part files between passes;
+//! - [`write`]: zstd parquet output with explicit writer properties;
+//! - [`atomic`]: temp file in the same directory → fsync → rename, and content hashes.
+
+pub mod atomic;
+pub mod error;
+pub mod input;
+pub mod part;
+pub mod read;
+pub mod write;
+
+pub use error::IoError;

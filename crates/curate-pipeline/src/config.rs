@@ -1,0 +1,495 @@
+//! Pipeline configs: TOML → raw sections → every problem collected → a resolved config.
+//!
+//! Validation never stops at the first problem: each section and each step is checked on its
+//! own, unknown keys get a did-you-mean, each bad value is reported with its field, and the
+//! steps' own [`StepSpec::validate`](curate_core::StepSpec::validate) rules run too. No data is
+//! read here.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use curate_core::config::{OptionDoc, Problems, StepDoc, did_you_mean};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::registry::{self, StepConfig};
+
+/// What to do when an input shard cannot be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Stop the run with an error naming the file and row group (or line).
+    #[default]
+    Fail,
+    /// Quarantine the shard: skip it, list it in the manifest with its error, and count it.
+    Skip,
+}
+
+/// `[input]`: where documents come from.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Files or globs (relative to the working directory): parquet, jsonl, jsonl.gz, jsonl.zst.
+    pub paths: Vec<String>,
+    /// Column holding the document text.
+    #[serde(default = "default_text_column")]
+    pub text_column: String,
+    /// Column holding the document id (optional; used to name documents in labels and diffs).
+    #[serde(default)]
+    pub id_column: Option<String>,
+    /// Columns to read (all when absent). Must include the text column.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Rows per in-memory batch.
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// `"fail"` or `"skip"`: what to do with an unreadable shard.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+fn default_text_column() -> String {
+    "text".into()
+}
+fn default_batch_rows() -> usize {
+    1024
+}
+
+/// `[output]`: the snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Snapshot directory (overridden by `curate run --output`).
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// zstd level for data files, 1–22.
+    #[serde(default = "default_zstd")]
+    pub zstd_level: i32,
+    /// Target size of each data file, measured on uncompressed column data (files on disk are
+    /// usually 3–4× smaller). An integer in bytes or a string such as "512MB" or "1GiB".
+    #[serde(default = "default_file_size")]
+    pub target_file_size: ByteSize,
+    /// Rows per parquet row group.
+    #[serde(default = "default_rg")]
+    pub row_group_size: usize,
+    /// Write every dropped document under `excluded/` with `step` and `reason` columns.
+    #[serde(default)]
+    pub exclusion: bool,
+}
+
+fn default_zstd() -> i32 {
+    3
+}
+fn default_file_size() -> ByteSize {
+    ByteSize(512 * 1024 * 1024)
+}
+fn default_rg() -> usize {
+    8192
+}
+
+/// `[run]`: how to execute.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Worker threads; 0 = all cores. Does not change the output.
+    #[serde(default)]
+    pub threads: usize,
+    /// Seed of every random choice (sampling, MinHash permutations, splits).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Parquet row groups per task. Does not change the output.
+    #[serde(default = "default_task_size")]
+    pub task_size: usize,
+    /// Keep intermediate part files after a successful run (for debugging).
+    #[serde(default)]
+    pub keep_work: bool,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+fn default_task_size() -> usize {
+    1
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self { threads: 0, seed: default_seed(), task_size: default_task_size(), keep_work: false }
+    }
+}
+
+/// A byte size: an integer or a string with a unit (B, KB, MB, GB, KiB, MiB, GiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses "512MB", "1GiB", "1000".
+    pub fn parse(s: &str) -> Result<ByteSize, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: f64 = num.parse().map_err(|_| format!("\"{s}\" is not a size such as \"512MB\""))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1000,
+            "mb" => 1000_000,
+            "gb" => 1000_000_000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            u => return Err(format!("unknown unit \"{u}\" in \"{s}\"; use B, KB, MB, GB, KiB, MiB or GiB")),
+        };
+        Ok(ByteSize((n * mult as f64) as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte count or a size string such as \"512MB\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom(format!("{v} is negative")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["integer", "string"], "description": "bytes, or a size such as \"512MB\"" })
+    }
+}
+
+/// One resolved step: its position and typed config.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepEntry {
+    /// Position in the pipeline.
+    pub index: usize,
+    /// The typed config (serializes with its `type`).
+    #[serde(flatten)]
+    pub config: StepConfig,
+}
+
+/// A validated config, defaults applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// `[input]`.
+    pub input: InputConfig,
+    /// `[[steps]]`, presets expanded.
+    pub steps: Vec<StepEntry>,
+    /// `[output]`.
+    pub output: OutputConfig,
+    /// `[run]`.
+    pub run: RunConfig,
+    /// The config file's path.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// The keys of a section struct, from its schema.
+fn section_doc<T: JsonSchema>(name: &str) -> Vec<OptionDoc> {
+    let schema = schemars::schema_for!(T);
+    let v = schema.as_value();
+    let props = v.get("properties").and_then(|p| p.as_object()).cloned().unwrap_or_default();
+    props
+        .keys()
+        .map(|k| OptionDoc { name: k.clone(), ty: String::new(), default: None, doc: format!("{name}.{k}"), required: false })
+        .collect()
+}
+
+/// Deserializes a table, reporting unknown keys (with did-you-mean), each bad value and each
+/// missing required key as separate problems.
+fn check_table<T: DeserializeOwned>(table: &toml::Table, keys: &[String], problems: &mut Problems) -> Option<T> {
+    for k in table.keys() {
+        if !keys.iter().any(|x| x == k) {
+            let msg = format!("unknown key; allowed: {}", keys.join(", "));
+            match did_you_mean(k, keys.iter().map(|s| s.as_str())) {
+                Some(s) => problems.push_hint(k, msg, format!("did you mean `{s}`?")),
+                None => problems.push(k, msg),
+            }
+        }
+    }
+    match T::deserialize(toml::Value::Table(table.clone())) {
+        Ok(v) => Some(v),
+        Err(whole) => {
+            // Attribute errors to fields: deserialize each known key on its own.
+            let mut attributed = false;
+            for (k, v) in table {
+                if !keys.iter().any(|x| x == k) {
+                    attributed = true; // already reported as unknown
+                    continue;
+                }
+                let mut one = toml::Table::new();
+                one.insert(k.clone(), v.clone());
+                if let Err(e) = T::deserialize(toml::Value::Table(one)) {
+                    let m = e.message().to_string();
+                    if !m.starts_with("missing field") {
+                        problems.push(k, format!("{} (got {})", m.trim_end_matches('\n'), render_value(v)));
+                        attributed = true;
+                    }
+                }
+            }
+            let m = whole.message().to_string();
+            if let Some(f) = m.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+                problems.push(f, "required but missing");
+            } else if !attributed {
+                problems.push("", m);
+            }
+            None
+        }
+    }
+}
+
+fn render_value(v: &toml::Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 { format!("{}…", &s[..s.floor_char_boundary(60)]) } else { s }
+}
+
+fn keys_of<T: JsonSchema>() -> Vec<String> {
+    section_doc::<T>("").into_iter().map(|o| o.name).collect()
+}
+
+/// Parses and validates a config file; returns every problem found.
+pub fn load(path: &Path) -> Result<Config, Vec<curate_core::Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![curate_core::Problem {
+            scope: path.display().to_string(),
+            field: String::new(),
+            message: format!("cannot read the config: {e}"),
+            hint: None,
+        }]
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates config text (`path` is used for messages and relative files).
+pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem>> {
+    let mut p = Problems::new();
+    let doc: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            p.set_scope(path.display().to_string());
+            p.push("", format!("not valid TOML: {}", e.to_string().trim_end()));
+            return Err(p.into_items());
+        }
+    };
+    p.set_scope("config");
+    let sections = ["input", "steps", "output", "run"];
+    for k in doc.keys() {
+        if !sections.contains(&k.as_str()) {
+            let msg = format!("unknown section; allowed: [input], [[steps]], [output], [run]");
+            match did_you_mean(k, sections) {
+                Some(s) => p.push_hint(k, msg, format!("did you mean `{s}`?")),
+                None => p.push(k, msg),
+            }
+        }
+    }
+    let table = |name: &str, p: &mut Problems| -> Option<toml::Table> {
+        match doc.get(name) {
+            None => Some(toml::Table::new()),
+            Some(toml::Value::Table(t)) => Some(t.clone()),
+            Some(_) => {
+                p.push(name, format!("must be a table: [{name}]"));
+                None
+            }
+        }
+    };
+
+    p.set_scope("input");
+    let input: Option<InputConfig> = match doc.get("input") {
+        None => {
+            p.push("", "missing section [input] (with at least `paths`)");
+            None
+        }
+        Some(_) => table("input", &mut p).and_then(|t| check_table(&t, &keys_of::<InputConfig>(), &mut p)),
+    };
+    if let Some(i) = &input {
+        if i.paths.is_empty() {
+            p.push("paths", "is empty; give at least one file or glob");
+        }
+        if i.batch_rows == 0 {
+            p.push("batch_rows", "0 is out of range; allowed: 1 or more");
+        }
+        if let Some(cols) = &i.columns {
+            if !cols.contains(&i.text_column) {
+                p.push("columns", format!("must include the text column \"{}\"", i.text_column));
+            }
+            if let Some(id) = &i.id_column {
+                if !cols.contains(id) {
+                    p.push("columns", format!("must include the id column \"{id}\""));
+                }
+            }
+        }
+    }
+    p.set_scope("output");
+    let output: Option<OutputConfig> =
+        table("output", &mut p).and_then(|t| check_table(&t, &keys_of::<OutputConfig>(), &mut p));
+    if let Some(o) = &output {
+        p.range("zstd_level", o.zstd_level, 1, 22);
+        if o.row_group_size == 0 {
+            p.push("row_group_size", "0 is out of range; allowed: 1 or more rows");
+        }
+        if o.target_file_size.0 < 1024 {
+            p.push("target_file_size", format!("{} bytes is too small; allowed: 1KiB or more", o.target_file_size.0));
+        }
+    }
+    p.set_scope("run");
+    let run: Option<RunConfig> = table("run", &mut p).and_then(|t| check_table(&t, &keys_of::<RunConfig>(), &mut p));
+    if let Some(r) = &run {
+        if r.task_size == 0 {
+            p.push("task_size", "0 is out of range; allowed: 1 or more row groups");
+        }
+    }
+
+    let steps = parse_steps(doc.get("steps"), &mut p);
+    if p.is_empty() {
+        Ok(Config {
+            input: input.expect("valid"),
+            steps: steps.expect("valid"),
+            output: output.expect("valid"),
+            run: run.expect("valid"),
+            path: path.to_path_buf(),
+        })
+    } else {
+        Err(p.into_items())
+    }
+}
+
+fn parse_steps(value: Option<&toml::Value>, p: &mut Problems) -> Option<Vec<StepEntry>> {
+    p.set_scope("steps");
+    let raw: Vec<toml::Table> = match value {
+        None => Vec::new(),
+        Some(toml::Value::Array(a)) => {
+            let mut out = Vec::new();
+            for (i, v) in a.iter().enumerate() {
+                match v {
+                    toml::Value::Table(t) => out.push(t.clone()),
+                    _ => {
+                        p.set_scope(format!("steps[{i}]"));
+                        p.push("", "must be a table: [[steps]]");
+                    }
+                }
+            }
+            out
+        }
+        Some(_) => {
+            p.push("", "must be an array of tables: [[steps]]");
+            return None;
+        }
+    };
+    // Expand presets first so indices in messages match the resolved pipeline.
+    let mut expanded: Vec<(String, toml::Table)> = Vec::new();
+    for (i, t) in raw.into_iter().enumerate() {
+        if let Some(preset) = t.get("preset") {
+            p.set_scope(format!("steps[{i}] (preset)"));
+            let name = preset.as_str().unwrap_or_default();
+            if t.len() > 1 {
+                p.push("preset", "a preset entry takes no other keys; add steps after it to customise");
+            }
+            match registry::preset(name) {
+                Some(tables) => {
+                    for st in tables {
+                        expanded.push((format!("preset \"{name}\""), st));
+                    }
+                }
+                None => p.one_of("preset", name, &registry::PRESETS),
+            }
+        } else {
+            expanded.push((String::new(), t));
+        }
+    }
+    let docs = registry::docs();
+    let names: Vec<&str> = docs.iter().map(|d| d.name.as_str()).collect();
+    let mut out = Vec::new();
+    let mut previous: Vec<String> = Vec::new();
+    for (i, (origin, mut t)) in expanded.into_iter().enumerate() {
+        let kind = match t.remove("type") {
+            Some(toml::Value::String(s)) => s,
+            Some(other) => {
+                p.set_scope(format!("steps[{i}]"));
+                p.push("type", format!("must be a string naming a step (got {})", render_value(&other)));
+                continue;
+            }
+            None => {
+                p.set_scope(format!("steps[{i}]"));
+                p.push("type", "missing; every step needs `type = \"...\"` (see `curate list-steps`)");
+                continue;
+            }
+        };
+        let scope = if origin.is_empty() { format!("steps[{i}] ({kind})") } else { format!("steps[{i}] ({kind}, from {origin})") };
+        p.set_scope(scope);
+        let Some(doc) = docs.iter().find(|d| d.name == kind) else {
+            p.one_of("type", &kind, &names);
+            continue;
+        };
+        let keys: Vec<String> = doc.keys().map(String::from).collect();
+        if let Some(cfg) = registry::parse_step(&kind, &t, &keys, p) {
+            cfg.validate(p, &previous);
+            previous.push(kind.clone());
+            out.push(StepEntry { index: out.len(), config: cfg });
+        } else {
+            previous.push(kind.clone());
+        }
+    }
+    Some(out)
+}
+
+/// Deserializes one step's table with problem collection (used by the registry macro).
+pub(crate) fn check_step<T: DeserializeOwned>(table: &toml::Table, keys: &[String], p: &mut Problems) -> Option<T> {
+    check_table(table, keys, p)
+}
+
+/// Documentation of every step, for `curate list-steps` / `explain`.
+pub fn step_docs() -> Vec<StepDoc> {
+    registry::docs()
+}
+
+impl Config {
+    /// The snapshot directory, with an optional override.
+    pub fn output_dir(&self, override_dir: Option<&Path>) -> Option<PathBuf> {
+        override_dir.map(Path::to_path_buf).or_else(|| self.output.dir.as_ref().map(PathBuf::from))
+    }
+
+    /// Canonical JSON of everything that can change the output (not threads, task size, batch
+    /// size, output location or keep_work).
+    pub fn content_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "input": {
+                "paths": self.input.paths,
+                "text_column": self.input.text_column,
+                "id_column": self.input.id_column,
+                "columns": self.input.columns,
+                "on_error": self.input.on_error,
+            },
+            "steps": self.steps.iter().map(|s| serde_json::to_value(&s.config).expect("serializable")).collect::<Vec<_>>(),
+            "output": {
+                "zstd_level": self.output.zstd_level,
+                "target_file_size": self.output.target_file_size.0,
+                "row_group_size": self.output.row_group_size,
+                "exclusion": self.output.exclusion,
+            },
+            "run": { "seed": self.run.seed },
+        })
+    }
+
+    /// xxh3-128 of [`content_json`](Self::content_json).
+    pub fn fingerprint(&self) -> String {
+        let s = serde_json::to_string(&self.content_json()).expect("json");
+        curate_core::hash::hex128(xxhash_rust::xxh3::xxh3_128(s.as_bytes()))
+    }
+}

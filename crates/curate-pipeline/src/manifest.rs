@@ -1,0 +1,295 @@
+//! The snapshot manifest: written last, it records everything needed to audit and rebuild the
+//! snapshot, and `curate snapshot verify` checks a directory against it.
+//!
+//! The manifest holds no timestamps, host names or thread counts, so the same config and input
+//! give the same manifest bytes; run-specific facts go to `run.json`, which is not hashed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use curate_core::Counters;
+use curate_io::atomic::{hash_file, write_atomic};
+use curate_io::write::OutputProps;
+use serde::{Deserialize, Serialize};
+
+use crate::error::PipelineError;
+use crate::exec::Run;
+use crate::layout::Layout;
+use crate::record::{Skipped, StepCounts, TaskRecord};
+use crate::state::InputEntry;
+
+/// Manifest format version.
+pub const FORMAT: u32 = 1;
+
+/// A file of the snapshot with its content hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the snapshot root.
+    pub path: String,
+    /// Rows (data and exclusion files).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rows: Option<u64>,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// xxh3-128 of the content, hex.
+    pub xxh3_128: String,
+}
+
+/// Counts of one step over the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSummary {
+    /// Position.
+    pub index: usize,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Documents in.
+    pub docs_in: u64,
+    /// Documents kept.
+    pub docs_out: u64,
+    /// Dropped, by reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// The step's counters.
+    pub counters: Counters,
+    /// The step's published stats.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stats: Option<serde_json::Value>,
+}
+
+/// Run-wide totals. Invariant: `input_rows = kept_rows + dropped_rows`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Documents read.
+    pub input_rows: u64,
+    /// Documents in `data/`.
+    pub kept_rows: u64,
+    /// Documents dropped by steps.
+    pub dropped_rows: u64,
+    /// Documents in skipped shards (never read).
+    pub skipped_rows: u64,
+}
+
+/// The snapshot manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version.
+    pub format: u32,
+    /// curate's version.
+    pub curate_version: String,
+    /// How content hashes are computed.
+    pub hash: String,
+    /// Hash scheme of membership decisions (dedup, sampling).
+    pub decision_hash_scheme: String,
+    /// The resolved config (everything that can change the output).
+    pub config: serde_json::Value,
+    /// Its fingerprint.
+    pub config_fingerprint: String,
+    /// The run seed.
+    pub seed: u64,
+    /// Every input.
+    pub inputs: Vec<InputEntry>,
+    /// Input shards skipped under `on_error = "skip"`.
+    pub skipped: Vec<Skipped>,
+    /// Parquet writer settings.
+    pub writer: OutputProps,
+    /// Totals.
+    pub totals: Totals,
+    /// Per-step counts.
+    pub steps: Vec<StepSummary>,
+    /// Data files.
+    pub outputs: Vec<FileEntry>,
+    /// Exclusion files.
+    pub excluded: Vec<FileEntry>,
+    /// Files steps published (labels, model, indexes, metrics).
+    pub artifacts: Vec<FileEntry>,
+}
+
+fn entry(root: &Path, rel: &str, rows: Option<u64>) -> Result<FileEntry, PipelineError> {
+    let (bytes, h) = hash_file(&root.join(rel)).map_err(|e| PipelineError::io("hashing outputs", e))?;
+    Ok(FileEntry { path: rel.to_string(), rows, bytes, xxh3_128: curate_core::hash::hex128(h) })
+}
+
+/// Sums every task's counts into per-step summaries.
+pub fn step_summaries(run: &Run) -> Result<(Vec<StepSummary>, Vec<TaskRecord>), PipelineError> {
+    let mut per: BTreeMap<usize, StepCounts> = BTreeMap::new();
+    let mut all = Vec::new();
+    for stage in &run.plan.stages {
+        if matches!(stage.kind, crate::plan::StageKind::Finalize) {
+            continue;
+        }
+        for r in run.stage_records(&stage.name)? {
+            for (i, c) in &r.steps {
+                per.entry(*i).or_default().merge(c);
+            }
+            all.push(r);
+        }
+    }
+    let steps = run
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let c = per.remove(&i).unwrap_or_default();
+            StepSummary {
+                index: i,
+                kind: s.kind().to_string(),
+                docs_in: c.docs_in,
+                docs_out: c.docs_out,
+                dropped: c.dropped,
+                counters: c.counters,
+                stats: None,
+            }
+        })
+        .collect();
+    Ok((steps, all))
+}
+
+/// The finalize task: publish step artefacts, hash every file, check the totals, write the
+/// manifest (last), then remove intermediate parts.
+pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
+    let root = &run.layout.root;
+    let (mut steps, records) = step_summaries(run)?;
+    let state = crate::state::State::load(&run.layout)?
+        .ok_or_else(|| PipelineError::Other("missing .curate/state.json; was the run started?".into()))?;
+
+    let pass0: Vec<&TaskRecord> = records.iter().filter(|r| r.stage == "pass-0").collect();
+    let last = format!("pass-{}", run.plan.passes.len() - 1);
+    let input_rows: u64 = pass0.iter().map(|r| r.rows_in).sum();
+    let kept_rows: u64 = records.iter().filter(|r| r.stage == last).map(|r| r.rows_out).sum();
+    let dropped_rows: u64 = steps.iter().flat_map(|s| s.dropped.values()).sum();
+    let skipped: Vec<Skipped> = pass0.iter().filter_map(|r| r.skipped.clone()).collect();
+    let skipped_rows = skipped.iter().map(|s| s.rows).sum();
+    if input_rows != kept_rows + dropped_rows {
+        return Err(PipelineError::Other(format!(
+            "internal error: counts do not add up: {input_rows} read != {kept_rows} kept + {dropped_rows} dropped"
+        )));
+    }
+
+    let mut outputs = Vec::new();
+    let mut excluded = Vec::new();
+    let mut written_rows = 0;
+    for r in records.iter().filter(|r| r.stage == "assemble") {
+        for f in &r.files {
+            let e = entry(root, &f.path, Some(f.rows))?;
+            if f.path.starts_with("data/") {
+                written_rows += f.rows;
+                outputs.push(e);
+            } else {
+                excluded.push(e);
+            }
+        }
+    }
+    outputs.sort_by(|a, b| a.path.cmp(&b.path));
+    excluded.sort_by(|a, b| a.path.cmp(&b.path));
+    if written_rows != kept_rows {
+        return Err(PipelineError::Other(format!(
+            "internal error: data files hold {written_rows} rows but {kept_rows} were kept"
+        )));
+    }
+
+    let mut artifacts = Vec::new();
+    for (i, s) in run.plan.steps.iter().enumerate() {
+        let published = s.publish(&run.plan.step_dirs[i]).map_err(|e| PipelineError::Step {
+            step: format!("steps[{i}] ({})", s.kind()),
+            context: "publishing to the snapshot".into(),
+            source: e,
+        })?;
+        steps[i].stats = published.stats;
+        for (rel, src) in published.files {
+            let bytes = std::fs::read(&src).map_err(|e| PipelineError::io("publishing", curate_io::IoError::os(&src, e)))?;
+            write_atomic(&root.join(&rel), &bytes).map_err(|e| PipelineError::io("publishing", e))?;
+            artifacts.push(entry(root, &rel, None)?);
+        }
+    }
+    artifacts.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let manifest = Manifest {
+        format: FORMAT,
+        curate_version: env!("CARGO_PKG_VERSION").to_string(),
+        hash: "xxh3-128".into(),
+        decision_hash_scheme: curate_core::hash::HASH_SCHEME.into(),
+        config: run.config.content_json(),
+        config_fingerprint: run.config.fingerprint(),
+        seed: run.config.run.seed,
+        inputs: state.inputs.clone(),
+        skipped,
+        writer: run.props.clone(),
+        totals: Totals { input_rows, kept_rows, dropped_rows, skipped_rows },
+        steps,
+        outputs,
+        excluded,
+        artifacts,
+    };
+    let stats = serde_json::json!({ "totals": manifest.totals, "steps": manifest.steps });
+    write_atomic(&root.join("stats.json"), &serde_json::to_vec_pretty(&stats).expect("json"))
+        .map_err(|e| PipelineError::io("writing stats", e))?;
+    let json = serde_json::to_vec_pretty(&manifest).expect("json");
+    write_atomic(&run.layout.manifest(), &json).map_err(|e| PipelineError::io("writing the manifest", e))?;
+    if !run.config.run.keep_work {
+        let _ = std::fs::remove_dir_all(run.layout.work());
+    }
+    Ok(TaskRecord { stage: "finalize".into(), task: 0, rows_out: kept_rows, ..Default::default() })
+}
+
+/// Reads a snapshot's manifest.
+pub fn load(dir: &Path) -> Result<Manifest, PipelineError> {
+    let path = Layout::new(dir).manifest();
+    let bytes = std::fs::read(&path).map_err(|e| {
+        PipelineError::Other(format!("{}: {e} (is this a finished curate snapshot?)", path.display()))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| PipelineError::Other(format!("{}: not a valid manifest: {e}", path.display())))
+}
+
+/// Re-hashes every file the manifest lists; returns every mismatch (empty = verified).
+pub fn verify(dir: &Path) -> Result<(Manifest, Vec<String>), PipelineError> {
+    let m = load(dir)?;
+    let mut problems = Vec::new();
+    let all = m.outputs.iter().chain(&m.excluded).chain(&m.artifacts);
+    for f in all {
+        let p = dir.join(&f.path);
+        match hash_file(&p) {
+            Err(e) => problems.push(format!("{}: missing or unreadable: {e}", f.path)),
+            Ok((bytes, h)) => {
+                if bytes != f.bytes {
+                    problems.push(format!("{}: size {bytes} bytes, manifest says {}", f.path, f.bytes));
+                }
+                let h = curate_core::hash::hex128(h);
+                if h != f.xxh3_128 {
+                    problems.push(format!("{}: content hash {h}, manifest says {}", f.path, f.xxh3_128));
+                }
+                if let Some(rows) = f.rows {
+                    match parquet_rows(&p) {
+                        Ok(n) if n == rows => {}
+                        Ok(n) => problems.push(format!("{}: {n} rows, manifest says {rows}", f.path)),
+                        Err(e) => problems.push(format!("{}: unreadable parquet: {e}", f.path)),
+                    }
+                }
+            }
+        }
+    }
+    for (sub, listed) in [("data", &m.outputs), ("excluded", &m.excluded)] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+            for e in rd.flatten() {
+                let rel = format!("{sub}/{}", e.file_name().to_string_lossy());
+                if !listed.iter().any(|f| f.path == rel) {
+                    problems.push(format!("{rel}: not listed in the manifest"));
+                }
+            }
+        }
+    }
+    Ok((m, problems))
+}
+
+fn parquet_rows(p: &Path) -> Result<u64, String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let f = std::fs::File::open(p).map_err(|e| e.to_string())?;
+    let r = SerializedFileReader::new(f).map_err(|e| e.to_string())?;
+    Ok(r.metadata().file_metadata().num_rows() as u64)
+}
+
+/// xxh3-128 of the manifest file, hex: one digest for the whole snapshot.
+pub fn digest(dir: &Path) -> Result<String, PipelineError> {
+    let (_, h) = hash_file(&Layout::new(dir).manifest()).map_err(|e| PipelineError::io("hashing the manifest", e))?;
+    Ok(curate_core::hash::hex128(h))
+}

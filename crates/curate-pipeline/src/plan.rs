@@ -1,0 +1,229 @@
+//! Planning: inputs → tasks → an ordered list of stages.
+//!
+//! The steps are cut at every step with a [`Barrier`](curate_core::Barrier). Pass 0 reads the
+//! input; pass *k* > 0 reads pass *k−1*'s part files, task by task (same task index = same key
+//! range). Between passes run the barrier's global stages. After the last pass, `assemble`
+//! writes the data (and exclusion) files and `finalize` the manifest.
+//!
+//! The plan depends only on the config and the input footers — never on thread count — so any
+//! executor (local, Slurm, any indexed-array engine) runs the same stages with the same task
+//! counts.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use curate_core::{BuildEnv, Step, StageSpec};
+use curate_io::input::{self, Format, InputFile};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::PipelineError;
+
+/// One task's share of the input: a row-group range of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Share {
+    /// Input ordinal.
+    pub file: usize,
+    /// Row groups (parquet); `0..1` for a whole JSONL file.
+    pub row_groups: Range<usize>,
+    /// Rows (0 when unknown, for JSONL).
+    pub rows: u64,
+    /// Uncompressed bytes (parquet footer estimate; file size for JSONL).
+    pub bytes: u64,
+}
+
+/// A pass over the documents.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pass {
+    /// Steps whose processors run in this pass.
+    pub steps: Range<usize>,
+    /// The step whose observer runs at the end of this pass, if any.
+    pub barrier: Option<usize>,
+}
+
+/// What a stage does.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StageKind {
+    /// A pass over documents (one task per input share).
+    Pass {
+        /// Pass number.
+        pass: usize,
+    },
+    /// A global stage of a barrier step.
+    Barrier {
+        /// The step.
+        step: usize,
+        /// Index into the step's stages.
+        stage: usize,
+    },
+    /// Writing data and exclusion files.
+    Assemble,
+    /// Writing the manifest.
+    Finalize,
+}
+
+/// A stage: a name, a kind and a task count.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    /// Unique name, used for completion records and `curate task --stage`.
+    pub name: String,
+    /// What it does.
+    #[serde(flatten)]
+    pub kind: StageKind,
+    /// Number of independent tasks.
+    pub tasks: usize,
+}
+
+/// Upper bound on assemble tasks (each writes every A-th output file).
+const MAX_ASSEMBLE_TASKS: usize = 64;
+
+/// A run's plan.
+pub struct Plan {
+    /// Inputs, sorted; index = ordinal.
+    pub inputs: Vec<InputFile>,
+    /// Pass tasks (the same shares in every pass).
+    pub shares: Vec<Share>,
+    /// Passes.
+    pub passes: Vec<Pass>,
+    /// Stages in execution order.
+    pub stages: Vec<Stage>,
+    /// The built steps.
+    pub steps: Vec<Box<dyn Step>>,
+    /// Work directory of each step.
+    pub step_dirs: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan").field("shares", &self.shares.len()).field("stages", &self.stages).finish()
+    }
+}
+
+impl Plan {
+    /// Builds the steps (cheap; no data read).
+    pub fn build_steps(config: &Config, work: &std::path::Path) -> Result<(Vec<Box<dyn Step>>, Vec<PathBuf>), PipelineError> {
+        let mut steps = Vec::new();
+        let mut dirs = Vec::new();
+        let mut previous = Vec::new();
+        let config_dir = config.path.parent().map(PathBuf::from).unwrap_or_default();
+        for s in &config.steps {
+            let env = BuildEnv {
+                seed: config.run.seed,
+                index: s.index,
+                text_column: config.input.text_column.clone(),
+                id_column: config.input.id_column.clone(),
+                previous: previous.clone(),
+                config_dir: config_dir.clone(),
+            };
+            let step = s.config.build(&env).map_err(|e| PipelineError::Step {
+                step: format!("steps[{}] ({})", s.index, s.config.kind()),
+                context: "build".into(),
+                source: e,
+            })?;
+            previous.push(s.config.kind().to_string());
+            dirs.push(work.join("steps").join(format!("{:02}-{}", s.index, s.config.kind())));
+            steps.push(step);
+        }
+        Ok((steps, dirs))
+    }
+
+    /// Resolves inputs (reading only footers), splits them into shares and lays out stages.
+    pub fn new(config: &Config, work: &std::path::Path) -> Result<Plan, PipelineError> {
+        let base = std::env::current_dir().unwrap_or_default();
+        let paths = input::resolve(&config.input.paths, &base).map_err(PipelineError::Inputs)?;
+        let mut inputs = Vec::with_capacity(paths.len());
+        let mut errors = Vec::new();
+        for p in &paths {
+            match input::inspect(p, &config.input.text_column) {
+                Ok(f) => inputs.push(f),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PipelineError::Inputs(errors));
+        }
+        if let Some(cols) = &config.input.columns {
+            for f in &inputs {
+                for c in cols {
+                    if f.schema.field_with_name(c).is_err() {
+                        errors.push(format!("{}: column `{c}` (from [input] columns) is missing", f.path.display()));
+                    }
+                }
+            }
+        }
+        if let Some(id) = &config.input.id_column {
+            for f in &inputs {
+                if f.schema.field_with_name(id).is_err() {
+                    errors.push(format!("{}: id column `{id}` is missing", f.path.display()));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PipelineError::Inputs(errors));
+        }
+        let (steps, step_dirs) = Self::build_steps(config, work)?;
+        let shares = make_shares(&inputs, config.run.task_size);
+        let (passes, stages) = layout(&steps, shares.len());
+        Ok(Plan { inputs, shares, passes, stages, steps, step_dirs })
+    }
+
+    /// The stage with this name.
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// Splits inputs into shares of `task_size` row groups (a JSONL file is one share).
+pub fn make_shares(inputs: &[InputFile], task_size: usize) -> Vec<Share> {
+    let mut shares = Vec::new();
+    for (i, f) in inputs.iter().enumerate() {
+        match f.format {
+            Format::Parquet => {
+                let n = f.row_groups.len();
+                let mut start = 0;
+                while start < n {
+                    let end = (start + task_size).min(n);
+                    let rgs = &f.row_groups[start..end];
+                    shares.push(Share {
+                        file: i,
+                        row_groups: start..end,
+                        rows: rgs.iter().map(|r| r.rows).sum(),
+                        bytes: rgs.iter().map(|r| r.bytes).sum(),
+                    });
+                    start = end;
+                }
+            }
+            Format::Jsonl(_) => shares.push(Share { file: i, row_groups: 0..1, rows: 0, bytes: f.size }),
+        }
+    }
+    shares
+}
+
+/// Cuts the steps at barriers into passes and stages.
+pub fn layout(steps: &[Box<dyn Step>], tasks: usize) -> (Vec<Pass>, Vec<Stage>) {
+    let mut passes = Vec::new();
+    let mut stages = Vec::new();
+    let mut start = 0;
+    for (i, s) in steps.iter().enumerate() {
+        if let Some(b) = s.barrier() {
+            passes.push(Pass { steps: start..i, barrier: Some(i) });
+            let pass = passes.len() - 1;
+            stages.push(Stage { name: format!("pass-{pass}"), kind: StageKind::Pass { pass }, tasks });
+            for (j, StageSpec { name, tasks: n }) in b.stages(tasks).into_iter().enumerate() {
+                stages.push(Stage {
+                    name: format!("step-{i:02}-{}-{name}", s.kind()),
+                    kind: StageKind::Barrier { step: i, stage: j },
+                    tasks: n,
+                });
+            }
+            start = i;
+        }
+    }
+    passes.push(Pass { steps: start..steps.len(), barrier: None });
+    let pass = passes.len() - 1;
+    stages.push(Stage { name: format!("pass-{pass}"), kind: StageKind::Pass { pass }, tasks });
+    stages.push(Stage { name: "assemble".into(), kind: StageKind::Assemble, tasks: tasks.clamp(1, MAX_ASSEMBLE_TASKS) });
+    stages.push(Stage { name: "finalize".into(), kind: StageKind::Finalize, tasks: 1 });
+    (passes, stages)
+}

