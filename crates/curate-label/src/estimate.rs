@@ -165,3 +165,89 @@ impl Estimate {
         )
     }
 }
+
+/// The documents a dry run prices: up to `size` documents of the input files drawn by the same
+/// seeded hash as the `sample` step (its id, else its text), before any upstream filter and
+/// ignoring strata — an approximation of the real sample with the same size and the same
+/// length distribution. Reads parquet and JSONL; memory is bounded by `size` texts.
+#[derive(Debug, Clone)]
+pub struct DryRunInput<'a> {
+    /// Input files (parquet, or JSONL with one object per line).
+    pub paths: &'a [std::path::PathBuf],
+    /// Text column.
+    pub text_column: &'a str,
+    /// Id column, if any.
+    pub id_column: Option<&'a str>,
+    /// Sample size (all documents when `None`).
+    pub size: Option<usize>,
+    /// The selection seed (the sample step's `seed`, else derived from the run seed).
+    pub seed: u64,
+}
+
+/// Draws the dry run's documents from the inputs.
+pub fn draw_documents(input: &DryRunInput<'_>) -> Result<Vec<String>, LabelError> {
+    use std::collections::BinaryHeap;
+    let k = input.size.unwrap_or(usize::MAX);
+    let mut heap: BinaryHeap<(u64, u64, String)> = BinaryHeap::new();
+    let mut ord = 0u64;
+    let mut offer = |id: Option<&str>, text: &str| {
+        let h = curate_core::hash::h64(id.unwrap_or(text).as_bytes(), input.seed);
+        ord += 1;
+        if heap.len() < k {
+            heap.push((h, ord, text.to_string()));
+        } else if heap.peek().is_some_and(|t| (h, ord) < (t.0, t.1)) {
+            heap.pop();
+            heap.push((h, ord, text.to_string()));
+        }
+    };
+    for p in input.paths {
+        if p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+        {
+            let mut cols = vec![input.text_column];
+            cols.extend(input.id_column);
+            for rb in crate::util::read_parquet(p, Some(&cols))? {
+                let t = crate::util::column(&rb, input.text_column, p)?;
+                let id = input
+                    .id_column
+                    .map(|c| crate::util::column(&rb, c, p))
+                    .transpose()?;
+                for i in 0..rb.num_rows() {
+                    let Some(text) = crate::util::str_value(t.as_ref(), i) else {
+                        continue;
+                    };
+                    let idv = id.and_then(|c| crate::util::str_value(c.as_ref(), i));
+                    offer(idv.as_deref(), &text);
+                }
+            }
+        } else if p
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"))
+        {
+            crate::util::read_jsonl(p, |n, m| {
+                let text = m
+                    .get(input.text_column)
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| LabelError::Input {
+                        path: p.clone(),
+                        message: format!("line {n}: no string field `{}`", input.text_column),
+                    })?;
+                let id = input.id_column.and_then(|c| m.get(c)).map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                });
+                offer(id.as_deref(), text);
+                Ok(())
+            })?;
+        } else {
+            return Err(LabelError::Input {
+                path: p.clone(),
+                message: "the dry run reads parquet and JSONL inputs only (decompress .gz/.zst inputs first)".into(),
+            });
+        }
+    }
+    let mut v = heap.into_vec();
+    v.sort();
+    Ok(v.into_iter().map(|x| x.2).collect())
+}

@@ -33,7 +33,7 @@ mod testutil;
 
 use std::path::{Path, PathBuf};
 
-pub use estimate::{Estimate, estimate};
+pub use estimate::{DryRunInput, Estimate, draw_documents, estimate};
 pub use label::{LabelConfig, LabelStep};
 pub use sample::{SampleConfig, SampleStep};
 
