@@ -147,6 +147,13 @@ pub struct C4Quality {
     cfg: C4QualityConfig,
 }
 
+impl C4Quality {
+    /// Builds the filter from its config.
+    pub fn new(cfg: C4QualityConfig) -> Self {
+        Self { cfg }
+    }
+}
+
 /// Reusable working memory.
 #[derive(Debug, Default)]
 pub struct Scratch {

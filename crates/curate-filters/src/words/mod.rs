@@ -118,7 +118,7 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
     // spaCy's URL_MATCH without its private-IP exclusions: those strings are dotted numbers,
     // which the infix rules leave whole anyway, so the tokens come out the same.
     let url = format!(
-        r"^(?:[\w+\-.]{{2,}}://)?(?:\S+(?::\S*)?@)?(?:(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{{1,2}}|2[0-4]\d|25[0-5])){{2}}(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))|(?:(?:[A-Za-z0-9\x{{a1}}-\x{{ffff}}][A-Za-z0-9\x{{a1}}-\x{{ffff}}_-]{{0,62}})?[A-Za-z0-9\x{{a1}}-\x{{ffff}}]\.)+(?:[{lower_cls}]{{2,63}}))(?::\d{{2,5}})?(?:[/?#]\S*)?$"
+        r"^(?:[\w+\-.]{{2,}}://)?(?:\S+(?::\S*)?@)?(?P<host>(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{{1,2}}|2[0-4]\d|25[0-5])){{2}}(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))|(?:(?:[A-Za-z0-9\x{{a1}}-\x{{ffff}}][A-Za-z0-9\x{{a1}}-\x{{ffff}}_-]{{0,62}})?[A-Za-z0-9\x{{a1}}-\x{{ffff}}]\.)+(?:[{lower_cls}]{{2,63}}))(?::\d{{2,5}})?(?:[/?#]\S*)?$"
     );
     Tables {
         alpha: Class::new(t::ALPHA),
@@ -194,6 +194,7 @@ pub fn warm_up() {
 #[derive(Debug, Default)]
 pub struct WordSplitter {
     suffixes: Vec<Span>,
+    merged: Vec<Span>,
 }
 
 impl WordSplitter {
@@ -259,6 +260,64 @@ impl WordSplitter {
             push_pieces(out, start, lens);
             return;
         }
+        let first = out.len();
+        self.split_chunk(tb, text, start, end, out);
+        if out.len() - first > 1 {
+            self.merge_specials(tb, text, first, out);
+        }
+    }
+
+    /// spaCy's special-case matcher: after affix splitting, a run of adjacent tokens that spells
+    /// a tokenizer exception (e.g. `):` or `n.`) is replaced by that exception's tokens. Matches
+    /// are taken leftmost first, longest first, without overlap.
+    fn merge_specials(&mut self, tb: &Tables, text: &str, first: usize, out: &mut Vec<Span>) {
+        let n = out.len() - first;
+        let mut i = 0;
+        let mut changed = false;
+        self.merged.clear();
+        while i < n {
+            let (a, _) = out[first + i];
+            let mut best = None;
+            for j in (i + 1..n).rev() {
+                let (_, b) = out[first + j];
+                if (b - a) as usize > tb.max_exception_len {
+                    continue;
+                }
+                if let Some(l) = exception(tb, &text[a as usize..b as usize]) {
+                    best = Some((j, l));
+                    break;
+                }
+            }
+            match best {
+                Some((j, l)) => {
+                    let mut p = a as usize;
+                    for &len in l {
+                        self.merged.push((p as u32, (p + len as usize) as u32));
+                        p += len as usize;
+                    }
+                    changed = true;
+                    i = j + 1;
+                }
+                None => {
+                    self.merged.push(out[first + i]);
+                    i += 1;
+                }
+            }
+        }
+        if changed {
+            out.truncate(first);
+            out.extend_from_slice(&self.merged);
+        }
+    }
+
+    fn split_chunk(
+        &mut self,
+        tb: &Tables,
+        text: &str,
+        start: usize,
+        end: usize,
+        out: &mut Vec<Span>,
+    ) {
         self.suffixes.clear();
         let (mut s, mut e) = (start, end);
         let mut last = 0usize;
@@ -513,7 +572,48 @@ fn suffix_at(tb: &Tables, s: &str, p: usize, nchars: usize) -> bool {
 
 fn is_url(tb: &Tables, s: &str) -> bool {
     // Every URL the pattern accepts has a dot before its top-level domain or in its IP address.
-    memchr::memchr(b'.', s.as_bytes()).is_some() && tb.url.is_match(s)
+    if memchr::memchr(b'.', s.as_bytes()).is_none() {
+        return false;
+    }
+    let Some(caps) = tb.url.captures(s) else {
+        return false;
+    };
+    // spaCy's negative lookaheads: no host that starts like a private or loopback address.
+    let host = caps.name("host").map_or("", |m| &s[m.start()..]);
+    !private_ip_prefix(host)
+}
+
+/// True when `h` starts with `10.d.d.d`, `127.d.d.d`, `169.254.d.d`, `192.168.d.d` or
+/// `172.16-31.d.d` (1 to 3 digits per number), as spaCy's URL pattern excludes.
+fn private_ip_prefix(h: &str) -> bool {
+    fn octets(mut s: &str, n: usize) -> bool {
+        for _ in 0..n {
+            let Some(r) = s.strip_prefix('.') else {
+                return false;
+            };
+            let d = r.bytes().take_while(|b| b.is_ascii_digit()).count();
+            if d == 0 {
+                return false;
+            }
+            s = &r[d.min(3)..];
+        }
+        true
+    }
+    for (p, n) in [("10", 3), ("127", 3), ("169.254", 2), ("192.168", 2)] {
+        if h.strip_prefix(p).is_some_and(|r| octets(r, n)) {
+            return true;
+        }
+    }
+    if let Some(r) = h.strip_prefix("172.") {
+        let d: String = r.chars().take(2).collect();
+        if let Ok(v) = d.parse::<u32>()
+            && (16..=31).contains(&v)
+            && d.len() == 2
+        {
+            return octets(&r[2..], 2);
+        }
+    }
+    false
 }
 
 /// Splits `text[s..e]` on spaCy's English infixes, pushing the pieces.
