@@ -63,6 +63,10 @@ macro_rules! registry {
 registry! {
     Length => curate_filters::length::LengthConfig,
     SampleFraction => curate_filters::sample_fraction::SampleFractionConfig,
+    GopherQuality => curate_filters::gopher_quality::GopherQualityConfig,
+    GopherRepetition => curate_filters::gopher_repetition::GopherRepetitionConfig,
+    C4Quality => curate_filters::c4_quality::C4QualityConfig,
+    FinewebQuality => curate_filters::fineweb_quality::FineWebQualityConfig,
     Sample => curate_label::sample::SampleConfig,
     Label => curate_label::label::LabelConfig,
 }
