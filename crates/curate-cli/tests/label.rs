@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float32Type, Schema};
-use curate_testkit::anthropic::{BatchBehavior, Fault, FakeAnthropic, FakeConfig, Faults, fake_score};
+use curate_testkit::anthropic::{
+    BatchBehavior, FakeAnthropic, FakeConfig, Fault, Faults, fake_score,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -25,14 +27,23 @@ fn curate() -> Command {
 /// The first `n` documents of the real corpus (or the bundled slice), as a small parquet input.
 fn input(dir: &Path, n: usize) -> PathBuf {
     let src = curate_testkit::corpus_shard_or_sample();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&src).unwrap()).unwrap().with_batch_size(n).build().unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&src).unwrap())
+        .unwrap()
+        .with_batch_size(n)
+        .build()
+        .unwrap();
     let mut rows: Vec<[String; 4]> = Vec::new();
     for rb in reader {
         let rb = rb.unwrap();
         let col = |name: &str| rb.column_by_name(name).unwrap().as_string::<i32>().clone();
         let (t, id, url, lang) = (col("text"), col("id"), col("url"), col("language"));
         for i in 0..rb.num_rows() {
-            rows.push([t.value(i).into(), id.value(i).into(), url.value(i).into(), lang.value(i).into()]);
+            rows.push([
+                t.value(i).into(),
+                id.value(i).into(),
+                url.value(i).into(),
+                lang.value(i).into(),
+            ]);
             if rows.len() == n {
                 break;
             }
@@ -42,10 +53,18 @@ fn input(dir: &Path, n: usize) -> PathBuf {
         }
     }
     let schema = Arc::new(Schema::new(
-        ["text", "id", "url", "language"].iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>(),
+        ["text", "id", "url", "language"]
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
     ));
-    let cols: Vec<ArrayRef> =
-        (0..4).map(|c| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[c].as_str()))) as ArrayRef).collect();
+    let cols: Vec<ArrayRef> = (0..4)
+        .map(|c| {
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r[c].as_str()),
+            )) as ArrayRef
+        })
+        .collect();
     let rb = RecordBatch::try_new(schema.clone(), cols).unwrap();
     let path = dir.join("input.parquet");
     let mut w = ArrowWriter::try_new(File::create(&path).unwrap(), schema, None).unwrap();
@@ -114,7 +133,12 @@ fn run(config: &Path, key: Option<&str>) -> Output {
 }
 
 fn ok(o: &Output) {
-    assert!(o.status.success(), "curate failed:\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "curate failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// (sampled rows, labeled rows) of the snapshot, checking each label against the fake's rule.
@@ -122,12 +146,27 @@ fn check_snapshot(out: &Path) -> (usize, usize) {
     let (mut sampled, mut labeled) = (0, 0);
     for e in std::fs::read_dir(out.join("data")).unwrap() {
         let p = e.unwrap().path();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&p).unwrap()).unwrap().build().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&p).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
         for rb in reader {
             let rb = rb.unwrap();
-            let text = rb.column_by_name("text").unwrap().as_string::<i32>().clone();
-            let split = rb.column_by_name("split").unwrap().as_string::<i32>().clone();
-            let score = rb.column_by_name("teacher_score").unwrap().as_primitive::<Float32Type>().clone();
+            let text = rb
+                .column_by_name("text")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let split = rb
+                .column_by_name("split")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let score = rb
+                .column_by_name("teacher_score")
+                .unwrap()
+                .as_primitive::<Float32Type>()
+                .clone();
             for i in 0..rb.num_rows() {
                 if split.is_null(i) {
                     assert!(score.is_null(i));
@@ -161,12 +200,20 @@ fn server_cost(s: &FakeAnthropic) -> f64 {
 
 fn assert_no_key_anywhere(dirs: &[&Path], outputs: &[&Output]) {
     for o in outputs {
-        assert!(!String::from_utf8_lossy(&o.stdout).contains(KEY) && !String::from_utf8_lossy(&o.stderr).contains(KEY), "key in output");
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains(KEY)
+                && !String::from_utf8_lossy(&o.stderr).contains(KEY),
+            "key in output"
+        );
     }
     for d in dirs {
         for f in walk(d) {
             let b = std::fs::read(&f).unwrap();
-            assert!(!b.windows(KEY.len()).any(|w| w == KEY.as_bytes()), "API key leaked into {}", f.display());
+            assert!(
+                !b.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+                "API key leaked into {}",
+                f.display()
+            );
         }
     }
 }
@@ -175,7 +222,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }
@@ -184,27 +235,68 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn batch_labeling_under_30_percent_faults_is_complete_exact_and_in_budget() {
     let dir = tempfile::tempdir().unwrap();
     let mut fc = FakeConfig::new(KEY);
-    fc.faults = Faults { seed: 3, slow: Duration::from_millis(20), ..Faults::all(0.3) };
-    fc.batch = BatchBehavior { polls_until_end: 2, errored_rate: 0.1, expired_rate: 0.1 };
+    fc.faults = Faults {
+        seed: 3,
+        slow: Duration::from_millis(20),
+        ..Faults::all(0.3)
+    };
+    fc.batch = BatchBehavior {
+        polls_until_end: 2,
+        errored_rate: 0.1,
+        expired_rate: 0.1,
+    };
     let server = FakeAnthropic::start(fc);
     let store = dir.path().join("store");
     let input = input(dir.path(), 400);
-    let cfg = write_config(dir.path(), &input, 120, &claude_label(&server, &store, "batch", "max_usd = 1.0\nmax_batch_requests = 40"));
+    let cfg = write_config(
+        dir.path(),
+        &input,
+        120,
+        &claude_label(
+            &server,
+            &store,
+            "batch",
+            "max_usd = 1.0\nmax_batch_requests = 40",
+        ),
+    );
     let o = run(&cfg, Some(KEY));
     ok(&o);
     let out = dir.path().join("out");
     assert_eq!(check_snapshot(&out), (120, 120));
     let st = server.stats();
-    assert!(st.faults.values().sum::<u64>() > 0 && st.rejected.is_empty(), "{:?} {:?}", st.faults, st.rejected);
+    assert!(
+        st.faults.values().sum::<u64>() > 0 && st.rejected.is_empty(),
+        "{:?} {:?}",
+        st.faults,
+        st.rejected
+    );
     assert_eq!(st.max_bills_per_document(), 1);
     let s = label_stats(&out);
     let billed = server_cost(&server);
-    assert!((s["this_run"]["spent_usd"].as_f64().unwrap() - billed).abs() < 1e-12 + 1e-9 * billed, "{s}");
+    assert!(
+        (s["this_run"]["spent_usd"].as_f64().unwrap() - billed).abs() < 1e-12 + 1e-9 * billed,
+        "{s}"
+    );
     assert!(billed <= 1.0);
     // The labels table the snapshot published.
     let labels = out.join("labels/labels.parquet");
-    let rb = ParquetRecordBatchReaderBuilder::try_new(File::open(&labels).unwrap()).unwrap().build().unwrap().next().unwrap().unwrap();
-    for c in ["id", "split", "score", "reason", "model", "input_tokens", "output_tokens", "cost_usd"] {
+    let rb = ParquetRecordBatchReaderBuilder::try_new(File::open(&labels).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    for c in [
+        "id",
+        "split",
+        "score",
+        "reason",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    ] {
         assert!(rb.column_by_name(c).is_some(), "labels.parquet lacks {c}");
     }
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
@@ -215,7 +307,11 @@ fn batch_labeling_under_30_percent_faults_is_complete_exact_and_in_budget() {
     let before = server.stats().http_requests;
     std::fs::remove_dir_all(&out).unwrap();
     ok(&run(&cfg, Some(KEY)));
-    assert_eq!(server.stats().http_requests, before, "a re-run never pays twice");
+    assert_eq!(
+        server.stats().http_requests,
+        before,
+        "a re-run never pays twice"
+    );
     assert_eq!(check_snapshot(&out), (120, 120));
 }
 
@@ -227,7 +323,12 @@ fn a_run_killed_mid_batch_resumes_without_paying_twice() {
     let server = FakeAnthropic::start(fc);
     let store = dir.path().join("store");
     let input = input(dir.path(), 200);
-    let cfg = write_config(dir.path(), &input, 60, &claude_label(&server, &store, "batch", ""));
+    let cfg = write_config(
+        dir.path(),
+        &input,
+        60,
+        &claude_label(&server, &store, "batch", ""),
+    );
     let mut child = curate()
         .args(["run", "--quiet", "--config"])
         .arg(&cfg)
@@ -238,8 +339,15 @@ fn a_run_killed_mid_batch_resumes_without_paying_twice() {
         .unwrap();
     // Wait until the batch id is persisted, then SIGKILL.
     let t0 = Instant::now();
-    while std::fs::read_dir(store.join("pending")).map(|d| d.count()).unwrap_or(0) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no batch was submitted");
+    while std::fs::read_dir(store.join("pending"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no batch was submitted"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -250,7 +358,10 @@ fn a_run_killed_mid_batch_resumes_without_paying_twice() {
     ok(&o);
     assert_eq!(check_snapshot(&dir.path().join("out")), (60, 60));
     let st = server.stats();
-    assert_eq!(st.batches_created, 1, "the killed run's batch was resumed, not bought again");
+    assert_eq!(
+        st.batches_created, 1,
+        "the killed run's batch was resumed, not bought again"
+    );
     assert_eq!(st.max_bills_per_document(), 1);
     assert_no_key_anywhere(&[dir.path()], &[&o]);
 }
@@ -259,11 +370,21 @@ fn a_run_killed_mid_batch_resumes_without_paying_twice() {
 fn an_interrupted_online_run_resumes_and_keeps_what_it_paid_for() {
     let dir = tempfile::tempdir().unwrap();
     let mut fc = FakeConfig::new(KEY);
-    fc.faults = Faults { rate: 1.0, kinds: vec![Fault::Slow], slow: Duration::from_millis(25), ..Faults::default() };
+    fc.faults = Faults {
+        rate: 1.0,
+        kinds: vec![Fault::Slow],
+        slow: Duration::from_millis(25),
+        ..Faults::default()
+    };
     let server = FakeAnthropic::start(fc);
     let store = dir.path().join("store");
     let input = input(dir.path(), 200);
-    let cfg = write_config(dir.path(), &input, 60, &claude_label(&server, &store, "online", "concurrency = 1"));
+    let cfg = write_config(
+        dir.path(),
+        &input,
+        60,
+        &claude_label(&server, &store, "online", "concurrency = 1"),
+    );
     let mut child = curate()
         .args(["run", "--quiet", "--config"])
         .arg(&cfg)
@@ -274,7 +395,10 @@ fn an_interrupted_online_run_resumes_and_keeps_what_it_paid_for() {
         .unwrap();
     let t0 = Instant::now();
     while server.stats().messages_ok < 15 {
-        assert!(t0.elapsed() < Duration::from_secs(120), "labeling did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "labeling did not start"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -288,7 +412,10 @@ fn an_interrupted_online_run_resumes_and_keeps_what_it_paid_for() {
     // Labels journaled before the kill are never bought again; the one request in flight at the
     // moment of the SIGKILL (concurrency = 1) may be.
     let twice = st.billed_per_document.values().filter(|&&n| n > 1).count();
-    assert!(twice <= 1 && st.max_bills_per_document() <= 2, "{twice} documents paid twice");
+    assert!(
+        twice <= 1 && st.max_bills_per_document() <= 2,
+        "{twice} documents paid twice"
+    );
     let unique = st.billed_per_document.len() as u64;
     assert!(st.messages_ok <= unique + 1);
 }
@@ -302,21 +429,49 @@ fn bad_rubric_schema_or_missing_key_fail_before_any_request() {
 
     let schema = dir.path().join("schema.json");
     std::fs::write(&schema, r#"{"type": "object", "properties": {"score": {"type": "string"}, "reason": {"type": "string"}}, "required": ["score", "reason"], "additionalProperties": false}"#).unwrap();
-    let cfg = write_config(dir.path(), &input, 20, &claude_label(&server, &store, "online", &format!("schema = \"{}\"", schema.display())));
+    let cfg = write_config(
+        dir.path(),
+        &input,
+        20,
+        &claude_label(
+            &server,
+            &store,
+            "online",
+            &format!("schema = \"{}\"", schema.display()),
+        ),
+    );
     let o = run(&cfg, Some(KEY));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("schema.json") && err.contains("\"integer\" or \"number\""), "{err}");
+    assert!(
+        err.contains("schema.json") && err.contains("\"integer\" or \"number\""),
+        "{err}"
+    );
 
     let rubric = dir.path().join("rubric.md");
     std::fs::write(&rubric, "   ").unwrap();
-    let cfg = write_config(dir.path(), &input, 20, &claude_label(&server, &store, "online", &format!("rubric = \"{}\"", rubric.display())));
+    let cfg = write_config(
+        dir.path(),
+        &input,
+        20,
+        &claude_label(
+            &server,
+            &store,
+            "online",
+            &format!("rubric = \"{}\"", rubric.display()),
+        ),
+    );
     let o = run(&cfg, Some(KEY));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("rubric.md") && err.contains("empty"), "{err}");
 
-    let cfg = write_config(dir.path(), &input, 20, &claude_label(&server, &store, "online", ""));
+    let cfg = write_config(
+        dir.path(),
+        &input,
+        20,
+        &claude_label(&server, &store, "online", ""),
+    );
     let o = run(&cfg, None);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -326,11 +481,23 @@ fn bad_rubric_schema_or_missing_key_fail_before_any_request() {
     let o = run(&cfg, Some("sk-ant-wrong-key-000"));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("401") && err.contains("authentication_error") && !err.contains("sk-ant-wrong-key-000"), "{err}");
+    assert!(
+        err.contains("401")
+            && err.contains("authentication_error")
+            && !err.contains("sk-ant-wrong-key-000"),
+        "{err}"
+    );
     assert_eq!(server.stats().messages_ok, 0);
     let before_401 = server.stats().rejected.values().sum::<u64>();
-    assert!(before_401 >= 1 && before_401 <= 16, "401s are not retried: {before_401}");
-    assert_eq!(server.stats().http_requests, before_401, "nothing but the rejected calls was sent");
+    assert!(
+        before_401 >= 1 && before_401 <= 16,
+        "401s are not retried: {before_401}"
+    );
+    assert_eq!(
+        server.stats().http_requests,
+        before_401,
+        "nothing but the rejected calls was sent"
+    );
 }
 
 #[test]
@@ -338,10 +505,67 @@ fn reference_teacher_runs_offline_on_the_quickstart_reference() {
     let dir = tempfile::tempdir().unwrap();
     let input = input(dir.path(), 300);
     let reference = curate_testkit::repo_root().join("configs/quickstart/reference.jsonl");
-    let cfg = write_config(dir.path(), &input, 100, &format!("annotator = \"reference\"\nreference = \"{}\"", reference.display()));
+    let cfg = write_config(
+        dir.path(),
+        &input,
+        100,
+        &format!(
+            "annotator = \"reference\"\nreference = \"{}\"",
+            reference.display()
+        ),
+    );
     let o = run(&cfg, None);
     ok(&o);
     let s = label_stats(&dir.path().join("out"));
     assert_eq!(s["negatives"].as_u64(), Some(100));
     assert!(s["positives"].as_u64().unwrap() > 200);
+}
+
+#[test]
+fn dry_run_prices_the_label_step_without_a_key_or_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeAnthropic::start(FakeConfig::new(KEY));
+    let store = dir.path().join("store");
+    let input = input(dir.path(), 120);
+    let cfg = write_config(
+        dir.path(),
+        &input,
+        50,
+        &claude_label(&server, &store, "batch", "max_usd = 0.5"),
+    );
+    let o = curate()
+        .args(["label", "--dry-run", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    ok(&o);
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (e["documents"].as_u64(), e["to_label"].as_u64()),
+        (Some(50), Some(50))
+    );
+    assert!(e["expected_usd"].as_f64().unwrap() > 0.0);
+    assert!(e["worst_case_usd"].as_f64().unwrap() >= e["expected_usd"].as_f64().unwrap());
+    assert_eq!(server.stats().http_requests, 0, "a dry run sends nothing");
+
+    // After a real run the same documents are in the store and cost nothing.
+    ok(&run(&cfg, Some(KEY)));
+    let billed = server_cost(&server);
+    let o = curate()
+        .args(["label", "--dry-run", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The draw ignores strata, so it overlaps the stratified sample mostly, not wholly.
+    assert!(again["to_label"].as_u64().unwrap() < 10, "{again}");
+    assert_eq!(
+        again["in_store"].as_u64().unwrap() + again["to_label"].as_u64().unwrap(),
+        50
+    );
+    let expected = e["expected_usd"].as_f64().unwrap();
+    assert!(
+        expected > billed * 0.3 && expected < billed * 3.0,
+        "estimate {expected} vs billed {billed}"
+    );
 }

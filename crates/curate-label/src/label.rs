@@ -311,6 +311,10 @@ fn secs(s: f64) -> std::time::Duration {
 impl StepSpec for LabelConfig {
     const TYPE: &'static str = "label";
 
+    fn requires(&self) -> &'static [&'static str] {
+        &["sample"]
+    }
+
     fn validate(&self, p: &mut Problems) {
         p.one_of(
             "annotator",

@@ -1,0 +1,57 @@
+//! `curate label --dry-run --config F`: what the config's `label` step would cost, before
+//! anything is spent. Needs no API key and sends nothing.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use curate_pipeline::PipelineError;
+use curate_pipeline::registry::StepConfig;
+
+/// Prices the config's claude `label` step over a draw of its sample from the inputs.
+pub fn dry_run(config: &Path, json: bool) -> Result<ExitCode, PipelineError> {
+    let cfg = curate_pipeline::config::load(config).map_err(PipelineError::Config)?;
+    let label = cfg.steps.iter().find_map(|s| match &s.config {
+        StepConfig::Label(l) => Some(l.clone()),
+        _ => None,
+    });
+    let Some(label) = label else {
+        return Err(PipelineError::Other(format!(
+            "{} has no `label` step to estimate",
+            config.display()
+        )));
+    };
+    let sample = cfg.steps.iter().find_map(|s| match &s.config {
+        StepConfig::Sample(x) => Some(x.clone()),
+        _ => None,
+    });
+    let base = std::env::current_dir().unwrap_or_default();
+    let paths =
+        curate_io::input::resolve(&cfg.input.paths, &base).map_err(PipelineError::Inputs)?;
+    let seed = sample
+        .as_ref()
+        .and_then(|s| s.seed)
+        .unwrap_or_else(|| curate_core::hash::derive_seed(cfg.run.seed, "sample"));
+    let input = curate_label::DryRunInput {
+        paths: &paths,
+        text_column: &cfg.input.text_column,
+        id_column: cfg.input.id_column.as_deref(),
+        size: sample.as_ref().map(|s| s.size),
+        seed,
+    };
+    let other = |e: curate_label::LabelError| PipelineError::Other(format!("label dry run: {e}"));
+    let docs = curate_label::draw_documents(&input).map_err(other)?;
+    let texts: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let config_dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
+    let e = curate_label::estimate(&label, &config_dir, &texts).map_err(other)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&e).expect("json"));
+    } else {
+        print!("{}", e.render());
+        eprintln!(
+            "note: priced over {} input document(s) drawn like the sample (before upstream filters, ignoring strata); \
+             nothing was sent",
+            e.documents
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
