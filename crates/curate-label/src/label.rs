@@ -553,6 +553,8 @@ impl std::fmt::Debug for LabelStep {
 pub const LABELS_FILE: &str = "labels.parquet";
 const SNAPSHOT_FILE: &str = "labels-snapshot.parquet";
 const STATS_FILE: &str = "stats.json";
+/// What the last run of the label stage spent and did (work dir only; not deterministic).
+pub const RUN_FILE: &str = "run.json";
 
 impl Step for LabelStep {
     fn kind(&self) -> &'static str {
@@ -826,14 +828,23 @@ fn label_claude(
         serde_json::to_value(&by_status).expect("JSON"),
     );
     st.insert("cost_usd_of_labels".into(), unique_cost.into());
-    st.insert("bought_now".into(), outcome.bought.into());
-    st.insert(
-        "reused_from_store".into(),
-        counted.len().saturating_sub(outcome.bought).into(),
-    );
-    st.insert(
-        "this_run".into(),
-        serde_json::to_value(&outcome).expect("JSON"),
+    st.insert("distinct_texts".into(), counted.len().into());
+    // What this particular run spent, retried and waited varies between a first run and a
+    // re-run served from the store; it goes to the work dir and the log, not into the snapshot
+    // (whose stats must be the same for the same inputs and config).
+    let run = serde_json::to_value(&outcome).expect("JSON");
+    write_atomic(
+        &work.join(RUN_FILE),
+        &serde_json::to_vec_pretty(&run).expect("JSON"),
+    )?;
+    tracing::info!(
+        bought = outcome.bought,
+        spent_usd = outcome.spent_usd,
+        budget_skipped = outcome.budget_skipped,
+        retries = outcome.retries,
+        batches = outcome.batches,
+        batches_resumed = outcome.batches_resumed,
+        "label run finished"
     );
     Ok((rows, st))
 }

@@ -111,8 +111,15 @@ fn sample_then_label(
     run_barrier_in(step.as_ref(), sampled, &run.label_dir()).map_err(|e| e.to_string())
 }
 
+/// The published stats, plus this run's figures (from the work dir) under `this_run`.
 fn stats(run: &Run) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(run.label_dir().join("stats.json")).unwrap()).unwrap()
+    let mut s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.label_dir().join("stats.json")).unwrap())
+            .unwrap();
+    if let Ok(b) = std::fs::read(run.label_dir().join(crate::label::RUN_FILE)) {
+        s["this_run"] = serde_json::from_slice(&b).unwrap();
+    }
+    s
 }
 
 /// (sampled rows, labeled rows); every label equals the fake teacher's rule.
