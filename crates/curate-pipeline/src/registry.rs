@@ -69,6 +69,9 @@ registry! {
     FinewebQuality => curate_filters::fineweb_quality::FineWebQualityConfig,
     Sample => curate_label::sample::SampleConfig,
     Label => curate_label::label::LabelConfig,
+    Train => curate_quality::train::TrainConfig,
+    Score => curate_quality::score::ScoreConfig,
+    QualityThreshold => curate_quality::threshold::QualityThresholdConfig,
 }
 
 /// A TOML table (a step entry).

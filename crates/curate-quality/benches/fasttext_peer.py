@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """fastText peer for the student benchmark (not part of CI).
 
-Reads the split `examples/student_bench.rs` wrote (OUT_DIR/{reference,rubric}/{train,holdout}.txt,
-fastText format), trains `fasttext.train_supervised(wordNgrams=2)` on one thread, and reports
-AUC, Spearman, F1 and accuracy on the held-out rows, and scoring throughput (documents/s and MB/s
-of text, one thread, `model.predict` on every document of both splits).
+Reads the splits `examples/student_bench.rs` wrote (OUT_DIR/{reference,fake_teacher,source_rule}/
+{train,holdout}.txt, fastText format), trains `fasttext.train_supervised(wordNgrams=2)` on one
+thread, and reports AUC, Spearman, F1 and accuracy on the held-out rows, and scoring throughput
+(documents/s and MB/s of text, one thread, `model.predict(k=1)` over OUT_DIR/score.txt, the same
+sampled corpus documents our student is timed on; newlines already replaced, outside the timing).
 
     /opt/peers-venv/bin/python crates/curate-quality/benches/fasttext_peer.py OUT_DIR
 
-Decision rules: binary set, positive when P(label 1) >= 0.5; 0-5 set, the score is the expected
+Decision rules: binary sets, positive when P(label 1) >= 0.5; the 0-5 set, the score is the expected
 label under fastText's softmax (AUC, Spearman) and a positive is P(label >= 3) >= 0.5 (F1, accuracy).
 """
 import json
@@ -56,7 +57,8 @@ def read(path):
     return labels, texts
 
 
-def run(d, name, scale_max, threshold):
+def run(out, name, scale_max, threshold):
+    d = os.path.join(out, name)
     train_labels, train_texts = read(os.path.join(d, "train.txt"))
     labels, texts = read(os.path.join(d, "holdout.txt"))
     t0 = time.perf_counter()
@@ -76,7 +78,8 @@ def run(d, name, scale_max, threshold):
     f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else None
     acc = float((truth == predicted).mean())
     score_for_auc = p_keep if scale_max == 1 else expected
-    all_texts = train_texts + texts
+    with open(os.path.join(out, "score.txt"), encoding="utf-8") as f:
+        all_texts = [l.rstrip("\n") for l in f]
     nbytes = sum(len(t.encode("utf-8")) for t in all_texts)
     best = None
     for _ in range(3):
@@ -95,7 +98,7 @@ def run(d, name, scale_max, threshold):
 
 def main():
     out = sys.argv[1]
-    res = [run(os.path.join(out, "reference"), "reference", 1, 0.5), run(os.path.join(out, "rubric"), "rubric", 5, 3.0)]
+    res = [run(out, "reference", 1, 0.5), run(out, "fake_teacher", 5, 3.0), run(out, "source_rule", 1, 0.5)]
     with open(os.path.join(out, "fasttext.json"), "w") as f:
         json.dump(res, f, indent=2)
     print(json.dumps(res, indent=2))

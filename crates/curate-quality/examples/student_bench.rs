@@ -8,18 +8,21 @@
 //! /opt/peers-venv/bin/python crates/curate-quality/benches/fasttext_peer.py OUT_DIR
 //! ```
 //!
-//! Label sets (documented in docs/BENCHMARKS.md; the labeling steps' own teachers were not used):
-//! - `reference` (binary, DCLM-style "positives from a reference source, negatives the rest"):
-//!   1 when the document comes from the Linux kernel documentation or the Debian Administrator's
-//!   Handbook (URL contains `linux-doc` or `debian-handbook`), else 0. The student sees only the
-//!   text.
-//! - `rubric` (0–5, a deterministic stand-in for an LLM rubric): one point each for ≥ 150 words;
-//!   ≥ 20 % English function words; ≥ 50 % of non-empty lines with ≥ 8 words; an explanatory cue
-//!   ("for example", "e.g.", "because", "in order to", "this means", "note that"); < 2 % markup
-//!   characters (`{}[]<>=;|_\/#$`).
+//! Label sets (documented in docs/BENCHMARKS.md):
+//! - `reference`: the `reference` teacher's rule — positives are the quick start's reference
+//!   documents (`configs/quickstart/reference.jsonl`, Rust-book prose), negatives a 3,000-document
+//!   hash sample of the corpus documents below.
+//! - `fake_teacher`: the fake Anthropic server's teacher (`curate_testkit::anthropic::fake_score`,
+//!   the exact rule it answers with: how many of ten teaching words occur, capped at 5) on every
+//!   sampled corpus document; keep threshold 3.
+//! - `source_rule` (binary, our own rule, harder): 1 when the document comes from the Linux kernel
+//!   documentation or the Debian Administrator's Handbook (URL contains `linux-doc` or
+//!   `debian-handbook`), else 0; the student sees only the text.
 //!
 //! Documents: a seeded hash sample of N_DOCS (default 20,000) of both corpus shards; held out:
 //! 20 % by a seeded hash of the id; our student carves its 10 % validation split from the rest.
+//! Scoring throughput is measured over the same sampled corpus documents for both models
+//! (written once to OUT_DIR/score.txt for the peer).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,87 +37,102 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 struct Doc {
     id: String,
+    url: String,
     text: String,
-    reference: f32,
-    rubric: f32,
-    holdout: bool,
 }
 
-const FUNCTION_WORDS: [&str; 24] = [
-    "the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "be", "on", "this", "are", "by",
-    "or", "from", "an", "can", "you", "which", "not",
-];
-const CUES: [&str; 6] = ["for example", "e.g.", "because", "in order to", "this means", "note that"];
-
-fn rubric(text: &str) -> f32 {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let mut points = 0;
-    points += (words.len() >= 150) as u32;
-    let fw = words.iter().filter(|w| FUNCTION_WORDS.contains(&w.to_ascii_lowercase().as_str())).count();
-    points += (!words.is_empty() && fw as f64 >= 0.2 * words.len() as f64) as u32;
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let long = lines.iter().filter(|l| l.split_whitespace().count() >= 8).count();
-    points += (!lines.is_empty() && long as f64 >= 0.5 * lines.len() as f64) as u32;
-    let lower = text.to_lowercase();
-    points += CUES.iter().any(|c| lower.contains(c)) as u32;
-    let markup = text.chars().filter(|c| "{}[]<>=;|_\\/#$".contains(*c)).count();
-    points += ((markup as f64) < 0.02 * text.chars().count().max(1) as f64) as u32;
-    points as f32
+/// One labelled set: (document index, label, held out).
+struct LabelSet {
+    name: &'static str,
+    rows: Vec<(usize, f32, bool)>,
+    scale_max: f32,
+    threshold: f32,
 }
 
-fn load(n_docs: usize) -> Vec<Doc> {
-    let shards = curate_testkit::corpus_shards().unwrap_or_else(|| vec![curate_testkit::quickstart_sample()]);
+fn load_corpus(n_docs: usize) -> Vec<Doc> {
+    let shards = curate_testkit::corpus_shards()
+        .unwrap_or_else(|| vec![curate_testkit::quickstart_sample()]);
     let mut all = Vec::new();
     for p in &shards {
         let f = std::fs::File::open(p).unwrap();
-        let r = ParquetRecordBatchReaderBuilder::try_new(f).unwrap().with_batch_size(8192).build().unwrap();
+        let r = ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .with_batch_size(8192)
+            .build()
+            .unwrap();
         for b in r {
             let b = b.unwrap();
             let t = b.column_by_name("text").unwrap().as_string::<i32>();
             let u = b.column_by_name("url").unwrap().as_string::<i32>();
             let id = b.column_by_name("id").unwrap().as_string::<i32>();
             for i in 0..b.num_rows() {
-                all.push((id.value(i).to_string(), u.value(i).to_string(), t.value(i).to_string()));
+                all.push(Doc {
+                    id: id.value(i).to_string(),
+                    url: u.value(i).to_string(),
+                    text: t.value(i).to_string(),
+                });
             }
         }
     }
     let frac = n_docs as f64 / all.len() as f64;
     let pick = derive_seed(1, "bench.sample");
-    let hold = derive_seed(1, "bench.holdout");
     all.into_iter()
-        .filter(|(id, _, _)| unit(h64(id.as_bytes(), pick)) < frac)
-        .map(|(id, url, text)| Doc {
-            reference: (url.contains("linux-doc") || url.contains("debian-handbook")) as u8 as f32,
-            rubric: rubric(&text),
-            holdout: unit(h64(id.as_bytes(), hold)) < 0.2,
-            id,
-            text,
+        .filter(|d| unit(h64(d.id.as_bytes(), pick)) < frac)
+        .collect()
+}
+
+fn load_reference() -> Vec<Doc> {
+    let p = curate_testkit::repo_root().join("configs/quickstart/reference.jsonl");
+    std::fs::read_to_string(&p)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            Doc {
+                id: v["id"].as_str().unwrap().into(),
+                url: String::new(),
+                text: v["text"].as_str().unwrap().into(),
+            }
         })
         .collect()
 }
 
-fn write_split(dir: &Path, docs: &[Doc], label: impl Fn(&Doc) -> f32) {
+fn held_out(d: &Doc) -> bool {
+    unit(h64(d.id.as_bytes(), derive_seed(1, "bench.holdout"))) < 0.2
+}
+
+fn one_line(t: &str) -> String {
+    t.chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect()
+}
+
+fn write_split(dir: &Path, docs: &[Doc], set: &LabelSet) {
     std::fs::create_dir_all(dir).unwrap();
     let mut tr = std::io::BufWriter::new(std::fs::File::create(dir.join("train.txt")).unwrap());
     let mut ho = std::io::BufWriter::new(std::fs::File::create(dir.join("holdout.txt")).unwrap());
-    for d in docs {
-        let text: String = d.text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
-        let out = if d.holdout { &mut ho } else { &mut tr };
-        writeln!(out, "__label__{} {}", label(d) as u32, text).unwrap();
+    for &(i, label, hold) in &set.rows {
+        let out = if hold { &mut ho } else { &mut tr };
+        writeln!(out, "__label__{} {}", label as u32, one_line(&docs[i].text)).unwrap();
     }
 }
 
-fn student(name: &str, docs: &[Doc], label: impl Fn(&Doc) -> f32, scale_max: f32, threshold: f32) -> serde_json::Value {
+fn student(docs: &[Doc], set: &LabelSet, score_docs: &[Doc]) -> serde_json::Value {
+    let (name, scale_max, threshold) = (set.name, set.scale_max, set.threshold);
     let cfg = TrainConfig::default();
-    let features = Features { bits: cfg.hash_bits, bigrams: cfg.bigrams, seed: derive_seed(42, "quality.features") };
+    let features = Features {
+        bits: cfg.hash_bits,
+        bigrams: cfg.bigrams,
+        seed: derive_seed(42, "quality.features"),
+    };
     let t0 = Instant::now();
     let mut train = Dataset::new();
     let mut hold = Dataset::new();
     let (mut s, mut f) = (Vec::new(), Vec::new());
-    for (i, d) in docs.iter().enumerate() {
-        features.normalized(d.text.as_bytes(), &mut s, &mut f);
-        let target = if d.holdout { &mut hold } else { &mut train };
-        target.push(i as u64, label(d), d.holdout, 1, &f);
+    for &(i, label, holdout) in &set.rows {
+        features.normalized(docs[i].text.as_bytes(), &mut s, &mut f);
+        let target = if holdout { &mut hold } else { &mut train };
+        target.push(i as u64, label, holdout, 1, &f);
     }
     let valid_seed = derive_seed(42, "quality.validation");
     let (mut tr, mut va) = (Vec::new(), Vec::new());
@@ -125,7 +143,11 @@ fn student(name: &str, docs: &[Doc], label: impl Fn(&Doc) -> f32, scale_max: f32
             tr.push(i);
         }
     }
-    let head = if scale_max == 1.0 { HeadKind::Logistic } else { HeadKind::Ordinal };
+    let head = if scale_max == 1.0 {
+        HeadKind::Logistic
+    } else {
+        HeadKind::Ordinal
+    };
     let prm = FitParams {
         features,
         head,
@@ -138,16 +160,25 @@ fn student(name: &str, docs: &[Doc], label: impl Fn(&Doc) -> f32, scale_max: f32
     };
     let (mut model, report) = fit(&train, &tr, &va, &prm);
     let train_secs = t0.elapsed().as_secs_f64();
-    let raw: Vec<f32> = (0..hold.len()).map(|i| model.header.head.raw(model.linear_sparse(hold.features(i)))).collect();
-    let ev = evaluate(&hold, &raw, scale_max, threshold, CalibrationChoice::Auto, derive_seed(42, "quality.folds"));
+    let raw: Vec<f32> = (0..hold.len())
+        .map(|i| model.header.head.raw(model.linear_sparse(hold.features(i))))
+        .collect();
+    let ev = evaluate(
+        &hold,
+        &raw,
+        scale_max,
+        threshold,
+        CalibrationChoice::Auto,
+        derive_seed(42, "quality.folds"),
+    );
     model.header.calibration = ev.calibration.clone();
     // Scoring throughput: every document, one thread, calibrated score from raw text.
-    let bytes: usize = docs.iter().map(|d| d.text.len()).sum();
+    let bytes: usize = score_docs.iter().map(|d| d.text.len()).sum();
     let mut best = f64::MAX;
     let mut sink = 0.0f32;
     for _ in 0..3 {
         let t = Instant::now();
-        for d in docs {
+        for d in score_docs {
             sink += model.score(d.text.as_bytes());
         }
         best = best.min(t.elapsed().as_secs_f64());
@@ -163,8 +194,8 @@ fn student(name: &str, docs: &[Doc], label: impl Fn(&Doc) -> f32, scale_max: f32
         "auc": m["auc"], "spearman": m["spearman"], "f1": m["f1"], "accuracy": m["accuracy"],
         "ece": m["ece"], "ece_raw": m["ece_raw"],
         "train_seconds": train_secs,
-        "score_docs": docs.len(), "score_bytes": bytes, "score_seconds": best,
-        "docs_per_s": docs.len() as f64 / best, "mb_per_s": bytes as f64 / best / 1e6,
+        "score_docs": score_docs.len(), "score_bytes": bytes, "score_seconds": best,
+        "docs_per_s": score_docs.len() as f64 / best, "mb_per_s": bytes as f64 / best / 1e6,
         "checksum": sink,
     })
 }
@@ -173,15 +204,80 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let out = PathBuf::from(args.get(1).expect("usage: student_bench OUT_DIR [N_DOCS]"));
     let n: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(20_000);
-    let docs = load(n);
-    let pos = docs.iter().filter(|d| d.reference == 1.0).count();
-    let hist: Vec<usize> = (0..6).map(|k| docs.iter().filter(|d| d.rubric == k as f32).count()).collect();
-    eprintln!("{} docs; reference positives {pos}; rubric histogram {hist:?}", docs.len());
-    write_split(&out.join("reference"), &docs, |d| d.reference);
-    write_split(&out.join("rubric"), &docs, |d| d.rubric);
-    let a = student("reference", &docs, |d| d.reference, 1.0, 0.5);
-    let b = student("rubric", &docs, |d| d.rubric, 5.0, 3.0);
-    let summary = serde_json::json!({"docs": docs.len(), "reference_positives": pos, "rubric_histogram": hist, "results": [a, b]});
-    std::fs::write(out.join("ours.json"), serde_json::to_vec_pretty(&summary).unwrap()).unwrap();
+    let mut docs = load_corpus(n);
+    let n_corpus = docs.len();
+    let refs = load_reference();
+    let n_refs = refs.len();
+    docs.extend(refs);
+    let neg_seed = derive_seed(1, "bench.negatives");
+    let neg_frac = 3000.0 / n_corpus as f64;
+    let reference = LabelSet {
+        name: "reference",
+        rows: (0..docs.len())
+            .filter(|&i| i >= n_corpus || unit(h64(docs[i].id.as_bytes(), neg_seed)) < neg_frac)
+            .map(|i| (i, (i >= n_corpus) as u8 as f32, held_out(&docs[i])))
+            .collect(),
+        scale_max: 1.0,
+        threshold: 0.5,
+    };
+    let fake = LabelSet {
+        name: "fake_teacher",
+        rows: (0..n_corpus)
+            .map(|i| {
+                (
+                    i,
+                    curate_testkit::anthropic::fake_score(&docs[i].text) as f32,
+                    held_out(&docs[i]),
+                )
+            })
+            .collect(),
+        scale_max: 5.0,
+        threshold: 3.0,
+    };
+    let source = LabelSet {
+        name: "source_rule",
+        rows: (0..n_corpus)
+            .map(|i| {
+                let u = &docs[i].url;
+                (
+                    i,
+                    (u.contains("linux-doc") || u.contains("debian-handbook")) as u8 as f32,
+                    held_out(&docs[i]),
+                )
+            })
+            .collect(),
+        scale_max: 1.0,
+        threshold: 0.5,
+    };
+    std::fs::create_dir_all(&out).unwrap();
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(out.join("score.txt")).unwrap());
+        for d in &docs[..n_corpus] {
+            writeln!(f, "{}", one_line(&d.text)).unwrap();
+        }
+    }
+    let mut results = Vec::new();
+    let mut sets = serde_json::Map::new();
+    for set in [&reference, &fake, &source] {
+        write_split(&out.join(set.name), &docs, set);
+        let pos = set.rows.iter().filter(|r| r.1 >= set.threshold).count();
+        let hold = set.rows.iter().filter(|r| r.2).count();
+        eprintln!(
+            "{}: {} rows, {pos} positive, {hold} held out",
+            set.name,
+            set.rows.len()
+        );
+        sets.insert(
+            set.name.into(),
+            serde_json::json!({"rows": set.rows.len(), "positives": pos, "holdout": hold}),
+        );
+        results.push(student(&docs, set, &docs[..n_corpus]));
+    }
+    let summary = serde_json::json!({"corpus_docs": n_corpus, "reference_docs": n_refs, "sets": sets, "results": results});
+    std::fs::write(
+        out.join("ours.json"),
+        serde_json::to_vec_pretty(&summary).unwrap(),
+    )
+    .unwrap();
     println!("{}", serde_json::to_string_pretty(&summary).unwrap());
 }

@@ -55,6 +55,10 @@ pub(crate) fn default_column() -> String {
 impl StepSpec for ScoreConfig {
     const TYPE: &'static str = "score";
 
+    fn requires(&self) -> &'static [&'static str] {
+        &["train"]
+    }
+
     fn validate(&self, p: &mut Problems) {
         if let Some(k) = &self.keep {
             k.validate(p);
