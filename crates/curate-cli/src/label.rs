@@ -27,16 +27,12 @@ pub fn dry_run(config: &Path, json: bool) -> Result<ExitCode, PipelineError> {
     let base = std::env::current_dir().unwrap_or_default();
     let paths =
         curate_io::input::resolve(&cfg.input.paths, &base).map_err(PipelineError::Inputs)?;
-    let seed = sample
-        .as_ref()
-        .and_then(|s| s.seed)
-        .unwrap_or_else(|| curate_core::hash::derive_seed(cfg.run.seed, "sample"));
     let input = curate_label::DryRunInput {
         paths: &paths,
         text_column: &cfg.input.text_column,
         id_column: cfg.input.id_column.as_deref(),
-        size: sample.as_ref().map(|s| s.size),
-        seed,
+        sample: sample.as_ref(),
+        run_seed: cfg.run.seed,
     };
     let other = |e: curate_label::LabelError| PipelineError::Other(format!("label dry run: {e}"));
     let docs = curate_label::draw_documents(&input).map_err(other)?;
@@ -48,8 +44,8 @@ pub fn dry_run(config: &Path, json: bool) -> Result<ExitCode, PipelineError> {
     } else {
         print!("{}", e.render());
         eprintln!(
-            "note: priced over {} input document(s) drawn like the sample (before upstream filters, ignoring strata); \
-             nothing was sent",
+            "note: priced over the {} document(s) the sample step selects from the inputs as if no earlier step \
+             removed any; nothing was sent",
             e.documents
         );
     }

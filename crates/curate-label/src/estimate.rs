@@ -166,80 +166,217 @@ impl Estimate {
     }
 }
 
-/// The documents a dry run prices: up to `size` documents of the input files drawn by the same
-/// seeded hash as the `sample` step (its id, else its text), before any upstream filter and
-/// ignoring strata — an approximation of the real sample with the same size and the same
-/// length distribution. Reads parquet and JSONL; memory is bounded by `size` texts.
+/// What a dry run reads: the input files and the pipeline's `sample` step, if any.
 #[derive(Debug, Clone)]
 pub struct DryRunInput<'a> {
-    /// Input files (parquet, or JSONL with one object per line).
+    /// Input files (parquet, or JSONL with one object per line), in the pipeline's order.
     pub paths: &'a [std::path::PathBuf],
     /// Text column.
     pub text_column: &'a str,
     /// Id column, if any.
     pub id_column: Option<&'a str>,
-    /// Sample size (all documents when `None`).
-    pub size: Option<usize>,
-    /// The selection seed (the sample step's `seed`, else derived from the run seed).
-    pub seed: u64,
+    /// The pipeline's `sample` step (every document is priced when `None`).
+    pub sample: Option<&'a crate::SampleConfig>,
+    /// The run seed (`[run] seed`).
+    pub run_seed: u64,
 }
 
-/// Draws the dry run's documents from the inputs.
+/// The documents a dry run prices: the ones the `sample` step would select from the input
+/// files, found by running that step's own observer and selection over them (same seed, strata
+/// and allocation), as if no step before it removed anything. Two streaming passes; memory is
+/// bounded like the step's and by the sample's texts.
 pub fn draw_documents(input: &DryRunInput<'_>) -> Result<Vec<String>, LabelError> {
-    use std::collections::BinaryHeap;
-    let k = input.size.unwrap_or(usize::MAX);
-    let mut heap: BinaryHeap<(u64, u64, String)> = BinaryHeap::new();
-    let mut ord = 0u64;
-    let mut offer = |id: Option<&str>, text: &str| {
-        let h = curate_core::hash::h64(id.unwrap_or(text).as_bytes(), input.seed);
-        ord += 1;
-        if heap.len() < k {
-            heap.push((h, ord, text.to_string()));
-        } else if heap.peek().is_some_and(|t| (h, ord) < (t.0, t.1)) {
-            heap.pop();
-            heap.push((h, ord, text.to_string()));
-        }
+    use curate_core::{BuildEnv, Counters, StageContext, StepSpec, TaskContext};
+    let Some(sample) = input.sample else {
+        let mut all = Vec::new();
+        for_each_batch(input, |b| {
+            all.extend((0..b.len()).map(|i| b.text(i).to_string()));
+            Ok(())
+        })?;
+        return Ok(all);
     };
-    for p in input.paths {
-        if p.extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
-        {
-            let mut cols = vec![input.text_column];
-            cols.extend(input.id_column);
-            for rb in crate::util::read_parquet(p, Some(&cols))? {
-                let t = crate::util::column(&rb, input.text_column, p)?;
-                let id = input
-                    .id_column
-                    .map(|c| crate::util::column(&rb, c, p))
-                    .transpose()?;
-                for i in 0..rb.num_rows() {
-                    let Some(text) = crate::util::str_value(t.as_ref(), i) else {
-                        continue;
-                    };
-                    let idv = id.and_then(|c| crate::util::str_value(c.as_ref(), i));
-                    offer(idv.as_deref(), &text);
+    let env = BuildEnv {
+        seed: input.run_seed,
+        index: 0,
+        text_column: input.text_column.to_string(),
+        id_column: input.id_column.map(str::to_string),
+        previous: vec![],
+        config_dir: std::path::PathBuf::new(),
+    };
+    let step = sample.build(&env)?;
+    let barrier = step.barrier().expect("sample is a barrier");
+    let dir = std::env::temp_dir().join(format!(
+        "curate-dry-run-{}-{}",
+        std::process::id(),
+        crate::util::now_unix() as u64
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| LabelError::io(&dir, e))?;
+    let result = (|| {
+        let dirs = vec![dir.clone()];
+        let tcx = TaskContext {
+            task: 0,
+            tasks: 1,
+            dir: &dir,
+            step_dirs: &dirs,
+            seed: input.run_seed,
+        };
+        let mut counters = Counters::default();
+        let mut obs = barrier.observer(&tcx)?;
+        for_each_batch(input, |b| Ok(obs.observe(b, &mut counters)?))?;
+        obs.finish(&mut counters)?;
+        let m = std::sync::Mutex::new(Counters::default());
+        let scx = StageContext {
+            stage: 0,
+            task: 0,
+            dir: &dir,
+            step_dirs: &dirs,
+            observed_tasks: 1,
+            seed: input.run_seed,
+            counters: &m,
+        };
+        barrier.run_stage_task(&scx)?;
+        let mut proc_ = step.processor(&tcx)?;
+        let mut out = Vec::new();
+        for_each_batch(input, |b| {
+            let mut b = b.clone();
+            proc_.process(&mut b, &mut counters)?;
+            let split = b.column("split").expect("split column").clone();
+            for i in 0..b.len() {
+                if !arrow::array::Array::is_null(&split, i) {
+                    out.push(b.text(i).to_string());
                 }
             }
-        } else if p
+            Ok(())
+        })?;
+        Ok::<_, LabelError>(out)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+impl From<curate_core::StepError> for LabelError {
+    fn from(e: curate_core::StepError) -> Self {
+        LabelError::Other(e.to_string())
+    }
+}
+
+/// Streams the inputs as document batches with the pipeline's document keys (file ordinal,
+/// row), every column as read (JSONL: string fields).
+fn for_each_batch(
+    input: &DryRunInput<'_>,
+    mut f: impl FnMut(&curate_core::DocBatch) -> Result<(), LabelError>,
+) -> Result<(), LabelError> {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let mut emit = |rb: RecordBatch,
+                    ordinal: usize,
+                    row: &mut u64,
+                    p: &std::path::Path|
+     -> Result<(), LabelError> {
+        let perr = |m: String| LabelError::Parquet {
+            path: p.to_path_buf(),
+            message: m,
+        };
+        let t = rb
+            .schema()
+            .index_of(input.text_column)
+            .map_err(|_| perr(format!("missing column `{}`", input.text_column)))?;
+        let mut rb = rb;
+        if rb.column(t).data_type() != &DataType::Utf8 {
+            let c = arrow::compute::cast(rb.column(t), &DataType::Utf8)
+                .map_err(|e| perr(e.to_string()))?;
+            let mut cols = rb.columns().to_vec();
+            cols[t] = c;
+            let mut fields: Vec<Field> = rb
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields[t] = Field::new(input.text_column, DataType::Utf8, true);
+            rb = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+                .map_err(|e| perr(e.to_string()))?;
+        }
+        let id = input.id_column.and_then(|c| rb.schema().index_of(c).ok());
+        let n = rb.num_rows() as u64;
+        let keys = UInt64Array::from_iter_values(
+            (*row..*row + n).map(|r| curate_core::batch::doc_key(ordinal as u32, r)),
+        );
+        *row += n;
+        f(&curate_core::DocBatch::new(rb, t, id, keys))
+    };
+    for (ordinal, p) in input.paths.iter().enumerate() {
+        let mut row = 0u64;
+        let ext = p
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"))
-        {
-            crate::util::read_jsonl(p, |n, m| {
-                let text = m
-                    .get(input.text_column)
-                    .and_then(|v| v.as_str())
-                    .ok_or_else(|| LabelError::Input {
-                        path: p.clone(),
-                        message: format!("line {n}: no string field `{}`", input.text_column),
-                    })?;
-                let id = input.id_column.and_then(|c| m.get(c)).map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                });
-                offer(id.as_deref(), text);
-                Ok(())
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if ext == "parquet" {
+            let file = std::fs::File::open(p).map_err(|e| LabelError::io(p, e))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.with_batch_size(8192).build())
+                .map_err(|e| LabelError::Parquet {
+                    path: p.clone(),
+                    message: e.to_string(),
+                })?;
+            for rb in reader {
+                let rb = rb.map_err(|e| LabelError::Parquet {
+                    path: p.clone(),
+                    message: e.to_string(),
+                })?;
+                emit(rb, ordinal, &mut row, p)?;
+            }
+        } else if ext == "jsonl" || ext == "json" {
+            let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
+            let mut flush = |rows: &mut Vec<serde_json::Map<String, serde_json::Value>>,
+                             row: &mut u64|
+             -> Result<(), LabelError> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut names: Vec<String> = rows.iter().flat_map(|r| r.keys().cloned()).collect();
+                names.sort();
+                names.dedup();
+                let cols: Vec<ArrayRef> = names
+                    .iter()
+                    .map(|n| {
+                        Arc::new(
+                            rows.iter()
+                                .map(|r| {
+                                    r.get(n).filter(|v| !v.is_null()).map(|v| {
+                                        v.as_str()
+                                            .map(str::to_string)
+                                            .unwrap_or_else(|| v.to_string())
+                                    })
+                                })
+                                .collect::<StringArray>(),
+                        ) as ArrayRef
+                    })
+                    .collect();
+                let schema = Arc::new(Schema::new(
+                    names
+                        .iter()
+                        .map(|n| Field::new(n, DataType::Utf8, true))
+                        .collect::<Vec<_>>(),
+                ));
+                let rb = RecordBatch::try_new(schema, cols)
+                    .map_err(|e| LabelError::Other(e.to_string()))?;
+                rows.clear();
+                emit(rb, ordinal, row, p)
+            };
+            crate::util::read_jsonl(p, |_, m| {
+                rows.push(m);
+                if rows.len() == 4096 {
+                    flush(&mut rows, &mut row)
+                } else {
+                    Ok(())
+                }
             })?;
+            flush(&mut rows, &mut row)?;
         } else {
             return Err(LabelError::Input {
                 path: p.clone(),
@@ -247,7 +384,5 @@ pub fn draw_documents(input: &DryRunInput<'_>) -> Result<Vec<String>, LabelError
             });
         }
     }
-    let mut v = heap.into_vec();
-    v.sort();
-    Ok(v.into_iter().map(|x| x.2).collect())
+    Ok(())
 }

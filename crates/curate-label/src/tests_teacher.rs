@@ -618,35 +618,35 @@ fn dry_run_estimate_matches_the_fake_bill_roughly_and_sends_nothing() {
 }
 
 #[test]
-fn dry_run_draws_the_same_documents_as_the_sample_step_without_strata() {
+fn dry_run_draws_the_same_documents_as_the_sample_step() {
     let run = Run::new();
     let docs = corpus(200);
     let jsonl = run.dir.path().join("in.jsonl");
     let mut s = String::new();
-    for (id, text, _) in &docs {
-        s.push_str(&serde_json::json!({"id": id, "text": text}).to_string());
+    for (id, text, lang) in &docs {
+        s.push_str(&serde_json::json!({"id": id, "text": text, "language": lang}).to_string());
         s.push('\n');
     }
     std::fs::write(&jsonl, s).unwrap();
     let paths = vec![jsonl];
+    let cfg = SampleConfig {
+        size: 30,
+        strata: vec!["language".into(), "length_bucket".into()],
+        allocation: "equal".into(),
+        holdout: 0.0,
+        seed: Some(3),
+        length_buckets: vec![600, 900],
+    };
     let input = crate::estimate::DryRunInput {
         paths: &paths,
         text_column: "text",
         id_column: Some("id"),
-        size: Some(30),
-        seed: 3,
+        sample: Some(&cfg),
+        run_seed: 1,
     };
     let drawn = crate::estimate::draw_documents(&input).unwrap();
     assert_eq!(drawn.len(), 30);
-    // The sample step with the same seed and no strata selects exactly these texts.
-    let cfg = SampleConfig {
-        size: 30,
-        strata: vec![],
-        allocation: "proportional".into(),
-        holdout: 0.0,
-        seed: Some(3),
-        length_buckets: vec![],
-    };
+    // The sample step itself, run as the executor runs it, selects exactly these texts.
     std::fs::create_dir_all(run.sample_dir()).unwrap();
     let step = cfg.build(&env(&[])).unwrap();
     let out = run_barrier_in(step.as_ref(), vec![batch_of(&docs, 0)], &run.sample_dir()).unwrap();
