@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("normalize", |b| {
         let n = Normalizer::new(NormFlags::full());
-        let mut out = String::new();
+        let mut out = Vec::new();
         b.iter(|| {
             let mut words = 0;
             for t in &texts {
@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("normalize+shingles", |b| {
         let n = Normalizer::new(NormFlags::full());
-        let mut out = String::new();
+        let mut out = Vec::new();
         let mut sh = Vec::new();
         b.iter(|| {
             let mut count = 0;

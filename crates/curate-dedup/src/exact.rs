@@ -351,8 +351,11 @@ impl ExactObserver {
             counts[*p as usize] += 1;
         }
         let name = format!("observe/task-{:05}-{:04}.run", self.task, self.runs.len());
-        let recs: Vec<HashRec> = self.buf.iter().map(|(_, r)| *r).collect();
-        write_run(&self.dir.join(&name), &counts, &recs)?;
+        write_run(
+            &self.dir.join(&name),
+            &counts,
+            self.buf.iter().map(|(_, r)| r),
+        )?;
         self.runs.push(name);
         self.buf.clear();
         Ok(())
@@ -374,10 +377,10 @@ impl Observer for ExactObserver {
         self.hashes.par_extend(
             (0..n)
                 .into_par_iter()
-                .map_init(String::new, |s, i| match norm {
+                .map_init(Vec::new, |s, i| match norm {
                     Some(nm) => {
                         nm.normalize(batch.text(i), s);
-                        curate_core::hash::h128(s.as_bytes(), seed)
+                        curate_core::hash::h128(s, seed)
                     }
                     None => curate_core::hash::h128(batch.text(i).as_bytes(), seed),
                 }),

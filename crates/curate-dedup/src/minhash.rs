@@ -1029,8 +1029,11 @@ impl MinhashObserver {
             counts[*p as usize] += 1;
         }
         let name = format!("observe/task-{:05}-{:04}.run", self.task, self.runs.len());
-        let recs: Vec<BandRec> = self.buf.iter().map(|(_, r)| *r).collect();
-        write_run(&self.dir.join(&name), &counts, &recs)?;
+        write_run(
+            &self.dir.join(&name),
+            &counts,
+            self.buf.iter().map(|(_, r)| r),
+        )?;
         self.runs.push(name);
         self.buf.clear();
         Ok(())

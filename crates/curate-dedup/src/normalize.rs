@@ -3,7 +3,7 @@
 //! datatrove (`src/datatrove/utils/text.py`) lowercases, collapses whitespace, deletes a fixed
 //! punctuation set (which includes most control characters), strips combining marks after NFD
 //! decomposition and replaces every run of digits with `0`, then tokenizes the result into words.
-//! [`Normalizer`] does the same in one streaming pass into a reused `String`, producing words
+//! [`Normalizer`] does the same in one streaming pass into a reused byte buffer, producing UTF-8 words
 //! separated by single spaces. ASCII bytes go through a 256-entry table; only non-ASCII characters
 //! take the Unicode path.
 //!
@@ -132,23 +132,40 @@ const fn ascii_table() -> [Class; 128] {
 
 static ASCII: [Class; 128] = ascii_table();
 
+const SPACE: u8 = 0x80;
+const DROP: u8 = 0x81;
+const DIGIT: u8 = 0x82;
+const UNICODE: u8 = 0x83;
+
 /// A reusable normalizer: `normalize` writes words separated by single spaces into `out`.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
     flags: NormFlags,
+    /// Per byte: the byte to emit (< 0x80), or one of SPACE / DROP / DIGIT / UNICODE.
+    table: [u8; 256],
 }
 
 impl Normalizer {
     /// A normalizer applying `flags` (whitespace is always collapsed).
     pub fn new(flags: NormFlags) -> Self {
-        Self { flags }
+        let mut table = [UNICODE; 256];
+        for (b, slot) in table.iter_mut().enumerate().take(128) {
+            *slot = match ASCII[b] {
+                Class::Space => SPACE,
+                Class::Punct | Class::Control if flags.remove_punctuation => DROP,
+                Class::Digit if flags.normalize_digits => DIGIT,
+                Class::Upper if flags.lowercase => (b as u8).to_ascii_lowercase(),
+                _ => b as u8,
+            };
+        }
+        Self { flags, table }
     }
 
-    /// Normalizes `text` into `out` (cleared first): words separated by single spaces, no
+    /// Normalizes `text` into `out` (cleared first): UTF-8 words separated by single spaces, no
     /// leading or trailing space.
-    pub fn normalize(&self, text: &str, out: &mut String) {
+    pub fn normalize(&self, text: &str, out: &mut Vec<u8>) {
         out.clear();
-        let f = self.flags;
+        out.reserve(text.len());
         // State: whether a space is pending before the next kept character, and whether the last
         // kept character ended a digit run.
         let mut pending_space = false;
@@ -157,44 +174,56 @@ impl Normalizer {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
-            if b < 128 {
-                i += 1;
-                let ch = match ASCII[b as usize] {
-                    Class::Space => {
-                        pending_space = true;
-                        in_digits = false;
-                        continue;
+            let act = self.table[b as usize];
+            if act < 0x80 {
+                if pending_space {
+                    if !out.is_empty() {
+                        out.push(b' ');
                     }
-                    Class::Punct | Class::Control if f.remove_punctuation => continue,
-                    Class::Digit if f.normalize_digits => {
-                        if in_digits && !pending_space {
-                            continue;
-                        }
-                        in_digits = true;
-                        push_pending(out, &mut pending_space);
-                        out.push('0');
-                        continue;
-                    }
-                    Class::Upper if f.lowercase => b.to_ascii_lowercase(),
-                    _ => b,
-                };
+                    pending_space = false;
+                }
+                out.push(act);
                 in_digits = false;
-                push_pending(out, &mut pending_space);
-                out.push(ch as char);
+                i += 1;
                 continue;
             }
-            // Non-ASCII: decode one char.
-            let c = text[i..].chars().next().expect("char boundary");
-            i += c.len_utf8();
-            self.push_unicode(c, out, &mut pending_space, &mut in_digits);
+            match act {
+                SPACE => {
+                    pending_space = true;
+                    in_digits = false;
+                    i += 1;
+                }
+                DROP => i += 1,
+                DIGIT => {
+                    if !in_digits || pending_space {
+                        push_pending(out, &mut pending_space);
+                        out.push(b'0');
+                        in_digits = true;
+                    }
+                    i += 1;
+                }
+                _ => {
+                    // Non-ASCII: decode one char (i is always on a char boundary here).
+                    let c = text[i..].chars().next().expect("char boundary");
+                    i += c.len_utf8();
+                    self.push_unicode(c, out, &mut pending_space, &mut in_digits);
+                }
+            }
         }
+    }
+
+    /// [`normalize`](Self::normalize) into a `String` (convenience for tests and tools).
+    pub fn normalize_to_string(&self, text: &str) -> String {
+        let mut v = Vec::new();
+        self.normalize(text, &mut v);
+        String::from_utf8(v).expect("normalizer emits UTF-8")
     }
 
     #[cold]
     fn push_unicode(
         &self,
         c: char,
-        out: &mut String,
+        out: &mut Vec<u8>,
         pending_space: &mut bool,
         in_digits: &mut bool,
     ) {
@@ -207,7 +236,7 @@ impl Normalizer {
         if f.remove_punctuation && is_punct_unicode(c) {
             return;
         }
-        let mut push_one = |d: char, out: &mut String| {
+        let mut push_one = |d: char, out: &mut Vec<u8>| {
             if f.remove_punctuation && is_punct_unicode(d) {
                 return;
             }
@@ -220,14 +249,15 @@ impl Normalizer {
                 }
                 *in_digits = true;
                 push_pending(out, pending_space);
-                out.push('0');
+                out.push(b'0');
                 return;
             }
             *in_digits = false;
             push_pending(out, pending_space);
-            out.push(d);
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(d.encode_utf8(&mut buf).as_bytes());
         };
-        let mut emit = |d: char, out: &mut String| {
+        let mut emit = |d: char, out: &mut Vec<u8>| {
             if f.strip_diacritics && !d.is_ascii() {
                 unicode_normalization::char::decompose_canonical(d, |e| push_one(e, out));
             } else {
@@ -245,10 +275,10 @@ impl Normalizer {
 }
 
 #[inline]
-fn push_pending(out: &mut String, pending_space: &mut bool) {
+fn push_pending(out: &mut Vec<u8>, pending_space: &mut bool) {
     if *pending_space {
         if !out.is_empty() {
-            out.push(' ');
+            out.push(b' ');
         }
         *pending_space = false;
     }
@@ -264,9 +294,7 @@ mod tests {
     use super::*;
 
     fn full(s: &str) -> String {
-        let mut out = String::new();
-        Normalizer::new(NormFlags::full()).normalize(s, &mut out);
-        out
+        Normalizer::new(NormFlags::full()).normalize_to_string(s)
     }
 
     #[test]
@@ -288,8 +316,7 @@ mod tests {
 
     #[test]
     fn whitespace_only_keeps_case_and_punctuation() {
-        let mut out = String::new();
-        Normalizer::new(NormFlags::whitespace()).normalize("  A,  b\n\nC. ", &mut out);
+        let out = Normalizer::new(NormFlags::whitespace()).normalize_to_string("  A,  b\n\nC. ");
         assert_eq!(out, "A, b C.");
     }
 }

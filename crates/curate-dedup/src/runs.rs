@@ -71,8 +71,11 @@ pub fn write_atomic(
 
 /// Writes one run file from records already sorted by (partition, record), with `counts[p]`
 /// records in partition `p`.
-pub fn write_run<R: Record>(path: &Path, counts: &[u64], records: &[R]) -> Result<(), StepError> {
-    debug_assert_eq!(counts.iter().sum::<u64>() as usize, records.len());
+pub fn write_run<'a, R: Record>(
+    path: &Path,
+    counts: &[u64],
+    records: impl IntoIterator<Item = &'a R>,
+) -> Result<(), StepError> {
     write_atomic(path, |w| {
         w.write_all(RUN_MAGIC)?;
         w.write_all(&(R::SIZE as u32).to_le_bytes())?;
@@ -370,7 +373,7 @@ impl<R: Record> ExternalSorter<R> {
         let path = self
             .dir
             .join(format!("{}-{:04}.run", self.prefix, self.runs.len()));
-        write_run(&path, &[self.buf.len() as u64], &self.buf)?;
+        write_run(&path, &[self.buf.len() as u64], self.buf.iter())?;
         self.runs.push(path);
         self.buf.clear();
         Ok(())
@@ -608,7 +611,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.run");
         let recs = vec![K(1, 0), K(5, 0), K(2, 1), K(3, 1), K(9, 1)];
-        write_run(&p, &[2, 3], &recs).unwrap();
+        write_run(&p, &[2, 3], recs.iter()).unwrap();
         let mut r = PartReader::<K>::open(&p, 1, 4096).unwrap();
         let mut got = Vec::new();
         while let Some(x) = r.next_record().unwrap() {

@@ -124,17 +124,17 @@ impl Hasher {
 
     /// Appends the 64-bit hashes of every word n-gram of already-normalized `words` (separated by
     /// single spaces) to `out`. Fewer than `ngram` words give no shingle (as in datatrove).
-    pub fn shingles(&self, words: &str, out: &mut Vec<u64>) {
+    pub fn shingles(&self, words: &[u8], out: &mut Vec<u64>) {
         let n = self.params.ngram;
         let base = self.mult[0];
         let top = self.mult[1]; // base^(n-1), precomputed in `new`
         let mut ring = [0u64; MAX_NGRAM];
         let (mut idx, mut seen, mut h) = (0usize, 0usize, 0u64);
-        for w in words.split(' ') {
+        for w in words.split(|b| *b == b' ') {
             if w.is_empty() {
                 continue;
             }
-            let wh = xxh3_64_with_seed(w.as_bytes(), self.word_seed);
+            let wh = xxh3_64_with_seed(w, self.word_seed);
             // Rolling polynomial over the window: H = sum_j w_{t+j} * base^(n-1-j) (mod 2^64).
             if seen >= n {
                 h = h.wrapping_sub(ring[idx].wrapping_mul(top));
@@ -232,8 +232,8 @@ fn min_hashes(a: &[u64], b: &[u64], c: &[u64], shingles: &[u64], sig: &mut [u64]
 #[derive(Debug, Clone)]
 pub struct Sketcher {
     normalizer: Normalizer,
-    /// Normalized text of the last document.
-    pub text: String,
+    /// Normalized text (UTF-8) of the last document.
+    pub text: Vec<u8>,
     /// Shingle hashes of the last document.
     pub shingles: Vec<u64>,
     /// Signature of the last document.
@@ -251,7 +251,7 @@ impl Sketcher {
     pub fn new(flags: NormFlags) -> Self {
         Self {
             normalizer: Normalizer::new(flags),
-            text: String::new(),
+            text: Vec::new(),
             shingles: Vec::new(),
             sig: Vec::new(),
         }
@@ -315,14 +315,14 @@ mod tests {
     fn shingles_count_and_order_sensitivity() {
         let h = hasher();
         let mut v = Vec::new();
-        h.shingles("a b c d e f g", &mut v);
+        h.shingles(b"a b c d e f g", &mut v);
         assert_eq!(v.len(), 3);
         let mut w = Vec::new();
-        h.shingles("b a c d e f g", &mut w);
+        h.shingles(b"b a c d e f g", &mut w);
         assert_ne!(v[0], w[0], "word order matters within a shingle");
         assert_eq!(v[2], w[2], "same window, same hash");
         let mut short = Vec::new();
-        h.shingles("a b c d", &mut short);
+        h.shingles(b"a b c d", &mut short);
         assert!(short.is_empty());
     }
 

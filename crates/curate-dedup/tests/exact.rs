@@ -149,10 +149,11 @@ fn keep_highest() {
     // Group documents by their normalized text and check the survivor of each group.
     let norm = curate_dedup::normalize::Normalizer::new(curate_dedup::normalize::NormFlags::full());
     let mut groups: BTreeMap<String, Vec<&Doc>> = BTreeMap::new();
-    let mut s = String::new();
     for d in &docs {
-        norm.normalize(&d.text, &mut s);
-        groups.entry(s.clone()).or_default().push(d);
+        groups
+            .entry(norm.normalize_to_string(&d.text))
+            .or_default()
+            .push(d);
     }
     for g in groups.values().filter(|g| g.len() > 1) {
         let best = g
