@@ -7,8 +7,8 @@
 //! separated by single spaces. ASCII bytes go through a 256-entry table; only non-ASCII characters
 //! take the Unicode path.
 //!
-//! Known, documented differences from datatrove: Unicode digits are recognised with
-//! `char::is_numeric` (a superset of Python's `\d`, e.g. it includes `²`), combining marks of every
+//! Known, documented differences from datatrove: non-ASCII digits (from U+0660 on) are recognised
+//! with `char::is_numeric` (a superset of Python's `\d`: it also takes e.g. circled numbers), combining marks of every
 //! kind (Mn, Mc, Me) are stripped where Python strips only Mn, and words are split on whitespace
 //! where datatrove runs a language word tokenizer (nltk's) on the simplified text; after
 //! punctuation removal the two agree on ordinary prose.
@@ -84,7 +84,6 @@ impl TextNormalization {
 }
 
 /// datatrove's punctuation set (non-control part); control characters are handled by class.
-const PUNCT_NON_ASCII: &str = "—”％１〈、━【「」，】；“《„’∶´．（–？！：～«〉》）。…►»";
 const PUNCT_ASCII: &[u8] = b"!/:&(\\#%+^]~';{|[=-`*$,><)?@_.\"}";
 
 /// Byte classes of the ASCII fast path.
@@ -243,7 +242,9 @@ impl Normalizer {
             if f.strip_diacritics && unicode_normalization::char::is_combining_mark(d) {
                 return;
             }
-            if f.normalize_digits && (d.is_ascii_digit() || d.is_numeric()) {
+            // No decimal digit (Python's `\d`) exists between ASCII and U+0660; skipping that range
+            // also keeps `²` and `½` (numeric but not decimal) as Python does.
+            if f.normalize_digits && (d.is_ascii_digit() || (d as u32 >= 0x660 && d.is_numeric())) {
                 if *in_digits && !*pending_space {
                     return;
                 }
@@ -284,9 +285,49 @@ fn push_pending(out: &mut Vec<u8>, pending_space: &mut bool) {
     }
 }
 
+/// datatrove's non-ASCII punctuation (and C1 controls), as a `match` the compiler turns into a
+/// few range checks.
+#[inline]
 fn is_punct_unicode(c: char) -> bool {
-    let u = c as u32;
-    (127..160).contains(&u) || PUNCT_NON_ASCII.contains(c)
+    matches!(
+        c,
+        '\u{7f}'
+            ..='\u{9f}'
+                | '—'
+                | '”'
+                | '％'
+                | '１'
+                | '〈'
+                | '、'
+                | '━'
+                | '【'
+                | '「'
+                | '」'
+                | '，'
+                | '】'
+                | '；'
+                | '“'
+                | '《'
+                | '„'
+                | '’'
+                | '∶'
+                | '´'
+                | '．'
+                | '（'
+                | '–'
+                | '？'
+                | '！'
+                | '：'
+                | '～'
+                | '«'
+                | '〉'
+                | '》'
+                | '）'
+                | '。'
+                | '…'
+                | '►'
+                | '»'
+    )
 }
 
 #[cfg(test)]
@@ -310,6 +351,8 @@ mod tests {
         assert_eq!(full("ÉCOLE Ñandú"), "ecole nandu");
         assert_eq!(full("abc123def 4 5"), "abc0def 0 0");
         assert_eq!(full("don’t can't"), "dont cant");
+        assert_eq!(full("x² ½ ٣٤ ١٢a"), "x² ½ 0 0a");
+        assert_eq!(full("“Quoted” — dash… «fr»"), "quoted dash fr");
         assert_eq!(full(""), "");
         assert_eq!(full(" !!! "), "");
     }
