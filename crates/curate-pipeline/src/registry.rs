@@ -72,6 +72,8 @@ registry! {
     Train => curate_quality::train::TrainConfig,
     Score => curate_quality::score::ScoreConfig,
     QualityThreshold => curate_quality::threshold::QualityThresholdConfig,
+    ExactDedup => curate_dedup::exact::ExactDedupConfig,
+    MinhashDedup => curate_dedup::minhash::MinhashDedupConfig,
 }
 
 /// A TOML table (a step entry).
