@@ -13,16 +13,29 @@
 //! | `sample_fraction` | [`sample_fraction`] | keeps a seeded, stable fraction of documents |
 //! | `gopher_quality` | [`gopher_quality`] | Gopher's quality rules |
 //! | `gopher_repetition` | [`gopher_repetition`] | Gopher's repetition rules |
+//! | `c4_badwords` | [`c4_badwords`] | LDNOOBW bad-words lists (shipped) |
 //! | `c4_quality` | [`c4_quality`] | C4's line and document rules, rewriting the text |
 //! | `fineweb_quality` | [`fineweb_quality`] | FineWeb's line rules |
+//! | `language` | [`language`] | language ID (embedded model), `language` / `language_score` columns |
+//! | `pii` | [`pii`] | email and IP redaction |
+//! | `regex` | [`regex_filter`] | drop documents or remove lines matching patterns |
+//! | `url_filter` | [`url_filter`] | domain, URL and word block lists |
 
+pub mod c4_badwords;
 pub mod c4_quality;
 mod datatrove_tables;
 pub mod filter;
 pub mod fineweb_quality;
 pub mod gopher_quality;
 pub mod gopher_repetition;
+pub mod language;
 pub mod length;
+pub mod pii;
+pub mod preset;
+pub mod regex_filter;
 pub mod sample_fraction;
 pub mod text;
+pub mod url_filter;
 pub mod words;
+
+pub use preset::preset;

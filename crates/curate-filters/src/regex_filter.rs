@@ -1,0 +1,182 @@
+//! `regex`: drops documents, or removes lines, that match regular expressions.
+
+use curate_core::{BuildEnv, Problems, Step, StepError, StepSpec};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
+
+/// Drops every document in which one of `patterns` matches (`mode = "drop_document"`, like
+/// datatrove's `RegexFilter`), or removes the lines in which one matches and keeps the rest
+/// (`mode = "remove_lines"`; a document left without lines is dropped).
+///
+/// Why: corpus-specific junk (boilerplate footers, spam phrases, markup remnants) is easiest to
+/// describe with a pattern.
+///
+/// Patterns use Rust's `regex` syntax (like Python's `re`, without look-around or
+/// backreferences; as in Python, `^` and `$` match at the text's ends unless `(?m)` is given);
+/// they are validated before any data is read. Lines are split on `\n`.
+///
+/// Example:
+///
+/// ```toml
+/// [[steps]]
+/// type = "regex"
+/// patterns = ["(?i)all rights reserved", "^Share this:"]
+/// mode = "remove_lines"
+/// ```
+///
+/// Reasons: `regex_match` (mode `drop_document`), `regex_empty` (mode `remove_lines`, nothing
+/// left).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegexConfig {
+    /// The patterns; a document or line matches when any of them matches.
+    pub patterns: Vec<String>,
+    /// `drop_document` (default) or `remove_lines`.
+    #[serde(default = "d_mode")]
+    pub mode: String,
+    /// Match case-insensitively.
+    #[serde(default)]
+    pub case_insensitive: bool,
+}
+
+fn d_mode() -> String {
+    "drop_document".into()
+}
+
+const MODES: &[&str] = &["drop_document", "remove_lines"];
+
+/// Reason names, in reason-number order.
+pub const REASONS: &[&str] = &["regex_match", "regex_empty"];
+
+impl StepSpec for RegexConfig {
+    const TYPE: &'static str = "regex";
+
+    fn validate(&self, problems: &mut Problems) {
+        if self.patterns.is_empty() {
+            problems.push("patterns", "is empty; give at least one pattern");
+        }
+        for (i, p) in self.patterns.iter().enumerate() {
+            if let Err(e) = regex::Regex::new(p) {
+                problems.push(
+                    &format!("patterns[{i}]"),
+                    format!("invalid pattern \"{p}\": {e}"),
+                );
+            }
+        }
+        problems.one_of("mode", &self.mode, MODES);
+    }
+
+    fn build(&self, _env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
+        let set = regex::RegexSetBuilder::new(&self.patterns)
+            .case_insensitive(self.case_insensitive)
+            .build()
+            .map_err(|e| StepError::Other(format!("regex: invalid pattern: {e}")))?;
+        Ok(FilterStep::boxed(RegexFilter {
+            set,
+            remove_lines: self.mode == "remove_lines",
+        }))
+    }
+}
+
+/// The runtime filter.
+#[derive(Debug)]
+pub struct RegexFilter {
+    set: regex::RegexSet,
+    remove_lines: bool,
+}
+
+impl TextFilter for RegexFilter {
+    type Scratch = ();
+
+    fn kind(&self) -> &'static str {
+        RegexConfig::TYPE
+    }
+
+    fn reasons(&self) -> &[&'static str] {
+        REASONS
+    }
+
+    fn check(&self, doc: Doc<'_>, _: &mut (), out: &mut String) -> Verdict {
+        if !self.remove_lines {
+            return if self.set.is_match(doc.text) {
+                Verdict::Drop(0)
+            } else {
+                Verdict::Keep
+            };
+        }
+        let mut kept = 0usize;
+        for line in doc.text.split('\n') {
+            if self.set.is_match(line) {
+                continue;
+            }
+            if kept > 0 {
+                out.push('\n');
+            }
+            out.push_str(line);
+            kept += 1;
+        }
+        if kept == 0 {
+            Verdict::Drop(1)
+        } else if out.len() == doc.text.len() {
+            Verdict::Keep
+        } else {
+            Verdict::Rewrite
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::testing::{batch, run};
+
+    #[test]
+    fn drops_documents() {
+        let cfg: RegexConfig =
+            toml::from_str("patterns = ['(?m)^Share this', 'lorem']\ncase_insensitive = true")
+                .unwrap();
+        let got = run(
+            &cfg,
+            &mut batch(&["Hello\nshare this page", "clean text", "LOREM"]),
+            0,
+        );
+        assert_eq!(
+            got,
+            vec![Some("regex_match".into()), None, Some("regex_match".into())]
+        );
+    }
+
+    #[test]
+    fn removes_lines() {
+        let cfg: RegexConfig =
+            toml::from_str("patterns = ['^Share this']\nmode = 'remove_lines'").unwrap();
+        let mut b = batch(&[
+            "Keep me\nShare this page\nAnd me",
+            "Share this",
+            "untouched",
+        ]);
+        let got = run(&cfg, &mut b, 0);
+        assert_eq!(got, vec![None, Some("regex_empty".into()), None]);
+        assert_eq!(b.text(0), "Keep me\nAnd me");
+        assert_eq!(b.text(2), "untouched");
+    }
+
+    #[test]
+    fn validation_collects_bad_patterns_and_mode() {
+        let cfg: RegexConfig =
+            toml::from_str("patterns = ['(', 'ok', '[']\nmode = 'remove_line'").unwrap();
+        let mut p = Problems::new();
+        cfg.validate(&mut p);
+        let fields: Vec<&str> = p.items().iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["patterns[0]", "patterns[2]", "mode"]);
+        assert!(
+            p.items()[2]
+                .hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("remove_lines")
+        );
+    }
+}
