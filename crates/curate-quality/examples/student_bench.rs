@@ -14,7 +14,8 @@
 //!   hash sample of the corpus documents below.
 //! - `fake_teacher`: the fake Anthropic server's teacher (`curate_testkit::anthropic::fake_score`,
 //!   the exact rule it answers with: how many of ten teaching words occur, capped at 5) on every
-//!   sampled corpus document; keep threshold 3.
+//!   sampled corpus document; F1 / AUC at keep threshold 2 (and 3, where under 1 % of documents
+//!   are positive).
 //! - `source_rule` (binary, our own rule, harder): 1 when the document comes from the Linux kernel
 //!   documentation or the Debian Administrator's Handbook (URL contains `linux-doc` or
 //!   `debian-handbook`), else 0; the student sees only the text.
@@ -47,6 +48,8 @@ struct LabelSet {
     rows: Vec<(usize, f32, bool)>,
     scale_max: f32,
     threshold: f32,
+    /// A second keep threshold to report F1 / AUC at.
+    alt_threshold: Option<f32>,
 }
 
 fn load_corpus(n_docs: usize) -> Vec<Doc> {
@@ -119,7 +122,14 @@ fn write_split(dir: &Path, docs: &[Doc], set: &LabelSet) {
 
 fn student(docs: &[Doc], set: &LabelSet, score_docs: &[Doc]) -> serde_json::Value {
     let (name, scale_max, threshold) = (set.name, set.scale_max, set.threshold);
-    let cfg = TrainConfig::default();
+    let mut cfg = TrainConfig::default();
+    // Tuning knobs for experiments only; the recorded figures use the defaults.
+    if let Ok(v) = std::env::var("QB_LR") {
+        cfg.learning_rate = v.parse().unwrap();
+    }
+    if let Ok(v) = std::env::var("QB_EPOCHS") {
+        cfg.max_epochs = v.parse().unwrap();
+    }
     let features = Features {
         bits: cfg.hash_bits,
         bigrams: cfg.bigrams,
@@ -183,6 +193,10 @@ fn student(docs: &[Doc], set: &LabelSet, score_docs: &[Doc]) -> serde_json::Valu
         }
         best = best.min(t.elapsed().as_secs_f64());
     }
+    let alt = set.alt_threshold.map(|t| {
+        let e = evaluate(&hold, &raw, scale_max, t, CalibrationChoice::Auto, derive_seed(42, "quality.folds"));
+        serde_json::json!({"threshold": t, "auc": e.metrics["auc"], "f1": e.metrics["f1"], "accuracy": e.metrics["accuracy"]})
+    });
     let m = &ev.metrics;
     serde_json::json!({
         "label_set": name,
@@ -192,7 +206,8 @@ fn student(docs: &[Doc], set: &LabelSet, score_docs: &[Doc]) -> serde_json::Valu
         "n_train": report.n_train, "n_valid": report.n_valid, "n_holdout": hold.len(),
         "epochs": report.epochs_run, "best_epoch": report.best_epoch,
         "auc": m["auc"], "spearman": m["spearman"], "f1": m["f1"], "accuracy": m["accuracy"],
-        "ece": m["ece"], "ece_raw": m["ece_raw"],
+        "ece": m["ece"], "ece_raw": m["ece_raw"], "threshold": threshold, "alt": alt,
+        "learning_rate": cfg.learning_rate, "max_epochs": cfg.max_epochs,
         "train_seconds": train_secs,
         "score_docs": score_docs.len(), "score_bytes": bytes, "score_seconds": best,
         "docs_per_s": score_docs.len() as f64 / best, "mb_per_s": bytes as f64 / best / 1e6,
@@ -219,6 +234,7 @@ fn main() {
             .collect(),
         scale_max: 1.0,
         threshold: 0.5,
+        alt_threshold: None,
     };
     let fake = LabelSet {
         name: "fake_teacher",
@@ -232,7 +248,8 @@ fn main() {
             })
             .collect(),
         scale_max: 5.0,
-        threshold: 3.0,
+        threshold: 2.0,
+        alt_threshold: Some(3.0),
     };
     let source = LabelSet {
         name: "source_rule",
@@ -248,6 +265,7 @@ fn main() {
             .collect(),
         scale_max: 1.0,
         threshold: 0.5,
+        alt_threshold: None,
     };
     std::fs::create_dir_all(&out).unwrap();
     {

@@ -129,10 +129,10 @@ fn default_true() -> bool {
     true
 }
 fn default_learning_rate() -> f64 {
-    0.2
+    0.5
 }
 fn default_max_epochs() -> u32 {
-    20
+    50
 }
 fn default_patience() -> u32 {
     2
