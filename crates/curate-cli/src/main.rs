@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod label;
+mod rethreshold;
 use curate_pipeline::{PipelineError, RunOptions, config};
 
 /// Curate LLM pre-training data: filters, dedup, an LLM-teacher → local-student quality loop,
@@ -88,7 +89,14 @@ enum Command {
         /// Print the estimate as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Measure bytes per token with the free count_tokens endpoint on this many documents
+        /// first (needs ANTHROPIC_API_KEY; buys nothing).
+        #[arg(long, value_name = "N")]
+        calibrate: Option<usize>,
     },
+    /// Report what a new quality cut (threshold or top fraction) would keep, reading only the
+    /// stored `quality_score` column of a snapshot.
+    Rethreshold(rethreshold::RethresholdArgs),
     /// Work with finished snapshots.
     Snapshot {
         #[command(subcommand)]
@@ -133,6 +141,7 @@ fn load_config(path: &std::path::Path) -> Result<config::Config, PipelineError> 
 
 fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
     match cmd {
+        Command::Rethreshold(a) => rethreshold::run(a),
         Command::Run { config, output, threads, quiet, fresh } => {
             let cfg = load_config(&config)?;
             let threads = threads.unwrap_or(cfg.run.threads);
@@ -213,7 +222,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             println!("{}", serde_json::to_string(&r).expect("json"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Label { config, dry_run: _, json } => label::dry_run(&config, json),
+        Command::Label { config, dry_run: _, json, calibrate } => label::dry_run(&config, json, calibrate),
         Command::Snapshot { command: SnapshotCommand::Verify { dir } } => {
             let (m, problems) = curate_pipeline::manifest::verify(&dir)?;
             if problems.is_empty() {

@@ -142,6 +142,7 @@ reference = "REF"
 
 [[steps]]
 type = "train"
+max_epochs = 10   # debug builds train slowly; the defaults are exercised by the unit tests
 
 [[steps]]
 type = "score"
@@ -220,6 +221,7 @@ poll_max_interval_s = 0.05
 [[steps]]
 type = "train"
 threshold = 1.0
+max_epochs = 10
 
 [[steps]]
 type = "score"
@@ -275,6 +277,15 @@ fn quality_threshold_recuts_stored_scores_without_the_model() {
     ));
     let all = scores(&out);
     assert_eq!(all.len(), 600);
+
+    // What a re-cut would keep, from the score column alone.
+    let o = curate().args(["rethreshold", "--top-fraction", "0.25", "--json"]).arg(&out).output().unwrap();
+    ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((r["total"].as_u64(), r["kept"].as_u64(), r["missing"].as_u64()), (Some(600), Some(150), Some(0)));
+    let o = curate().args(["rethreshold", "--threshold", "2.0"]).arg(&out).output().unwrap();
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("0 of 600 documents kept"), "{}", String::from_utf8_lossy(&o.stdout));
 
     // Re-cut: the snapshot's data files in, one `quality_threshold` step.
     let data = format!("\"{}/data/*.parquet\"", out.display());

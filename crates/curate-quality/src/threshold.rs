@@ -280,3 +280,80 @@ mod tests {
         assert_eq!(r.kept, 2);
     }
 }
+
+/// What re-cutting a snapshot's stored scores would keep.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotCut {
+    /// Documents in the snapshot's data files.
+    pub total: u64,
+    /// Documents the rule keeps.
+    pub kept: u64,
+    /// `kept / total`.
+    pub kept_fraction: f64,
+    /// Lowest kept score.
+    pub min_kept_score: Option<f32>,
+    /// Documents without a score (never kept).
+    pub missing: u64,
+    /// Data files read.
+    pub files: usize,
+}
+
+/// Re-applies `keep` to a snapshot's stored scores, reading only the score column of
+/// `dir/data/*.parquet` (files in name order, so top-fraction ties break by position).
+pub fn rethreshold_snapshot(
+    dir: &std::path::Path,
+    keep: Keep,
+    column: &str,
+) -> Result<SnapshotCut, crate::Error> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let data = dir.join("data");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&data)
+        .map_err(|e| crate::Error::io(&data, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    let mut arrays = Vec::new();
+    for p in &files {
+        let corrupt = |m: String| crate::Error::Corrupt {
+            path: p.clone(),
+            message: m,
+        };
+        let f = std::fs::File::open(p).map_err(|e| crate::Error::io(p, e))?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| corrupt(e.to_string()))?;
+        let schema = b.parquet_schema();
+        let idx = (0..schema.num_columns())
+            .find(|&i| schema.column(i).name() == column)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "no `{column}` column; was the snapshot made with a `score` step?"
+                ))
+            })?;
+        let mask = ProjectionMask::leaves(schema, [idx]);
+        let reader = b
+            .with_projection(mask)
+            .build()
+            .map_err(|e| corrupt(e.to_string()))?;
+        for (i, batch) in reader.enumerate() {
+            let batch = batch.map_err(|e| corrupt(format!("batch {i}: {e}")))?;
+            let c = arrow::compute::cast(batch.column(0), &DataType::Float32)
+                .map_err(|e| corrupt(e.to_string()))?;
+            arrays.push(c.as_primitive::<Float32Type>().clone());
+        }
+    }
+    let r = rethreshold(&arrays, keep);
+    let missing = arrays.iter().map(|a| a.null_count() as u64).sum();
+    Ok(SnapshotCut {
+        total: r.total,
+        kept: r.kept,
+        kept_fraction: if r.total > 0 {
+            r.kept as f64 / r.total as f64
+        } else {
+            0.0
+        },
+        min_kept_score: r.min_kept_score,
+        missing,
+        files: files.len(),
+    })
+}
