@@ -8,7 +8,11 @@ use curate_pipeline::PipelineError;
 use curate_pipeline::registry::StepConfig;
 
 /// Prices the config's claude `label` step over a draw of its sample from the inputs.
-pub fn dry_run(config: &Path, json: bool) -> Result<ExitCode, PipelineError> {
+pub fn dry_run(
+    config: &Path,
+    json: bool,
+    calibrate: Option<usize>,
+) -> Result<ExitCode, PipelineError> {
     let cfg = curate_pipeline::config::load(config).map_err(PipelineError::Config)?;
     let label = cfg.steps.iter().find_map(|s| match &s.config {
         StepConfig::Label(l) => Some(l.clone()),
@@ -38,7 +42,25 @@ pub fn dry_run(config: &Path, json: bool) -> Result<ExitCode, PipelineError> {
     let docs = curate_label::draw_documents(&input).map_err(other)?;
     let texts: Vec<&str> = docs.iter().map(String::as_str).collect();
     let config_dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
-    let e = curate_label::estimate(&label, &config_dir, &texts).map_err(other)?;
+    let ratio = match calibrate {
+        None | Some(0) => label.bytes_per_token,
+        Some(n) => {
+            let key = curate_label::client::ApiKey::from_env().ok_or_else(|| {
+                PipelineError::Other(
+                    "label dry run: --calibrate calls count_tokens and needs ANTHROPIC_API_KEY"
+                        .into(),
+                )
+            })?;
+            let r = curate_label::calibrate(&label, &config_dir, &texts[..n.min(texts.len())], key)
+                .map_err(other)?;
+            eprintln!(
+                "calibrated with count_tokens on {} document(s): {r:.2} bytes per token",
+                n.min(texts.len())
+            );
+            r
+        }
+    };
+    let e = curate_label::estimate_with_ratio(&label, &config_dir, &texts, ratio).map_err(other)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&e).expect("json"));
     } else {

@@ -89,6 +89,10 @@ enum Command {
         /// Print the estimate as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Measure bytes per token with the free count_tokens endpoint on this many documents
+        /// first (needs ANTHROPIC_API_KEY; buys nothing).
+        #[arg(long, value_name = "N")]
+        calibrate: Option<usize>,
     },
     /// Report what a new quality cut (threshold or top fraction) would keep, reading only the
     /// stored `quality_score` column of a snapshot.
@@ -218,7 +222,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             println!("{}", serde_json::to_string(&r).expect("json"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Label { config, dry_run: _, json } => label::dry_run(&config, json),
+        Command::Label { config, dry_run: _, json, calibrate } => label::dry_run(&config, json, calibrate),
         Command::Snapshot { command: SnapshotCommand::Verify { dir } } => {
             let (m, problems) = curate_pipeline::manifest::verify(&dir)?;
             if problems.is_empty() {

@@ -348,6 +348,9 @@ async fn run_online(
     let mut queue = docs.into_iter().peekable();
     let mut fatal: Option<LabelError> = None;
     let limit = s.client.concurrency.max(1) * 2;
+    let shared_s = Arc::new(s.clone());
+    let shared_rubric = Arc::new(rubric.clone());
+    let shared_hash: Arc<str> = Arc::from(prompt_hash);
     loop {
         while fatal.is_none() && set.len() < limit {
             let Some((_, text)) = queue.peek() else { break };
@@ -368,33 +371,40 @@ async fn run_online(
             let (th, text) = queue.next().expect("peeked");
             let body = s.params(rubric, &text);
             let c = client.clone();
+            let (s2, r2, h2, sh2) = (
+                shared_s.clone(),
+                shared_rubric.clone(),
+                shared_hash.clone(),
+                sh.clone(),
+            );
             sh.lock().expect("lock").out.requests += 1;
+            // The label is journaled by the task itself, the moment the answer arrives, so a
+            // crash can lose at most the answers on the wire.
             set.spawn(async move {
                 let r = c.message(&body, wi, 0).await;
-                (th, (wi, wu), r)
+                let mut g = sh2.lock().expect("lock");
+                match r {
+                    Ok(msg) => {
+                        let rec = s2.record(&r2, &h2, &th, &msg);
+                        g.bought(rec, (wi, wu)).err()
+                    }
+                    Err(e) => {
+                        // Nothing known to be billed: release the reservation.
+                        g.budget.settle(wi, wu, 0, 0.0);
+                        Some(LabelError::Api(e))
+                    }
+                }
             });
         }
         let Some(joined) = set.join_next().await else {
             break;
         };
-        let (th, reserved, r) =
-            joined.map_err(|e| LabelError::Other(format!("labeling task failed: {e}")))?;
-        let mut g = sh.lock().expect("lock");
-        match r {
-            Ok(msg) => {
-                let rec = s.record(rubric, prompt_hash, &th, &msg);
-                if let Err(e) = g.bought(rec, reserved) {
-                    fatal.get_or_insert(e);
-                }
-            }
-            Err(e) => {
-                // Nothing known to be billed: release the reservation.
-                g.budget.settle(reserved.0, reserved.1, 0, 0.0);
-                // Stop sending; requests in flight finish (and are kept) so nothing paid is lost.
-                if fatal.is_none() {
-                    fatal = Some(LabelError::Api(e));
-                }
-            }
+        let failed = joined.map_err(|e| LabelError::Other(format!("labeling task failed: {e}")))?;
+        // On a failure, stop sending; requests in flight finish (and are kept).
+        if let Some(e) = failed
+            && fatal.is_none()
+        {
+            fatal = Some(e);
         }
     }
     match fatal {

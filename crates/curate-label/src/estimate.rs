@@ -61,6 +61,17 @@ pub fn estimate(
     config_dir: &Path,
     texts: &[&str],
 ) -> Result<Estimate, LabelError> {
+    estimate_with_ratio(cfg, config_dir, texts, cfg.bytes_per_token)
+}
+
+/// [`estimate`] with tokens estimated at `bytes_per_token` (e.g. measured by [`calibrate`])
+/// instead of the config's value; truncation still follows the config.
+pub fn estimate_with_ratio(
+    cfg: &LabelConfig,
+    config_dir: &Path,
+    texts: &[&str],
+    bytes_per_token: f64,
+) -> Result<Estimate, LabelError> {
     if cfg.annotator != "claude" {
         return Err(LabelError::Config(format!(
             "the dry run estimates the claude annotator's cost; annotator \"{}\" costs nothing",
@@ -71,7 +82,7 @@ pub fn estimate(
     let rubric = cfg.load_rubric(config_dir)?;
     let store_dir = cfg.store_dir(config_dir);
     let store = Store::open(&store_dir, &s.model, &s.prompt_hash(&rubric))?;
-    let bpt = cfg.bytes_per_token;
+    let bpt = bytes_per_token;
     let rubric_tokens = (rubric.prompt.len() as f64 / bpt).ceil() as u64;
     let mut seen = HashSet::new();
     let (mut in_store, mut to_label, mut doc_tokens) = (0usize, 0usize, 0u64);
@@ -164,6 +175,34 @@ impl Estimate {
             self.store
         )
     }
+}
+
+/// Measures bytes per token of the config's model on `texts` with the free `count_tokens`
+/// endpoint (one call per text plus one for the rubric alone), for a calibrated estimate. Sends
+/// no Messages request and buys nothing.
+pub fn calibrate(
+    cfg: &LabelConfig,
+    config_dir: &Path,
+    texts: &[&str],
+    key: crate::client::ApiKey,
+) -> Result<f64, LabelError> {
+    let s = cfg.claude_settings()?;
+    let rubric = cfg.load_rubric(config_dir)?;
+    let mut all: Vec<&str> = vec![""];
+    all.extend(texts.iter().filter(|t| !t.is_empty()));
+    let counts = crate::claude::count_tokens(&s, &rubric, key, &all)?;
+    let base = counts[0];
+    let (mut bytes, mut tokens) = (0u64, 0u64);
+    for (t, n) in all[1..].iter().zip(&counts[1..]) {
+        bytes += truncate_utf8(t, s.max_doc_bytes).len() as u64;
+        tokens += n.saturating_sub(base);
+    }
+    if tokens == 0 {
+        return Err(LabelError::Other(
+            "count_tokens reported no document tokens; cannot calibrate".into(),
+        ));
+    }
+    Ok(bytes as f64 / tokens as f64)
 }
 
 /// What a dry run reads: the input files and the pipeline's `sample` step, if any.

@@ -33,7 +33,9 @@ mod testutil;
 
 use std::path::{Path, PathBuf};
 
-pub use estimate::{DryRunInput, Estimate, draw_documents, estimate};
+pub use estimate::{
+    DryRunInput, Estimate, calibrate, draw_documents, estimate, estimate_with_ratio,
+};
 pub use label::{LabelConfig, LabelStep};
 pub use sample::{SampleConfig, SampleStep};
 

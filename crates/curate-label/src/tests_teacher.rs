@@ -660,3 +660,27 @@ fn dry_run_draws_the_same_documents_as_the_sample_step() {
     drawn_sorted.sort();
     assert_eq!(picked, drawn_sorted);
 }
+
+#[test]
+fn calibration_measures_bytes_per_token_with_count_tokens_only() {
+    let server = FakeAnthropic::start(FakeConfig::new(KEY));
+    let run = Run::new();
+    let docs = corpus(12);
+    let cfg = claude_cfg(&server, &run, "batch");
+    let texts: Vec<&str> = docs.iter().map(|d| d.1.as_str()).collect();
+    let ratio = crate::calibrate(&cfg, run.dir.path(), &texts, ApiKey::new(KEY)).unwrap();
+    // The fake counts one token per 3 bytes (plus the wrapper's few).
+    assert!(ratio > 2.7 && ratio < 3.1, "{ratio}");
+    let st = server.stats();
+    assert_eq!(
+        (st.count_tokens, st.messages_ok, st.batches_created),
+        (13, 0, 0)
+    );
+    assert!(
+        st.rejected.is_empty(),
+        "count_tokens bodies are valid: {:?}",
+        st.rejected
+    );
+    let e = crate::estimate_with_ratio(&cfg, run.dir.path(), &texts, ratio).unwrap();
+    assert!(e.document_tokens > 0);
+}
