@@ -538,7 +538,7 @@ fn file_annotator_imports_by_id_and_text() {
             .as_primitive::<Float32Type>();
         for i in 0..b.len() {
             let n: usize = b.id_string(i).trim_start_matches("id-").parse().unwrap();
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 assert_eq!(sc.value(i), (n % 6) as f32)
             } else {
                 assert!(sc.is_null(i))

@@ -613,6 +613,7 @@ async fn route(
             Fault::Slow => tokio::time::sleep(cfg.faults.slow).await,
         }
     }
+    #[allow(clippy::result_large_err)]
     let parse_body = || -> Result<Value, Resp> {
         if headers
             .get("content-type")
@@ -757,6 +758,7 @@ fn bad(msg: String) -> Resp {
 }
 
 /// Validates Messages params (`with_max_tokens`: a messages request rather than count_tokens).
+#[allow(clippy::result_large_err)] // the error is the HTTP response to send
 fn validate_params(v: &Value, with_max_tokens: bool) -> Result<(), Resp> {
     let obj = v
         .as_object()
