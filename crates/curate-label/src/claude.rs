@@ -232,6 +232,8 @@ pub struct Outcome {
     pub batches: usize,
     /// Batches resumed from an interrupted run.
     pub batches_resumed: usize,
+    /// Batches whose create call failed ambiguously and that were found and adopted.
+    pub batches_adopted: usize,
     /// Retries of HTTP calls.
     pub retries: u64,
     /// Seconds the rate-limit limiter waited.
@@ -283,6 +285,7 @@ pub fn run(
         budget,
         ledger,
         out: Outcome::default(),
+        batches: HashSet::new(),
     }));
     let res = rt.block_on(async {
         if s.batch {
@@ -308,6 +311,8 @@ struct Shared {
     budget: Budget,
     ledger: Ledger,
     out: Outcome,
+    /// Batches this run created, adopted or resumed (never adopted again).
+    batches: HashSet<String>,
 }
 
 impl Shared {
@@ -436,6 +441,7 @@ async fn run_batches(
                 g.budget.force_reserve(p.reserved_input, p.reserved_usd);
             }
             g.out.batches_resumed += 1;
+            g.batches.insert(p.batch_id.clone());
         }
         tracing::info!(batch = %p.batch_id, "resuming a batch submitted by an interrupted run");
         let reserved = if p.owner == owner {
@@ -508,13 +514,13 @@ async fn run_batches(
         let unsent: Vec<String> = stopped_at.map(|i| todo[i..].to_vec()).unwrap_or_default();
         let mut active = Vec::new();
         for (reqs, ths, ri, ru) in batches {
-            let created = match client.create_batch(&reqs).await {
+            let created = match create_once(s, client, sh, &reqs).await {
                 Ok(v) => v,
                 Err(e) => {
-                    // Not created: release this and the later reservations.
+                    // Not created: release this reservation.
                     let mut g = sh.lock().expect("lock");
                     g.budget.settle(ri, ru, 0, 0.0);
-                    return Err(LabelError::Api(e));
+                    return Err(e);
                 }
             };
             let id = created
@@ -537,6 +543,7 @@ async fn run_batches(
             {
                 let mut g = sh.lock().expect("lock");
                 g.store.add_pending(&p)?;
+                g.batches.insert(id.clone());
                 g.out.batches += 1;
                 g.out.requests += reqs.len();
             }
@@ -568,6 +575,77 @@ async fn run_batches(
             .collect();
     }
     Ok(())
+}
+
+/// Creates a batch exactly once. A create whose outcome is unknown (a 5xx, a timeout, an
+/// unreadable answer) is never simply retried, which could buy the batch twice: the newest
+/// batches are listed first, and one created since the attempt with the same number of requests
+/// that no pending record claims is adopted. (Adopting a stranger's batch is harmless: its
+/// results carry none of our `custom_id`s, so our requests are re-submitted.)
+async fn create_once(
+    s: &ClaudeSettings,
+    client: &Client,
+    sh: &Arc<Mutex<Shared>>,
+    reqs: &[Value],
+) -> Result<Value, LabelError> {
+    let mut attempt = 0u32;
+    loop {
+        let started = crate::util::now_unix();
+        match client.create_batch(reqs).await {
+            Ok(v) => return Ok(v),
+            Err(crate::client::ApiError::Ambiguous { last, .. }) => {
+                tracing::warn!(failure = %last, "batch create failed ambiguously; checking whether it was created");
+                let known: HashSet<String> = {
+                    let g = sh.lock().expect("lock");
+                    let mut k: HashSet<String> =
+                        g.store.pending()?.into_iter().map(|p| p.batch_id).collect();
+                    k.extend(g.batches.iter().cloned());
+                    k
+                };
+                let list = client.list_batches(20).await.map_err(LabelError::Api)?;
+                let found = list.get("data").and_then(|d| d.as_array()).and_then(|a| {
+                    a.iter()
+                        .find(|b| {
+                            let id = b.get("id").and_then(|x| x.as_str()).unwrap_or("");
+                            let created = b
+                                .get("created_at")
+                                .and_then(|x| x.as_str())
+                                .and_then(crate::util::parse_rfc3339)
+                                .unwrap_or(0.0);
+                            let total: u64 = b
+                                .get("request_counts")
+                                .and_then(|c| c.as_object())
+                                .map(|c| c.values().filter_map(|v| v.as_u64()).sum())
+                                .unwrap_or(0);
+                            !id.is_empty()
+                                && !known.contains(id)
+                                && created >= started - 120.0
+                                && total == reqs.len() as u64
+                        })
+                        .cloned()
+                });
+                if let Some(b) = found {
+                    tracing::info!(batch = ?b.get("id"), "adopting the batch the failed create made");
+                    sh.lock().expect("lock").out.batches_adopted += 1;
+                    return Ok(b);
+                }
+                if attempt >= s.client.max_retries {
+                    return Err(LabelError::Other(format!(
+                        "POST /v1/messages/batches: gave up after {} attempts; last failure: {last}",
+                        attempt + 1
+                    )));
+                }
+                attempt += 1;
+                let d = s
+                    .client
+                    .initial_retry_delay
+                    .mul_f64(2f64.powi(attempt as i32))
+                    .min(s.client.max_retry_delay);
+                tokio::time::sleep(d).await;
+            }
+            Err(e) => return Err(LabelError::Api(e)),
+        }
+    }
 }
 
 /// Polls a batch with backoff until it has ended.

@@ -72,6 +72,15 @@ pub enum ApiError {
         message: String,
         request_id: Option<String>,
     },
+    /// A non-idempotent call (batch creation) failed in a way that leaves open whether the
+    /// server acted on it (5xx, a timeout, an unreadable 2xx): the caller must check before
+    /// trying again.
+    #[error("{method} {path}: outcome unknown: {last}")]
+    Ambiguous {
+        method: &'static str,
+        path: String,
+        last: String,
+    },
     /// Retries exhausted on retryable failures; the last one is described.
     #[error("{method} {path}: gave up after {attempts} attempts; last failure: {last}")]
     Exhausted {
@@ -87,7 +96,7 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Fatal { status, .. } => Some(*status),
-            ApiError::Exhausted { .. } => None,
+            ApiError::Exhausted { .. } | ApiError::Ambiguous { .. } => None,
         }
     }
 }
@@ -206,12 +215,27 @@ impl Client {
     }
 
     /// POST /v1/messages/batches.
+    /// Retries only failures that prove the batch was not created (429, 529, connection
+    /// refused); anything else that may have created it comes back as [`ApiError::Ambiguous`].
     pub async fn create_batch(&self, requests: &[Value]) -> Result<Value, ApiError> {
         let body = serde_json::json!({ "requests": requests });
-        self.call(
+        self.call_with(
+            true,
             reqwest::Method::POST,
             "/v1/messages/batches",
             Some(&body),
+            0,
+            0,
+        )
+        .await
+    }
+
+    /// GET /v1/messages/batches?limit=N: the newest batches of the workspace.
+    pub async fn list_batches(&self, limit: usize) -> Result<Value, ApiError> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/messages/batches?limit={limit}"),
+            None,
             0,
             0,
         )
@@ -339,6 +363,21 @@ impl Client {
         est_input: u64,
         max_out: u64,
     ) -> Result<Value, ApiError> {
+        self.call_with(false, method, path, body, est_input, max_out)
+            .await
+    }
+
+    /// [`call`](Self::call); with `not_idempotent`, failures after which the server may have
+    /// acted are returned as [`ApiError::Ambiguous`] instead of retried.
+    async fn call_with(
+        &self,
+        not_idempotent: bool,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        est_input: u64,
+        max_out: u64,
+    ) -> Result<Value, ApiError> {
         let m: &'static str = if method == reqwest::Method::GET {
             "GET"
         } else {
@@ -354,7 +393,7 @@ impl Client {
             if let Some(b) = &bytes {
                 rb = rb.body(b.clone());
             }
-            let (failure, retry_after) = match rb.send().await {
+            let failure = match rb.send().await {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let headers = r.headers().clone();
@@ -364,6 +403,13 @@ impl Client {
                         Err(e) => {
                             drop(permit);
                             let last = format!("reading the body: {}", without_url(&e));
+                            if not_idempotent {
+                                return Err(ApiError::Ambiguous {
+                                    method: m,
+                                    path: path.into(),
+                                    last,
+                                });
+                            }
                             if attempt >= self.cfg.max_retries {
                                 return Err(ApiError::Exhausted {
                                     method: m,
@@ -385,17 +431,34 @@ impl Client {
                             Err(e) => (
                                 format!("HTTP {status} with a malformed JSON body: {e}"),
                                 None,
+                                true,
                             ),
                         }
                     } else {
                         match self.classify(status, &headers, &text, m, path) {
                             Err(e) => return Err(e),
-                            Ok(msg) => (msg, retry_after_of(&headers)),
+                            Ok(msg) => (
+                                msg,
+                                retry_after_of(&headers),
+                                !(status == 429 || status == 529),
+                            ),
                         }
                     }
                 }
-                Err(e) => (format!("transport: {}", without_url(&e)), None),
+                Err(e) => (
+                    format!("transport: {}", without_url(&e)),
+                    None,
+                    !e.is_connect(),
+                ),
             };
+            let (failure, retry_after, ambiguous) = failure;
+            if not_idempotent && ambiguous {
+                return Err(ApiError::Ambiguous {
+                    method: m,
+                    path: path.into(),
+                    last: failure,
+                });
+            }
             drop(permit);
             if attempt >= self.cfg.max_retries {
                 return Err(ApiError::Exhausted {

@@ -684,3 +684,32 @@ fn calibration_measures_bytes_per_token_with_count_tokens_only() {
     let e = crate::estimate_with_ratio(&cfg, run.dir.path(), &texts, ratio).unwrap();
     assert!(e.document_tokens > 0);
 }
+
+#[test]
+fn a_batch_created_behind_a_failed_answer_is_adopted_not_bought_twice() {
+    let mut fc = FakeConfig::new(KEY);
+    fc.create_then_fail = 1;
+    fc.faults = Faults {
+        seed: 9,
+        kinds: vec![
+            curate_testkit::anthropic::Fault::Malformed,
+            curate_testkit::anthropic::Fault::ServerError,
+        ],
+        ..Faults::all(0.2)
+    };
+    let server = FakeAnthropic::start(fc);
+    let run = Run::new();
+    let docs = corpus(60);
+    let mut cfg = claude_cfg(&server, &run, "batch");
+    cfg.max_batch_requests = 20;
+    let out = sample_then_label(&cfg, &docs, 40, &run, Some(KEY)).unwrap();
+    assert_eq!(check_labels(&out), (40, 40));
+    let st = server.stats();
+    assert_eq!(st.faults.get("create_then_fail"), Some(&1));
+    assert_eq!(
+        st.batches_created, 2,
+        "two batches of 20, none created twice"
+    );
+    assert_eq!(st.max_bills_per_document(), 1);
+    assert_eq!(stats(&run)["this_run"]["batches_adopted"].as_u64(), Some(1));
+}

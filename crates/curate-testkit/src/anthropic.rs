@@ -129,6 +129,9 @@ pub struct FakeConfig {
     /// After this many successful messages, answer the spend-cap 429
     /// (`enforced_spend_limit_reached`, no retry-after).
     pub spend_cap_after_messages: Option<u64>,
+    /// The next this-many batch creations are carried out but answered with a 500 (the client
+    /// cannot tell whether the batch exists).
+    pub create_then_fail: u32,
     /// Requests allowed per rate-limit window (reported in `anthropic-ratelimit-requests-*`);
     /// past it, 429 with `retry-after` until the window resets.
     pub requests_per_window: u64,
@@ -146,6 +149,7 @@ impl FakeConfig {
             cache_min_tokens: 512,
             fail_after_messages: None,
             spend_cap_after_messages: None,
+            create_then_fail: 0,
             requests_per_window: 1_000_000,
             window: Duration::from_secs(60),
         }
@@ -668,7 +672,37 @@ async fn route(
                 Ok(v) => v,
                 Err(r) => return reject(st, r),
             };
-            create_batch(st, &v)
+            let r = create_batch(st, &v);
+            let mut c = st.cfg.lock().unwrap();
+            if r.status() == StatusCode::OK && c.create_then_fail > 0 {
+                c.create_then_fail -= 1;
+                *st.stats
+                    .lock()
+                    .unwrap()
+                    .faults
+                    .entry("create_then_fail".into())
+                    .or_default() += 1;
+                return error(
+                    500,
+                    "api_error",
+                    "Internal server error (after creating the batch)",
+                );
+            }
+            r
+        }
+        ("GET", ["v1", "messages", "batches"]) => {
+            let b = st.batches.lock().unwrap();
+            let mut data: Vec<(u64, Value)> = b
+                .iter()
+                .map(|(id, bs)| (bs.seq, batch_object(st, bs, id)))
+                .collect();
+            data.sort_by(|a, b| b.0.cmp(&a.0));
+            let data: Vec<Value> = data.into_iter().map(|x| x.1).collect();
+            json_resp(
+                200,
+                &json!({"data": data, "has_more": false,
+                "first_id": data.first().map(|d| d["id"].clone()), "last_id": data.last().map(|d| d["id"].clone())}),
+            )
         }
         ("GET", ["v1", "messages", "batches", id]) => {
             st.stats.lock().unwrap().batch_polls += 1;
