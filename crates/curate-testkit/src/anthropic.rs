@@ -696,7 +696,7 @@ async fn route(
                 .iter()
                 .map(|(id, bs)| (bs.seq, batch_object(st, bs, id)))
                 .collect();
-            data.sort_by(|a, b| b.0.cmp(&a.0));
+            data.sort_by_key(|x| std::cmp::Reverse(x.0));
             let data: Vec<Value> = data.into_iter().map(|x| x.1).collect();
             json_resp(
                 200,
