@@ -80,7 +80,8 @@ pub fn run_barrier(
     }
     // Pass N+1: processors.
     let reasons = step.reasons();
-    let per_task: Vec<(BTreeMap<u64, String>, BTreeMap<u64, u64>, Counters)> = tasks
+    type TaskOut = (BTreeMap<u64, String>, BTreeMap<u64, u64>, Counters);
+    let per_task: Vec<TaskOut> = tasks
         .par_iter()
         .enumerate()
         .map(|(t, batches)| -> Result<_, StepError> {

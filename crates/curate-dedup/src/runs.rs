@@ -610,7 +610,7 @@ mod tests {
     fn partitioned_run_and_cursor() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.run");
-        let recs = vec![K(1, 0), K(5, 0), K(2, 1), K(3, 1), K(9, 1)];
+        let recs = [K(1, 0), K(5, 0), K(2, 1), K(3, 1), K(9, 1)];
         write_run(&p, &[2, 3], recs.iter()).unwrap();
         let mut r = PartReader::<K>::open(&p, 1, 4096).unwrap();
         let mut got = Vec::new();

@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(s1.len(), 112);
         assert!(s1.iter().all(|v| *v <= u32::MAX as u64));
         // Scalar reference of the same family.
-        for i in 0..112 {
+        for (i, got) in s1.iter().enumerate() {
             let m = [1u64, 2, 3, 99, 1 << 40]
                 .iter()
                 .map(|&x| {
@@ -348,7 +348,7 @@ mod tests {
                 })
                 .min()
                 .unwrap();
-            assert_eq!(s1[i], m >> 32);
+            assert_eq!(*got, m >> 32);
         }
     }
 
