@@ -290,3 +290,83 @@ fn validation_collects_every_problem() {
         ["ngram", "bands", "verify", "score_column", "memory_limit"]
     );
 }
+
+#[test]
+fn rerun_after_a_crash_gives_the_same_files() {
+    use curate_core::{Counters, StageContext, TaskContext};
+    let docs = corpus_with_duplicates(200);
+    let cfg = MinhashDedupConfig {
+        verify: Some(0.8),
+        memory_limit: "96KiB".into(),
+        ..Default::default()
+    };
+    let tasks = split(&docs, 2, 40);
+    let (clean, clean_dir) = run(&cfg, &docs, 2, 40, 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let step = cfg.build(&env(dir.path())).unwrap();
+    let barrier = step.barrier().unwrap();
+    let step_dirs = vec![dir.path().to_path_buf()];
+    let tcx = |t| TaskContext {
+        task: t,
+        tasks: 2,
+        dir: dir.path(),
+        step_dirs: &step_dirs,
+        seed: 0,
+    };
+    // Task 0 is killed after some batches (its spilled runs stay behind, no manifest)...
+    let mut c = Counters::default();
+    let mut obs = barrier.observer(&tcx(0)).unwrap();
+    for b in &tasks[0][..3] {
+        obs.observe(b, &mut c).unwrap();
+    }
+    drop(obs);
+    // ...then both tasks run to completion; task 1 twice, as after a lost completion record.
+    for t in [0, 1, 1] {
+        let mut obs = barrier.observer(&tcx(t)).unwrap();
+        for b in &tasks[t] {
+            obs.observe(b, &mut c).unwrap();
+        }
+        obs.finish(&mut c).unwrap();
+    }
+    let counters = std::sync::Mutex::new(Counters::default());
+    for (s, spec) in barrier.stages(2).iter().enumerate() {
+        // Every stage task runs twice: a re-run must leave the same files.
+        for task in (0..spec.tasks).chain(0..spec.tasks) {
+            let cx = StageContext {
+                stage: s,
+                task,
+                dir: dir.path(),
+                step_dirs: &step_dirs,
+                observed_tasks: 2,
+                seed: 0,
+                counters: &counters,
+            };
+            barrier.run_stage_task(&cx).unwrap();
+        }
+    }
+    for f in [
+        "cluster/nodes.run",
+        "cluster/stats.json",
+        "index/band-0005.bin",
+        "index/index.json",
+    ] {
+        assert_eq!(
+            read(&dir.path().join(f)),
+            read(&clean_dir.path().join(f)),
+            "{f}"
+        );
+    }
+    let mut removed = BTreeMap::new();
+    for (t, batches) in tasks.iter().enumerate() {
+        let mut p = step.processor(&tcx(t)).unwrap();
+        for b in batches {
+            let mut b = b.clone();
+            p.process(&mut b, &mut c).unwrap();
+            for i in (0..b.len()).filter(|i| b.is_dropped(*i)) {
+                removed.insert(b.keys().value(i), "minhash_duplicate".to_string());
+            }
+        }
+    }
+    assert_eq!(removed, clean.removed);
+}
