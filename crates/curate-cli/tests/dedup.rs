@@ -169,3 +169,33 @@ fn exact_and_minhash_dedup_end_to_end() {
     // The unseen real documents may include a few natural near duplicates of the first slice.
     assert!((95..150).contains(&hits), "near copies of the first snapshot removed: {hits} of 100");
 }
+
+#[test]
+fn dedup_config_problems_are_all_reported_and_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.parquet");
+    write_input(&input, &[("a b c d e f".to_string(), "x".to_string())]);
+    let steps = r#"
+[[steps]]
+type = "minhash_dedup"
+bands = 0
+verify = 1.5
+keep = "highest"
+memory_limit = "lots"
+wrong_key = 1
+
+[[steps]]
+type = "exact_dedup"
+normalization = "fancy"
+"#;
+    let cfg = config(tmp.path(), "bad.toml", &input, steps, &tmp.path().join("out"));
+    let o = Command::new(env!("CARGO_BIN_EXE_curate")).env("NO_COLOR", "1").arg("validate").arg("--config").arg(&cfg).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    for needle in ["`bands`", "`verify`", "`score_column`", "`memory_limit`", "`wrong_key`", "fancy"] {
+        assert!(err.contains(needle), "{needle} missing from:\n{err}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_curate")).args(["explain", "minhash_dedup"]).output().unwrap();
+    let doc = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && doc.contains("verify") && doc.contains("against"), "{doc}");
+}
