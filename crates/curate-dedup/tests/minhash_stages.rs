@@ -370,3 +370,25 @@ fn rerun_after_a_crash_gives_the_same_files() {
     }
     assert_eq!(removed, clean.removed);
 }
+
+#[test]
+fn empty_and_short_inputs() {
+    let cfg = MinhashDedupConfig {
+        verify: Some(0.8),
+        ..Default::default()
+    };
+    let (out, _d) = run(&cfg, &[], 3, 10, 1);
+    assert!(out.removed.is_empty());
+    assert_eq!(out.published.stats.expect("stats")["clusters"], 0);
+    // Documents shorter than one shingle are never near duplicates (as in datatrove).
+    let short: Vec<Doc> = (0..4)
+        .map(|i| Doc {
+            key: doc_key(0, i),
+            text: "too short to shingle".into(),
+            score: 0.0,
+        })
+        .collect();
+    let (out, _d) = run(&cfg, &short, 2, 1, 1);
+    assert!(out.removed.is_empty());
+    assert_eq!(out.counters.get("minhash_too_short"), 4.0);
+}
