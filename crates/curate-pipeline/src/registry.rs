@@ -67,6 +67,11 @@ registry! {
     GopherRepetition => curate_filters::gopher_repetition::GopherRepetitionConfig,
     C4Quality => curate_filters::c4_quality::C4QualityConfig,
     FinewebQuality => curate_filters::fineweb_quality::FineWebQualityConfig,
+    C4Badwords => curate_filters::c4_badwords::C4BadWordsConfig,
+    Language => curate_filters::language::LanguageConfig,
+    UrlFilter => curate_filters::url_filter::UrlFilterConfig,
+    Pii => curate_filters::pii::PiiConfig,
+    Regex => curate_filters::regex_filter::RegexConfig,
     Sample => curate_label::sample::SampleConfig,
     Label => curate_label::label::LabelConfig,
     Train => curate_quality::train::TrainConfig,
@@ -92,8 +97,8 @@ pub fn preset(name: &str) -> Option<Vec<toml::Table>> {
 
 mod presets {
     /// Delegates to the filter library, which owns the published parameters.
-    pub(super) fn expand(_name: &str) -> Option<Vec<toml::Table>> {
-        None
+    pub(super) fn expand(name: &str) -> Option<Vec<toml::Table>> {
+        curate_filters::preset(name)
     }
 }
 
