@@ -131,8 +131,14 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CURATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
+    let ansi = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
 }
 
 fn load_config(path: &std::path::Path) -> Result<config::Config, PipelineError> {
@@ -142,10 +148,21 @@ fn load_config(path: &std::path::Path) -> Result<config::Config, PipelineError> 
 fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
     match cmd {
         Command::Rethreshold(a) => rethreshold::run(a),
-        Command::Run { config, output, threads, quiet, fresh } => {
+        Command::Run {
+            config,
+            output,
+            threads,
+            quiet,
+            fresh,
+        } => {
             let cfg = load_config(&config)?;
             let threads = threads.unwrap_or(cfg.run.threads);
-            let opts = RunOptions { output, threads: Some(threads), quiet, fresh };
+            let opts = RunOptions {
+                output,
+                threads: Some(threads),
+                quiet,
+                fresh,
+            };
             let run = curate_pipeline::prepare(cfg, &opts)?;
             let s = curate_pipeline::run_local(&run, threads)?;
             let t = &s.manifest.totals;
@@ -154,19 +171,31 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 t.input_rows,
                 t.kept_rows,
                 t.dropped_rows,
-                if t.skipped_rows > 0 { format!(", {} in skipped shards", t.skipped_rows) } else { String::new() },
+                if t.skipped_rows > 0 {
+                    format!(", {} in skipped shards", t.skipped_rows)
+                } else {
+                    String::new()
+                },
                 s.root.display(),
                 s.manifest.outputs.len(),
                 &s.digest[..16],
             );
             if s.resumed_tasks > 0 {
-                eprintln!("curate: resumed past {} finished task(s), ran {}", s.resumed_tasks, s.ran_tasks);
+                eprintln!(
+                    "curate: resumed past {} finished task(s), ran {}",
+                    s.resumed_tasks, s.ran_tasks
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { config } => {
             let cfg = load_config(&config)?;
-            eprintln!("{}: valid ({} step(s), fingerprint {})", config.display(), cfg.steps.len(), &cfg.fingerprint()[..16]);
+            eprintln!(
+                "{}: valid ({} step(s), fingerprint {})",
+                config.display(),
+                cfg.steps.len(),
+                &cfg.fingerprint()[..16]
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::ListSteps => {
@@ -190,15 +219,28 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 return Ok(ExitCode::SUCCESS);
             }
             let docs = config::step_docs();
-            let names: Vec<&str> = docs.iter().map(|d| d.name.as_str()).chain(curate_pipeline::registry::PRESETS).collect();
+            let names: Vec<&str> = docs
+                .iter()
+                .map(|d| d.name.as_str())
+                .chain(curate_pipeline::registry::PRESETS)
+                .collect();
             let hint = curate_core::config::did_you_mean(&name, names.iter().copied())
                 .map(|s| format!("\nhint: did you mean `{s}`?"))
                 .unwrap_or_default();
-            Err(PipelineError::Other(format!("no step or preset named `{name}` (see `curate list-steps`){hint}")))
+            Err(PipelineError::Other(format!(
+                "no step or preset named `{name}` (see `curate list-steps`){hint}"
+            )))
         }
         Command::Plan { config, output } => {
             let cfg = load_config(&config)?;
-            let run = curate_pipeline::prepare(cfg, &RunOptions { output, quiet: true, ..Default::default() })?;
+            let run = curate_pipeline::prepare(
+                cfg,
+                &RunOptions {
+                    output,
+                    quiet: true,
+                    ..Default::default()
+                },
+            )?;
             let plan = serde_json::json!({
                 "output": run.layout.root,
                 "config_fingerprint": run.config.fingerprint(),
@@ -207,13 +249,25 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             println!("{}", serde_json::to_string_pretty(&plan).expect("json"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Task { config, output, stage, index } => {
+        Command::Task {
+            config,
+            output,
+            stage,
+            index,
+        } => {
             let index = index
                 .or_else(|| env_index("SLURM_ARRAY_TASK_ID"))
                 .or_else(|| env_index("JOB_COMPLETION_INDEX"))
                 .ok_or_else(|| PipelineError::Other("no task index: pass --index or set SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX".into()))?;
             let cfg = load_config(&config)?;
-            let run = curate_pipeline::prepare(cfg, &RunOptions { output, quiet: true, ..Default::default() })?;
+            let run = curate_pipeline::prepare(
+                cfg,
+                &RunOptions {
+                    output,
+                    quiet: true,
+                    ..Default::default()
+                },
+            )?;
             let st = run.plan.stage(&stage).cloned().ok_or_else(|| {
                 let names: Vec<&str> = run.plan.stages.iter().map(|s| s.name.as_str()).collect();
                 PipelineError::Other(format!("no stage `{stage}`; stages: {}", names.join(", ")))
@@ -222,15 +276,29 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             println!("{}", serde_json::to_string(&r).expect("json"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Label { config, dry_run: _, json, calibrate } => label::dry_run(&config, json, calibrate),
-        Command::Snapshot { command: SnapshotCommand::Verify { dir } } => {
+        Command::Label {
+            config,
+            dry_run: _,
+            json,
+            calibrate,
+        } => label::dry_run(&config, json, calibrate),
+        Command::Snapshot {
+            command: SnapshotCommand::Verify { dir },
+        } => {
             let (m, problems) = curate_pipeline::manifest::verify(&dir)?;
             if problems.is_empty() {
                 let n = m.outputs.len() + m.excluded.len() + m.artifacts.len();
-                eprintln!("{}: verified {n} file(s) against the manifest", dir.display());
+                eprintln!(
+                    "{}: verified {n} file(s) against the manifest",
+                    dir.display()
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("error: {} does not match its manifest ({} problem(s)):", dir.display(), problems.len());
+                eprintln!(
+                    "error: {} does not match its manifest ({} problem(s)):",
+                    dir.display(),
+                    problems.len()
+                );
                 for p in problems {
                     eprintln!("  {p}");
                 }
@@ -254,7 +322,11 @@ fn report(e: &PipelineError) {
             eprintln!("error: the config has {} problem(s):", problems.len());
             for p in problems {
                 for (i, line) in p.to_string().lines().enumerate() {
-                    if i == 0 { eprintln!("  - {line}") } else { eprintln!("    {}", line.trim_start()) }
+                    if i == 0 {
+                        eprintln!("  - {line}")
+                    } else {
+                        eprintln!("    {}", line.trim_start())
+                    }
                 }
             }
         }

@@ -49,9 +49,20 @@ impl DocBatch {
     /// Wraps a record batch. `text` must be a Utf8 column; `keys` holds one [`DocKey`] per row.
     pub fn new(record: RecordBatch, text: usize, id: Option<usize>, keys: UInt64Array) -> Self {
         assert_eq!(record.num_rows(), keys.len(), "one key per row");
-        assert_eq!(record.column(text).data_type(), &DataType::Utf8, "text column is Utf8");
+        assert_eq!(
+            record.column(text).data_type(),
+            &DataType::Utf8,
+            "text column is Utf8"
+        );
         let rows = record.num_rows();
-        Self { record, text, id, keys: Arc::new(keys), verdicts: vec![KEEP; rows], dropped: 0 }
+        Self {
+            record,
+            text,
+            id,
+            keys: Arc::new(keys),
+            verdicts: vec![KEEP; rows],
+            dropped: 0,
+        }
     }
 
     /// Number of rows (documents) in the batch, dropped ones included.
@@ -124,7 +135,11 @@ impl DocBatch {
 
     /// A column by name.
     pub fn column(&self, name: &str) -> Option<&ArrayRef> {
-        self.record.schema_ref().index_of(name).ok().map(|i| self.record.column(i))
+        self.record
+            .schema_ref()
+            .index_of(name)
+            .ok()
+            .map(|i| self.record.column(i))
     }
 
     /// Marks row `i` as dropped with the step's reason number `reason` (an index into the
@@ -155,7 +170,11 @@ impl DocBatch {
 
     /// Replaces the text column (same length). Used by steps that rewrite documents.
     pub fn set_texts(&mut self, texts: StringArray) {
-        assert_eq!(texts.len(), self.len(), "replacement text has one value per row");
+        assert_eq!(
+            texts.len(),
+            self.len(),
+            "replacement text has one value per row"
+        );
         let arr: ArrayRef = Arc::new(texts);
         self.replace_column_at(self.text, arr);
     }
@@ -193,12 +212,24 @@ impl DocBatch {
     /// dropped part comes with the reason number of each row.
     pub fn split_dropped(self) -> (DocBatch, Option<(DocBatch, Vec<u32>)>) {
         if self.dropped == 0 {
-            return (DocBatch { verdicts: vec![KEEP; self.len()], dropped: 0, ..self }, None);
+            return (
+                DocBatch {
+                    verdicts: vec![KEEP; self.len()],
+                    dropped: 0,
+                    ..self
+                },
+                None,
+            );
         }
         let keep_mask: arrow::array::BooleanArray =
             self.verdicts.iter().map(|v| Some(*v == KEEP)).collect();
         let drop_mask = arrow::compute::not(&keep_mask).expect("not");
-        let reasons: Vec<u32> = self.verdicts.iter().filter(|v| **v != KEEP).map(|v| v - 1).collect();
+        let reasons: Vec<u32> = self
+            .verdicts
+            .iter()
+            .filter(|v| **v != KEEP)
+            .map(|v| v - 1)
+            .collect();
         let take = |mask: &arrow::array::BooleanArray| {
             let record = arrow::compute::filter_record_batch(&self.record, mask).expect("filter");
             let keys = arrow::compute::filter(self.keys.as_ref(), mask).expect("filter");
@@ -244,9 +275,15 @@ mod tests {
     #[test]
     fn set_column_adds_then_replaces() {
         let mut b = batch(&["a", "b"]);
-        b.set_column("score", Arc::new(arrow::array::Float32Array::from(vec![1.0, 2.0])));
+        b.set_column(
+            "score",
+            Arc::new(arrow::array::Float32Array::from(vec![1.0, 2.0])),
+        );
         assert_eq!(b.record().num_columns(), 2);
-        b.set_column("score", Arc::new(arrow::array::Float32Array::from(vec![3.0, 4.0])));
+        b.set_column(
+            "score",
+            Arc::new(arrow::array::Float32Array::from(vec![3.0, 4.0])),
+        );
         assert_eq!(b.record().num_columns(), 2);
         b.set_texts(StringArray::from(vec!["x", "y"]));
         assert_eq!(b.text(1), "y");

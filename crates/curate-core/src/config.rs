@@ -143,7 +143,10 @@ impl Problems {
 }
 
 /// The closest candidate to `name`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
         let score = strsim::jaro_winkler(name, c);
@@ -185,7 +188,11 @@ impl StepDoc {
     pub fn of<S: StepSpec>() -> StepDoc {
         let schema = schemars::schema_for!(S);
         let v = schema.as_value();
-        StepDoc { name: S::TYPE.to_string(), doc: desc(v), options: options(v) }
+        StepDoc {
+            name: S::TYPE.to_string(),
+            doc: desc(v),
+            options: options(v),
+        }
     }
 
     /// The first line of the description.
@@ -220,11 +227,16 @@ impl StepDoc {
 }
 
 fn desc(v: &serde_json::Value) -> String {
-    v.get("description").and_then(|d| d.as_str()).unwrap_or("").to_string()
+    v.get("description")
+        .and_then(|d| d.as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn options(v: &serde_json::Value) -> Vec<OptionDoc> {
-    let Some(props) = v.get("properties").and_then(|p| p.as_object()) else { return vec![] };
+    let Some(props) = v.get("properties").and_then(|p| p.as_object()) else {
+        return vec![];
+    };
     let required: Vec<&str> = v
         .get("required")
         .and_then(|r| r.as_array())
@@ -250,21 +262,33 @@ fn type_name(p: &serde_json::Value) -> String {
                 ("array", Some(items)) => format!("array of {}", type_name(items)),
                 _ => s.clone(),
             },
-            serde_json::Value::Array(a) => {
-                a.iter().filter_map(|x| x.as_str()).filter(|x| *x != "null").collect::<Vec<_>>().join(" | ")
-            }
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str())
+                .filter(|x| *x != "null")
+                .collect::<Vec<_>>()
+                .join(" | "),
             _ => t.to_string(),
         };
     }
     if let Some(e) = p.get("enum").and_then(|e| e.as_array()) {
-        return e.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" | ");
+        return e
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ");
     }
     if let Some(r) = p.get("$ref").and_then(|r| r.as_str()) {
         return r.rsplit('/').next().unwrap_or(r).to_string();
     }
     for key in ["anyOf", "oneOf"] {
         if let Some(a) = p.get(key).and_then(|a| a.as_array()) {
-            return a.iter().map(type_name).filter(|t| t != "null").collect::<Vec<_>>().join(" | ");
+            return a
+                .iter()
+                .map(type_name)
+                .filter(|t| t != "null")
+                .collect::<Vec<_>>()
+                .join(" | ");
         }
     }
     if p.get("const").is_some() {
@@ -279,7 +303,10 @@ mod tests {
 
     #[test]
     fn did_you_mean_finds_typos() {
-        assert_eq!(did_you_mean("min_wrods", ["min_words", "max_words"]), Some("min_words"));
+        assert_eq!(
+            did_you_mean("min_wrods", ["min_words", "max_words"]),
+            Some("min_words")
+        );
         assert_eq!(did_you_mean("zzz", ["min_words"]), None);
     }
 
@@ -290,7 +317,10 @@ mod tests {
         p.range("min_words", -1i64, 0, 100);
         p.one_of("mode", "bach", &["batch", "online"]);
         let s: Vec<String> = p.items().iter().map(|x| x.to_string()).collect();
-        assert_eq!(s[0], "steps[0] (length): `min_words`: -1 is out of range; allowed: 0 to 100");
+        assert_eq!(
+            s[0],
+            "steps[0] (length): `min_words`: -1 is out of range; allowed: 0 to 100"
+        );
         assert!(s[1].contains("did you mean \"batch\"?"), "{}", s[1]);
     }
 }

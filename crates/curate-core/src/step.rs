@@ -46,7 +46,10 @@ pub enum StepError {
 impl StepError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StepError::Io { path: path.into(), source }
+        StepError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

@@ -23,10 +23,17 @@ impl AtomicFile {
     pub fn create(dest: &Path) -> Result<Self, IoError> {
         let dir = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(|e| IoError::os(dir, e))?;
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let file = File::create(&tmp).map_err(|e| IoError::os(&tmp, e))?;
-        Ok(Self { tmp, dest: dest.to_path_buf(), file: Some(file) })
+        Ok(Self {
+            tmp,
+            dest: dest.to_path_buf(),
+            file: Some(file),
+        })
     }
 
     /// The open temp file.
@@ -73,7 +80,9 @@ fn sync_dir(dir: &Path) {
 /// Writes `bytes` to `dest` atomically.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), IoError> {
     let mut f = AtomicFile::create(dest)?;
-    f.file().write_all(bytes).map_err(|e| IoError::os(dest, e))?;
+    f.file()
+        .write_all(bytes)
+        .map_err(|e| IoError::os(dest, e))?;
     f.commit()
 }
 

@@ -61,18 +61,28 @@ pub enum IoError {
 impl IoError {
     /// An OS error on a whole file.
     pub fn os(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        IoError::Os { path: path.into(), at: Location::File, source }
+        IoError::Os {
+            path: path.into(),
+            at: Location::File,
+            source,
+        }
     }
 
     /// A format error.
     pub fn format(path: impl Into<PathBuf>, at: Location, message: impl std::fmt::Display) -> Self {
-        IoError::Format { path: path.into(), at, message: message.to_string() }
+        IoError::Format {
+            path: path.into(),
+            at,
+            message: message.to_string(),
+        }
     }
 
     /// The file the error concerns.
     pub fn path(&self) -> &std::path::Path {
         match self {
-            IoError::Os { path, .. } | IoError::Format { path, .. } | IoError::Column { path, .. } => path,
+            IoError::Os { path, .. }
+            | IoError::Format { path, .. }
+            | IoError::Column { path, .. } => path,
         }
     }
 }

@@ -114,41 +114,68 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
                         }
                     }
                     if out.len() == before {
-                        errors.push(format!("input pattern \"{pat}\" matches no file (looked in {})", base.display()));
+                        errors.push(format!(
+                            "input pattern \"{pat}\" matches no file (looked in {})",
+                            base.display()
+                        ));
                     }
                 }
                 Err(e) => errors.push(format!("input pattern \"{pat}\" is not a valid glob: {e}")),
             }
         } else if full.is_dir() {
-            errors.push(format!("input path {} is a directory; use a glob such as \"{pat}/*.parquet\"", full.display()));
+            errors.push(format!(
+                "input path {} is a directory; use a glob such as \"{pat}/*.parquet\"",
+                full.display()
+            ));
         } else {
             out.push(full);
         }
     }
     out.sort();
     out.dedup();
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Reads an input's footer (parquet) or first lines (JSONL) and checks the text column.
 pub fn inspect(path: &Path, text_column: &str) -> Result<InputFile, IoError> {
     let format = Format::detect(path).ok_or_else(|| {
-        IoError::format(path, Location::File, "unknown input format; expected .parquet, .jsonl, .jsonl.gz or .jsonl.zst")
+        IoError::format(
+            path,
+            Location::File,
+            "unknown input format; expected .parquet, .jsonl, .jsonl.gz or .jsonl.zst",
+        )
     })?;
     let file = File::open(path).map_err(|e| IoError::os(path, e))?;
     let size = file.metadata().map_err(|e| IoError::os(path, e))?.len();
     if size == 0 {
-        return Err(IoError::format(path, Location::File, "file is empty (0 bytes)"));
+        return Err(IoError::format(
+            path,
+            Location::File,
+            "file is empty (0 bytes)",
+        ));
     }
     let (row_groups, schema, parquet) = match format {
         Format::Parquet => {
-            let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-                .map_err(|e| IoError::format(path, Location::File, format!("not a readable parquet file: {e}")))?;
+            let meta =
+                ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {
+                    IoError::format(
+                        path,
+                        Location::File,
+                        format!("not a readable parquet file: {e}"),
+                    )
+                })?;
             let rgs = meta
                 .metadata()
                 .row_groups()
                 .iter()
-                .map(|rg| RowGroup { rows: rg.num_rows() as u64, bytes: rg.total_byte_size() as u64 })
+                .map(|rg| RowGroup {
+                    rows: rg.num_rows() as u64,
+                    bytes: rg.total_byte_size() as u64,
+                })
                 .collect();
             (rgs, meta.schema().clone(), Some(meta))
         }
@@ -158,7 +185,14 @@ pub fn inspect(path: &Path, text_column: &str) -> Result<InputFile, IoError> {
         }
     };
     check_text_column(path, &schema, text_column)?;
-    Ok(InputFile { path: path.to_path_buf(), format, size, row_groups, schema, parquet })
+    Ok(InputFile {
+        path: path.to_path_buf(),
+        format,
+        size,
+        row_groups,
+        schema,
+        parquet,
+    })
 }
 
 /// Checks `schema` has a string column named `text_column`.

@@ -28,14 +28,23 @@ pub struct PartWriter {
 
 impl std::fmt::Debug for PartWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartWriter").field("dest", &self.dest).field("rows", &self.rows).finish()
+        f.debug_struct("PartWriter")
+            .field("dest", &self.dest)
+            .field("rows", &self.rows)
+            .finish()
     }
 }
 
 impl PartWriter {
     /// Starts a part that will appear at `dest` on [`finish`](Self::finish).
     pub fn create(dest: &Path) -> Result<Self, IoError> {
-        Ok(Self { dest: dest.to_path_buf(), atomic: Some(AtomicFile::create(dest)?), writer: None, rows: 0, bytes: 0 })
+        Ok(Self {
+            dest: dest.to_path_buf(),
+            atomic: Some(AtomicFile::create(dest)?),
+            writer: None,
+            rows: 0,
+            bytes: 0,
+        })
     }
 
     /// Appends a batch (empty batches are skipped).
@@ -50,7 +59,8 @@ impl PartWriter {
             self.writer = Some(w);
         }
         let w = self.writer.as_mut().expect("writer");
-        w.write(batch).map_err(|e| IoError::format(&self.dest, Location::File, e))?;
+        w.write(batch)
+            .map_err(|e| IoError::format(&self.dest, Location::File, e))?;
         self.rows += batch.num_rows() as u64;
         self.bytes += logical_bytes(batch);
         Ok(())
@@ -66,7 +76,8 @@ impl PartWriter {
         let atomic = self.atomic.take().expect("open");
         let file = match self.writer.take() {
             Some(mut w) => {
-                w.finish().map_err(|e| IoError::format(&self.dest, Location::File, e))?;
+                w.finish()
+                    .map_err(|e| IoError::format(&self.dest, Location::File, e))?;
                 w.into_inner()
                     .map_err(|e| IoError::format(&self.dest, Location::File, e))?
                     .into_inner()
@@ -77,7 +88,8 @@ impl PartWriter {
                 let f = atomic.take();
                 let mut w = FileWriter::try_new(BufWriter::new(f), &Schema::empty())
                     .map_err(|e| IoError::format(&self.dest, Location::File, e))?;
-                w.finish().map_err(|e| IoError::format(&self.dest, Location::File, e))?;
+                w.finish()
+                    .map_err(|e| IoError::format(&self.dest, Location::File, e))?;
                 let f = w
                     .into_inner()
                     .map_err(|e| IoError::format(&self.dest, Location::File, e))?
@@ -93,7 +105,9 @@ impl PartWriter {
 }
 
 /// Opens a part for reading: its batches in order.
-pub fn read_part(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch, IoError>>, IoError> {
+pub fn read_part(
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<RecordBatch, IoError>>, IoError> {
     let f = File::open(path).map_err(|e| IoError::os(path, e))?;
     let r = FileReader::try_new(std::io::BufReader::with_capacity(1 << 20, f), None)
         .map_err(|e| IoError::format(path, Location::File, format!("corrupt part file: {e}")))?;
@@ -111,12 +125,18 @@ pub fn logical_bytes(batch: &RecordBatch) -> u64 {
         .iter()
         .map(|c| match c.data_type() {
             DataType::Utf8 => {
-                let s = c.as_any().downcast_ref::<arrow::array::StringArray>().expect("utf8");
+                let s = c
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .expect("utf8");
                 let o = s.value_offsets();
                 (o[o.len() - 1] - o[0]) as u64 + 8 * rows
             }
             DataType::LargeUtf8 => {
-                let s = c.as_any().downcast_ref::<arrow::array::LargeStringArray>().expect("utf8");
+                let s = c
+                    .as_any()
+                    .downcast_ref::<arrow::array::LargeStringArray>()
+                    .expect("utf8");
                 let o = s.value_offsets();
                 (o[o.len() - 1] - o[0]) as u64 + 8 * rows
             }
@@ -129,7 +149,11 @@ pub fn logical_bytes(batch: &RecordBatch) -> u64 {
 pub fn with_string_columns(schema: &Schema, extra: &[&str]) -> Arc<Schema> {
     let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
     for name in extra {
-        fields.push(Arc::new(arrow::datatypes::Field::new(*name, DataType::Utf8, false)));
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            *name,
+            DataType::Utf8,
+            false,
+        )));
     }
     Arc::new(Schema::new(fields))
 }
@@ -148,18 +172,30 @@ mod tests {
         ]));
         let b = RecordBatch::try_new(
             schema,
-            vec![Arc::new(StringArray::from(vec!["ab", "cde"])), Arc::new(UInt64Array::from(vec![1, 2]))],
+            vec![
+                Arc::new(StringArray::from(vec!["ab", "cde"])),
+                Arc::new(UInt64Array::from(vec![1, 2])),
+            ],
         )
         .unwrap();
         let mut w = PartWriter::create(&dir.path().join("p.arrow")).unwrap();
         w.write(&b).unwrap();
         w.write(&b.slice(0, 1)).unwrap();
-        assert_eq!(w.finish().unwrap(), (3, logical_bytes(&b) + logical_bytes(&b.slice(0, 1))));
-        let got: Vec<_> = read_part(&dir.path().join("p.arrow")).unwrap().map(|b| b.unwrap()).collect();
+        assert_eq!(
+            w.finish().unwrap(),
+            (3, logical_bytes(&b) + logical_bytes(&b.slice(0, 1)))
+        );
+        let got: Vec<_> = read_part(&dir.path().join("p.arrow"))
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], b);
         // additive: the size of a batch is the sum of its slices
-        assert_eq!(logical_bytes(&b), logical_bytes(&b.slice(0, 1)) + logical_bytes(&b.slice(1, 1)));
+        assert_eq!(
+            logical_bytes(&b),
+            logical_bytes(&b.slice(0, 1)) + logical_bytes(&b.slice(1, 1))
+        );
 
         let w = PartWriter::create(&dir.path().join("e.arrow")).unwrap();
         assert_eq!(w.finish().unwrap(), (0, 0));

@@ -54,8 +54,12 @@ pub fn output_schema(file: &InputFile, spec: &ReadSpec) -> SchemaRef {
     match &spec.columns {
         None => schema,
         Some(cols) => {
-            let fields: Vec<_> =
-                schema.fields().iter().filter(|f| cols.iter().any(|c| c == f.name())).cloned().collect();
+            let fields: Vec<_> = schema
+                .fields()
+                .iter()
+                .filter(|f| cols.iter().any(|c| c == f.name()))
+                .cloned()
+                .collect();
             Arc::new(Schema::new(fields))
         }
     }
@@ -82,7 +86,10 @@ fn read_parquet<E>(
     sink: &mut impl FnMut(RecordBatch, u64) -> Result<(), E>,
 ) -> Result<(), ReadError<E>> {
     let path = &file.path;
-    let meta = file.parquet.clone().expect("parquet metadata loaded by inspect");
+    let meta = file
+        .parquet
+        .clone()
+        .expect("parquet metadata loaded by inspect");
     let handle = File::open(path).map_err(|e| ReadError::Io(IoError::os(path, e)))?;
     let mut first_row: u64 = file.row_groups[..rgs.start].iter().map(|r| r.rows).sum();
     let mask = spec.columns.as_ref().map(|cols| {
@@ -99,7 +106,9 @@ fn read_parquet<E>(
     for rg in rgs {
         let at = Location::RowGroup(rg);
         let fmt = |e: &dyn std::fmt::Display| ReadError::Io(IoError::format(path, at.clone(), e));
-        let h = handle.try_clone().map_err(|e| ReadError::Io(IoError::os(path, e)))?;
+        let h = handle
+            .try_clone()
+            .map_err(|e| ReadError::Io(IoError::os(path, e)))?;
         let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(h, meta.clone())
             .with_row_groups(vec![rg])
             .with_batch_size(spec.batch_rows);
@@ -117,7 +126,9 @@ fn read_parquet<E>(
         }
         let expected = file.row_groups[rg].rows;
         if got != expected {
-            return Err(fmt(&format!("read {got} rows but the footer promises {expected}")));
+            return Err(fmt(&format!(
+                "read {got} rows but the footer promises {expected}"
+            )));
         }
         first_row += got;
     }
@@ -125,7 +136,11 @@ fn read_parquet<E>(
 }
 
 /// Casts the text column to Utf8 if it is LargeUtf8 or Utf8View.
-fn normalize_text(path: &Path, batch: RecordBatch, text_column: &str) -> Result<RecordBatch, IoError> {
+fn normalize_text(
+    path: &Path,
+    batch: RecordBatch,
+    text_column: &str,
+) -> Result<RecordBatch, IoError> {
     let schema = batch.schema();
     let Ok(i) = schema.index_of(text_column) else {
         return Err(IoError::Column {
@@ -137,11 +152,12 @@ fn normalize_text(path: &Path, batch: RecordBatch, text_column: &str) -> Result<
     if batch.column(i).data_type() == &DataType::Utf8 {
         return Ok(batch);
     }
-    let cast = arrow::compute::cast(batch.column(i), &DataType::Utf8).map_err(|e| IoError::Column {
-        path: path.to_path_buf(),
-        column: text_column.to_string(),
-        message: e.to_string(),
-    })?;
+    let cast =
+        arrow::compute::cast(batch.column(i), &DataType::Utf8).map_err(|e| IoError::Column {
+            path: path.to_path_buf(),
+            column: text_column.to_string(),
+            message: e.to_string(),
+        })?;
     let mut cols = batch.columns().to_vec();
     cols[i] = cast;
     let out_schema = normalized_schema(&schema, text_column);
@@ -178,23 +194,35 @@ pub fn infer_jsonl_schema(path: &Path, comp: JsonCompression) -> Result<SchemaRe
             break;
         }
         n += 1;
-        let s = std::str::from_utf8(&line)
-            .map_err(|e| IoError::format(path, Location::Line(n), format!("not valid UTF-8: {e}")))?;
+        let s = std::str::from_utf8(&line).map_err(|e| {
+            IoError::format(path, Location::Line(n), format!("not valid UTF-8: {e}"))
+        })?;
         if s.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(s)
-            .map_err(|e| IoError::format(path, Location::Line(n), format!("not valid JSON: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(s).map_err(|e| {
+            IoError::format(path, Location::Line(n), format!("not valid JSON: {e}"))
+        })?;
         if !v.is_object() {
-            return Err(IoError::format(path, Location::Line(n), "expected a JSON object per line"));
+            return Err(IoError::format(
+                path,
+                Location::Line(n),
+                "expected a JSON object per line",
+            ));
         }
         sample.push(v);
     }
     if sample.is_empty() {
-        return Err(IoError::format(path, Location::File, "no JSON records (the file has only blank lines)"));
+        return Err(IoError::format(
+            path,
+            Location::File,
+            "no JSON records (the file has only blank lines)",
+        ));
     }
     let schema = arrow::json::reader::infer_json_schema_from_iterator(sample.iter().map(Ok))
-        .map_err(|e| IoError::format(path, Location::File, format!("cannot infer a schema: {e}")))?;
+        .map_err(|e| {
+            IoError::format(path, Location::File, format!("cannot infer a schema: {e}"))
+        })?;
     Ok(Arc::new(schema))
 }
 
@@ -229,15 +257,20 @@ fn read_jsonl<E>(
                     .filter(|(_, f)| cols.iter().any(|c| c == f.name()))
                     .map(|(i, _)| i)
                     .collect();
-                b.project(&idx).map_err(|e| IoError::format(path, Location::File, e))
+                b.project(&idx)
+                    .map_err(|e| IoError::format(path, Location::File, e))
             }
         }
     };
     loop {
         line.clear();
-        let read = r
-            .read_until(b'\n', &mut line)
-            .map_err(|e| io(IoError::Os { path: path.clone(), at: Location::Line(line_no + 1), source: e }))?;
+        let read = r.read_until(b'\n', &mut line).map_err(|e| {
+            io(IoError::Os {
+                path: path.clone(),
+                at: Location::Line(line_no + 1),
+                source: e,
+            })
+        })?;
         if read == 0 {
             break;
         }
@@ -245,17 +278,27 @@ fn read_jsonl<E>(
         let at = Location::Line(line_no);
         if std::str::from_utf8(&line).is_err() {
             let err = std::str::from_utf8(&line).unwrap_err();
-            return Err(io(IoError::format(path, at, format!("not valid UTF-8: {err}"))));
+            return Err(io(IoError::format(
+                path,
+                at,
+                format!("not valid UTF-8: {err}"),
+            )));
         }
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        decoder.decode(&line).map_err(|e| io(IoError::format(path, at.clone(), e)))?;
+        decoder
+            .decode(&line)
+            .map_err(|e| io(IoError::format(path, at.clone(), e)))?;
         // a record is complete only once the decoder sees the next value; flush per record
-        decoder.decode(b"\n").map_err(|e| io(IoError::format(path, at.clone(), e)))?;
+        decoder
+            .decode(b"\n")
+            .map_err(|e| io(IoError::format(path, at.clone(), e)))?;
         pending += 1;
         if pending == spec.batch_rows {
-            let b = decoder.flush().map_err(|e| io(IoError::format(path, at.clone(), e)))?;
+            let b = decoder
+                .flush()
+                .map_err(|e| io(IoError::format(path, at.clone(), e)))?;
             if let Some(b) = b {
                 let n = b.num_rows() as u64;
                 sink(project(b).map_err(io)?, first_row).map_err(ReadError::Sink)?;

@@ -59,14 +59,19 @@ pub struct ParquetSink {
 
 impl std::fmt::Debug for ParquetSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ParquetSink").field("dest", &self.dest).field("rows", &self.rows).finish()
+        f.debug_struct("ParquetSink")
+            .field("dest", &self.dest)
+            .field("rows", &self.rows)
+            .finish()
     }
 }
 
 impl ParquetSink {
     /// Starts a file that appears at `dest` on [`finish`](Self::finish).
     pub fn create(dest: &Path, schema: SchemaRef, props: &OutputProps) -> Result<Self, IoError> {
-        let wp = props.writer_properties().map_err(|e| IoError::format(dest, Location::File, e))?;
+        let wp = props
+            .writer_properties()
+            .map_err(|e| IoError::format(dest, Location::File, e))?;
         let mut atomic = AtomicFile::create(dest)?;
         let writer = ArrowWriter::try_new(atomic.take(), schema.clone(), Some(wp))
             .map_err(|e| IoError::format(dest, Location::File, e))?;
@@ -101,11 +106,17 @@ impl ParquetSink {
         let group = all.slice(0, rows);
         let rest = all.slice(rows, all.num_rows() - rows);
         let w = self.writer.as_mut().expect("open");
-        w.write(&group).map_err(|e| IoError::format(&self.dest, Location::File, e))?;
-        w.flush().map_err(|e| IoError::format(&self.dest, Location::File, e))?;
+        w.write(&group)
+            .map_err(|e| IoError::format(&self.dest, Location::File, e))?;
+        w.flush()
+            .map_err(|e| IoError::format(&self.dest, Location::File, e))?;
         self.rows += rows as u64;
         self.pending_rows = rest.num_rows();
-        self.pending = if rest.num_rows() > 0 { vec![rest] } else { Vec::new() };
+        self.pending = if rest.num_rows() > 0 {
+            vec![rest]
+        } else {
+            Vec::new()
+        };
         Ok(())
     }
 
@@ -115,7 +126,9 @@ impl ParquetSink {
             self.flush_group(self.pending_rows)?;
         }
         let w = self.writer.take().expect("open");
-        let f = w.into_inner().map_err(|e| IoError::format(&self.dest, Location::File, e))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| IoError::format(&self.dest, Location::File, e))?;
         self.atomic.take().expect("open").commit_file(f)?;
         Ok(self.rows)
     }

@@ -115,7 +115,12 @@ fn default_task_size() -> usize {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        Self { threads: 0, seed: default_seed(), task_size: default_task_size(), keep_work: false }
+        Self {
+            threads: 0,
+            seed: default_seed(),
+            task_size: default_task_size(),
+            keep_work: false,
+        }
     }
 }
 
@@ -127,9 +132,13 @@ impl ByteSize {
     /// Parses "512MB", "1GiB", "1000".
     pub fn parse(s: &str) -> Result<ByteSize, String> {
         let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: f64 = num.parse().map_err(|_| format!("\"{s}\" is not a size such as \"512MB\""))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("\"{s}\" is not a size such as \"512MB\""))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" => 1000,
@@ -138,7 +147,11 @@ impl ByteSize {
             "kib" => 1 << 10,
             "mib" => 1 << 20,
             "gib" => 1 << 30,
-            u => return Err(format!("unknown unit \"{u}\" in \"{s}\"; use B, KB, MB, GB, KiB, MiB or GiB")),
+            u => {
+                return Err(format!(
+                    "unknown unit \"{u}\" in \"{s}\"; use B, KB, MB, GB, KiB, MiB or GiB"
+                ));
+            }
         };
         Ok(ByteSize((n * mult as f64) as u64))
     }
@@ -153,7 +166,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 f.write_str("a byte count or a size string such as \"512MB\"")
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom(format!("{v} is negative")))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("{v} is negative")))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
                 Ok(ByteSize(v))
@@ -205,18 +220,38 @@ pub struct Config {
 fn section_doc<T: JsonSchema>(name: &str) -> Vec<OptionDoc> {
     let schema = schemars::schema_for!(T);
     let v = schema.as_value();
-    let props = v.get("properties").and_then(|p| p.as_object()).cloned().unwrap_or_default();
+    let props = v
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .cloned()
+        .unwrap_or_default();
     props
         .keys()
-        .map(|k| OptionDoc { name: k.clone(), ty: String::new(), default: None, doc: format!("{name}.{k}"), required: false })
+        .map(|k| OptionDoc {
+            name: k.clone(),
+            ty: String::new(),
+            default: None,
+            doc: format!("{name}.{k}"),
+            required: false,
+        })
         .collect()
 }
 
 /// Deserializes a table, reporting unknown keys (with did-you-mean), each bad value and each
 /// missing required key as separate problems.
-fn check_table<T: DeserializeOwned>(table: &toml::Table, keys: &[String], problems: &mut Problems) -> Option<T> {
+///
+/// When some keys are bad, the rest are still deserialized (bad keys dropped, defaults in their
+/// place) and returned with `false`, so semantic validation can report its problems too; such a
+/// value is only for validation, never for running.
+fn check_table<T: DeserializeOwned>(
+    table: &toml::Table,
+    keys: &[String],
+    problems: &mut Problems,
+) -> Option<(T, bool)> {
+    let mut bad: Vec<String> = Vec::new();
     for k in table.keys() {
         if !keys.iter().any(|x| x == k) {
+            bad.push(k.clone());
             let msg = format!("unknown key; allowed: {}", keys.join(", "));
             match did_you_mean(k, keys.iter().map(|s| s.as_str())) {
                 Some(s) => problems.push_hint(k, msg, format!("did you mean `{s}`?")),
@@ -224,31 +259,48 @@ fn check_table<T: DeserializeOwned>(table: &toml::Table, keys: &[String], proble
             }
         }
     }
-    match T::deserialize(toml::Value::Table(table.clone())) {
-        Ok(v) => Some(v),
-        Err(whole) => {
-            // Attribute errors to fields: deserialize each known key on its own.
-            let mut attributed = false;
-            for (k, v) in table {
-                if !keys.iter().any(|x| x == k) {
-                    attributed = true; // already reported as unknown
-                    continue;
-                }
-                let mut one = toml::Table::new();
-                one.insert(k.clone(), v.clone());
-                if let Err(e) = T::deserialize(toml::Value::Table(one)) {
-                    let m = e.message().to_string();
-                    if !m.starts_with("missing field") {
-                        problems.push(k, format!("{} (got {})", m.trim_end_matches('\n'), render_value(v)));
-                        attributed = true;
-                    }
-                }
+    if bad.is_empty() {
+        if let Ok(v) = T::deserialize(toml::Value::Table(table.clone())) {
+            return Some((v, true));
+        }
+    }
+    // Attribute errors to fields: deserialize each known key on its own.
+    for (k, v) in table {
+        if bad.contains(k) {
+            continue;
+        }
+        let mut one = toml::Table::new();
+        one.insert(k.clone(), v.clone());
+        if let Err(e) = T::deserialize(toml::Value::Table(one)) {
+            let m = e.message().trim_end().to_string();
+            if !m.starts_with("missing field") {
+                let shown = render_value(v);
+                let msg = if m.contains(&shown) {
+                    m
+                } else {
+                    format!("{m} (got {shown})")
+                };
+                problems.push(k, msg);
+                bad.push(k.clone());
             }
-            let m = whole.message().to_string();
-            if let Some(f) = m.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
-                problems.push(f, "required but missing");
-            } else if !attributed {
-                problems.push("", m);
+        }
+    }
+    let mut repaired = table.clone();
+    for k in &bad {
+        repaired.remove(k);
+    }
+    match T::deserialize(toml::Value::Table(repaired)) {
+        Ok(v) => Some((v, bad.is_empty())),
+        Err(e) => {
+            let m = e.message().to_string();
+            match m
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+            {
+                Some(f) if !bad.iter().any(|b| b == f) => problems.push(f, "required but missing"),
+                Some(_) => {}
+                None if bad.is_empty() => problems.push("", m),
+                None => {}
             }
             None
         }
@@ -257,7 +309,11 @@ fn check_table<T: DeserializeOwned>(table: &toml::Table, keys: &[String], proble
 
 fn render_value(v: &toml::Value) -> String {
     let s = v.to_string();
-    if s.len() > 60 { format!("{}…", &s[..s.floor_char_boundary(60)]) } else { s }
+    if s.len() > 60 {
+        format!("{}…", &s[..s.floor_char_boundary(60)])
+    } else {
+        s
+    }
 }
 
 fn keys_of<T: JsonSchema>() -> Vec<String> {
@@ -316,7 +372,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
             p.push("", "missing section [input] (with at least `paths`)");
             None
         }
-        Some(_) => table("input", &mut p).and_then(|t| check_table(&t, &keys_of::<InputConfig>(), &mut p)),
+        Some(_) => table("input", &mut p)
+            .and_then(|t| check_table(&t, &keys_of::<InputConfig>(), &mut p))
+            .map(|x| x.0),
     };
     if let Some(i) = &input {
         if i.paths.is_empty() {
@@ -327,7 +385,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
         }
         if let Some(cols) = &i.columns {
             if !cols.contains(&i.text_column) {
-                p.push("columns", format!("must include the text column \"{}\"", i.text_column));
+                p.push(
+                    "columns",
+                    format!("must include the text column \"{}\"", i.text_column),
+                );
             }
             if let Some(id) = &i.id_column {
                 if !cols.contains(id) {
@@ -337,22 +398,37 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
         }
     }
     p.set_scope("output");
-    let output: Option<OutputConfig> =
-        table("output", &mut p).and_then(|t| check_table(&t, &keys_of::<OutputConfig>(), &mut p));
+    let output: Option<OutputConfig> = table("output", &mut p)
+        .and_then(|t| check_table(&t, &keys_of::<OutputConfig>(), &mut p))
+        .map(|x| x.0);
     if let Some(o) = &output {
         p.range("zstd_level", o.zstd_level, 1, 22);
         if o.row_group_size == 0 {
-            p.push("row_group_size", "0 is out of range; allowed: 1 or more rows");
+            p.push(
+                "row_group_size",
+                "0 is out of range; allowed: 1 or more rows",
+            );
         }
         if o.target_file_size.0 < 1024 {
-            p.push("target_file_size", format!("{} bytes is too small; allowed: 1KiB or more", o.target_file_size.0));
+            p.push(
+                "target_file_size",
+                format!(
+                    "{} bytes is too small; allowed: 1KiB or more",
+                    o.target_file_size.0
+                ),
+            );
         }
     }
     p.set_scope("run");
-    let run: Option<RunConfig> = table("run", &mut p).and_then(|t| check_table(&t, &keys_of::<RunConfig>(), &mut p));
+    let run: Option<RunConfig> = table("run", &mut p)
+        .and_then(|t| check_table(&t, &keys_of::<RunConfig>(), &mut p))
+        .map(|x| x.0);
     if let Some(r) = &run {
         if r.task_size == 0 {
-            p.push("task_size", "0 is out of range; allowed: 1 or more row groups");
+            p.push(
+                "task_size",
+                "0 is out of range; allowed: 1 or more row groups",
+            );
         }
     }
 
@@ -399,7 +475,10 @@ fn parse_steps(value: Option<&toml::Value>, p: &mut Problems) -> Option<Vec<Step
             p.set_scope(format!("steps[{i}] (preset)"));
             let name = preset.as_str().unwrap_or_default();
             if t.len() > 1 {
-                p.push("preset", "a preset entry takes no other keys; add steps after it to customise");
+                p.push(
+                    "preset",
+                    "a preset entry takes no other keys; add steps after it to customise",
+                );
             }
             match registry::preset(name) {
                 Some(tables) => {
@@ -422,26 +501,46 @@ fn parse_steps(value: Option<&toml::Value>, p: &mut Problems) -> Option<Vec<Step
             Some(toml::Value::String(s)) => s,
             Some(other) => {
                 p.set_scope(format!("steps[{i}]"));
-                p.push("type", format!("must be a string naming a step (got {})", render_value(&other)));
+                p.push(
+                    "type",
+                    format!(
+                        "must be a string naming a step (got {})",
+                        render_value(&other)
+                    ),
+                );
                 continue;
             }
             None => {
                 p.set_scope(format!("steps[{i}]"));
-                p.push("type", "missing; every step needs `type = \"...\"` (see `curate list-steps`)");
+                p.push(
+                    "type",
+                    "missing; every step needs `type = \"...\"` (see `curate list-steps`)",
+                );
                 continue;
             }
         };
-        let scope = if origin.is_empty() { format!("steps[{i}] ({kind})") } else { format!("steps[{i}] ({kind}, from {origin})") };
+        let scope = if origin.is_empty() {
+            format!("steps[{i}] ({kind})")
+        } else {
+            format!("steps[{i}] ({kind}, from {origin})")
+        };
         p.set_scope(scope);
         let Some(doc) = docs.iter().find(|d| d.name == kind) else {
-            p.one_of("type", &kind, &names);
+            let msg = format!("\"{kind}\" is not a step type (`curate list-steps` lists them)");
+            match did_you_mean(&kind, names.iter().copied()) {
+                Some(s) => p.push_hint("type", msg, format!("did you mean \"{s}\"?")),
+                None => p.push("type", msg),
+            }
             continue;
         };
         let keys: Vec<String> = doc.keys().map(String::from).collect();
         if let Some(cfg) = registry::parse_step(&kind, &t, &keys, p) {
             cfg.validate(p, &previous);
             previous.push(kind.clone());
-            out.push(StepEntry { index: out.len(), config: cfg });
+            out.push(StepEntry {
+                index: out.len(),
+                config: cfg,
+            });
         } else {
             previous.push(kind.clone());
         }
@@ -450,8 +549,12 @@ fn parse_steps(value: Option<&toml::Value>, p: &mut Problems) -> Option<Vec<Step
 }
 
 /// Deserializes one step's table with problem collection (used by the registry macro).
-pub(crate) fn check_step<T: DeserializeOwned>(table: &toml::Table, keys: &[String], p: &mut Problems) -> Option<T> {
-    check_table(table, keys, p)
+pub(crate) fn check_step<T: DeserializeOwned>(
+    table: &toml::Table,
+    keys: &[String],
+    p: &mut Problems,
+) -> Option<T> {
+    check_table(table, keys, p).map(|x| x.0)
 }
 
 /// Documentation of every step, for `curate list-steps` / `explain`.
@@ -462,7 +565,9 @@ pub fn step_docs() -> Vec<StepDoc> {
 impl Config {
     /// The snapshot directory, with an optional override.
     pub fn output_dir(&self, override_dir: Option<&Path>) -> Option<PathBuf> {
-        override_dir.map(Path::to_path_buf).or_else(|| self.output.dir.as_ref().map(PathBuf::from))
+        override_dir
+            .map(Path::to_path_buf)
+            .or_else(|| self.output.dir.as_ref().map(PathBuf::from))
     }
 
     /// Canonical JSON of everything that can change the output (not threads, task size, batch

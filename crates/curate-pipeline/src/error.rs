@@ -44,6 +44,9 @@ pub enum PipelineError {
 impl PipelineError {
     /// Wraps an I/O error with context.
     pub fn io(context: impl Into<String>, source: IoError) -> Self {
-        PipelineError::Io { context: context.into(), source }
+        PipelineError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

@@ -50,7 +50,10 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run").field("root", &self.layout.root).field("plan", &self.plan).finish()
+        f.debug_struct("Run")
+            .field("root", &self.layout.root)
+            .field("plan", &self.plan)
+            .finish()
     }
 }
 
@@ -78,11 +81,15 @@ impl Run {
         }
         let record = match stage.kind {
             StageKind::Pass { pass } => self.pass_task(&stage.name, pass, task)?,
-            StageKind::Barrier { step, stage: s } => self.barrier_task(&stage.name, step, s, task)?,
+            StageKind::Barrier { step, stage: s } => {
+                self.barrier_task(&stage.name, step, s, task)?
+            }
             StageKind::Assemble => self.assemble_task(&stage.name, task, stage.tasks)?,
             StageKind::Finalize => crate::manifest::finalize(self)?,
         };
-        record.commit(&self.layout).map_err(|e| PipelineError::io(format!("stage {} task {task}", stage.name), e))?;
+        record
+            .commit(&self.layout)
+            .map_err(|e| PipelineError::io(format!("stage {} task {task}", stage.name), e))?;
         Ok(record)
     }
 
@@ -97,7 +104,9 @@ impl Run {
                 let share = &self.plan.shares[task];
                 let path = self.plan.inputs[share.file].path.display().to_string();
                 tracing::warn!(file = %path, error = %e, "skipping unreadable input shard (on_error = \"skip\")");
-                let mut rec = self.pass_body(name, pass, task, Source::Empty).map_err(PassFailure::into_error)?;
+                let mut rec = self
+                    .pass_body(name, pass, task, Source::Empty)
+                    .map_err(PassFailure::into_error)?;
                 rec.skipped = Some(Skipped {
                     path,
                     row_groups: [share.row_groups.start, share.row_groups.end],
@@ -110,7 +119,13 @@ impl Run {
         }
     }
 
-    fn pass_body(&self, name: &str, pass: usize, task: usize, source: Source<'_>) -> Result<TaskRecord, PassFailure> {
+    fn pass_body(
+        &self,
+        name: &str,
+        pass: usize,
+        task: usize,
+        source: Source<'_>,
+    ) -> Result<TaskRecord, PassFailure> {
         let ctx = format!("stage {name} task {task}");
         let p = &self.plan.passes[pass];
         let seed = self.config.run.seed;
@@ -121,10 +136,21 @@ impl Run {
             step_dirs: &self.plan.step_dirs,
             seed,
         };
-        let step_err = |i: usize, e| PassFailure::Other(PipelineError::Step { step: self.step_label(i), context: ctx.clone(), source: e });
+        let step_err = |i: usize, e| {
+            PassFailure::Other(PipelineError::Step {
+                step: self.step_label(i),
+                context: ctx.clone(),
+                source: e,
+            })
+        };
         let mut procs = Vec::new();
         for i in p.steps.clone() {
-            procs.push((i, self.plan.steps[i].processor(&tcx(i)).map_err(|e| step_err(i, e))?));
+            procs.push((
+                i,
+                self.plan.steps[i]
+                    .processor(&tcx(i))
+                    .map_err(|e| step_err(i, e))?,
+            ));
         }
         let mut observer = match p.barrier {
             Some(b) => {
@@ -146,8 +172,15 @@ impl Run {
         }
         let mut rows_in = 0u64;
         let schema = self.input_schema.clone();
-        let text = schema.index_of(&self.config.input.text_column).expect("text column");
-        let id = self.config.input.id_column.as_ref().and_then(|c| schema.index_of(c).ok());
+        let text = schema
+            .index_of(&self.config.input.text_column)
+            .expect("text column");
+        let id = self
+            .config
+            .input
+            .id_column
+            .as_ref()
+            .and_then(|c| schema.index_of(c).ok());
         let bar = self.progress.bar(name);
 
         let mut handle = |record: RecordBatch, keys: UInt64Array| -> Result<(), PipelineError> {
@@ -155,17 +188,22 @@ impl Run {
             rows_in += n;
             bar.add(n, curate_io::part::logical_bytes(&record));
             let mut doc = DocBatch::new(record, text, id, keys);
+            // this batch's dropped rows of every step, written together in key order so the
+            // exclusion output does not depend on batch boundaries
+            let mut excluded: Vec<RecordBatch> = Vec::new();
             for (i, proc_) in procs.iter_mut() {
                 if doc.is_empty() {
                     break;
                 }
                 let c = counts.get_mut(i).expect("counts");
                 c.docs_in += doc.len() as u64;
-                proc_.process(&mut doc, &mut c.counters).map_err(|e| PipelineError::Step {
-                    step: self.step_label(*i),
-                    context: ctx.clone(),
-                    source: e,
-                })?;
+                proc_
+                    .process(&mut doc, &mut c.counters)
+                    .map_err(|e| PipelineError::Step {
+                        step: self.step_label(*i),
+                        context: ctx.clone(),
+                        source: e,
+                    })?;
                 let (k, dropped) = doc.split_dropped();
                 if let Some((d, reasons)) = dropped {
                     let names = &self.reasons[*i];
@@ -177,31 +215,40 @@ impl Run {
                     }
                     for (r, cnt) in per.iter().enumerate() {
                         if *cnt > 0 {
-                            let reason = names.get(r).cloned().unwrap_or_else(|| format!("reason_{r}"));
+                            let reason = names
+                                .get(r)
+                                .cloned()
+                                .unwrap_or_else(|| format!("reason_{r}"));
                             *c.dropped.entry(reason).or_default() += cnt;
                         }
                     }
-                    if let Some(w) = excl.as_mut() {
-                        let b = self.exclusion_batch(&d, *i, &reasons);
-                        w.write(&b).map_err(|e| PipelineError::io(ctx.clone(), e))?;
+                    if excl.is_some() {
+                        excluded.push(self.exclusion_batch(&d, *i, &reasons));
                     }
                 }
                 c.docs_out += k.len() as u64;
                 doc = k;
+            }
+            if let Some(w) = excl.as_mut() {
+                if let Some(b) = in_key_order(&excluded) {
+                    w.write(&b).map_err(|e| PipelineError::io(ctx.clone(), e))?;
+                }
             }
             if doc.is_empty() {
                 return Ok(());
             }
             if let Some((b, obs)) = observer.as_mut() {
                 let c = counts.get_mut(b).expect("counts");
-                obs.observe(&doc, &mut c.counters).map_err(|e| PipelineError::Step {
-                    step: self.step_label(*b),
-                    context: ctx.clone(),
-                    source: e,
-                })?;
+                obs.observe(&doc, &mut c.counters)
+                    .map_err(|e| PipelineError::Step {
+                        step: self.step_label(*b),
+                        context: ctx.clone(),
+                        source: e,
+                    })?;
             }
             let (record, keys) = doc.into_parts();
-            kept.write(&with_key(&record, keys)).map_err(|e| PipelineError::io(ctx.clone(), e))?;
+            kept.write(&with_key(&record, keys))
+                .map_err(|e| PipelineError::io(ctx.clone(), e))?;
             Ok(())
         };
 
@@ -210,10 +257,17 @@ impl Run {
             Source::Input(share) => {
                 let file = &self.plan.inputs[share.file];
                 let ordinal = share.file as u32;
-                read_share(file, share.row_groups.clone(), &self.read_spec, |batch, first| {
-                    let keys = UInt64Array::from_iter_values((0..batch.num_rows() as u64).map(|i| doc_key(ordinal, first + i)));
-                    handle(batch, keys)
-                })
+                read_share(
+                    file,
+                    share.row_groups.clone(),
+                    &self.read_spec,
+                    |batch, first| {
+                        let keys = UInt64Array::from_iter_values(
+                            (0..batch.num_rows() as u64).map(|i| doc_key(ordinal, first + i)),
+                        );
+                        handle(batch, keys)
+                    },
+                )
                 .map_err(|e| match e {
                     ReadError::Io(e) => PassFailure::Input(e),
                     ReadError::Sink(e) => PassFailure::Other(e),
@@ -263,24 +317,41 @@ impl Run {
         let mut cols: Vec<ArrayRef> = Vec::new();
         for f in self.input_schema.fields() {
             if let Ok(i) = rec.schema_ref().index_of(f.name()) {
-                fields.push(Arc::new(Field::new(f.name(), rec.column(i).data_type().clone(), true)));
+                fields.push(Arc::new(Field::new(
+                    f.name(),
+                    rec.column(i).data_type().clone(),
+                    true,
+                )));
                 cols.push(rec.column(i).clone());
             }
         }
         let kind = self.plan.steps[step].kind();
         let names = &self.reasons[step];
         fields.push(Arc::new(Field::new("step", DataType::Utf8, false)));
-        cols.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(kind, d.len()))));
-        fields.push(Arc::new(Field::new("reason", DataType::Utf8, false)));
         cols.push(Arc::new(StringArray::from_iter_values(
-            reasons.iter().map(|r| names.get(*r as usize).map(String::as_str).unwrap_or("unknown")),
+            std::iter::repeat_n(kind, d.len()),
         )));
+        fields.push(Arc::new(Field::new("reason", DataType::Utf8, false)));
+        cols.push(Arc::new(StringArray::from_iter_values(reasons.iter().map(
+            |r| {
+                names
+                    .get(*r as usize)
+                    .map(String::as_str)
+                    .unwrap_or("unknown")
+            },
+        ))));
         fields.push(Arc::new(Field::new(KEY_COLUMN, DataType::UInt64, false)));
         cols.push(Arc::new(d.keys().clone()));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("exclusion batch")
     }
 
-    fn barrier_task(&self, name: &str, step: usize, stage: usize, task: usize) -> Result<TaskRecord, PipelineError> {
+    fn barrier_task(
+        &self,
+        name: &str,
+        step: usize,
+        stage: usize,
+        task: usize,
+    ) -> Result<TaskRecord, PipelineError> {
         let counters = Mutex::new(Counters::default());
         let cx = StageContext {
             stage,
@@ -292,24 +363,44 @@ impl Run {
             counters: &counters,
         };
         let bar = self.progress.bar(name);
-        self.plan.steps[step].barrier().expect("barrier step").run_stage_task(&cx).map_err(|e| PipelineError::Step {
-            step: self.step_label(step),
-            context: format!("stage {name} task {task}"),
-            source: e,
-        })?;
+        self.plan.steps[step]
+            .barrier()
+            .expect("barrier step")
+            .run_stage_task(&cx)
+            .map_err(|e| PipelineError::Step {
+                step: self.step_label(step),
+                context: format!("stage {name} task {task}"),
+                source: e,
+            })?;
         bar.task_done();
         let mut steps = BTreeMap::new();
-        steps.insert(step, StepCounts { counters: counters.into_inner().expect("lock"), ..Default::default() });
-        Ok(TaskRecord { stage: name.to_string(), task, steps, ..Default::default() })
+        steps.insert(
+            step,
+            StepCounts {
+                counters: counters.into_inner().expect("lock"),
+                ..Default::default()
+            },
+        );
+        Ok(TaskRecord {
+            stage: name.to_string(),
+            task,
+            steps,
+            ..Default::default()
+        })
     }
 
     /// Records of every task of a stage (all must exist).
     pub fn stage_records(&self, name: &str) -> Result<Vec<TaskRecord>, PipelineError> {
-        let stage = self.plan.stage(name).ok_or_else(|| PipelineError::Other(format!("no stage {name}")))?;
+        let stage = self
+            .plan
+            .stage(name)
+            .ok_or_else(|| PipelineError::Other(format!("no stage {name}")))?;
         (0..stage.tasks)
             .map(|t| {
                 TaskRecord::load(&self.layout, name, t).ok_or_else(|| {
-                    PipelineError::Other(format!("stage {name} task {t} has not finished (no completion record)"))
+                    PipelineError::Other(format!(
+                        "stage {name} task {t} has not finished (no completion record)"
+                    ))
                 })
             })
             .collect()
@@ -319,7 +410,10 @@ impl Run {
     fn kept_segments(&self) -> Result<Vec<(PathBuf, u64, u64)>, PipelineError> {
         let last = self.plan.passes.len() - 1;
         let recs = self.stage_records(&format!("pass-{last}"))?;
-        Ok(recs.iter().map(|r| (self.layout.part(last, r.task), r.rows_out, r.bytes_out)).collect())
+        Ok(recs
+            .iter()
+            .map(|r| (self.layout.part(last, r.task), r.rows_out, r.bytes_out))
+            .collect())
     }
 
     /// The excluded-row segments of every pass, in pass then task order.
@@ -327,13 +421,22 @@ impl Run {
         let mut out = Vec::new();
         for pass in 0..self.plan.passes.len() {
             for r in self.stage_records(&format!("pass-{pass}"))? {
-                out.push((self.layout.excluded_part(pass, r.task), r.excluded_rows, r.excluded_bytes));
+                out.push((
+                    self.layout.excluded_part(pass, r.task),
+                    r.excluded_rows,
+                    r.excluded_bytes,
+                ));
             }
         }
         Ok(out)
     }
 
-    fn assemble_task(&self, name: &str, task: usize, tasks: usize) -> Result<TaskRecord, PipelineError> {
+    fn assemble_task(
+        &self,
+        name: &str,
+        task: usize,
+        tasks: usize,
+    ) -> Result<TaskRecord, PipelineError> {
         let bar = self.progress.bar(name);
         let mut files = Vec::new();
         let kept = self.kept_segments()?;
@@ -343,8 +446,18 @@ impl Run {
             files.extend(self.assemble_files(&ex, task, tasks, true)?);
         }
         bar.task_done();
-        let rows_out = files.iter().filter(|f| f.path.starts_with("data/")).map(|f| f.rows).sum();
-        Ok(TaskRecord { stage: name.to_string(), task, rows_out, files, ..Default::default() })
+        let rows_out = files
+            .iter()
+            .filter(|f| f.path.starts_with("data/"))
+            .map(|f| f.rows)
+            .sum();
+        Ok(TaskRecord {
+            stage: name.to_string(),
+            task,
+            rows_out,
+            files,
+            ..Default::default()
+        })
     }
 
     /// Writes every `tasks`-th file (starting at `task`) of the files the segments cut into.
@@ -357,23 +470,44 @@ impl Run {
     ) -> Result<Vec<FileRecord>, PipelineError> {
         let total_rows: u64 = segs.iter().map(|s| s.1).sum();
         let total_bytes: u64 = segs.iter().map(|s| s.2).sum();
-        let per_file = rows_per_file(total_rows, total_bytes, self.config.output.target_file_size.0, self.props.row_group_rows);
+        let per_file = rows_per_file(
+            total_rows,
+            total_bytes,
+            self.config.output.target_file_size.0,
+            self.props.row_group_rows,
+        );
         let n_files = total_rows.div_ceil(per_file.max(1)) as usize;
         let mut out = Vec::new();
         for k in (task..n_files).step_by(tasks) {
             let start = k as u64 * per_file;
             let end = (start + per_file).min(total_rows);
-            let dest = if excluded { self.layout.excluded_file(k) } else { self.layout.data_file(k) };
+            let dest = if excluded {
+                self.layout.excluded_file(k)
+            } else {
+                self.layout.data_file(k)
+            };
             let ctx = format!("assemble {}", dest.display());
-            let rows = self.write_range(segs, start, end, &dest).map_err(|e| PipelineError::io(ctx, e))?;
-            let rel = dest.strip_prefix(&self.layout.root).unwrap_or(&dest).to_string_lossy().into_owned();
+            let rows = self
+                .write_range(segs, start, end, &dest)
+                .map_err(|e| PipelineError::io(ctx, e))?;
+            let rel = dest
+                .strip_prefix(&self.layout.root)
+                .unwrap_or(&dest)
+                .to_string_lossy()
+                .into_owned();
             out.push(FileRecord { path: rel, rows });
         }
         Ok(out)
     }
 
     /// Streams global rows `start..end` of the segments into one parquet file.
-    fn write_range(&self, segs: &[(PathBuf, u64, u64)], start: u64, end: u64, dest: &std::path::Path) -> Result<u64, curate_io::IoError> {
+    fn write_range(
+        &self,
+        segs: &[(PathBuf, u64, u64)],
+        start: u64,
+        end: u64,
+        dest: &std::path::Path,
+    ) -> Result<u64, curate_io::IoError> {
         let mut sink: Option<ParquetSink> = None;
         let mut offset = 0u64;
         for (path, rows, _) in segs {
@@ -436,6 +570,20 @@ impl PassFailure {
     }
 }
 
+/// Concatenates exclusion batches (same schema) and sorts their rows by key.
+fn in_key_order(batches: &[RecordBatch]) -> Option<RecordBatch> {
+    match batches {
+        [] => None,
+        [one] => Some(one.clone()),
+        many => {
+            let all = arrow::compute::concat_batches(&many[0].schema(), many).expect("same schema");
+            let keys = all.column_by_name(KEY_COLUMN).expect("key column");
+            let order = arrow::compute::sort_to_indices(keys, None, None).expect("sortable keys");
+            Some(arrow::compute::take_record_batch(&all, &order).expect("take"))
+        }
+    }
+}
+
 fn with_key(record: &RecordBatch, keys: UInt64Array) -> RecordBatch {
     let mut fields: Vec<_> = record.schema().fields().iter().cloned().collect();
     fields.push(Arc::new(Field::new(KEY_COLUMN, DataType::UInt64, false)));
@@ -461,9 +609,4 @@ fn drop_key(b: &RecordBatch) -> RecordBatch {
         }
         Err(_) => b.clone(),
     }
-}
-
-/// Null count helper kept for diagnostics.
-pub fn nulls(a: &dyn Array) -> usize {
-    a.null_count()
 }

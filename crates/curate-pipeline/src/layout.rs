@@ -25,7 +25,9 @@ pub struct Layout {
 impl Layout {
     /// Layout rooted at `root`.
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
+        Self {
+            root: root.to_path_buf(),
+        }
     }
     /// `.curate/`.
     pub fn meta(&self) -> PathBuf {
@@ -41,15 +43,22 @@ impl Layout {
     }
     /// Completion record of a task.
     pub fn done(&self, stage: &str, task: usize) -> PathBuf {
-        self.meta().join("done").join(stage).join(format!("{task:06}.json"))
+        self.meta()
+            .join("done")
+            .join(stage)
+            .join(format!("{task:06}.json"))
     }
     /// Kept-documents part of a pass task.
     pub fn part(&self, pass: usize, task: usize) -> PathBuf {
-        self.work().join(format!("pass-{pass}")).join(format!("part-{task:06}.arrow"))
+        self.work()
+            .join(format!("pass-{pass}"))
+            .join(format!("part-{task:06}.arrow"))
     }
     /// Excluded-documents part of a pass task.
     pub fn excluded_part(&self, pass: usize, task: usize) -> PathBuf {
-        self.work().join("excluded").join(format!("pass-{pass}-{task:06}.arrow"))
+        self.work()
+            .join("excluded")
+            .join(format!("pass-{pass}-{task:06}.arrow"))
     }
     /// A data file.
     pub fn data_file(&self, k: usize) -> PathBuf {
@@ -57,7 +66,9 @@ impl Layout {
     }
     /// An exclusion file.
     pub fn excluded_file(&self, k: usize) -> PathBuf {
-        self.root.join("excluded").join(format!("part-{k:05}.parquet"))
+        self.root
+            .join("excluded")
+            .join(format!("part-{k:05}.parquet"))
     }
     /// `manifest.json`.
     pub fn manifest(&self) -> PathBuf {

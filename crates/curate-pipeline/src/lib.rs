@@ -48,24 +48,38 @@ pub struct RunOptions {
 
 /// Plans a run and checks (or creates) its state in the output directory.
 pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> {
-    let root = config
-        .output_dir(opts.output.as_deref())
-        .ok_or_else(|| PipelineError::Other("no output directory: set [output] dir or pass --output DIR".into()))?;
+    let root = config.output_dir(opts.output.as_deref()).ok_or_else(|| {
+        PipelineError::Other("no output directory: set [output] dir or pass --output DIR".into())
+    })?;
     let layout = Layout::new(&root);
     let previous = State::load(&layout)?;
-    if previous.is_none() && root.exists() && std::fs::read_dir(&root).map(|mut d| d.next().is_some()).unwrap_or(false) {
+    if previous.is_none()
+        && root.exists()
+        && std::fs::read_dir(&root)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
         return Err(PipelineError::Refused(format!(
             "{} exists, is not empty and holds no curate run; refusing to write into it (choose another --output)",
             root.display()
         )));
     }
     if opts.fresh && previous.is_some() {
-        std::fs::remove_dir_all(&root).map_err(|e| PipelineError::io("starting over", curate_io::IoError::os(&root, e)))?;
-        return prepare(config, &RunOptions { fresh: false, ..opts.clone() });
+        std::fs::remove_dir_all(&root)
+            .map_err(|e| PipelineError::io("starting over", curate_io::IoError::os(&root, e)))?;
+        return prepare(
+            config,
+            &RunOptions {
+                fresh: false,
+                ..opts.clone()
+            },
+        );
     }
     let plan = Plan::new(&config, &layout.work())?;
     for d in &plan.step_dirs {
-        std::fs::create_dir_all(d).map_err(|e| PipelineError::io("creating step directories", curate_io::IoError::os(d, e)))?;
+        std::fs::create_dir_all(d).map_err(|e| {
+            PipelineError::io("creating step directories", curate_io::IoError::os(d, e))
+        })?;
     }
     let paths: Vec<&Path> = plan.inputs.iter().map(|f| f.path.as_path()).collect();
     let (inputs, mtimes) = State::inputs(&paths, previous.as_ref())?;
@@ -73,7 +87,11 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
         config_fingerprint: config.fingerprint(),
         inputs,
         mtimes,
-        stages: plan.stages.iter().map(|s| (s.name.clone(), s.tasks)).collect(),
+        stages: plan
+            .stages
+            .iter()
+            .map(|s| (s.name.clone(), s.tasks))
+            .collect(),
     };
     match &previous {
         Some(prev) => {
@@ -104,11 +122,23 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
         created_by: format!("curate {}", env!("CARGO_PKG_VERSION")),
     };
     let reasons = plan.steps.iter().map(|s| s.reasons()).collect();
-    Ok(Run { config, plan, layout, props, read_spec, input_schema, reasons, progress: Progress::new(!opts.quiet) })
+    Ok(Run {
+        config,
+        plan,
+        layout,
+        props,
+        read_spec,
+        input_schema,
+        reasons,
+        progress: Progress::new(!opts.quiet),
+    })
 }
 
 /// The schema every input yields (they must agree).
-fn common_schema(plan: &Plan, config: &Config) -> Result<arrow::datatypes::SchemaRef, PipelineError> {
+fn common_schema(
+    plan: &Plan,
+    config: &Config,
+) -> Result<arrow::datatypes::SchemaRef, PipelineError> {
     let spec = curate_io::read::ReadSpec {
         text_column: config.input.text_column.clone(),
         batch_rows: 1,
@@ -122,7 +152,10 @@ fn common_schema(plan: &Plan, config: &Config) -> Result<arrow::datatypes::Schem
     for f in &plan.inputs[1..] {
         let s = curate_io::read::output_schema(f, &spec);
         let names = |s: &arrow::datatypes::Schema| {
-            s.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>()
+            s.fields()
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
         };
         if names(&s) != names(&schema) {
             errors.push(format!(
@@ -134,7 +167,11 @@ fn common_schema(plan: &Plan, config: &Config) -> Result<arrow::datatypes::Schem
             ));
         }
     }
-    if errors.is_empty() { Ok(schema) } else { Err(PipelineError::Inputs(errors)) }
+    if errors.is_empty() {
+        Ok(schema)
+    } else {
+        Err(PipelineError::Inputs(errors))
+    }
 }
 
 /// What a finished local run reports.
@@ -163,8 +200,9 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
     let mut ran = 0;
     let mut timings = Vec::new();
     for stage in &run.plan.stages {
-        let pending: Vec<usize> =
-            (0..stage.tasks).filter(|t| !run.layout.done(&stage.name, *t).exists()).collect();
+        let pending: Vec<usize> = (0..stage.tasks)
+            .filter(|t| !run.layout.done(&stage.name, *t).exists())
+            .collect();
         resumed += stage.tasks - pending.len();
         if pending.is_empty() {
             continue;
@@ -176,12 +214,18 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
                 run.progress.start(&stage.name, rows, Unit::Docs)
             }
             StageKind::Pass { .. } => run.progress.start(&stage.name, 0, Unit::Docs),
-            _ => run.progress.start(&stage.name, pending.len() as u64, Unit::Tasks),
+            _ => run
+                .progress
+                .start(&stage.name, pending.len() as u64, Unit::Tasks),
         }
         let errors: Vec<String> = pool.install(|| {
             pending
                 .par_iter()
-                .filter_map(|t| run.run_task(stage, *t).err().map(|e| format!("  stage {} task {t}: {e}", stage.name)))
+                .filter_map(|t| {
+                    run.run_task(stage, *t)
+                        .err()
+                        .map(|e| format!("  stage {} task {t}: {e}", stage.name))
+                })
                 .collect()
         });
         run.progress.finish(&stage.name);
@@ -200,8 +244,17 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
         "stages": timings,
     });
     // run.json is informational (not in the manifest): timings vary run to run.
-    let _ = curate_io::atomic::write_atomic(&run.layout.root.join("run.json"), &serde_json::to_vec_pretty(&run_info).expect("json"));
+    let _ = curate_io::atomic::write_atomic(
+        &run.layout.root.join("run.json"),
+        &serde_json::to_vec_pretty(&run_info).expect("json"),
+    );
     let manifest = manifest::load(&run.layout.root)?;
     let digest = manifest::digest(&run.layout.root)?;
-    Ok(RunSummary { root: run.layout.root.clone(), manifest, digest, resumed_tasks: resumed, ran_tasks: ran })
+    Ok(RunSummary {
+        root: run.layout.root.clone(),
+        manifest,
+        digest,
+        resumed_tasks: resumed,
+        ran_tasks: ran,
+    })
 }

@@ -105,8 +105,14 @@ pub struct Manifest {
 }
 
 fn entry(root: &Path, rel: &str, rows: Option<u64>) -> Result<FileEntry, PipelineError> {
-    let (bytes, h) = hash_file(&root.join(rel)).map_err(|e| PipelineError::io("hashing outputs", e))?;
-    Ok(FileEntry { path: rel.to_string(), rows, bytes, xxh3_128: curate_core::hash::hex128(h) })
+    let (bytes, h) =
+        hash_file(&root.join(rel)).map_err(|e| PipelineError::io("hashing outputs", e))?;
+    Ok(FileEntry {
+        path: rel.to_string(),
+        rows,
+        bytes,
+        xxh3_128: curate_core::hash::hex128(h),
+    })
 }
 
 /// Sums every task's counts into per-step summaries.
@@ -150,13 +156,18 @@ pub fn step_summaries(run: &Run) -> Result<(Vec<StepSummary>, Vec<TaskRecord>), 
 pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
     let root = &run.layout.root;
     let (mut steps, records) = step_summaries(run)?;
-    let state = crate::state::State::load(&run.layout)?
-        .ok_or_else(|| PipelineError::Other("missing .curate/state.json; was the run started?".into()))?;
+    let state = crate::state::State::load(&run.layout)?.ok_or_else(|| {
+        PipelineError::Other("missing .curate/state.json; was the run started?".into())
+    })?;
 
     let pass0: Vec<&TaskRecord> = records.iter().filter(|r| r.stage == "pass-0").collect();
     let last = format!("pass-{}", run.plan.passes.len() - 1);
     let input_rows: u64 = pass0.iter().map(|r| r.rows_in).sum();
-    let kept_rows: u64 = records.iter().filter(|r| r.stage == last).map(|r| r.rows_out).sum();
+    let kept_rows: u64 = records
+        .iter()
+        .filter(|r| r.stage == last)
+        .map(|r| r.rows_out)
+        .sum();
     let dropped_rows: u64 = steps.iter().flat_map(|s| s.dropped.values()).sum();
     let skipped: Vec<Skipped> = pass0.iter().filter_map(|r| r.skipped.clone()).collect();
     let skipped_rows = skipped.iter().map(|s| s.rows).sum();
@@ -190,15 +201,19 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
 
     let mut artifacts = Vec::new();
     for (i, s) in run.plan.steps.iter().enumerate() {
-        let published = s.publish(&run.plan.step_dirs[i]).map_err(|e| PipelineError::Step {
-            step: format!("steps[{i}] ({})", s.kind()),
-            context: "publishing to the snapshot".into(),
-            source: e,
-        })?;
+        let published = s
+            .publish(&run.plan.step_dirs[i])
+            .map_err(|e| PipelineError::Step {
+                step: format!("steps[{i}] ({})", s.kind()),
+                context: "publishing to the snapshot".into(),
+                source: e,
+            })?;
         steps[i].stats = published.stats;
         for (rel, src) in published.files {
-            let bytes = std::fs::read(&src).map_err(|e| PipelineError::io("publishing", curate_io::IoError::os(&src, e)))?;
-            write_atomic(&root.join(&rel), &bytes).map_err(|e| PipelineError::io("publishing", e))?;
+            let bytes = std::fs::read(&src)
+                .map_err(|e| PipelineError::io("publishing", curate_io::IoError::os(&src, e)))?;
+            write_atomic(&root.join(&rel), &bytes)
+                .map_err(|e| PipelineError::io("publishing", e))?;
             artifacts.push(entry(root, &rel, None)?);
         }
     }
@@ -215,30 +230,48 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         inputs: state.inputs.clone(),
         skipped,
         writer: run.props.clone(),
-        totals: Totals { input_rows, kept_rows, dropped_rows, skipped_rows },
+        totals: Totals {
+            input_rows,
+            kept_rows,
+            dropped_rows,
+            skipped_rows,
+        },
         steps,
         outputs,
         excluded,
         artifacts,
     };
     let stats = serde_json::json!({ "totals": manifest.totals, "steps": manifest.steps });
-    write_atomic(&root.join("stats.json"), &serde_json::to_vec_pretty(&stats).expect("json"))
-        .map_err(|e| PipelineError::io("writing stats", e))?;
+    write_atomic(
+        &root.join("stats.json"),
+        &serde_json::to_vec_pretty(&stats).expect("json"),
+    )
+    .map_err(|e| PipelineError::io("writing stats", e))?;
     let json = serde_json::to_vec_pretty(&manifest).expect("json");
-    write_atomic(&run.layout.manifest(), &json).map_err(|e| PipelineError::io("writing the manifest", e))?;
+    write_atomic(&run.layout.manifest(), &json)
+        .map_err(|e| PipelineError::io("writing the manifest", e))?;
     if !run.config.run.keep_work {
         let _ = std::fs::remove_dir_all(run.layout.work());
     }
-    Ok(TaskRecord { stage: "finalize".into(), task: 0, rows_out: kept_rows, ..Default::default() })
+    Ok(TaskRecord {
+        stage: "finalize".into(),
+        task: 0,
+        rows_out: kept_rows,
+        ..Default::default()
+    })
 }
 
 /// Reads a snapshot's manifest.
 pub fn load(dir: &Path) -> Result<Manifest, PipelineError> {
     let path = Layout::new(dir).manifest();
     let bytes = std::fs::read(&path).map_err(|e| {
-        PipelineError::Other(format!("{}: {e} (is this a finished curate snapshot?)", path.display()))
+        PipelineError::Other(format!(
+            "{}: {e} (is this a finished curate snapshot?)",
+            path.display()
+        ))
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| PipelineError::Other(format!("{}: not a valid manifest: {e}", path.display())))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| PipelineError::Other(format!("{}: not a valid manifest: {e}", path.display())))
 }
 
 /// Re-hashes every file the manifest lists; returns every mismatch (empty = verified).
@@ -252,16 +285,24 @@ pub fn verify(dir: &Path) -> Result<(Manifest, Vec<String>), PipelineError> {
             Err(e) => problems.push(format!("{}: missing or unreadable: {e}", f.path)),
             Ok((bytes, h)) => {
                 if bytes != f.bytes {
-                    problems.push(format!("{}: size {bytes} bytes, manifest says {}", f.path, f.bytes));
+                    problems.push(format!(
+                        "{}: size {bytes} bytes, manifest says {}",
+                        f.path, f.bytes
+                    ));
                 }
                 let h = curate_core::hash::hex128(h);
                 if h != f.xxh3_128 {
-                    problems.push(format!("{}: content hash {h}, manifest says {}", f.path, f.xxh3_128));
+                    problems.push(format!(
+                        "{}: content hash {h}, manifest says {}",
+                        f.path, f.xxh3_128
+                    ));
                 }
                 if let Some(rows) = f.rows {
                     match parquet_rows(&p) {
                         Ok(n) if n == rows => {}
-                        Ok(n) => problems.push(format!("{}: {n} rows, manifest says {rows}", f.path)),
+                        Ok(n) => {
+                            problems.push(format!("{}: {n} rows, manifest says {rows}", f.path))
+                        }
                         Err(e) => problems.push(format!("{}: unreadable parquet: {e}", f.path)),
                     }
                 }
@@ -290,6 +331,7 @@ fn parquet_rows(p: &Path) -> Result<u64, String> {
 
 /// xxh3-128 of the manifest file, hex: one digest for the whole snapshot.
 pub fn digest(dir: &Path) -> Result<String, PipelineError> {
-    let (_, h) = hash_file(&Layout::new(dir).manifest()).map_err(|e| PipelineError::io("hashing the manifest", e))?;
+    let (_, h) = hash_file(&Layout::new(dir).manifest())
+        .map_err(|e| PipelineError::io("hashing the manifest", e))?;
     Ok(curate_core::hash::hex128(h))
 }

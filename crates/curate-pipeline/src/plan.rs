@@ -12,7 +12,7 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use curate_core::{BuildEnv, Step, StageSpec};
+use curate_core::{BuildEnv, StageSpec, Step};
 use curate_io::input::{self, Format, InputFile};
 use serde::Serialize;
 
@@ -96,13 +96,19 @@ pub struct Plan {
 
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plan").field("shares", &self.shares.len()).field("stages", &self.stages).finish()
+        f.debug_struct("Plan")
+            .field("shares", &self.shares.len())
+            .field("stages", &self.stages)
+            .finish()
     }
 }
 
 impl Plan {
     /// Builds the steps (cheap; no data read).
-    pub fn build_steps(config: &Config, work: &std::path::Path) -> Result<(Vec<Box<dyn Step>>, Vec<PathBuf>), PipelineError> {
+    pub fn build_steps(
+        config: &Config,
+        work: &std::path::Path,
+    ) -> Result<(Vec<Box<dyn Step>>, Vec<PathBuf>), PipelineError> {
         let mut steps = Vec::new();
         let mut dirs = Vec::new();
         let mut previous = Vec::new();
@@ -122,7 +128,10 @@ impl Plan {
                 source: e,
             })?;
             previous.push(s.config.kind().to_string());
-            dirs.push(work.join("steps").join(format!("{:02}-{}", s.index, s.config.kind())));
+            dirs.push(
+                work.join("steps")
+                    .join(format!("{:02}-{}", s.index, s.config.kind())),
+            );
             steps.push(step);
         }
         Ok((steps, dirs))
@@ -147,7 +156,10 @@ impl Plan {
             for f in &inputs {
                 for c in cols {
                     if f.schema.field_with_name(c).is_err() {
-                        errors.push(format!("{}: column `{c}` (from [input] columns) is missing", f.path.display()));
+                        errors.push(format!(
+                            "{}: column `{c}` (from [input] columns) is missing",
+                            f.path.display()
+                        ));
                     }
                 }
             }
@@ -165,7 +177,14 @@ impl Plan {
         let (steps, step_dirs) = Self::build_steps(config, work)?;
         let shares = make_shares(&inputs, config.run.task_size);
         let (passes, stages) = layout(&steps, shares.len());
-        Ok(Plan { inputs, shares, passes, stages, steps, step_dirs })
+        Ok(Plan {
+            inputs,
+            shares,
+            passes,
+            stages,
+            steps,
+            step_dirs,
+        })
     }
 
     /// The stage with this name.
@@ -194,7 +213,12 @@ pub fn make_shares(inputs: &[InputFile], task_size: usize) -> Vec<Share> {
                     start = end;
                 }
             }
-            Format::Jsonl(_) => shares.push(Share { file: i, row_groups: 0..1, rows: 0, bytes: f.size }),
+            Format::Jsonl(_) => shares.push(Share {
+                file: i,
+                row_groups: 0..1,
+                rows: 0,
+                bytes: f.size,
+            }),
         }
     }
     shares
@@ -207,9 +231,16 @@ pub fn layout(steps: &[Box<dyn Step>], tasks: usize) -> (Vec<Pass>, Vec<Stage>) 
     let mut start = 0;
     for (i, s) in steps.iter().enumerate() {
         if let Some(b) = s.barrier() {
-            passes.push(Pass { steps: start..i, barrier: Some(i) });
+            passes.push(Pass {
+                steps: start..i,
+                barrier: Some(i),
+            });
             let pass = passes.len() - 1;
-            stages.push(Stage { name: format!("pass-{pass}"), kind: StageKind::Pass { pass }, tasks });
+            stages.push(Stage {
+                name: format!("pass-{pass}"),
+                kind: StageKind::Pass { pass },
+                tasks,
+            });
             for (j, StageSpec { name, tasks: n }) in b.stages(tasks).into_iter().enumerate() {
                 stages.push(Stage {
                     name: format!("step-{i:02}-{}-{name}", s.kind()),
@@ -220,10 +251,25 @@ pub fn layout(steps: &[Box<dyn Step>], tasks: usize) -> (Vec<Pass>, Vec<Stage>) 
             start = i;
         }
     }
-    passes.push(Pass { steps: start..steps.len(), barrier: None });
+    passes.push(Pass {
+        steps: start..steps.len(),
+        barrier: None,
+    });
     let pass = passes.len() - 1;
-    stages.push(Stage { name: format!("pass-{pass}"), kind: StageKind::Pass { pass }, tasks });
-    stages.push(Stage { name: "assemble".into(), kind: StageKind::Assemble, tasks: tasks.clamp(1, MAX_ASSEMBLE_TASKS) });
-    stages.push(Stage { name: "finalize".into(), kind: StageKind::Finalize, tasks: 1 });
+    stages.push(Stage {
+        name: format!("pass-{pass}"),
+        kind: StageKind::Pass { pass },
+        tasks,
+    });
+    stages.push(Stage {
+        name: "assemble".into(),
+        kind: StageKind::Assemble,
+        tasks: tasks.clamp(1, MAX_ASSEMBLE_TASKS),
+    });
+    stages.push(Stage {
+        name: "finalize".into(),
+        kind: StageKind::Finalize,
+        tasks: 1,
+    });
     (passes, stages)
 }

@@ -42,22 +42,39 @@ impl Progress {
     pub fn new(enabled: bool) -> Self {
         use std::io::IsTerminal;
         let show = enabled && std::io::stderr().is_terminal();
-        let multi = show.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)));
-        Self { multi, meters: Mutex::new(HashMap::new()) }
+        let multi =
+            show.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)));
+        Self {
+            multi,
+            meters: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Starts the bar of a stage. `len` is documents (for [`Unit::Docs`], 0 if unknown) or tasks.
     pub fn start(&self, stage: &str, len: u64, unit: Unit) {
         let Some(multi) = &self.multi else { return };
-        let bar = multi.add(if len == 0 { ProgressBar::new_spinner() } else { ProgressBar::new(len) });
+        let bar = multi.add(if len == 0 {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::new(len)
+        });
         let template = match unit {
             Unit::Docs => "{prefix:>22} {wide_bar} {human_pos}/{human_len} docs {msg} ETA {eta}",
             Unit::Tasks => "{prefix:>22} {wide_bar} {pos}/{len} tasks {elapsed}",
         };
         bar.set_style(ProgressStyle::with_template(template).expect("template"));
         bar.set_prefix(stage.to_string());
-        let m = Meter { bar, unit, docs: AtomicU64::new(0), bytes: AtomicU64::new(0), start: Instant::now() };
-        self.meters.lock().expect("lock").insert(stage.to_string(), Arc::new(m));
+        let m = Meter {
+            bar,
+            unit,
+            docs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            start: Instant::now(),
+        };
+        self.meters
+            .lock()
+            .expect("lock")
+            .insert(stage.to_string(), Arc::new(m));
     }
 
     /// The bar of a stage (a no-op bar when hidden or not started).
@@ -84,7 +101,11 @@ impl Bar {
         let b = m.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let secs = m.start.elapsed().as_secs_f64().max(1e-3);
         m.bar.inc(docs);
-        m.bar.set_message(format!("{:.0} docs/s {:.1} MB/s", d as f64 / secs, b as f64 / secs / 1e6));
+        m.bar.set_message(format!(
+            "{:.0} docs/s {:.1} MB/s",
+            d as f64 / secs,
+            b as f64 / secs / 1e6
+        ));
     }
 
     /// Reports a finished task.

@@ -109,9 +109,18 @@ mod tests {
     #[test]
     fn every_step_documents_itself() {
         for d in docs() {
-            assert!(!d.doc.trim().is_empty(), "step {} has no doc comment", d.name);
+            assert!(
+                !d.doc.trim().is_empty(),
+                "step {} has no doc comment",
+                d.name
+            );
             for o in &d.options {
-                assert!(!o.doc.trim().is_empty(), "option {}.{} has no doc comment", d.name, o.name);
+                assert!(
+                    !o.doc.trim().is_empty(),
+                    "option {}.{} has no doc comment",
+                    d.name,
+                    o.name
+                );
             }
         }
     }

@@ -47,17 +47,26 @@ impl State {
     /// Reads the state of `layout`, if a run was started there.
     pub fn load(layout: &Layout) -> Result<Option<State>, PipelineError> {
         match std::fs::read(layout.state()) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| PipelineError::Other(format!("{}: corrupt state file: {e}", layout.state().display()))),
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                PipelineError::Other(format!(
+                    "{}: corrupt state file: {e}",
+                    layout.state().display()
+                ))
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(PipelineError::io("reading run state", curate_io::IoError::os(layout.state(), e))),
+            Err(e) => Err(PipelineError::io(
+                "reading run state",
+                curate_io::IoError::os(layout.state(), e),
+            )),
         }
     }
 
     /// Hashes inputs (in parallel), reusing `previous` hashes of files whose size and mtime
     /// did not change.
-    pub fn inputs(paths: &[&Path], previous: Option<&State>) -> Result<(Vec<InputEntry>, Vec<u128>), PipelineError> {
+    pub fn inputs(
+        paths: &[&Path],
+        previous: Option<&State>,
+    ) -> Result<(Vec<InputEntry>, Vec<u128>), PipelineError> {
         let out: Result<Vec<(InputEntry, u128)>, PipelineError> = paths
             .par_iter()
             .map(|p| {
@@ -66,13 +75,22 @@ impl State {
                 let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
                 if let Some(prev) = previous {
                     if let Some(i) = prev.inputs.iter().position(|e| e.path == path) {
-                        if prev.inputs[i].bytes == size && prev.mtimes.get(i) == Some(&m) && m != 0 {
+                        if prev.inputs[i].bytes == size && prev.mtimes.get(i) == Some(&m) && m != 0
+                        {
                             return Ok((prev.inputs[i].clone(), m));
                         }
                     }
                 }
-                let (bytes, h) = curate_io::atomic::hash_file(p).map_err(|e| PipelineError::io("hashing inputs", e))?;
-                Ok((InputEntry { path, bytes, xxh3_128: curate_core::hash::hex128(h) }, m))
+                let (bytes, h) = curate_io::atomic::hash_file(p)
+                    .map_err(|e| PipelineError::io("hashing inputs", e))?;
+                Ok((
+                    InputEntry {
+                        path,
+                        bytes,
+                        xxh3_128: curate_core::hash::hex128(h),
+                    },
+                    m,
+                ))
             })
             .collect();
         Ok(out?.into_iter().unzip())
@@ -81,7 +99,8 @@ impl State {
     /// Commits the state file.
     pub fn commit(&self, layout: &Layout) -> Result<(), PipelineError> {
         let json = serde_json::to_vec_pretty(self).expect("json");
-        curate_io::atomic::write_atomic(&layout.state(), &json).map_err(|e| PipelineError::io("writing run state", e))
+        curate_io::atomic::write_atomic(&layout.state(), &json)
+            .map_err(|e| PipelineError::io("writing run state", e))
     }
 
     /// What differs between a started run and this one (empty = same run).

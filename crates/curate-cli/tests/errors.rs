@@ -1,0 +1,289 @@
+//! Bad input gets an error naming file and row group (or line); bad configs get every problem
+//! at once, before any data is read (snapshot-tested messages).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn one_step_config(dir: &Path, input: &Path, extra: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        "c.toml",
+        &format!(
+            "[input]\npaths = [{}]\n{extra}\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+            q(input)
+        ),
+    )
+}
+
+fn run_on(dir: &Path, input: &Path, extra: &str) -> String {
+    let cfg = one_step_config(dir, input, extra);
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    run_err(&[
+        "run",
+        "-q",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ])
+}
+
+fn texts(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("text number {i} with a few words in it"))
+        .collect()
+}
+
+#[test]
+fn truncated_parquet_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("t.parquet");
+    let t = texts(100);
+    write_texts(&p, &t.iter().map(|s| s.as_str()).collect::<Vec<_>>(), 30);
+    let b = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &b[..b.len() - 40]).unwrap();
+    let err = run_on(tmp.path(), &p, "");
+    assert!(
+        err.contains("t.parquet") && err.contains("not a readable parquet file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_row_group_names_file_and_row_group_and_skip_quarantines_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("c.parquet");
+    let t = texts(300);
+    write_texts(&p, &t.iter().map(|s| s.as_str()).collect::<Vec<_>>(), 100);
+    // overwrite the pages of row group 1's text column, leaving the footer intact
+    let meta =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&p).unwrap()).unwrap();
+    let col = parquet::file::reader::FileReader::metadata(&meta)
+        .row_group(1)
+        .column(0)
+        .clone();
+    let (start, len) = col.byte_range();
+    let mut b = std::fs::read(&p).unwrap();
+    for x in &mut b[start as usize..(start + len) as usize] {
+        *x = 0xA5;
+    }
+    std::fs::write(&p, &b).unwrap();
+    let err = run_on(tmp.path(), &p, "");
+    assert!(err.contains("c.parquet, row group 1"), "{err}");
+
+    // on_error = "skip": the shard is quarantined, listed and counted; other shards are kept
+    let cfg = write_config(
+        tmp.path(),
+        "skip.toml",
+        &format!(
+            "[input]\npaths = [{}]\non_error = \"skip\"\n[[steps]]\ntype = \"length\"\nmin_words = 1\n[run]\ntask_size = 1\n",
+            q(&p)
+        ),
+    );
+    let out = tmp.path().join("skip-out");
+    run_ok(&[
+        "run",
+        "-q",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let m = manifest(&out);
+    assert_eq!(m["totals"]["input_rows"], 200, "{m}");
+    assert_eq!(m["totals"]["skipped_rows"], 100);
+    let sk = &m["skipped"][0];
+    assert_eq!(sk["row_groups"], serde_json::json!([1, 2]));
+    assert!(sk["error"].as_str().unwrap().contains("row group 1"));
+}
+
+#[test]
+fn missing_and_non_string_text_columns() {
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("notext.parquet");
+    let schema = Arc::new(Schema::new(vec![Field::new("body", DataType::Utf8, false)]));
+    write_batch(
+        &p,
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["a"]))]).unwrap(),
+        10,
+    );
+    let err = run_on(tmp.path(), &p, "");
+    assert!(
+        err.contains("notext.parquet: column `text`: missing; the file has columns: body"),
+        "{err}"
+    );
+
+    let p = tmp.path().join("inttext.parquet");
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "text",
+        DataType::Int64,
+        false,
+    )]));
+    write_batch(
+        &p,
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap(),
+        10,
+    );
+    let err = run_on(tmp.path(), &p, "");
+    assert!(
+        err.contains("inttext.parquet: column `text`: has type Int64, expected a string column"),
+        "{err}"
+    );
+}
+
+#[test]
+fn non_utf8_and_bad_json_lines_name_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("bad.jsonl");
+    let mut b = b"{\"text\": \"fine\"}\n{\"text\": \"also fine\"}\n".to_vec();
+    b.extend_from_slice(b"{\"text\": \"bad \xff\xfe bytes\"}\n");
+    std::fs::write(&p, &b).unwrap();
+    let err = run_on(tmp.path(), &p, "");
+    assert!(err.contains("bad.jsonl, line 3: not valid UTF-8"), "{err}");
+
+    let p = tmp.path().join("broken.jsonl");
+    let mut body = String::new();
+    for i in 0..5 {
+        body.push_str(&format!("{{\"text\": \"doc {i}\"}}\n"));
+    }
+    body.push_str("{\"text\": \"unterminated\n");
+    std::fs::write(&p, body).unwrap();
+    let err = run_on(tmp.path(), &p, "");
+    assert!(err.contains("broken.jsonl, line 6"), "{err}");
+}
+
+#[test]
+fn empty_and_unreadable_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("empty.parquet");
+    std::fs::write(&p, b"").unwrap();
+    let err = run_on(tmp.path(), &p, "");
+    assert!(
+        err.contains("empty.parquet: file is empty (0 bytes)"),
+        "{err}"
+    );
+
+    let p = tmp.path().join("empty.jsonl");
+    std::fs::write(&p, b"\n\n").unwrap();
+    let err = run_on(tmp.path(), &p, "");
+    assert!(err.contains("empty.jsonl: no JSON records"), "{err}");
+
+    let missing = tmp.path().join("nope.parquet");
+    let err = run_on(tmp.path(), &missing, "");
+    assert!(
+        err.contains("nope.parquet: No such file or directory"),
+        "{err}"
+    );
+
+    let glob = tmp.path().join("none-*.parquet");
+    let err = run_on(tmp.path(), &glob, "");
+    assert!(err.contains("matches no file"), "{err}");
+
+    let err = run_on(tmp.path(), tmp.path(), "");
+    assert!(err.contains("is a directory"), "{err}");
+}
+
+/// The text `curate validate` prints for a config, with the temp dir path normalised.
+fn validate(body: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), "bad.toml", body);
+    let o = run(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "validate must exit 2 on a bad config"
+    );
+    String::from_utf8_lossy(&o.stderr).replace(&tmp.path().display().to_string(), "<tmp>")
+}
+
+#[test]
+fn bad_configs_report_every_problem_at_once() {
+    insta::assert_snapshot!(
+        "many_problems",
+        validate(
+            r#"
+[input]
+paths = ["/nonexistent/data/*.parquet"]
+text_colum = "text"
+batch_rows = 0
+
+[[steps]]
+type = "lenght"
+min_words = 50
+
+[[steps]]
+type = "length"
+min_words = "fifty"
+max_wrds = 10
+min_chars = 100
+max_chars = 10
+
+[[steps]]
+min_words = 3
+
+[output]
+zstd_level = 40
+target_file_size = "12 parsecs"
+
+[run]
+threads = -1
+seeed = 1
+
+[extra]
+x = 1
+"#
+        )
+    );
+}
+
+#[test]
+fn bad_config_cases() {
+    insta::assert_snapshot!("not_toml", validate("[input\npaths = 1"));
+    insta::assert_snapshot!("missing_input", validate("[[steps]]\ntype = \"length\"\n"));
+    insta::assert_snapshot!(
+        "bad_preset",
+        validate("[input]\npaths = [\"x\"]\n[[steps]]\npreset = \"finewbe\"\n")
+    );
+    insta::assert_snapshot!(
+        "wrong_types",
+        validate(
+            "[input]\npaths = \"x.parquet\"\non_error = \"ignore\"\n[output]\nexclusion = \"yes\"\n"
+        )
+    );
+}
+
+#[test]
+fn validate_reads_no_data() {
+    // a config naming files that do not exist is still structurally valid: validate must not
+    // touch inputs (run reports them)
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        "ok.toml",
+        "[input]\npaths = [\"/nonexistent/*.parquet\"]\n[[steps]]\ntype = \"length\"\nmin_words = 5\n",
+    );
+    let err = run_ok(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert!(err.contains("valid (1 step(s)"), "{err}");
+}
+
+#[test]
+fn list_steps_and_explain_come_from_the_code() {
+    let o = run(&["list-steps"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().any(|l| l.starts_with("length ")), "{out}");
+    let o = run(&["explain", "length"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("min_words") && out.contains("Options:"),
+        "{out}"
+    );
+    let err = run_err(&["explain", "lenght"]);
+    assert!(err.contains("did you mean `length`?"), "{err}");
+}
