@@ -634,3 +634,138 @@ fn dry_run_calibrates_with_count_tokens_and_buys_nothing() {
             && String::from_utf8_lossy(&o.stderr).contains("needs ANTHROPIC_API_KEY")
     );
 }
+
+#[test]
+fn validate_reports_every_label_and_sample_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path(), 10);
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[input]
+paths = ["{}"]
+
+[[steps]]
+type = "label"
+annotator = "claude"
+mode = "bach"
+effort = "lowest"
+max_usd = -1.0
+model = "claude-unknown-9"
+path = "labels.jsonl"
+
+[[steps]]
+type = "sample"
+size = 0
+holdout = 2.0
+allocation = "equl"
+"#,
+            input.display()
+        ),
+    )
+    .unwrap();
+    let o = curate()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "needs a `sample` step before it",
+        "`mode`",
+        "did you mean \"batch\"",
+        "`effort`",
+        "`max_usd`",
+        "no built-in prices",
+        "`path`: only applies to annotator = \"file\"",
+        "`size`",
+        "`holdout`",
+        "did you mean \"equal\"",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn file_teacher_imports_parquet_labels_by_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path(), 60);
+    // Label every input text with its length bucket, in a parquet file keyed by text.
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&input).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut texts = Vec::new();
+    for rb in reader {
+        let rb = rb.unwrap();
+        let t = rb
+            .column_by_name("text")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        texts.extend((0..t.len()).map(|i| t.value(i).to_string()));
+    }
+    let score = |t: &str| (t.len() % 6) as f64;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("text", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, false),
+    ]));
+    let rb = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(texts.iter())) as ArrayRef,
+            Arc::new(arrow::array::Float64Array::from_iter_values(
+                texts.iter().map(|t| score(t)),
+            )) as ArrayRef,
+        ],
+    )
+    .unwrap();
+    let labels = dir.path().join("gold.parquet");
+    let mut w = ArrowWriter::try_new(File::create(&labels).unwrap(), schema, None).unwrap();
+    w.write(&rb).unwrap();
+    w.close().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &input,
+        25,
+        &format!(
+            "annotator = \"file\"\npath = \"{}\"\nmatch_on = \"text\"",
+            labels.display()
+        ),
+    );
+    ok(&run(&cfg, None));
+    let mut n = 0;
+    for e in std::fs::read_dir(dir.path().join("out/data")).unwrap() {
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(e.unwrap().path()).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        for rb in reader {
+            let rb = rb.unwrap();
+            let t = rb
+                .column_by_name("text")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let s = rb
+                .column_by_name("teacher_score")
+                .unwrap()
+                .as_primitive::<Float32Type>()
+                .clone();
+            for i in 0..rb.num_rows() {
+                if !s.is_null(i) {
+                    assert_eq!(s.value(i) as f64, score(t.value(i)));
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(n, 25);
+    assert_eq!(
+        label_stats(&dir.path().join("out"))["matched"].as_u64(),
+        Some(25)
+    );
+}
