@@ -1,0 +1,39 @@
+"""Whole-run peer for the filter benchmark: datatrove 0.10.1's ParquetReader -> GopherRepetition
+-> GopherQuality -> C4Quality(filter_no_terminal_punct=False) -> FineWebQuality -> ParquetWriter,
+one worker, on the given parquet file(s). Prints wall time and MB/s of input text.
+
+Usage: /opt/curate-venv/bin/python datatrove_chain.py INPUT_DIR OUTPUT_DIR
+(INPUT_DIR holds the parquet files; see docs/BENCHMARKS.md for the exact commands.)
+"""
+import os
+import sys
+import time
+
+import pyarrow.parquet as pq
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+from datatrove.pipeline.readers import ParquetReader
+from datatrove.pipeline.writers import ParquetWriter
+
+inp, out = sys.argv[1], sys.argv[2]
+text_bytes = sum(
+    sum(len(t.encode()) for t in pq.read_table(os.path.join(inp, f), columns=["text"]).column("text").to_pylist())
+    for f in sorted(os.listdir(inp))
+    if f.endswith(".parquet")
+)
+t0 = time.time()
+LocalPipelineExecutor(
+    pipeline=[
+        ParquetReader(inp, glob_pattern="*.parquet"),
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+        C4QualityFilter(filter_no_terminal_punct=False),
+        FineWebQualityFilter(),
+        ParquetWriter(out),
+    ],
+    tasks=1,
+    workers=1,
+    logging_dir=os.path.join(out, "logs"),
+).run()
+dt = time.time() - t0
+print(f"datatrove: {text_bytes / 1e6:.1f} MB of text in {dt:.1f} s = {text_bytes / 1e6 / dt:.2f} MB/s")
