@@ -3,9 +3,10 @@
 //! Writes ≥ 5,000 real documents from the corpus to JSONL, runs
 //! `tests/reference/datatrove_filters.py` (two processes, half the documents each) in the
 //! reference virtualenv, runs our filters on the same documents, and asserts, per filter,
-//! decision agreement ≥ 99.5 % and the same reason on agreeing drops (and, for `c4_quality`, the
-//! same rewritten text on agreeing keeps). Prints a table of the disagreements by class and the
-//! word splitter's agreement with spaCy.
+//! decision agreement ≥ 99.5 %, the same reason on every agreeing drop, and (for `c4_quality`)
+//! the same rewritten text on ≥ 99.5 % of agreeing keeps. Prints a table of the disagreements by
+//! class and the word splitter's agreement with spaCy (run with `CURATE_SHOW_WORD_DIFFS=1` to
+//! list differing documents).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -302,11 +303,12 @@ fn filters_agree_with_datatrove() {
             "{name}: decision agreement {:.3} % < 99.5 %",
             rate * 100.0
         );
-        let rrate = 1.0 - (*rdiff + *tdiff) as f64 / *total as f64;
+        assert_eq!(*rdiff, 0, "{name}: agreeing drops with a different reason");
+        let trate = 1.0 - *tdiff as f64 / *total as f64;
         assert!(
-            rrate >= 0.995,
-            "{name}: reason/text agreement {:.3} % < 99.5 %",
-            rrate * 100.0
+            trate >= 0.995,
+            "{name}: rewritten-text agreement {:.3} % < 99.5 %",
+            trate * 100.0
         );
     }
 }
