@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the tokenisation + hashing scheme; stored in every model.
-pub const FEATURE_SCHEME: &str = "words-fnv1a64-fmix64-v1";
+pub const FEATURE_SCHEME: &str = "words-fnv1a64-fmix64-sqrtn-v1";
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -104,8 +104,9 @@ impl Features {
         n
     }
 
-    /// The features of `text` as sorted (bucket, weight) pairs, weights being each bucket's share
-    /// of all features (they sum to 1). `scratch` and `out` are reused buffers.
+    /// The features of `text` as sorted (bucket, weight) pairs, a bucket's weight being its count
+    /// divided by √n (n = number of features), so a rare word in a long document still counts.
+    /// `scratch` and `out` are reused buffers.
     pub fn normalized(&self, text: &[u8], scratch: &mut Vec<u32>, out: &mut Vec<(u32, f32)>) {
         scratch.clear();
         out.clear();
@@ -114,7 +115,7 @@ impl Features {
             return;
         }
         scratch.sort_unstable();
-        let inv = 1.0 / n as f32;
+        let inv = 1.0 / (n as f32).sqrt();
         let mut i = 0;
         while i < scratch.len() {
             let b = scratch[i];
@@ -191,7 +192,7 @@ mod tests {
     const PINNED: [u32; 3] = [228_120, 771_835, 583_366];
 
     #[test]
-    fn normalized_weights_sum_to_one() {
+    fn normalized_weights_are_counts_over_sqrt_n() {
         let f = Features {
             bits: 10,
             bigrams: true,
@@ -200,8 +201,9 @@ mod tests {
         let mut s = Vec::new();
         let mut out = Vec::new();
         f.normalized(b"a b a b a b c", &mut s, &mut out);
+        // 13 features (7 words + 6 bigrams): weights sum to 13 / √13 = √13.
         let total: f32 = out.iter().map(|x| x.1).sum();
-        assert!((total - 1.0).abs() < 1e-6);
+        assert!((total - 13f32.sqrt()).abs() < 1e-5, "{total}");
         assert!(out.windows(2).all(|w| w[0].0 < w[1].0));
     }
 }

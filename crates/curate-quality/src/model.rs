@@ -102,7 +102,8 @@ pub struct Model {
 }
 
 impl Model {
-    /// The linear score of a text: bias + mean weight of its features. Allocates nothing.
+    /// The linear score of a text: bias + (sum of its features' weights) / √(number of features).
+    /// Allocates nothing.
     #[inline]
     pub fn linear(&self, text: &[u8]) -> f32 {
         let w = &self.weights[..];
@@ -114,7 +115,7 @@ impl Model {
         if n == 0 {
             self.header.bias
         } else {
-            self.header.bias + sum / n as f32
+            self.header.bias + sum / (n as f32).sqrt()
         }
     }
 

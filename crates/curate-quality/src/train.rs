@@ -25,8 +25,9 @@ use crate::tokens::Tokenizer;
 /// Train the local quality model (the *student*) on the teacher's labels, calibrate it and
 /// evaluate it on the held-out labels.
 ///
-/// The student is fastText-class: hashed word unigram + bigram features, averaged, with a
-/// linear score and a head mapped to the teacher's scale — logistic for a 0/1 teacher (such as
+/// The student is fastText-class: hashed word unigram + bigram features, summed and divided
+/// by the square root of their number, with a linear score and a head mapped to the teacher's
+/// scale — logistic for a 0/1 teacher (such as
 /// `reference`), cumulative-logit ordinal for a 0–5 rubric (such as the Claude teacher). It is
 /// trained with AdaGrad in a seeded order on one thread, so the same labels and seed give the
 /// same model bytes whatever the thread or task count, and stops early on a validation split
@@ -129,7 +130,7 @@ fn default_true() -> bool {
     true
 }
 fn default_learning_rate() -> f64 {
-    0.5
+    0.1
 }
 fn default_max_epochs() -> u32 {
     50
