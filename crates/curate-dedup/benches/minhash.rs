@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes as u64));
     g.sample_size(10);
     g.bench_function("normalize", |b| {
-        let n = Normalizer::new(NormFlags::full());
+        let mut n = Normalizer::new(NormFlags::full());
         let mut out = Vec::new();
         b.iter(|| {
             let mut words = 0;
@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("normalize+shingles", |b| {
-        let n = Normalizer::new(NormFlags::full());
+        let mut n = Normalizer::new(NormFlags::full());
         let mut out = Vec::new();
         let mut sh = Vec::new();
         b.iter(|| {

@@ -374,17 +374,16 @@ impl Observer for ExactObserver {
         let seed = self.seed;
         let norm = self.normalizer.as_ref();
         self.hashes.clear();
-        self.hashes.par_extend(
-            (0..n)
-                .into_par_iter()
-                .map_init(Vec::new, |s, i| match norm {
-                    Some(nm) => {
-                        nm.normalize(batch.text(i), s);
-                        curate_core::hash::h128(s, seed)
-                    }
-                    None => curate_core::hash::h128(batch.text(i).as_bytes(), seed),
-                }),
-        );
+        self.hashes.par_extend((0..n).into_par_iter().map_init(
+            || (norm.cloned(), Vec::new()),
+            |(nm, s), i| match nm {
+                Some(nm) => {
+                    nm.normalize(batch.text(i), s);
+                    curate_core::hash::h128(s, seed)
+                }
+                None => curate_core::hash::h128(batch.text(i).as_bytes(), seed),
+            },
+        ));
         let keys = batch.keys().values();
         for i in 0..n {
             if self.buf.len() >= self.cap {

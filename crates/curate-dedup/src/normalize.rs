@@ -142,6 +142,10 @@ pub struct Normalizer {
     flags: NormFlags,
     /// Per byte: the byte to emit (< 0x80), or one of SPACE / DROP / DIGIT / UNICODE.
     table: [u8; 256],
+    /// Direct-mapped cache of non-ASCII characters' output (lowercased, decomposed, marks and
+    /// punctuation removed): (char, length, UTF-8 bytes). Characters whose output holds a digit
+    /// or whitespace are never cached (they change the digit-run and spacing state).
+    cache: Box<[(u32, u8, [u8; 15]); 256]>,
 }
 
 impl Normalizer {
@@ -157,12 +161,16 @@ impl Normalizer {
                 _ => b as u8,
             };
         }
-        Self { flags, table }
+        Self {
+            flags,
+            table,
+            cache: Box::new([(0, 0, [0; 15]); 256]),
+        }
     }
 
     /// Normalizes `text` into `out` (cleared first): UTF-8 words separated by single spaces, no
     /// leading or trailing space.
-    pub fn normalize(&self, text: &str, out: &mut Vec<u8>) {
+    pub fn normalize(&mut self, text: &str, out: &mut Vec<u8>) {
         out.clear();
         out.reserve(text.len());
         // State: whether a space is pending before the next kept character, and whether the last
@@ -205,17 +213,74 @@ impl Normalizer {
                     // Non-ASCII: decode one char (i is always on a char boundary here).
                     let c = text[i..].chars().next().expect("char boundary");
                     i += c.len_utf8();
-                    self.push_unicode(c, out, &mut pending_space, &mut in_digits);
+                    let slot = c as usize & 255;
+                    if self.cache[slot].0 != c as u32 {
+                        match self.map_char(c) {
+                            Some((bytes, len)) => self.cache[slot] = (c as u32, len, bytes),
+                            None => {
+                                self.push_unicode(c, out, &mut pending_space, &mut in_digits);
+                                continue;
+                            }
+                        }
+                    }
+                    let (_, len, bytes) = &self.cache[slot];
+                    if *len > 0 {
+                        push_pending(out, &mut pending_space);
+                        out.extend_from_slice(&bytes[..*len as usize]);
+                        in_digits = false;
+                    }
                 }
             }
         }
     }
 
     /// [`normalize`](Self::normalize) into a `String` (convenience for tests and tools).
-    pub fn normalize_to_string(&self, text: &str) -> String {
+    pub fn normalize_to_string(&mut self, text: &str) -> String {
         let mut v = Vec::new();
         self.normalize(text, &mut v);
         String::from_utf8(v).expect("normalizer emits UTF-8")
+    }
+
+    /// The output of a non-ASCII character that is not whitespace and yields no digit, or `None`.
+    fn map_char(&self, c: char) -> Option<([u8; 15], u8)> {
+        let f = self.flags;
+        let mut buf = [0u8; 15];
+        let mut len = 0usize;
+        let mut ok = true;
+        {
+            let mut one = |d: char| {
+                if !ok || (f.remove_punctuation && is_punct_unicode(d)) {
+                    return;
+                }
+                if f.strip_diacritics && unicode_normalization::char::is_combining_mark(d) {
+                    return;
+                }
+                let digit = f.normalize_digits
+                    && (d.is_ascii_digit() || (d as u32 >= 0x660 && d.is_numeric()));
+                let n = d.len_utf8();
+                if digit || d.is_whitespace() || len + n > buf.len() {
+                    ok = false;
+                    return;
+                }
+                d.encode_utf8(&mut buf[len..len + n]);
+                len += n;
+            };
+            let mut emit = |d: char| {
+                if f.strip_diacritics && !d.is_ascii() {
+                    unicode_normalization::char::decompose_canonical(d, &mut one);
+                } else {
+                    one(d);
+                }
+            };
+            if f.lowercase {
+                for l in c.to_lowercase() {
+                    emit(l);
+                }
+            } else {
+                emit(c);
+            }
+        }
+        ok.then_some((buf, len as u8))
     }
 
     #[cold]
@@ -355,6 +420,20 @@ mod tests {
         assert_eq!(full("“Quoted” — dash… «fr»"), "quoted dash fr");
         assert_eq!(full(""), "");
         assert_eq!(full(" !!! "), "");
+    }
+
+    #[test]
+    fn cache_gives_the_slow_path_output() {
+        let text = "Ça «marche» — Æsir ǅemal ﬁne İstanbul ß Ω ٣٤ x² 中文，日本語！ Ǆ ǆ café ÇA ﬁ";
+        let cold = full(text);
+        let mut warm = Normalizer::new(NormFlags::full());
+        for _ in 0..3 {
+            assert_eq!(warm.normalize_to_string(text), cold);
+        }
+        assert_eq!(
+            cold,
+            "ca marche æsir ǆemal ﬁne istanbul ß ω 0 x² 中文日本語 ǆ ǆ cafe ca ﬁ"
+        );
     }
 
     #[test]

@@ -147,7 +147,8 @@ fn keep_highest() {
     };
     let r = removed(&cfg, &docs, 2, 50);
     // Group documents by their normalized text and check the survivor of each group.
-    let norm = curate_dedup::normalize::Normalizer::new(curate_dedup::normalize::NormFlags::full());
+    let mut norm =
+        curate_dedup::normalize::Normalizer::new(curate_dedup::normalize::NormFlags::full());
     let mut groups: BTreeMap<String, Vec<&Doc>> = BTreeMap::new();
     for d in &docs {
         groups

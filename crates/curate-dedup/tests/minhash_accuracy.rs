@@ -32,7 +32,7 @@ fn shingle_set(h: &Hasher, words: &str) -> Vec<u64> {
 /// Normalized word lists of real documents with at least `min_words` words.
 fn base_words(n: usize, min_words: usize) -> Vec<Vec<String>> {
     let path = curate_testkit::corpus_shard_or_sample();
-    let norm = Normalizer::new(NormFlags::full());
+    let mut norm = Normalizer::new(NormFlags::full());
     read_docs(&path, n, min_words)
         .into_iter()
         .map(|d| {
