@@ -190,6 +190,8 @@ fn mean_loss(
     total / idx.len() as f64
 }
 
+type Best = (f64, u32, Vec<f32>, f32, Vec<f32>);
+
 /// Fits a model on `train` examples, early-stopping on `valid` (both index into `data`).
 pub fn fit(
     data: &Dataset,
@@ -233,7 +235,8 @@ pub fn fit(
     let lr = prm.learning_rate;
     let eps = 1e-8f32;
     let mut dtheta = vec![0.0f32; p.theta.len()];
-    let mut best: Option<(f64, u32, Vec<f32>, f32, Vec<f32>)> = None;
+    // (validation loss, epoch, weights, bias, thresholds) of the best epoch so far.
+    let mut best: Option<Best> = None;
     let mut losses = Vec::new();
     let mut since_best = 0;
     let mut epochs_run = 0;
@@ -343,7 +346,7 @@ pub(crate) mod tests {
                 text.push(' ');
             }
             f.normalized(text.as_bytes(), &mut s, &mut out);
-            d.push(i, label, h % 5 == 0, 60, &out);
+            d.push(i, label, h.is_multiple_of(5), 60, &out);
         }
         d
     }

@@ -102,10 +102,10 @@ impl Score {
             .cache
             .lock()
             .map_err(|_| StepError::Other("score: model cache poisoned".into()))?;
-        if let Some((p, m)) = cache.as_ref() {
-            if *p == path {
-                return Ok(m.clone());
-            }
+        if let Some((p, m)) = cache.as_ref()
+            && *p == path
+        {
+            return Ok(m.clone());
         }
         let m = Arc::new(Model::load(&path)?);
         *cache = Some((path, m.clone()));

@@ -208,18 +208,18 @@ impl StepSpec for TrainConfig {
         if self.max_examples == 0 {
             p.push("max_examples", "0 is out of range; allowed: at least 1");
         }
-        if let Some(s) = self.scale_max {
-            if !(s >= 1.0 && s <= 100.0) {
-                p.push(
-                    "scale_max",
-                    format!("{s} is out of range; allowed: 1 to 100"),
-                );
-            }
+        if let Some(s) = self.scale_max
+            && !(1.0..=100.0).contains(&s)
+        {
+            p.push(
+                "scale_max",
+                format!("{s} is out of range; allowed: 1 to 100"),
+            );
         }
-        if let Some(t) = self.threshold {
-            if !t.is_finite() {
-                p.push("threshold", format!("{t} is not a finite number"));
-            }
+        if let Some(t) = self.threshold
+            && !t.is_finite()
+        {
+            p.push("threshold", format!("{t} is not a finite number"));
         }
         if self.label_column.is_empty() {
             p.push("label_column", "must not be empty");

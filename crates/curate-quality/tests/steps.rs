@@ -51,7 +51,7 @@ fn batch(range: std::ops::Range<u64>, seed: u64, binary: bool) -> DocBatch {
         let labelled = i % 3 != 2;
         let l = if binary { (l >= 3.0) as u8 as f32 } else { l };
         labels.push(labelled.then_some(l));
-        splits.push(labelled.then_some(if mix64(i, 99) % 4 == 0 {
+        splits.push(labelled.then_some(if mix64(i, 99).is_multiple_of(4) {
             "holdout"
         } else {
             "train"
