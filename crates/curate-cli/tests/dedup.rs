@@ -25,7 +25,11 @@ fn real_docs(skip: usize, n: usize) -> Vec<(String, String)> {
     let mut seen = 0;
     for rb in reader {
         let rb = rb.unwrap();
-        let t = rb.column_by_name("text").unwrap().as_string::<i32>().clone();
+        let t = rb
+            .column_by_name("text")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
         let id = rb.column_by_name("id").unwrap().as_string::<i32>().clone();
         for i in 0..rb.num_rows() {
             if t.value(i).split_whitespace().count() < 40 {
@@ -47,7 +51,13 @@ fn real_docs(skip: usize, n: usize) -> Vec<(String, String)> {
 fn near_copy(text: &str, salt: usize) -> String {
     text.split_whitespace()
         .enumerate()
-        .map(|(i, w)| if (i + salt) % 60 == 0 { format!("edited{}", (i * 7 + salt) % 97) } else { w.to_string() })
+        .map(|(i, w)| {
+            if (i + salt) % 60 == 0 {
+                format!("edited{}", (i * 7 + salt) % 97)
+            } else {
+                w.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -58,12 +68,20 @@ fn write_input(path: &Path, docs: &[(String, String)]) {
         Field::new("id", DataType::Utf8, false),
     ]));
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(docs.iter().map(|d| d.0.as_str()))),
-        Arc::new(StringArray::from_iter_values(docs.iter().map(|d| d.1.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            docs.iter().map(|d| d.0.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            docs.iter().map(|d| d.1.as_str()),
+        )),
     ];
-    let props = WriterProperties::builder().set_max_row_group_row_count(Some(300)).build();
-    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema.clone(), Some(props)).unwrap();
-    w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(300))
+        .build();
+    let mut w =
+        ArrowWriter::try_new(File::create(path).unwrap(), schema.clone(), Some(props)).unwrap();
+    w.write(&RecordBatch::try_new(schema, cols).unwrap())
+        .unwrap();
     w.close().unwrap();
 }
 
@@ -98,7 +116,12 @@ fn manifest(dir: &Path) -> serde_json::Value {
 }
 
 fn step<'a>(m: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
-    m["steps"].as_array().unwrap().iter().find(|s| s["type"] == kind).unwrap_or_else(|| panic!("no {kind} step"))
+    m["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} step"))
 }
 
 fn dropped(m: &serde_json::Value, kind: &str, reason: &str) -> u64 {
@@ -138,8 +161,14 @@ fn exact_and_minhash_dedup_end_to_end() {
     run(&config(tmp.path(), "a.toml", &input, STEPS, &out1), "1");
     run(&config(tmp.path(), "b.toml", &input, STEPS, &out2), "2");
     let (m1, m2) = (manifest(&out1), manifest(&out2));
-    assert_eq!(m1["outputs"], m2["outputs"], "data files identical for 1 and 2 threads");
-    assert_eq!(m1["artifacts"], m2["artifacts"], "published index identical");
+    assert_eq!(
+        m1["outputs"], m2["outputs"],
+        "data files identical for 1 and 2 threads"
+    );
+    assert_eq!(
+        m1["artifacts"], m2["artifacts"],
+        "published index identical"
+    );
 
     let exact = dropped(&m1, "exact_dedup", "exact_duplicate");
     let near = dropped(&m1, "minhash_dedup", "minhash_duplicate");
@@ -147,10 +176,24 @@ fn exact_and_minhash_dedup_end_to_end() {
     assert!(near >= 140, "near copies removed: {near}");
     let stats = &step(&m1, "minhash_dedup")["stats"];
     assert_eq!(stats["duplicates_removed"].as_u64().unwrap(), near);
-    assert!(stats["cluster_sizes"]["2"].as_u64().unwrap() >= 100, "{stats}");
-    assert_eq!(m1["totals"]["kept_rows"].as_u64().unwrap(), docs.len() as u64 - exact - near);
-    let artifacts: Vec<&str> = m1["artifacts"].as_array().unwrap().iter().map(|a| a["path"].as_str().unwrap()).collect();
-    assert!(artifacts.contains(&"dedup/minhash/index.json"), "{artifacts:?}");
+    assert!(
+        stats["cluster_sizes"]["2"].as_u64().unwrap() >= 100,
+        "{stats}"
+    );
+    assert_eq!(
+        m1["totals"]["kept_rows"].as_u64().unwrap(),
+        docs.len() as u64 - exact - near
+    );
+    let artifacts: Vec<&str> = m1["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        artifacts.contains(&"dedup/minhash/index.json"),
+        "{artifacts:?}"
+    );
 
     // Second snapshot: unseen documents plus fresh near copies of the first one's survivors,
     // deduplicated against it without reading its data.
@@ -167,7 +210,10 @@ fn exact_and_minhash_dedup_end_to_end() {
     let m3 = manifest(&out3);
     let hits = dropped(&m3, "minhash_dedup", "minhash_duplicate_of_snapshot");
     // The unseen real documents may include a few natural near duplicates of the first slice.
-    assert!((95..150).contains(&hits), "near copies of the first snapshot removed: {hits} of 100");
+    assert!(
+        (95..150).contains(&hits),
+        "near copies of the first snapshot removed: {hits} of 100"
+    );
 }
 
 #[test]
@@ -188,14 +234,39 @@ wrong_key = 1
 type = "exact_dedup"
 normalization = "fancy"
 "#;
-    let cfg = config(tmp.path(), "bad.toml", &input, steps, &tmp.path().join("out"));
-    let o = Command::new(env!("CARGO_BIN_EXE_curate")).env("NO_COLOR", "1").arg("validate").arg("--config").arg(&cfg).output().unwrap();
+    let cfg = config(
+        tmp.path(),
+        "bad.toml",
+        &input,
+        steps,
+        &tmp.path().join("out"),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_curate"))
+        .env("NO_COLOR", "1")
+        .arg("validate")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    for needle in ["`bands`", "`verify`", "`score_column`", "`memory_limit`", "`wrong_key`", "fancy"] {
+    for needle in [
+        "`bands`",
+        "`verify`",
+        "`score_column`",
+        "`memory_limit`",
+        "`wrong_key`",
+        "fancy",
+    ] {
         assert!(err.contains(needle), "{needle} missing from:\n{err}");
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_curate")).args(["explain", "minhash_dedup"]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_curate"))
+        .args(["explain", "minhash_dedup"])
+        .output()
+        .unwrap();
     let doc = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && doc.contains("verify") && doc.contains("against"), "{doc}");
+    assert!(
+        o.status.success() && doc.contains("verify") && doc.contains("against"),
+        "{doc}"
+    );
 }
