@@ -127,6 +127,9 @@ fn student(docs: &[Doc], set: &LabelSet, score_docs: &[Doc]) -> serde_json::Valu
     if let Ok(v) = std::env::var("QB_LR") {
         cfg.learning_rate = v.parse().unwrap();
     }
+    if let Ok(v) = std::env::var("QB_PATIENCE") {
+        cfg.patience = v.parse().unwrap();
+    }
     if let Ok(v) = std::env::var("QB_EPOCHS") {
         cfg.max_epochs = v.parse().unwrap();
     }
