@@ -239,7 +239,10 @@ type = "score"
     );
     ok(&run(&cfg, "2", Some(KEY)));
     let m = metrics(&out);
-    eprintln!("auc {} spearman {} f1 {} positives {}", m["auc"], m["spearman"], m["f1"], m["n_positive"]);
+    eprintln!(
+        "auc {} spearman {} f1 {} positives {}",
+        m["auc"], m["spearman"], m["f1"], m["n_positive"]
+    );
     assert_eq!(m["head"], "ordinal");
     // This slice of technical docs rarely reaches 3 teaching words: evaluate at a keep
     // threshold of 1 so both classes are well populated.
@@ -279,13 +282,32 @@ fn quality_threshold_recuts_stored_scores_without_the_model() {
     assert_eq!(all.len(), 600);
 
     // What a re-cut would keep, from the score column alone.
-    let o = curate().args(["rethreshold", "--top-fraction", "0.25", "--json"]).arg(&out).output().unwrap();
+    let o = curate()
+        .args(["rethreshold", "--top-fraction", "0.25", "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
     ok(&o);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((r["total"].as_u64(), r["kept"].as_u64(), r["missing"].as_u64()), (Some(600), Some(150), Some(0)));
-    let o = curate().args(["rethreshold", "--threshold", "2.0"]).arg(&out).output().unwrap();
+    assert_eq!(
+        (
+            r["total"].as_u64(),
+            r["kept"].as_u64(),
+            r["missing"].as_u64()
+        ),
+        (Some(600), Some(150), Some(0))
+    );
+    let o = curate()
+        .args(["rethreshold", "--threshold", "2.0"])
+        .arg(&out)
+        .output()
+        .unwrap();
     ok(&o);
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("0 of 600 documents kept"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("0 of 600 documents kept"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 
     // Re-cut: the snapshot's data files in, one `quality_threshold` step.
     let data = format!("\"{}/data/*.parquet\"", out.display());
