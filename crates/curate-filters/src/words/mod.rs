@@ -16,8 +16,11 @@
 
 mod spacy_en_tables;
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::text::HashMap64;
 
 use spacy_en_tables as t;
 
@@ -95,7 +98,10 @@ struct Tables {
     dot_suffix_after: Class,
     /// Sentence-final characters of the sentencizer.
     sent_punct: Class,
-    exceptions: HashMap<&'static str, &'static [u8]>,
+    /// Single-character currency symbols.
+    currency: Class,
+    /// Exceptions by xxh3 of their text: (text, token byte lengths).
+    exceptions: HashMap64<(&'static str, &'static [u8])>,
     max_exception_len: usize,
     url: regex::Regex,
 }
@@ -135,7 +141,11 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
             .with_chars(quote_chars)
             .with_chars(['%', '²', '-', '+', '|', '(', '?', ':', ')']),
         sent_punct: Class::new(&[]).with_chars(single(t::SENT_PUNCT)),
-        exceptions: t::EXCEPTIONS.iter().map(|&(k, v)| (k, v)).collect(),
+        currency: Class::new(&[]).with_chars(single(t::CURRENCY)),
+        exceptions: t::EXCEPTIONS
+            .iter()
+            .map(|&(k, v)| (xxh3_64(k.as_bytes()), (k, v)))
+            .collect(),
         max_exception_len: t::EXCEPTIONS
             .iter()
             .map(|(k, _)| k.len())
@@ -445,7 +455,10 @@ fn exception(tb: &Tables, s: &str) -> Option<&'static [u8]> {
     if s.len() > tb.max_exception_len {
         return None;
     }
-    tb.exceptions.get(s).copied()
+    match tb.exceptions.get(&xxh3_64(s.as_bytes())) {
+        Some(&(k, v)) if k == s => Some(v),
+        _ => None,
+    }
 }
 
 fn push_pieces(out: &mut Vec<Span>, start: usize, lens: &[u8]) {
