@@ -41,7 +41,8 @@ pub fn dry_run(
     let other = |e: curate_label::LabelError| PipelineError::Other(format!("label dry run: {e}"));
     let docs = curate_label::draw_documents(&input).map_err(other)?;
     let texts: Vec<&str> = docs.iter().map(String::as_str).collect();
-    let config_dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
+    // relative paths in a config resolve from the working directory, as in `curate run`
+    let config_dir = std::env::current_dir().unwrap_or_default();
     let ratio = match calibrate {
         None | Some(0) => label.bytes_per_token,
         Some(n) => {

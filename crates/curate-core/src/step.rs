@@ -95,7 +95,8 @@ pub struct BuildEnv {
     /// Types of the steps before this one, in order (to find, e.g., the label step a `train`
     /// step learns from).
     pub previous: Vec<String>,
-    /// Directory the config file lives in (relative paths in step configs resolve from here).
+    /// Directory relative paths in step configs resolve from: the working directory, as for
+    /// `[input] paths` and `[output] dir` (one rule for every path in a config).
     pub config_dir: PathBuf,
 }
 

@@ -112,7 +112,8 @@ impl Plan {
         let mut steps = Vec::new();
         let mut dirs = Vec::new();
         let mut previous = Vec::new();
-        let config_dir = config.path.parent().map(PathBuf::from).unwrap_or_default();
+        // one rule for every relative path in a config: the working directory
+        let config_dir = std::env::current_dir().unwrap_or_default();
         for s in &config.steps {
             let env = BuildEnv {
                 seed: config.run.seed,
