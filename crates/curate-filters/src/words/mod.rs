@@ -497,10 +497,7 @@ fn find_prefix(tb: &Tables, s: &str) -> usize {
             return cur.len();
         }
     }
-    if t::CURRENCY
-        .iter()
-        .any(|x| x.chars().count() == 1 && x.starts_with(c))
-    {
+    if tb.currency.has(c) {
         return cl;
     }
     if tb.icons.has(c) {
