@@ -209,7 +209,8 @@ mod tests {
     #[test]
     fn reasons() {
         let cfg = FineWebQualityConfig::default();
-        let good = "This is a complete sentence that ends properly and is long enough.\n".repeat(1)
+        let good = "This is a complete sentence that ends properly and is long enough.\n"
+            .to_string()
             + "Another distinct line that also ends with a full stop, as prose does.\n";
         let nopunct = "Home\nAbout us\nContact\nProducts and services overview page\n";
         let short = "A line.\nB line.\nC line.\nThis one is long enough to count as a real line.\n";

@@ -251,7 +251,7 @@ impl Processor for LanguageProcessor {
                     Some(ls) => lang.is_some_and(|l| ls.iter().any(|x| x == l)),
                     None => true,
                 };
-                if !self.cfg.label_only && !(wanted && score > self.cfg.language_threshold) {
+                if !(self.cfg.label_only || wanted && score > self.cfg.language_threshold) {
                     drops.push(i);
                 }
             }

@@ -181,15 +181,13 @@ impl TextFilter for Pii {
         let mut text = doc.text;
         let mut changed = false;
         if c.remove_emails && memchr::memchr(b'@', text.as_bytes()).is_some() {
-            let mut turn = 0usize;
             let mut last = 0usize;
-            for m in self.email.find_iter(text) {
+            for (turn, m) in self.email.find_iter(text).enumerate() {
                 if last == 0 && !changed {
                     out.clear();
                 }
                 out.push_str(&text[last..m.start()]);
                 out.push_str(&c.email_replacement[turn % c.email_replacement.len()]);
-                turn += 1;
                 last = m.end();
                 changed = true;
             }

@@ -57,7 +57,7 @@ fn load_docs() -> Vec<Doc> {
                 .map(|c| c.as_string::<i32>().clone());
             for i in 0..batch.num_rows() {
                 row += 1;
-                if row % STRIDE != 0 || text.is_null(i) {
+                if !row.is_multiple_of(STRIDE) || text.is_null(i) {
                     continue;
                 }
                 let t = text.value(i);

@@ -73,7 +73,7 @@ fn agrees_with_corpus_language_column() {
         pct(en_kept_both, en_kept_ref)
     );
     let mut top: Vec<_> = confusions.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|x| std::cmp::Reverse(x.1));
     for ((w, g), c) in top.iter().take(12) {
         eprintln!("  corpus {w} → ours {g}: {c}");
     }
