@@ -25,8 +25,8 @@ use curate_filters::words::WordSplitter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const WANT: usize = 5_000;
-const MAX_CHARS: usize = 3_000;
-const STRIDE: usize = 6;
+const MAX_CHARS: usize = 2_000;
+const STRIDE: usize = 4;
 
 struct Doc {
     id: String,

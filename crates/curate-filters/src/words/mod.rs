@@ -293,7 +293,11 @@ impl WordSplitter {
                 if (b - a) as usize > tb.max_exception_len {
                     continue;
                 }
-                if let Some(l) = exception(tb, &text[a as usize..b as usize]) {
+                let cand = &text[a as usize..b as usize];
+                // spaCy's matcher only knows exceptions that its affix rules would split.
+                if let Some(l) = exception(tb, cand)
+                    && splittable(tb, cand)
+                {
                     best = Some((j, l));
                     break;
                 }
@@ -459,6 +463,22 @@ fn exception(tb: &Tables, s: &str) -> Option<&'static [u8]> {
         Some(&(k, v)) if k == s => Some(v),
         _ => None,
     }
+}
+
+/// True when a prefix, suffix or infix rule matches in `s` (spaCy adds only such exceptions to
+/// its special-case matcher).
+fn splittable(tb: &Tables, s: &str) -> bool {
+    if find_prefix(tb, s) != 0 || find_suffix(tb, s) != 0 {
+        return true;
+    }
+    let mut prev = None;
+    for (i, c) in s.char_indices() {
+        if infix_at(tb, s, i, c, c.len_utf8(), prev).is_some() {
+            return true;
+        }
+        prev = Some(c);
+    }
+    false
 }
 
 fn push_pieces(out: &mut Vec<Span>, start: usize, lens: &[u8]) {
@@ -780,6 +800,7 @@ mod tests {
             ]
         );
         assert_eq!(words("can\u{2019}t"), ["ca", "n’t"]);
+        assert_eq!(words("the id. The"), ["the", "i", "d.", "The"]);
         assert_eq!(
             words("5-6 1/2 a/b 2+3 50% +4 #tag @user"),
             [
