@@ -97,6 +97,22 @@ enum Command {
     /// Report what a new quality cut (threshold or top fraction) would keep, reading only the
     /// stored `quality_score` column of a snapshot.
     Rethreshold(rethreshold::RethresholdArgs),
+    /// Show per-stage progress of a run from its completion records.
+    Status {
+        /// The snapshot (output) directory.
+        dir: PathBuf,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a finished snapshot's totals and per-step counters.
+    Stats {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Work with finished snapshots.
     Snapshot {
         #[command(subcommand)]
@@ -282,6 +298,65 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             json,
             calibrate,
         } => label::dry_run(&config, json, calibrate),
+        Command::Status { dir, json } => {
+            let stages = curate_pipeline::state::progress(&dir)?;
+            let complete = dir.join("manifest.json").exists();
+            if json {
+                let v = serde_json::json!({ "complete": complete, "stages": stages });
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            } else {
+                let w = stages.iter().map(|s| s.stage.len()).max().unwrap_or(5);
+                for s in &stages {
+                    let more = if s.pending.is_empty() {
+                        String::new()
+                    } else {
+                        let list: Vec<String> = s.pending.iter().map(|t| t.to_string()).collect();
+                        format!(
+                            "  pending: {}{}",
+                            list.join(","),
+                            if s.tasks - s.done > list.len() {
+                                ",…"
+                            } else {
+                                ""
+                            }
+                        )
+                    };
+                    println!("{:w$}  {:>6}/{:<6}{more}", s.stage, s.done, s.tasks);
+                }
+                println!(
+                    "{}",
+                    if complete {
+                        "complete: manifest.json written"
+                    } else {
+                        "incomplete: re-run the same command to resume"
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { dir, json } => {
+            let m = curate_pipeline::manifest::load(&dir)?;
+            if json {
+                let v = serde_json::json!({ "totals": m.totals, "steps": m.steps, "outputs": m.outputs.len(), "skipped": m.skipped });
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            } else {
+                let t = &m.totals;
+                println!(
+                    "{} documents read, {} kept, {} dropped, {} in skipped shards",
+                    t.input_rows, t.kept_rows, t.dropped_rows, t.skipped_rows
+                );
+                for s in &m.steps {
+                    println!(
+                        "  [{}] {:<18} {:>9} in {:>9} out",
+                        s.index, s.kind, s.docs_in, s.docs_out
+                    );
+                    for (reason, n) in &s.dropped {
+                        println!("        {reason:<30} {n:>9}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Snapshot {
             command: SnapshotCommand::Verify { dir },
         } => {

@@ -139,6 +139,16 @@ fn quickstart_runs_counts_add_up_and_verifies() {
     assert_eq!(m["inputs"][0]["path"], "configs/quickstart/sample.parquet");
 
     run_ok(&["snapshot", "verify", out.to_str().unwrap()]);
+    // status and stats read the completion records and the manifest
+    let st = run(&["status", out.to_str().unwrap(), "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["complete"], true);
+    for s in st["stages"].as_array().unwrap() {
+        assert_eq!(s["done"], s["tasks"], "{s}");
+    }
+    let stats = run(&["stats", out.to_str().unwrap(), "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["totals"], m["totals"]);
     // tamper with a data file: verify must fail loudly, naming it
     let data = out.join("data/part-00000.parquet");
     let mut bytes = std::fs::read(&data).unwrap();

@@ -133,3 +133,42 @@ impl State {
         d
     }
 }
+
+/// Progress of one stage, from completion records alone (no scheduler accounting needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageProgress {
+    /// Stage name.
+    pub stage: String,
+    /// Tasks in the stage.
+    pub tasks: usize,
+    /// Tasks with a completion record.
+    pub done: usize,
+    /// Indices of the tasks still to run (at most the first 20).
+    pub pending: Vec<usize>,
+}
+
+/// Per-stage progress of the run started in `root`.
+pub fn progress(root: &Path) -> Result<Vec<StageProgress>, PipelineError> {
+    let layout = Layout::new(root);
+    let state = State::load(&layout)?.ok_or_else(|| {
+        PipelineError::Other(format!(
+            "{}: no curate run was started here",
+            root.display()
+        ))
+    })?;
+    Ok(state
+        .stages
+        .iter()
+        .map(|(name, tasks)| {
+            let pending: Vec<usize> = (0..*tasks)
+                .filter(|t| !layout.done(name, *t).exists())
+                .collect();
+            StageProgress {
+                stage: name.clone(),
+                tasks: *tasks,
+                done: tasks - pending.len(),
+                pending: pending.into_iter().take(20).collect(),
+            }
+        })
+        .collect())
+}
