@@ -295,6 +295,10 @@ fn resumes_after_sigkill_with_identical_output() {
             !out.join("manifest.json").exists(),
             "a killed run must not have a manifest"
         );
+        let st = run(&["status", out.to_str().unwrap(), "--json"]);
+        let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        assert_eq!(st["complete"], false);
+        assert!(st["stages"][0]["done"].as_u64().unwrap() >= 1, "{st}");
     }
     let err = run_ok(&[
         "run",
