@@ -63,7 +63,7 @@ pub fn dry_run(
     };
     let e = curate_label::estimate_with_ratio(&label, &config_dir, &texts, ratio).map_err(other)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&e).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&e).expect("json"));
     } else {
         print!("{}", e.render());
         eprintln!(

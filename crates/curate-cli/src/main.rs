@@ -8,6 +8,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for data on stdout that ends the process quietly when the reader has gone away
+/// (`curate stats DIR | head`), instead of panicking on a broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            panic!("failed printing to stdout: {e}");
+        }
+    }};
+}
+
 mod label;
 mod rethreshold;
 use curate_pipeline::{PipelineError, RunOptions, config};
@@ -218,7 +232,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             let docs = config::step_docs();
             let w = docs.iter().map(|d| d.name.len()).max().unwrap_or(0);
             for d in docs {
-                println!("{:w$}  {}", d.name, d.summary());
+                outln!("{:w$}  {}", d.name, d.summary());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -228,9 +242,9 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 return Ok(ExitCode::SUCCESS);
             }
             if let Some(tables) = curate_pipeline::registry::preset(&name) {
-                println!("preset \"{name}\" expands to these steps, in order:\n");
+                outln!("preset \"{name}\" expands to these steps, in order:\n");
                 for t in tables {
-                    println!("[[steps]]\n{}", toml_string(&t));
+                    outln!("[[steps]]\n{}", toml_string(&t));
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -262,7 +276,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 "config_fingerprint": run.config.fingerprint(),
                 "stages": run.plan.stages,
             });
-            println!("{}", serde_json::to_string_pretty(&plan).expect("json"));
+            outln!("{}", serde_json::to_string_pretty(&plan).expect("json"));
             Ok(ExitCode::SUCCESS)
         }
         Command::Task {
@@ -289,7 +303,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 PipelineError::Other(format!("no stage `{stage}`; stages: {}", names.join(", ")))
             })?;
             let r = run.run_task(&st, index)?;
-            println!("{}", serde_json::to_string(&r).expect("json"));
+            outln!("{}", serde_json::to_string(&r).expect("json"));
             Ok(ExitCode::SUCCESS)
         }
         Command::Label {
@@ -303,7 +317,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             let complete = dir.join("manifest.json").exists();
             if json {
                 let v = serde_json::json!({ "complete": complete, "stages": stages });
-                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+                outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
                 let w = stages.iter().map(|s| s.stage.len()).max().unwrap_or(5);
                 for s in &stages {
@@ -321,9 +335,9 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                             }
                         )
                     };
-                    println!("{:w$}  {:>6}/{:<6}{more}", s.stage, s.done, s.tasks);
+                    outln!("{:w$}  {:>6}/{:<6}{more}", s.stage, s.done, s.tasks);
                 }
-                println!(
+                outln!(
                     "{}",
                     if complete {
                         "complete: manifest.json written"
@@ -338,20 +352,26 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             let m = curate_pipeline::manifest::load(&dir)?;
             if json {
                 let v = serde_json::json!({ "totals": m.totals, "steps": m.steps, "outputs": m.outputs.len(), "skipped": m.skipped });
-                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+                outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
                 let t = &m.totals;
-                println!(
+                outln!(
                     "{} documents read, {} kept, {} dropped, {} in skipped shards",
-                    t.input_rows, t.kept_rows, t.dropped_rows, t.skipped_rows
+                    t.input_rows,
+                    t.kept_rows,
+                    t.dropped_rows,
+                    t.skipped_rows
                 );
                 for s in &m.steps {
-                    println!(
+                    outln!(
                         "  [{}] {:<18} {:>9} in {:>9} out",
-                        s.index, s.kind, s.docs_in, s.docs_out
+                        s.index,
+                        s.kind,
+                        s.docs_in,
+                        s.docs_out
                     );
                     for (reason, n) in &s.dropped {
-                        println!("        {reason:<30} {n:>9}");
+                        outln!("        {reason:<30} {n:>9}");
                     }
                 }
             }

@@ -45,7 +45,7 @@ pub fn run(a: RethresholdArgs) -> Result<ExitCode, PipelineError> {
     let cut = curate_quality::threshold::rethreshold_snapshot(&a.dir, keep, &a.column)
         .map_err(|e| PipelineError::Other(e.to_string()))?;
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&cut).expect("serialises")
         );
@@ -53,7 +53,7 @@ pub fn run(a: RethresholdArgs) -> Result<ExitCode, PipelineError> {
         let min = cut
             .min_kept_score
             .map_or("-".to_string(), |m| format!("{m}"));
-        println!(
+        outln!(
             "{} of {} documents kept ({:.2} %), lowest kept score {min}; {} without a score",
             cut.kept,
             cut.total,
