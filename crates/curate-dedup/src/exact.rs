@@ -25,8 +25,8 @@ use crate::common::{
 };
 use crate::normalize::{Normalizer, TextNormalization};
 use crate::runs::{
-    ExternalSorter, Merger, PartReader, Record, RunStreamWriter, Source, parse_bytes, u32_at,
-    u64_at, write_run,
+    ExternalSorter, Merger, PartReader, Record, RunStreamWriter, Source, parse_bytes, spill_sorted,
+    u32_at, u64_at,
 };
 
 /// Removes exact duplicates: documents whose normalized text hashes (xxh3-128) to the same value
@@ -342,23 +342,14 @@ struct ExactObserver {
 
 impl ExactObserver {
     fn spill(&mut self) -> Result<(), StepError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        self.buf.sort_unstable();
-        let mut counts = vec![0u64; self.partitions];
-        for (p, _) in &self.buf {
-            counts[*p as usize] += 1;
-        }
-        let name = format!("observe/task-{:05}-{:04}.run", self.task, self.runs.len());
-        write_run(
-            &self.dir.join(&name),
-            &counts,
-            self.buf.iter().map(|(_, r)| r),
-        )?;
-        self.runs.push(name);
-        self.buf.clear();
-        Ok(())
+        let partitions = self.partitions;
+        spill_sorted(
+            &self.dir,
+            self.task,
+            partitions,
+            &mut self.buf,
+            &mut self.runs,
+        )
     }
 }
 

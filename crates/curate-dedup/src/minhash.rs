@@ -38,7 +38,7 @@ use crate::common::{
 };
 use crate::runs::{
     ExternalSorter, KeyCursor, Merger, PartReader, Record, RunStreamWriter, Source, parse_bytes,
-    u32_at, u64_at, write_run,
+    spill_sorted, u32_at, u64_at,
 };
 use crate::signature::{Hasher, MAX_NGRAM, MinhashParams, Sketcher, jaccard_sorted};
 
@@ -1019,24 +1019,14 @@ struct ChunkOut {
 
 impl MinhashObserver {
     fn spill(&mut self) -> Result<(), StepError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        self.buf.sort_unstable();
-        let parts = self.step.bands * self.step.hash_ranges;
-        let mut counts = vec![0u64; parts];
-        for (p, _) in &self.buf {
-            counts[*p as usize] += 1;
-        }
-        let name = format!("observe/task-{:05}-{:04}.run", self.task, self.runs.len());
-        write_run(
-            &self.dir.join(&name),
-            &counts,
-            self.buf.iter().map(|(_, r)| r),
-        )?;
-        self.runs.push(name);
-        self.buf.clear();
-        Ok(())
+        let partitions = self.step.bands * self.step.hash_ranges;
+        spill_sorted(
+            &self.dir,
+            self.task,
+            partitions,
+            &mut self.buf,
+            &mut self.runs,
+        )
     }
 }
 

@@ -69,6 +69,31 @@ pub fn write_atomic(
     })
 }
 
+/// Sorts a task's buffered `(partition, record)` pairs, writes them as the task's next run file
+/// `observe/task-TTTTT-NNNN.run` under `dir` (one section per partition), records its name in
+/// `runs` and empties the buffer. Nothing is written for an empty buffer.
+pub fn spill_sorted<R: Record + Ord>(
+    dir: &Path,
+    task: usize,
+    partitions: usize,
+    buf: &mut Vec<(u32, R)>,
+    runs: &mut Vec<String>,
+) -> Result<(), StepError> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    buf.sort_unstable();
+    let mut counts = vec![0u64; partitions];
+    for (p, _) in buf.iter() {
+        counts[*p as usize] += 1;
+    }
+    let name = format!("observe/task-{:05}-{:04}.run", task, runs.len());
+    write_run(&dir.join(&name), &counts, buf.iter().map(|(_, r)| r))?;
+    runs.push(name);
+    buf.clear();
+    Ok(())
+}
+
 /// Writes one run file from records already sorted by (partition, record), with `counts[p]`
 /// records in partition `p`.
 pub fn write_run<'a, R: Record>(
