@@ -1,0 +1,611 @@
+//! What changed between two snapshots: config, inputs, per-step counts, which documents were
+//! added or removed, and how the kept documents' quality scores moved.
+//!
+//! Documents are matched by the configured id column when both snapshots have the same one, else
+//! by a hash of their text. Memory: 8 bytes per document of each snapshot (a sorted key hash)
+//! plus 4 bytes per scored document; examples are found in a second pass.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float32Type, Float64Type};
+use serde::Serialize;
+
+use crate::ReportError;
+use crate::view::{InputView, ManifestView, TotalsView};
+
+/// A count in A and in B.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Delta {
+    /// In A.
+    pub a: u64,
+    /// In B.
+    pub b: u64,
+    /// `b - a`.
+    pub delta: i64,
+}
+
+impl Delta {
+    fn new(a: u64, b: u64) -> Delta {
+        Delta {
+            a,
+            b,
+            delta: b as i64 - a as i64,
+        }
+    }
+}
+
+/// A config value that differs (`None`: absent on that side).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigChange {
+    /// JSON path, e.g. `steps[11].keep.top_fraction`.
+    pub path: String,
+    /// Value in A.
+    pub a: Option<serde_json::Value>,
+    /// Value in B.
+    pub b: Option<serde_json::Value>,
+}
+
+/// Inputs that differ.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct InputsDiff {
+    /// Only in B.
+    pub added: Vec<InputView>,
+    /// Only in A.
+    pub removed: Vec<InputView>,
+    /// Same path, different content: `[A, B]`.
+    pub changed: Vec<[InputView; 2]>,
+}
+
+/// Totals in A and B.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TotalsDiff {
+    /// Documents read.
+    pub input_rows: Delta,
+    /// Documents kept.
+    pub kept_rows: Delta,
+    /// Documents dropped.
+    pub dropped_rows: Delta,
+    /// Documents in skipped shards.
+    pub skipped_rows: Delta,
+}
+
+/// One step position in A and B.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepDiff {
+    /// Position.
+    pub index: usize,
+    /// Step type in A (`None`: A has fewer steps).
+    pub type_a: Option<String>,
+    /// Step type in B.
+    pub type_b: Option<String>,
+    /// Documents in.
+    pub docs_in: Delta,
+    /// Documents kept.
+    pub docs_out: Delta,
+    /// Dropped, per reason (reasons of either side).
+    pub dropped: BTreeMap<String, Delta>,
+}
+
+impl StepDiff {
+    /// Whether any count differs.
+    pub fn changed(&self) -> bool {
+        self.type_a != self.type_b
+            || self.docs_in.delta != 0
+            || self.docs_out.delta != 0
+            || self.dropped.values().any(|d| d.delta != 0)
+    }
+}
+
+/// Kept documents matched across the snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DocsDiff {
+    /// What identifies a document: `id column "…"` or `text hash`.
+    pub key: String,
+    /// Distinct keys in A.
+    pub in_a: u64,
+    /// Distinct keys in B.
+    pub in_b: u64,
+    /// In both.
+    pub common: u64,
+    /// In B only.
+    pub added: u64,
+    /// In A only.
+    pub removed: u64,
+    /// Some added documents (id, or the start of the text), in B's order.
+    pub added_examples: Vec<String>,
+    /// Some removed documents, in A's order.
+    pub removed_examples: Vec<String>,
+}
+
+/// Summary of one side's kept scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreSummary {
+    /// Scored documents.
+    pub n: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Minimum.
+    pub min: f64,
+    /// 10th percentile.
+    pub p10: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// How the kept documents' `quality_score` moved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreShift {
+    /// A's scores (`None`: no scores).
+    pub a: Option<ScoreSummary>,
+    /// B's scores.
+    pub b: Option<ScoreSummary>,
+    /// Two-sample Kolmogorov–Smirnov statistic (largest gap between the two CDFs), when both
+    /// sides have scores.
+    pub ks: Option<f64>,
+    /// Bin edges of the histograms.
+    pub edges: Vec<f64>,
+    /// A's documents per bin.
+    pub hist_a: Vec<u64>,
+    /// B's documents per bin.
+    pub hist_b: Vec<u64>,
+}
+
+/// Everything that differs between snapshots A and B.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diff {
+    /// No difference in config, inputs, counts, data files or artefacts.
+    pub identical: bool,
+    /// Every data file has the same name and content hash.
+    pub same_data: bool,
+    /// Config values that differ.
+    pub config: Vec<ConfigChange>,
+    /// Inputs that differ.
+    pub inputs: InputsDiff,
+    /// Totals.
+    pub totals: TotalsDiff,
+    /// Per step position (all of them; see [`StepDiff::changed`]).
+    pub steps: Vec<StepDiff>,
+    /// Kept documents.
+    pub documents: DocsDiff,
+    /// Kept scores.
+    pub scores: Option<ScoreShift>,
+    /// Student metrics (AUC, F1, ECE, ...) that differ: `[A, B]`.
+    pub student: BTreeMap<String, [Option<f64>; 2]>,
+}
+
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&p, x, out);
+            }
+        }
+        serde_json::Value::Array(a) if !a.is_empty() => {
+            for (i, x) in a.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), x, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+/// Config values that differ, by JSON path.
+pub fn config_changes(a: &serde_json::Value, b: &serde_json::Value) -> Vec<ConfigChange> {
+    let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", a, &mut fa);
+    flatten("", b, &mut fb);
+    let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+    keys.into_iter()
+        .filter(|k| fa.get(*k) != fb.get(*k))
+        .map(|k| ConfigChange {
+            path: k.clone(),
+            a: fa.get(k).cloned(),
+            b: fb.get(k).cloned(),
+        })
+        .collect()
+}
+
+fn inputs_diff(a: &[InputView], b: &[InputView]) -> InputsDiff {
+    let ma: BTreeMap<&str, &InputView> = a.iter().map(|i| (i.path.as_str(), i)).collect();
+    let mb: BTreeMap<&str, &InputView> = b.iter().map(|i| (i.path.as_str(), i)).collect();
+    let mut d = InputsDiff::default();
+    for (p, ia) in &ma {
+        match mb.get(p) {
+            None => d.removed.push((*ia).clone()),
+            Some(ib) if ib.xxh3_128 != ia.xxh3_128 || ib.bytes != ia.bytes => {
+                d.changed.push([(*ia).clone(), (*ib).clone()])
+            }
+            Some(_) => {}
+        }
+    }
+    for (p, ib) in &mb {
+        if !ma.contains_key(p) {
+            d.added.push((*ib).clone());
+        }
+    }
+    d
+}
+
+fn totals_diff(a: &TotalsView, b: &TotalsView) -> TotalsDiff {
+    TotalsDiff {
+        input_rows: Delta::new(a.input_rows, b.input_rows),
+        kept_rows: Delta::new(a.kept_rows, b.kept_rows),
+        dropped_rows: Delta::new(a.dropped_rows, b.dropped_rows),
+        skipped_rows: Delta::new(a.skipped_rows, b.skipped_rows),
+    }
+}
+
+fn steps_diff(a: &ManifestView, b: &ManifestView) -> Vec<StepDiff> {
+    let n = a.steps.len().max(b.steps.len());
+    (0..n)
+        .map(|i| {
+            let (sa, sb) = (a.steps.get(i), b.steps.get(i));
+            let reasons: std::collections::BTreeSet<&String> = sa
+                .iter()
+                .flat_map(|s| s.dropped.keys())
+                .chain(sb.iter().flat_map(|s| s.dropped.keys()))
+                .collect();
+            let dropped = reasons
+                .into_iter()
+                .map(|r| {
+                    let g = |s: Option<&crate::view::StepView>| {
+                        s.and_then(|s| s.dropped.get(r)).copied().unwrap_or(0)
+                    };
+                    (r.clone(), Delta::new(g(sa), g(sb)))
+                })
+                .collect();
+            StepDiff {
+                index: i,
+                type_a: sa.map(|s| s.kind.clone()),
+                type_b: sb.map(|s| s.kind.clone()),
+                docs_in: Delta::new(sa.map_or(0, |s| s.docs_in), sb.map_or(0, |s| s.docs_in)),
+                docs_out: Delta::new(sa.map_or(0, |s| s.docs_out), sb.map_or(0, |s| s.docs_out)),
+                dropped,
+            }
+        })
+        .collect()
+}
+
+/// What one snapshot's kept documents look like to the diff.
+struct Side {
+    keys: Vec<u64>,
+    scores: Vec<f32>,
+    has_scores: bool,
+}
+
+/// The column documents are matched by: the id column, or `None` for the text.
+fn key_column(a: &ManifestView, b: &ManifestView) -> Option<String> {
+    match (a.id_column(), b.id_column()) {
+        (Some(x), Some(y)) if x == y => Some(x),
+        _ => None,
+    }
+}
+
+const KEY_SEED: u64 = 0x6375_7261_7465_6466; // "curatedf"
+
+fn row_key(batch: &RecordBatch, col: &str, i: usize) -> Option<(u64, String)> {
+    let c = batch.column_by_name(col)?;
+    let s = match c.data_type() {
+        DataType::Utf8 => {
+            let a = c.as_string::<i32>();
+            (!a.is_null(i)).then(|| a.value(i).to_string())?
+        }
+        DataType::LargeUtf8 => {
+            let a = c.as_string::<i64>();
+            (!a.is_null(i)).then(|| a.value(i).to_string())?
+        }
+        _ => arrow::util::display::array_value_to_string(c, i).ok()?,
+    };
+    Some((
+        xxhash_rust::xxh3::xxh3_64_with_seed(s.as_bytes(), KEY_SEED),
+        s,
+    ))
+}
+
+fn scores_of(batch: &RecordBatch) -> Option<Vec<f32>> {
+    let c = batch.column_by_name("quality_score")?;
+    let v = match c.data_type() {
+        DataType::Float32 => c.as_primitive::<Float32Type>().iter().flatten().collect(),
+        DataType::Float64 => c
+            .as_primitive::<Float64Type>()
+            .iter()
+            .flatten()
+            .map(|v| v as f32)
+            .collect(),
+        _ => return None,
+    };
+    Some(v)
+}
+
+fn read_side(root: &Path, m: &ManifestView, key: &str) -> Result<Side, ReportError> {
+    let text = m.text_column();
+    let mut side = Side {
+        keys: Vec::with_capacity(m.totals.kept_rows as usize),
+        scores: Vec::new(),
+        has_scores: false,
+    };
+    for f in &m.outputs {
+        crate::profile::scan(&root.join(&f.path), &text, &[key, "quality_score"], |b| {
+            for i in 0..b.num_rows() {
+                if let Some((h, _)) = row_key(b, key, i) {
+                    side.keys.push(h);
+                }
+            }
+            if let Some(s) = scores_of(b) {
+                side.has_scores = true;
+                side.scores.extend(s.into_iter().filter(|v| !v.is_nan()));
+            }
+            Ok(())
+        })?;
+    }
+    side.keys.sort_unstable();
+    side.keys.dedup();
+    side.scores.sort_by(f32::total_cmp);
+    Ok(side)
+}
+
+/// The first `n` documents of `m` (in file order) whose key hash is in `wanted` (sorted).
+fn examples(
+    root: &Path,
+    m: &ManifestView,
+    key: &str,
+    wanted: &[u64],
+    n: usize,
+) -> Result<Vec<String>, ReportError> {
+    let mut out = Vec::new();
+    if wanted.is_empty() || n == 0 {
+        return Ok(out);
+    }
+    let text = m.text_column();
+    for f in &m.outputs {
+        if out.len() >= n {
+            break;
+        }
+        crate::profile::scan(&root.join(&f.path), &text, &[key], |b| {
+            for i in 0..b.num_rows() {
+                if out.len() >= n {
+                    break;
+                }
+                if let Some((h, s)) = row_key(b, key, i) {
+                    if wanted.binary_search(&h).is_ok() {
+                        out.push(if key == text { snippet(&s) } else { s });
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+fn snippet(s: &str) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() > 60 {
+        format!("{}…", one.chars().take(60).collect::<String>())
+    } else {
+        one
+    }
+}
+
+fn summary(s: &[f32]) -> Option<ScoreSummary> {
+    if s.is_empty() {
+        return None;
+    }
+    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize] as f64;
+    Some(ScoreSummary {
+        n: s.len() as u64,
+        mean: s.iter().map(|&v| v as f64).sum::<f64>() / s.len() as f64,
+        min: s[0] as f64,
+        p10: q(0.1),
+        p50: q(0.5),
+        p90: q(0.9),
+        max: s[s.len() - 1] as f64,
+    })
+}
+
+/// Two-sample KS statistic of two sorted samples.
+fn ks(a: &[f32], b: &[f32]) -> f64 {
+    let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
+    while i < a.len() && j < b.len() {
+        let x = if a[i] <= b[j] { a[i] } else { b[j] };
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+    }
+    d
+}
+
+fn hist(s: &[f32], lo: f64, hi: f64, bins: usize) -> Vec<u64> {
+    let mut h = vec![0; bins];
+    let w = (hi - lo) / bins as f64;
+    for &v in s {
+        let b = (((v as f64 - lo) / w).floor().max(0.0) as usize).min(bins - 1);
+        h[b] += 1;
+    }
+    h
+}
+
+fn student(a: &ManifestView, b: &ManifestView) -> BTreeMap<String, [Option<f64>; 2]> {
+    let get = |m: &ManifestView, k: &str| {
+        m.step("train")
+            .and_then(|s| s.stats.as_ref())
+            .and_then(|v| v.get(k))
+            .and_then(|v| v.as_f64())
+    };
+    ["auc", "f1", "accuracy", "spearman", "ece", "ece_raw"]
+        .iter()
+        .filter_map(|k| {
+            let (x, y) = (get(a, k), get(b, k));
+            (x != y).then(|| (k.to_string(), [x, y]))
+        })
+        .collect()
+}
+
+fn load_view(dir: &Path) -> Result<ManifestView, ReportError> {
+    let p = dir.join("manifest.json");
+    let bytes = std::fs::read(&p).map_err(|e| ReportError::Io(curate_io::IoError::os(&p, e)))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ReportError::Manifest {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })?;
+    ManifestView::from_json(&v).map_err(|e| ReportError::Manifest {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Compares snapshot directories `a` and `b`, listing up to `examples_n` added and removed
+/// documents.
+pub fn diff(a: &Path, b: &Path, examples_n: usize) -> Result<Diff, ReportError> {
+    let (ma, mb) = (load_view(a)?, load_view(b)?);
+    let config = config_changes(&ma.config, &mb.config);
+    let inputs = inputs_diff(&ma.inputs, &mb.inputs);
+    let totals = totals_diff(&ma.totals, &mb.totals);
+    let steps = steps_diff(&ma, &mb);
+    let files = |m: &ManifestView| -> Vec<(String, String)> {
+        m.outputs
+            .iter()
+            .map(|f| (f.path.clone(), f.xxh3_128.clone()))
+            .collect()
+    };
+    let same_data = files(&ma) == files(&mb);
+    let art = |m: &ManifestView| -> Vec<(String, String)> {
+        m.artifacts
+            .iter()
+            .chain(&m.excluded)
+            .map(|f| (f.path.clone(), f.xxh3_128.clone()))
+            .collect()
+    };
+
+    let id = key_column(&ma, &mb);
+    let (key_a, key_b, key_name) = match &id {
+        Some(c) => (c.clone(), c.clone(), format!("id column \"{c}\"")),
+        None => (ma.text_column(), mb.text_column(), "text hash".to_string()),
+    };
+    let sa = read_side(a, &ma, &key_a)?;
+    let sb = read_side(b, &mb, &key_b)?;
+    let (mut added, mut removed, mut common) = (Vec::new(), Vec::new(), 0u64);
+    let (mut i, mut j) = (0, 0);
+    while i < sa.keys.len() || j < sb.keys.len() {
+        match (sa.keys.get(i), sb.keys.get(j)) {
+            (Some(x), Some(y)) if x == y => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x < y => {
+                removed.push(*x);
+                i += 1;
+            }
+            (Some(x), None) => {
+                removed.push(*x);
+                i += 1;
+            }
+            (_, Some(y)) => {
+                added.push(*y);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    let documents = DocsDiff {
+        key: key_name,
+        in_a: sa.keys.len() as u64,
+        in_b: sb.keys.len() as u64,
+        common,
+        added: added.len() as u64,
+        removed: removed.len() as u64,
+        added_examples: examples(b, &mb, &key_b, &added, examples_n)?,
+        removed_examples: examples(a, &ma, &key_a, &removed, examples_n)?,
+    };
+    let scores = (sa.has_scores || sb.has_scores).then(|| {
+        let (lo, hi) = (
+            0.0,
+            1.0f64
+                .max(sa.scores.last().copied().unwrap_or(0.0) as f64)
+                .max(sb.scores.last().copied().unwrap_or(0.0) as f64),
+        );
+        let bins = 10;
+        ScoreShift {
+            a: summary(&sa.scores),
+            b: summary(&sb.scores),
+            ks: (!sa.scores.is_empty() && !sb.scores.is_empty())
+                .then(|| ks(&sa.scores, &sb.scores)),
+            edges: (0..=bins)
+                .map(|k| lo + (hi - lo) * k as f64 / bins as f64)
+                .collect(),
+            hist_a: hist(&sa.scores, lo, hi, bins),
+            hist_b: hist(&sb.scores, lo, hi, bins),
+        }
+    });
+    let student = student(&ma, &mb);
+    let identical = config.is_empty()
+        && inputs == InputsDiff::default()
+        && ma.totals == mb.totals
+        && steps.iter().all(|s| !s.changed())
+        && same_data
+        && art(&ma) == art(&mb)
+        && student.is_empty();
+    Ok(Diff {
+        identical,
+        same_data,
+        config,
+        inputs,
+        totals,
+        steps,
+        documents,
+        scores,
+        student,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn config_changes_name_the_path() {
+        let a = json!({"steps": [{"type": "score", "keep": {"top_fraction": 0.3}}], "run": {"seed": 1}});
+        let b = json!({"steps": [{"type": "score", "keep": {"top_fraction": 0.5}}, {"type": "length"}], "run": {"seed": 1}});
+        let c = config_changes(&a, &b);
+        let paths: Vec<&str> = c.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["steps[0].keep.top_fraction", "steps[1].type"]);
+        assert_eq!(c[1].a, None);
+        assert!(config_changes(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn ks_is_the_largest_cdf_gap() {
+        assert_eq!(ks(&[0.1, 0.2], &[0.1, 0.2]), 0.0);
+        assert_eq!(ks(&[0.1, 0.2], &[0.8, 0.9]), 1.0);
+        assert!((ks(&[0.1, 0.2, 0.3, 0.4], &[0.3, 0.4]) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn summaries_and_histograms() {
+        let s = [0.0f32, 0.25, 0.5, 0.75, 1.0];
+        let m = summary(&s).unwrap();
+        assert_eq!((m.n, m.min, m.p50, m.max), (5, 0.0, 0.5, 1.0));
+        assert_eq!(hist(&s, 0.0, 1.0, 4), vec![1, 1, 1, 2]);
+        assert!(summary(&[]).is_none());
+    }
+}

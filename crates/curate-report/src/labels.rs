@@ -1,0 +1,196 @@
+//! The teacher's labels as published in `labels/labels.parquet`: the score distribution per
+//! split, label status, and what labeling cost (tokens by kind, USD).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, UInt64Type};
+use serde::Serialize;
+
+use crate::ReportError;
+
+/// Where the label step publishes its labels, relative to the snapshot root.
+pub const LABELS_FILE: &str = "labels/labels.parquet";
+
+/// Distinct scores shown one bar each; past this, scores are binned.
+const MAX_DISTINCT: usize = 12;
+
+/// What the labels say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LabelSummary {
+    /// Labels.
+    pub rows: u64,
+    /// Labels per split, per score value (scores as written with 3 decimals), ascending.
+    pub scores: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Labels per status.
+    pub status: BTreeMap<String, u64>,
+    /// Labels per model (or annotator).
+    pub models: BTreeMap<String, u64>,
+    /// Input tokens (uncached).
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_creation_input_tokens: u64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read_input_tokens: u64,
+    /// Cost of the labels in USD.
+    pub cost_usd: f64,
+}
+
+/// Score value key: 3 decimals, so `0.0` and `0` are one bar and keys sort numerically when
+/// they share a sign and width (scores are non-negative).
+fn score_key(v: f64) -> String {
+    format!("{v:08.3}")
+}
+
+/// Reads `labels/labels.parquet` under `root`, or `None` when the run published none.
+pub fn read(root: &Path) -> Result<Option<LabelSummary>, ReportError> {
+    let path = root.join(LABELS_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut s = LabelSummary::default();
+    let mut raw: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut distinct: BTreeMap<String, ()> = BTreeMap::new();
+    let cols = [
+        "split",
+        "score",
+        "status",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "cost_usd",
+    ];
+    crate::profile::scan(&path, "split", &cols, |b| {
+        let n = b.num_rows();
+        s.rows += n as u64;
+        let split = b.column_by_name("split").map(|c| c.as_string::<i32>());
+        let status = b
+            .column_by_name("status")
+            .filter(|c| c.data_type() == &DataType::Utf8)
+            .map(|c| c.as_string::<i32>());
+        let model = b
+            .column_by_name("model")
+            .filter(|c| c.data_type() == &DataType::Utf8)
+            .map(|c| c.as_string::<i32>());
+        let score: Option<Vec<Option<f64>>> =
+            b.column_by_name("score").and_then(|c| match c.data_type() {
+                DataType::Float32 => Some(
+                    c.as_primitive::<Float32Type>()
+                        .iter()
+                        .map(|v| v.map(f64::from))
+                        .collect(),
+                ),
+                DataType::Float64 => Some(c.as_primitive::<Float64Type>().iter().collect()),
+                _ => None,
+            });
+        for i in 0..n {
+            let sp = split
+                .filter(|c| !c.is_null(i))
+                .map_or("(none)", |c| c.value(i))
+                .to_string();
+            if let Some(v) = score.as_ref().and_then(|v| v[i]).filter(|v| !v.is_nan()) {
+                if distinct.len() <= MAX_DISTINCT {
+                    distinct.insert(score_key(v), ());
+                }
+                raw.entry(sp).or_default().push(v);
+            } else {
+                *s.scores
+                    .entry(sp)
+                    .or_default()
+                    .entry("unlabeled".into())
+                    .or_default() += 1;
+            }
+            if let Some(c) = status.filter(|c| !c.is_null(i)) {
+                *s.status.entry(c.value(i).to_string()).or_default() += 1;
+            }
+            if let Some(c) = model.filter(|c| !c.is_null(i)) {
+                *s.models.entry(c.value(i).to_string()).or_default() += 1;
+            }
+        }
+        let sum_u64 = |name: &str| -> u64 {
+            b.column_by_name(name)
+                .filter(|c| c.data_type() == &DataType::UInt64)
+                .map(|c| c.as_primitive::<UInt64Type>().iter().flatten().sum())
+                .unwrap_or(0)
+        };
+        s.input_tokens += sum_u64("input_tokens");
+        s.output_tokens += sum_u64("output_tokens");
+        s.cache_creation_input_tokens += sum_u64("cache_creation_input_tokens");
+        s.cache_read_input_tokens += sum_u64("cache_read_input_tokens");
+        if let Some(c) = b
+            .column_by_name("cost_usd")
+            .filter(|c| c.data_type() == &DataType::Float64)
+        {
+            s.cost_usd += c
+                .as_primitive::<Float64Type>()
+                .iter()
+                .flatten()
+                .sum::<f64>();
+        }
+        Ok(())
+    })?;
+    // Few distinct scores (binary or a small Likert scale): one bar each. Otherwise ten equal
+    // bins over the observed range.
+    let all: Vec<f64> = raw.values().flatten().copied().collect();
+    let binned = distinct.len() > MAX_DISTINCT;
+    let (lo, hi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    for (split, vals) in raw {
+        let m = s.scores.entry(split).or_default();
+        for v in vals {
+            let key = if binned && hi > lo {
+                let w = (hi - lo) / 10.0;
+                let b = (((v - lo) / w).floor() as usize).min(9);
+                format!(
+                    "{}–{}",
+                    fmt3(lo + w * b as f64),
+                    fmt3(lo + w * (b + 1) as f64)
+                )
+            } else {
+                score_key(v)
+            };
+            *m.entry(key).or_default() += 1;
+        }
+    }
+    Ok(Some(s))
+}
+
+fn fmt3(v: f64) -> String {
+    format!("{v:08.3}")
+}
+
+/// A score key as shown on an axis (`0001.000` → `1`).
+pub fn show_key(k: &str) -> String {
+    k.split('–')
+        .map(|p| match p.parse::<f64>() {
+            Ok(v) => {
+                let s = format!("{v:.3}");
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            }
+            Err(_) => p.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("–")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_numerically_and_show_plainly() {
+        let mut k = vec![score_key(10.0), score_key(2.0), score_key(0.5)];
+        k.sort();
+        let shown: Vec<String> = k.iter().map(|k| show_key(k)).collect();
+        assert_eq!(shown, ["0.5", "2", "10"]);
+        assert_eq!(show_key("unlabeled"), "unlabeled");
+    }
+}

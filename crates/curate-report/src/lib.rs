@@ -1,0 +1,143 @@
+//! A snapshot's human side: `report.html` (one self-contained page of inline SVG charts),
+//! `README.md` (a dataset card with Hugging Face front matter), and [`diff`] of two snapshots.
+//!
+//! The pipeline calls [`write`] at finalize, after every data file and artefact is in place
+//! and before the manifest hashes them, so both files are listed and verified like any other.
+//! Everything here is drawn from the manifest's JSON and the snapshot's own files, with fixed
+//! number formats and sorted maps: the same snapshot gives byte-identical pages.
+//!
+//! ```no_run
+//! let manifest: serde_json::Value =
+//!     serde_json::from_slice(&std::fs::read("out/quickstart/manifest.json")?)?;
+//! let written = curate_report::write(std::path::Path::new("out/quickstart"), &manifest)?;
+//! assert_eq!(written, ["README.md", "report.html"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod card;
+pub mod charts;
+pub mod diff;
+pub mod labels;
+pub mod profile;
+pub mod report;
+pub mod view;
+
+use std::path::Path;
+
+pub use view::ManifestView;
+
+/// The report's file name in the snapshot.
+pub const REPORT_FILE: &str = "report.html";
+/// The dataset card's file name in the snapshot.
+pub const CARD_FILE: &str = "README.md";
+/// Where the student's metrics are published.
+pub const METRICS_FILE: &str = "quality/metrics.json";
+
+/// Errors while reading a snapshot for a report or a diff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A snapshot file could not be read (names the file and row group).
+    #[error(transparent)]
+    Io(#[from] curate_io::IoError),
+    /// The manifest does not have the shape this version expects.
+    #[error("{path}: not a manifest this version of curate can read: {message}")]
+    Manifest {
+        /// The manifest.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A JSON artefact could not be read.
+    #[error("{path}: {message}")]
+    Artifact {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The dataset's display name: `[output.card] name`, else "curate snapshot" (never the
+/// directory's name, which would make the same run's report differ between directories).
+pub fn display_name(m: &ManifestView) -> String {
+    card::CardFields::from_manifest(m)
+        .name
+        .unwrap_or_else(|| "curate snapshot".into())
+}
+
+fn read_metrics(root: &Path, m: &ManifestView) -> Result<Option<serde_json::Value>, ReportError> {
+    if !m.artifacts.iter().any(|a| a.path == METRICS_FILE) {
+        return Ok(None);
+    }
+    let p = root.join(METRICS_FILE);
+    let bytes = std::fs::read(&p).map_err(|e| ReportError::Io(curate_io::IoError::os(&p, e)))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ReportError::Artifact {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Reads everything a report needs from the snapshot at `root`, whose manifest (possibly not
+/// yet written) is `manifest`.
+pub fn gather(root: &Path, manifest: &serde_json::Value) -> Result<report::Inputs, ReportError> {
+    let m = ManifestView::from_json(manifest).map_err(|e| ReportError::Manifest {
+        path: root.join("manifest.json").display().to_string(),
+        message: e.to_string(),
+    })?;
+    let metrics = read_metrics(root, &m)?;
+    let profile = profile::profile(
+        root,
+        &m.text_column(),
+        &m.outputs,
+        &m.excluded,
+        m.exclusion(),
+        report::score_scale(metrics.as_ref()),
+    )?;
+    let labels = if m.artifacts.iter().any(|a| a.path == labels::LABELS_FILE) {
+        labels::read(root)?
+    } else {
+        None
+    };
+    let name = display_name(&m);
+    Ok(report::Inputs {
+        manifest: m,
+        profile,
+        labels,
+        metrics,
+        name,
+    })
+}
+
+/// The data files' columns (from the first data file's footer).
+fn columns(root: &Path, i: &report::Inputs) -> Result<Vec<String>, ReportError> {
+    let Some(f) = i.manifest.outputs.first() else {
+        return Ok(Vec::new());
+    };
+    let file = curate_io::input::inspect(&root.join(&f.path), &i.manifest.text_column())?;
+    Ok(file
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect())
+}
+
+/// Renders `report.html` and `README.md` for the snapshot at `root`.
+pub fn render(root: &Path, manifest: &serde_json::Value) -> Result<(String, String), ReportError> {
+    let i = gather(root, manifest)?;
+    let html = report::render(&i);
+    let cols = columns(root, &i)?;
+    let card = card::render(&i.manifest, &i.profile, &i.name, &cols);
+    Ok((html, card))
+}
+
+/// Writes `README.md` and `report.html` into the snapshot (atomically) and returns their paths
+/// relative to `root`, sorted.
+pub fn write(root: &Path, manifest: &serde_json::Value) -> Result<Vec<String>, ReportError> {
+    let (html, card) = render(root, manifest)?;
+    curate_io::atomic::write_atomic(&root.join(CARD_FILE), card.as_bytes())?;
+    curate_io::atomic::write_atomic(&root.join(REPORT_FILE), html.as_bytes())?;
+    Ok(vec![CARD_FILE.to_string(), REPORT_FILE.to_string()])
+}

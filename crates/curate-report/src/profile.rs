@@ -1,0 +1,346 @@
+//! Distributions the manifest does not hold, measured from the snapshot's own files: document
+//! lengths and languages before and after the pipeline, words removed per step and reason, and
+//! the kept documents' quality scores.
+//!
+//! "After" is `data/`; "before" is `data/` plus `excluded/` (every input document is in exactly
+//! one of them), so it exists only when the run wrote exclusions. Files are streamed one row
+//! group at a time and only integer histograms are kept, so memory does not grow with the
+//! snapshot and the result does not depend on how the run was split into tasks.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float32Type, Float64Type};
+use serde::Serialize;
+
+use crate::ReportError;
+use crate::view::FileView;
+
+/// Upper bounds (exclusive) of the length bins, in characters; the last bin is open.
+pub const LENGTH_EDGES: [u64; 10] = [
+    100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
+];
+
+/// Labels of the length bins.
+pub fn length_labels() -> Vec<String> {
+    let k = |n: u64| {
+        if n >= 1000 {
+            format!("{}k", n / 1000)
+        } else {
+            n.to_string()
+        }
+    };
+    let mut out = vec![format!("<{}", k(LENGTH_EDGES[0]))];
+    for w in LENGTH_EDGES.windows(2) {
+        out.push(format!("{}–{}", k(w[0]), k(w[1])));
+    }
+    out.push(format!("≥{}", k(LENGTH_EDGES[LENGTH_EDGES.len() - 1])));
+    out
+}
+
+fn length_bin(chars: u64) -> usize {
+    LENGTH_EDGES.partition_point(|&e| e <= chars)
+}
+
+/// Most distinct language values tracked; the rest count as `(other)`.
+const MAX_LANGUAGES: usize = 1000;
+
+/// Bins of the kept-score histogram.
+pub const SCORE_BINS: usize = 10;
+
+/// A distribution of documents.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Dist {
+    /// Documents.
+    pub docs: u64,
+    /// Characters.
+    pub chars: u64,
+    /// Whitespace-separated words.
+    pub words: u64,
+    /// Documents per length bin ([`LENGTH_EDGES`]).
+    pub length: Vec<u64>,
+    /// Documents per value of the `language` column (`(none)` for nulls).
+    pub languages: BTreeMap<String, u64>,
+}
+
+impl Dist {
+    fn new() -> Dist {
+        Dist {
+            length: vec![0; LENGTH_EDGES.len() + 1],
+            ..Default::default()
+        }
+    }
+
+    fn merge(&mut self, o: &Dist) {
+        self.docs += o.docs;
+        self.chars += o.chars;
+        self.words += o.words;
+        for (a, b) in self.length.iter_mut().zip(&o.length) {
+            *a += b;
+        }
+        for (k, v) in &o.languages {
+            add_language(&mut self.languages, k, *v);
+        }
+    }
+}
+
+fn add_language(m: &mut BTreeMap<String, u64>, lang: &str, n: u64) {
+    if let Some(c) = m.get_mut(lang) {
+        *c += n;
+    } else if m.len() < MAX_LANGUAGES {
+        m.insert(lang.to_string(), n);
+    } else {
+        *m.entry("(other)".into()).or_default() += n;
+    }
+}
+
+/// Documents and words one step removed for one reason (from `excluded/`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Removed {
+    /// Step type, as the `step` column holds it.
+    pub step: String,
+    /// Reason.
+    pub reason: String,
+    /// Documents.
+    pub docs: u64,
+    /// Words.
+    pub words: u64,
+}
+
+/// A histogram of the kept documents' `quality_score`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreHist {
+    /// Lower end of the scale.
+    pub lo: f64,
+    /// Upper end of the scale.
+    pub hi: f64,
+    /// Documents per bin ([`SCORE_BINS`] equal bins over `[lo, hi]`; values outside are clamped).
+    pub counts: Vec<u64>,
+    /// Documents without a score (null or NaN).
+    pub missing: u64,
+    /// Lowest score kept.
+    pub min: Option<f64>,
+    /// Highest score kept.
+    pub max: Option<f64>,
+}
+
+/// What the snapshot's files say.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    /// Whether the files have a `language` column.
+    pub language_column: bool,
+    /// The kept documents.
+    pub after: Dist,
+    /// Every input document (kept + excluded); `None` without exclusions.
+    pub before: Option<Dist>,
+    /// Per step and reason (sorted by step type, then reason), from `excluded/`.
+    pub removed: Vec<Removed>,
+    /// The kept documents' `quality_score`, when the column exists.
+    pub kept_scores: Option<ScoreHist>,
+}
+
+/// Calls `f` with every batch of `path`, reading only `columns` that exist in the file.
+pub(crate) fn scan(
+    path: &Path,
+    text_column: &str,
+    columns: &[&str],
+    mut f: impl FnMut(&RecordBatch) -> Result<(), ReportError>,
+) -> Result<(), ReportError> {
+    let file = curate_io::input::inspect(path, text_column)?;
+    let present: Vec<String> = columns
+        .iter()
+        .filter(|c| file.schema.field_with_name(c).is_ok())
+        .map(|c| c.to_string())
+        .collect();
+    let spec = curate_io::read::ReadSpec {
+        text_column: text_column.to_string(),
+        batch_rows: 4096,
+        columns: Some(present),
+    };
+    let rgs = 0..file.row_groups.len().max(1);
+    curate_io::read::read_share(&file, rgs, &spec, |b, _| f(&b)).map_err(|e| match e {
+        curate_io::read::ReadError::Io(e) => ReportError::Io(e),
+        curate_io::read::ReadError::Sink(e) => e,
+    })
+}
+
+fn words(s: &str) -> u64 {
+    s.split_whitespace().count() as u64
+}
+
+fn dist_of(batch: &RecordBatch, text_column: &str, d: &mut Dist) {
+    let Some(text) = batch.column_by_name(text_column) else {
+        return;
+    };
+    let text = text.as_string::<i32>();
+    let lang = batch
+        .column_by_name("language")
+        .filter(|c| c.data_type() == &DataType::Utf8)
+        .map(|c| c.as_string::<i32>());
+    let mut langs: BTreeMap<&str, u64> = BTreeMap::new();
+    for i in 0..batch.num_rows() {
+        let t = if text.is_null(i) { "" } else { text.value(i) };
+        let chars = t.chars().count() as u64;
+        d.docs += 1;
+        d.chars += chars;
+        d.words += words(t);
+        d.length[length_bin(chars)] += 1;
+        if let Some(l) = lang {
+            let v = if l.is_null(i) { "(none)" } else { l.value(i) };
+            *langs.entry(v).or_default() += 1;
+        }
+    }
+    for (k, v) in langs {
+        add_language(&mut d.languages, k, v);
+    }
+}
+
+fn scores_of(batch: &RecordBatch, h: &mut ScoreHist) {
+    let Some(col) = batch.column_by_name("quality_score") else {
+        return;
+    };
+    let vals: Vec<Option<f64>> = match col.data_type() {
+        DataType::Float32 => col
+            .as_primitive::<Float32Type>()
+            .iter()
+            .map(|v| v.map(f64::from))
+            .collect(),
+        DataType::Float64 => col.as_primitive::<Float64Type>().iter().collect(),
+        _ => return,
+    };
+    let width = (h.hi - h.lo) / SCORE_BINS as f64;
+    for v in vals {
+        match v {
+            Some(x) if !x.is_nan() => {
+                let b = if width > 0.0 {
+                    (((x - h.lo) / width).floor().max(0.0) as usize).min(SCORE_BINS - 1)
+                } else {
+                    0
+                };
+                h.counts[b] += 1;
+                h.min = Some(h.min.map_or(x, |m| m.min(x)));
+                h.max = Some(h.max.map_or(x, |m| m.max(x)));
+            }
+            _ => h.missing += 1,
+        }
+    }
+}
+
+/// Measures the snapshot at `root` from the files the manifest lists. `scale` is the quality
+/// score's range (from the quality metrics), used for the kept-score histogram.
+pub fn profile(
+    root: &Path,
+    text_column: &str,
+    outputs: &[FileView],
+    excluded: &[FileView],
+    exclusion: bool,
+    scale: (f64, f64),
+) -> Result<Profile, ReportError> {
+    let mut after = Dist::new();
+    let mut language_column = false;
+    let mut kept_scores = ScoreHist {
+        lo: scale.0,
+        hi: scale.1,
+        counts: vec![0; SCORE_BINS],
+        missing: 0,
+        min: None,
+        max: None,
+    };
+    let mut has_scores = false;
+    for f in outputs {
+        scan(
+            &root.join(&f.path),
+            text_column,
+            &[text_column, "language", "quality_score"],
+            |b| {
+                language_column |= b.column_by_name("language").is_some();
+                if b.column_by_name("quality_score").is_some() {
+                    has_scores = true;
+                    scores_of(b, &mut kept_scores);
+                }
+                dist_of(b, text_column, &mut after);
+                Ok(())
+            },
+        )?;
+    }
+    let mut dropped = Dist::new();
+    let mut removed: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for f in excluded {
+        scan(
+            &root.join(&f.path),
+            text_column,
+            &[text_column, "language", "step", "reason"],
+            |b| {
+                language_column |= b.column_by_name("language").is_some();
+                dist_of(b, text_column, &mut dropped);
+                let (Some(text), Some(step), Some(reason)) = (
+                    b.column_by_name(text_column),
+                    b.column_by_name("step"),
+                    b.column_by_name("reason"),
+                ) else {
+                    return Ok(());
+                };
+                let (text, step, reason) = (
+                    text.as_string::<i32>(),
+                    step.as_string::<i32>(),
+                    reason.as_string::<i32>(),
+                );
+                for i in 0..b.num_rows() {
+                    let t = if text.is_null(i) { "" } else { text.value(i) };
+                    let key = (step.value(i).to_string(), reason.value(i).to_string());
+                    let e = removed.entry(key).or_default();
+                    e.0 += 1;
+                    e.1 += words(t);
+                }
+                Ok(())
+            },
+        )?;
+    }
+    let before = exclusion.then(|| {
+        let mut b = after.clone();
+        b.merge(&dropped);
+        b
+    });
+    Ok(Profile {
+        language_column,
+        after,
+        before,
+        removed: removed
+            .into_iter()
+            .map(|((step, reason), (docs, words))| Removed {
+                step,
+                reason,
+                docs,
+                words,
+            })
+            .collect(),
+        kept_scores: has_scores.then_some(kept_scores),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_bins_cover_every_length() {
+        assert_eq!(length_bin(0), 0);
+        assert_eq!(length_bin(99), 0);
+        assert_eq!(length_bin(100), 1);
+        assert_eq!(length_bin(99_999), 9);
+        assert_eq!(length_bin(100_000), 10);
+        assert_eq!(length_labels().len(), LENGTH_EDGES.len() + 1);
+        assert_eq!(length_labels()[1], "100–200");
+    }
+
+    #[test]
+    fn languages_past_the_cap_count_as_other() {
+        let mut m = BTreeMap::new();
+        for i in 0..MAX_LANGUAGES + 5 {
+            add_language(&mut m, &format!("l{i:05}"), 1);
+        }
+        assert_eq!(m.len(), MAX_LANGUAGES + 1);
+        assert_eq!(m["(other)"], 5);
+    }
+}
