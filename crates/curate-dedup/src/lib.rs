@@ -11,6 +11,7 @@
 //!   components, optional true-Jaccard verification, cross-snapshot indexes.
 
 pub mod common;
+mod components;
 pub mod exact;
 pub mod local;
 pub mod minhash;

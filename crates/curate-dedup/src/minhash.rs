@@ -36,9 +36,12 @@ use crate::common::{
     clear_task_files, manifest_path, priorities, read_json, read_manifests, validate_keep,
     write_json,
 };
+use crate::components::{
+    Edge, ExternalReport, HIT, LabelRec, Node, TABLE_BYTES_PER_NODE, external_components, find,
+};
 use crate::runs::{
     ExternalSorter, KeyCursor, Merger, PartReader, Record, RunStreamWriter, Source, parse_bytes,
-    spill_sorted, u32_at, u64_at,
+    read_header, spill_sorted, u32_at, u64_at,
 };
 use crate::signature::{Hasher, MAX_NGRAM, MinhashParams, Sketcher, jaccard_sorted};
 
@@ -277,13 +280,6 @@ impl Record for BandRec {
     }
 }
 
-/// A document in a candidate edge or index hit: (priority, key), ordered best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Node {
-    prio: u32,
-    key: u64,
-}
-
 /// A node sorted by key (for building the node table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct KeyNode {
@@ -307,37 +303,6 @@ impl Record for KeyNode {
         }
     }
 }
-
-/// A candidate edge (or, with `b.key == u64::MAX`, an index hit of `a`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Edge {
-    a: Node,
-    b: Node,
-}
-
-impl Record for Edge {
-    const SIZE: usize = 24;
-    fn encode(&self, out: &mut [u8]) {
-        out[..8].copy_from_slice(&self.a.key.to_le_bytes());
-        out[8..12].copy_from_slice(&self.a.prio.to_le_bytes());
-        out[12..20].copy_from_slice(&self.b.key.to_le_bytes());
-        out[20..24].copy_from_slice(&self.b.prio.to_le_bytes());
-    }
-    fn decode(b: &[u8]) -> Self {
-        Edge {
-            a: Node {
-                key: u64_at(b, 0),
-                prio: u32_at(b, 8),
-            },
-            b: Node {
-                key: u64_at(b, 12),
-                prio: u32_at(b, 20),
-            },
-        }
-    }
-}
-
-const HIT: u64 = u64::MAX;
 
 /// A band key of a published index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -409,6 +374,14 @@ impl MinhashDedup {
         dir.join("buckets").join(format!("p{p:05}.edges"))
     }
 
+    fn summary_path(dir: &Path, p: usize) -> PathBuf {
+        dir.join("buckets").join(format!("p{p:05}.json"))
+    }
+
+    fn cluster_run_path(dir: &Path) -> PathBuf {
+        dir.join("cluster").join("run.json")
+    }
+
     fn nodes_path(dir: &Path) -> PathBuf {
         dir.join("cluster").join("nodes.run")
     }
@@ -443,57 +416,24 @@ impl MinhashDedup {
             sources.push(Box::new(IndexSource::open(&path, lo, hi)?));
         }
         let mut merger = Merger::new(sources)?;
-        let mut out = RunStreamWriter::<Edge>::create(&Self::edges_path(cx.dir, p))?;
+        let verifier = match self.cfg.verify {
+            Some(t) => Some(Verifier::open(cx.dir, cx.observed_tasks, t)?),
+            None => None,
+        };
+        let mut groups = GroupWriter {
+            out: RunStreamWriter::<Edge>::create(&Self::edges_path(cx.dir, p))?,
+            verifier,
+            summary: BucketSummary::default(),
+            locs: Vec::new(),
+            parent: Vec::new(),
+            pairs: Vec::new(),
+        };
         let mut group: Vec<Node> = Vec::new();
         let mut group_hash = 0u64;
         let mut group_hit = false;
-        let mut groups = 0u64;
-        let verify = self.cfg.verify.is_some();
-        let mut flush = |group: &mut Vec<Node>,
-                         hit: bool,
-                         out: &mut RunStreamWriter<Edge>|
-         -> Result<(), StepError> {
-            if hit {
-                for &a in group.iter() {
-                    out.push(Edge {
-                        a,
-                        b: Node {
-                            prio: u32::MAX,
-                            key: HIT,
-                        },
-                    })?;
-                }
-            } else if group.len() >= 2 {
-                groups += 1;
-                let first = group[0];
-                for &b in &group[1..] {
-                    out.push(Edge { a: first, b })?;
-                }
-                if verify {
-                    // Verification may reject a star edge that another member would pass: give
-                    // small groups every pair and large ones a chain as well.
-                    if group.len() <= 16 {
-                        for i in 1..group.len() {
-                            for j in i + 1..group.len() {
-                                out.push(Edge {
-                                    a: group[i],
-                                    b: group[j],
-                                })?;
-                            }
-                        }
-                    } else {
-                        for w in group[1..].windows(2) {
-                            out.push(Edge { a: w[0], b: w[1] })?;
-                        }
-                    }
-                }
-            }
-            group.clear();
-            Ok(())
-        };
         while let Some((r, src)) = merger.next_record()? {
             if r.hash != group_hash || (group.is_empty() && !group_hit) {
-                flush(&mut group, group_hit, &mut out)?;
+                groups.flush(&mut group, group_hit)?;
                 group_hit = false;
                 group_hash = r.hash;
             }
@@ -506,39 +446,47 @@ impl MinhashDedup {
                 });
             }
         }
-        flush(&mut group, group_hit, &mut out)?;
-        let edges = out.len();
+        groups.flush(&mut group, group_hit)?;
+        let GroupWriter { out, summary, .. } = groups;
         out.finish()?;
+        write_json(&Self::summary_path(cx.dir, p), &summary)?;
         let mut c = cx.counters.lock().expect("counters");
-        c.add("minhash_candidate_edges", edges as f64);
-        c.add("minhash_bucket_groups", groups as f64);
+        c.add("minhash_candidate_edges", summary.candidate_edges as f64);
+        c.add("minhash_bucket_groups", summary.groups as f64);
         Ok(())
     }
 
     fn run_cluster(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
         let tmp = cx.dir.join("cluster").join("tmp");
+        // Leftovers of an interrupted attempt are scratch: start clean.
+        match std::fs::remove_dir_all(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StepError::io(&tmp, e));
+            }
+            _ => {}
+        }
         std::fs::create_dir_all(&tmp).map_err(|e| StepError::io(&tmp, e))?;
         let parts = self.parts();
-        // Pass 1: the node table (every document with an edge or a hit), sorted by key.
-        let mut sorter = ExternalSorter::<KeyNode>::new(&tmp, "nodes", self.memory / 4);
-        let mut candidate_edges = 0u64;
+        let mut stats = MinhashStats::default();
         for p in 0..parts {
-            let path = Self::edges_path(cx.dir, p);
-            let mut r = PartReader::<Edge>::open(&path, 0, 1 << 16)?;
+            let s: BucketSummary = read_json(&Self::summary_path(cx.dir, p))?;
+            stats.candidate_edges += s.candidate_edges;
+            stats.verify_checked += s.verify_checked;
+            stats.verify_rejected += s.verify_rejected;
+        }
+        let edge_files: Vec<PathBuf> = (0..parts).map(|p| Self::edges_path(cx.dir, p)).collect();
+        // Pass 1: every document with an edge or a hit, once, sorted by key (external sort).
+        let mut sorter = ExternalSorter::<KeyNode>::new(&tmp, "nodes", self.memory / 4);
+        for path in &edge_files {
+            let mut r = PartReader::<Edge>::open(path, 0, 1 << 16)?;
             while let Some(e) = r.next_record()? {
-                if e.b.key == HIT {
-                    sorter.push(KeyNode {
-                        key: e.a.key,
-                        prio: e.a.prio,
-                        hit: true,
-                    })?;
-                } else {
-                    candidate_edges += 1;
-                    sorter.push(KeyNode {
-                        key: e.a.key,
-                        prio: e.a.prio,
-                        hit: false,
-                    })?;
+                let hit = e.b.key == HIT;
+                sorter.push(KeyNode {
+                    key: e.a.key,
+                    prio: e.a.prio,
+                    hit,
+                })?;
+                if !hit {
                     sorter.push(KeyNode {
                         key: e.b.key,
                         prio: e.b.prio,
@@ -547,116 +495,186 @@ impl MinhashDedup {
                 }
             }
         }
+        let node_spills = sorter.spills() as u64;
+        let nodes_path = tmp.join("nodes.keys");
+        let mut w = RunStreamWriter::<KeyNode>::create_scratch(&nodes_path)?;
         let mut sorted = sorter.finish()?;
-        let mut keys: Vec<u64> = Vec::new();
-        let mut prio: Vec<u32> = Vec::new();
-        let mut hit: Vec<bool> = Vec::new();
-        while let Some(n) = sorted.next_record()? {
-            if keys.last() == Some(&n.key) {
-                let last = hit.len() - 1;
-                hit[last] |= n.hit;
-            } else {
-                keys.push(n.key);
-                prio.push(n.prio);
-                hit.push(n.hit);
-            }
-        }
-        sorted.cleanup();
-        let n = keys.len();
-        let mut parent: Vec<u32> = (0..n as u32).collect();
-        let table_bytes = (n * (8 + 4 + 1 + 4)) as u64;
-
-        // Shingle-set locations for verification.
-        let mut verifier = match self.cfg.verify {
-            Some(t) => Some(Verifier::open(cx.dir, cx.observed_tasks, &keys, t)?),
-            None => None,
-        };
-
-        // Pass 2: union the (verified) candidate edges. Components do not depend on edge order:
-        // an edge whose ends are already connected is skipped, which cannot change them.
-        let idx = |k: u64| keys.binary_search(&k).expect("node in table") as u32;
-        let better = |x: u32, y: u32| {
-            (prio[x as usize], keys[x as usize]) < (prio[y as usize], keys[y as usize])
-        };
-        let (mut checked, mut rejected) = (0u64, 0u64);
-        for p in 0..parts {
-            let path = Self::edges_path(cx.dir, p);
-            let mut r = PartReader::<Edge>::open(&path, 0, 1 << 16)?;
-            while let Some(e) = r.next_record()? {
-                if e.b.key == HIT {
-                    continue;
-                }
-                let (ia, ib) = (idx(e.a.key), idx(e.b.key));
-                let (ra, rb) = (find(&mut parent, ia), find(&mut parent, ib));
-                if ra == rb {
-                    continue;
-                }
-                if let Some(v) = verifier.as_mut() {
-                    checked += 1;
-                    if !v.similar(ia as usize, ib as usize)? {
-                        rejected += 1;
-                        continue;
+        let mut cur: Option<KeyNode> = None;
+        while let Some(k) = sorted.next_record()? {
+            match cur.as_mut() {
+                Some(c) if c.key == k.key => c.hit |= k.hit,
+                _ => {
+                    if let Some(c) = cur.replace(k) {
+                        w.push(c)?;
                     }
                 }
-                if better(ra, rb) {
-                    parent[rb as usize] = ra;
-                } else {
-                    parent[ra as usize] = rb;
+            }
+        }
+        if let Some(c) = cur {
+            w.push(c)?;
+        }
+        sorted.cleanup();
+        let n = w.len();
+        w.finish()?;
+        stats.cluster_table_bytes = n * NodeRec::SIZE as u64;
+        // The in-memory table when it fits half the budget, else external rounds: the same
+        // components, the same files.
+        let external = n as usize * IN_MEMORY_BYTES_PER_NODE > self.memory / 2;
+        let out = Self::nodes_path(cx.dir);
+        let report = if external {
+            self.cluster_external(&tmp, &nodes_path, &edge_files, &out, &mut stats)?
+        } else {
+            cluster_in_memory(&nodes_path, &edge_files, &out, &mut stats)?;
+            ExternalReport::default()
+        };
+        write_json(&Self::stats_path(cx.dir), &stats)?;
+        let run = ClusterRun {
+            nodes: n,
+            external,
+            table_capacity: if external {
+                (self.memory / 2 / TABLE_BYTES_PER_NODE).max(4) as u64
+            } else {
+                n
+            },
+            rounds: report.rounds,
+            deferred_edges: report.deferred_edges,
+            spill_files: report.spill_files + node_spills,
+            peak_table_nodes: if external { report.peak_table_nodes } else { n },
+        };
+        write_json(&Self::cluster_run_path(cx.dir), &run)?;
+        let _ = std::fs::remove_dir_all(&tmp);
+        let mut c = cx.counters.lock().expect("counters");
+        c.add("minhash_clusters", stats.clusters as f64);
+        c.add("minhash_duplicates", stats.duplicates_removed as f64);
+        c.add("minhash_removed_against", stats.removed_against as f64);
+        c.add("minhash_verify_rejected", stats.verify_rejected as f64);
+        c.add("minhash_cluster_external", external as u8 as f64);
+        c.add("minhash_cluster_rounds", run.rounds as f64);
+        c.add("minhash_cluster_spill_files", run.spill_files as f64);
+        Ok(())
+    }
+
+    /// The cluster stage past memory: components by contraction rounds
+    /// ([`external_components`]), then members grouped by component with external sorts.
+    fn cluster_external(
+        &self,
+        tmp: &Path,
+        nodes_path: &Path,
+        edge_files: &[PathBuf],
+        out: &Path,
+        stats: &mut MinhashStats,
+    ) -> Result<ExternalReport, StepError> {
+        let cap = (self.memory / 2 / TABLE_BYTES_PER_NODE).max(4);
+        let budget = self.memory / 4;
+        let report = external_components(edge_files, tmp, cap, budget)?;
+        // Every node with its component's best key.
+        let mut members = ExternalSorter::<MemberRec>::new(tmp, "members", budget);
+        let mut nr = PartReader::<KeyNode>::open(nodes_path, 0, 1 << 16)?;
+        let mut lr = match &report.labels {
+            Some(p) => Some(PartReader::<LabelRec>::open(p, 0, 1 << 16)?),
+            None => None,
+        };
+        let next_label = |lr: &mut Option<PartReader<LabelRec>>| match lr {
+            Some(r) => r.next_record(),
+            None => Ok(None),
+        };
+        let mut label = next_label(&mut lr)?;
+        while let Some(k) = nr.next_record()? {
+            while label.is_some_and(|l| l.key < k.key) {
+                label = next_label(&mut lr)?;
+            }
+            let root = match label {
+                Some(l) if l.key == k.key => l.root,
+                _ => k.key,
+            };
+            members.push(MemberRec {
+                root,
+                key: k.key,
+                hit: k.hit,
+            })?;
+        }
+        // Members by component: their file, and one (root, size, hit) record per component.
+        let members_path = tmp.join("members.run");
+        let comps_path = tmp.join("components.run");
+        let mut mw = RunStreamWriter::<MemberRec>::create_scratch(&members_path)?;
+        let mut cw = RunStreamWriter::<CompRec>::create_scratch(&comps_path)?;
+        let mut sorted = members.finish()?;
+        let mut comp: Option<CompRec> = None;
+        let mut close = |c: CompRec, cw: &mut RunStreamWriter<CompRec>| {
+            if c.size >= 2 {
+                stats.clusters += 1;
+                *stats.cluster_sizes.entry(c.size).or_default() += 1;
+            }
+            cw.push(c)
+        };
+        while let Some(m) = sorted.next_record()? {
+            mw.push(m)?;
+            match comp.as_mut() {
+                Some(c) if c.root == m.root => {
+                    c.size += 1;
+                    c.hit |= m.hit;
+                }
+                _ => {
+                    let next = CompRec {
+                        root: m.root,
+                        size: 1,
+                        hit: m.hit,
+                    };
+                    if let Some(c) = comp.replace(next) {
+                        close(c, &mut cw)?;
+                    }
                 }
             }
         }
-        // Components: size and whether any member matched an earlier snapshot.
-        let mut size = vec![0u32; n];
-        let mut comp_hit = vec![false; n];
-        for i in 0..n as u32 {
-            let r = find(&mut parent, i) as usize;
-            size[r] += 1;
-            comp_hit[r] |= hit[i as usize];
+        if let Some(c) = comp {
+            close(c, &mut cw)?;
         }
-        let mut stats = MinhashStats {
-            candidate_edges,
-            verify_checked: checked,
-            verify_rejected: rejected,
-            cluster_table_bytes: table_bytes,
-            ..Default::default()
-        };
-        for i in 0..n {
-            if parent[i] as usize == i && size[i] >= 2 {
-                stats.clusters += 1;
-                *stats.cluster_sizes.entry(size[i] as u64).or_default() += 1;
+        sorted.cleanup();
+        mw.finish()?;
+        cw.finish()?;
+        // Node records of the members of clusters (and of snapshot matches), sorted by key.
+        let mut recs = ExternalSorter::<NodeRec>::new(tmp, "out", budget);
+        let mut mr = PartReader::<MemberRec>::open(&members_path, 0, 1 << 16)?;
+        let mut cr = PartReader::<CompRec>::open(&comps_path, 0, 1 << 16)?;
+        let mut comp = cr.next_record()?;
+        while let Some(m) = mr.next_record()? {
+            while comp.is_some_and(|c| c.root < m.root) {
+                comp = cr.next_record()?;
             }
-        }
-        let mut w = RunStreamWriter::<NodeRec>::create(&Self::nodes_path(cx.dir))?;
-        for i in 0..n {
-            let r = find(&mut parent, i as u32) as usize;
-            if size[r] < 2 && !comp_hit[r] {
+            let c = comp.filter(|c| c.root == m.root).ok_or_else(|| {
+                StepError::Other(format!(
+                    "{}: no component record for root {}",
+                    comps_path.display(),
+                    m.root
+                ))
+            })?;
+            if c.size < 2 && !c.hit {
                 continue;
             }
             stats.documents_in_clusters += 1;
-            let status = if comp_hit[r] {
+            let status = if c.hit {
                 stats.removed_against += 1;
                 REMOVED_AGAINST
-            } else if r == i {
+            } else if m.root == m.key {
                 KEPT
             } else {
                 stats.duplicates_removed += 1;
                 REMOVED
             };
-            w.push(NodeRec {
-                key: keys[i],
-                root: keys[r],
+            recs.push(NodeRec {
+                key: m.key,
+                root: m.root,
                 status,
             })?;
         }
+        let mut w = RunStreamWriter::<NodeRec>::create(out)?;
+        let mut sorted = recs.finish()?;
+        while let Some(r) = sorted.next_record()? {
+            w.push(r)?;
+        }
+        sorted.cleanup();
         w.finish()?;
-        write_json(&Self::stats_path(cx.dir), &stats)?;
-        let _ = std::fs::remove_dir(&tmp);
-        let mut c = cx.counters.lock().expect("counters");
-        c.add("minhash_clusters", stats.clusters as f64);
-        c.add("minhash_duplicates", stats.duplicates_removed as f64);
-        c.add("minhash_removed_against", stats.removed_against as f64);
-        c.add("minhash_verify_rejected", rejected as f64);
-        Ok(())
+        Ok(report)
     }
 
     fn run_index(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
@@ -707,19 +725,6 @@ impl MinhashDedup {
         }
         Ok(())
     }
-}
-
-fn find(parent: &mut [u32], mut x: u32) -> u32 {
-    let mut root = x;
-    while parent[root as usize] != root {
-        root = parent[root as usize];
-    }
-    while parent[x as usize] != root {
-        let next = parent[x as usize];
-        parent[x as usize] = root;
-        x = next;
-    }
-    root
 }
 
 /// The hash range (0..ranges) of a band key: monotone in the key.
@@ -775,72 +780,384 @@ impl Source<BandRec> for IndexSource {
     }
 }
 
-/// Exact Jaccard of candidate pairs from the shingle sets the observers stored.
-struct Verifier {
-    threshold: f64,
-    files: Vec<(PathBuf, File)>,
-    /// Per node: (observer task, byte offset, shingle count); task `u32::MAX` when unknown.
-    loc: Vec<(u32, u64, u32)>,
-    bytes: Vec<u8>,
-    a: Vec<u32>,
-    b: Vec<u32>,
+/// Bytes per node of the in-memory cluster table: key, priority, hit flag, parent, component
+/// size and component hit flag.
+const IN_MEMORY_BYTES_PER_NODE: usize = 8 + 4 + 1 + 4 + 4 + 1;
+
+/// The cluster stage when its node table fits: union-find over the sorted node list.
+fn cluster_in_memory(
+    nodes_path: &Path,
+    edge_files: &[PathBuf],
+    out: &Path,
+    stats: &mut MinhashStats,
+) -> Result<(), StepError> {
+    let mut keys: Vec<u64> = Vec::new();
+    let mut prio: Vec<u32> = Vec::new();
+    let mut hit: Vec<bool> = Vec::new();
+    let mut r = PartReader::<KeyNode>::open(nodes_path, 0, 1 << 16)?;
+    while let Some(k) = r.next_record()? {
+        keys.push(k.key);
+        prio.push(k.prio);
+        hit.push(k.hit);
+    }
+    let n = keys.len();
+    let mut parent: Vec<u32> = (0..n as u32).collect();
+    let idx = |k: u64| keys.binary_search(&k).expect("node in table") as u32;
+    let better = |x: u32, y: u32| {
+        (prio[x as usize], keys[x as usize]) < (prio[y as usize], keys[y as usize])
+    };
+    for path in edge_files {
+        let mut r = PartReader::<Edge>::open(path, 0, 1 << 16)?;
+        while let Some(e) = r.next_record()? {
+            if e.b.key == HIT {
+                continue;
+            }
+            let (ra, rb) = (
+                find(&mut parent, idx(e.a.key)),
+                find(&mut parent, idx(e.b.key)),
+            );
+            if ra == rb {
+                continue;
+            }
+            if better(ra, rb) {
+                parent[rb as usize] = ra;
+            } else {
+                parent[ra as usize] = rb;
+            }
+        }
+    }
+    // Components: size and whether any member matched an earlier snapshot.
+    let mut size = vec![0u32; n];
+    let mut comp_hit = vec![false; n];
+    for i in 0..n as u32 {
+        let r = find(&mut parent, i) as usize;
+        size[r] += 1;
+        comp_hit[r] |= hit[i as usize];
+    }
+    for i in 0..n {
+        if parent[i] as usize == i && size[i] >= 2 {
+            stats.clusters += 1;
+            *stats.cluster_sizes.entry(size[i] as u64).or_default() += 1;
+        }
+    }
+    let mut w = RunStreamWriter::<NodeRec>::create(out)?;
+    for i in 0..n {
+        let r = find(&mut parent, i as u32) as usize;
+        if size[r] < 2 && !comp_hit[r] {
+            continue;
+        }
+        stats.documents_in_clusters += 1;
+        let status = if comp_hit[r] {
+            stats.removed_against += 1;
+            REMOVED_AGAINST
+        } else if r == i {
+            KEPT
+        } else {
+            stats.duplicates_removed += 1;
+            REMOVED
+        };
+        w.push(NodeRec {
+            key: keys[i],
+            root: keys[r],
+            status,
+        })?;
+    }
+    w.finish()
 }
 
-impl Verifier {
-    fn open(dir: &Path, tasks: usize, keys: &[u64], threshold: f64) -> Result<Self, StepError> {
-        let mut loc = vec![(u32::MAX, 0u64, 0u32); keys.len()];
-        let mut files = Vec::with_capacity(tasks);
-        for t in 0..tasks {
-            let data = verify_data_path(dir, t);
-            let file = File::open(&data).map_err(|e| StepError::io(&data, e))?;
-            files.push((data, file));
-            // Each task's index is sorted by key: merge-join with the node table.
-            let mut r = PartReader::<ShingleLoc>::open(&verify_index_path(dir, t), 0, 1 << 16)?;
-            let mut i = 0usize;
-            while let Some(s) = r.next_record()? {
-                while i < keys.len() && keys[i] < s.key {
-                    i += 1;
+/// What one buckets task found (`buckets/pPPPPP.json`); the cluster stage sums them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct BucketSummary {
+    /// Candidate pairs generated from the groups (before `verify`).
+    candidate_edges: u64,
+    /// Pairs whose Jaccard similarity was computed.
+    verify_checked: u64,
+    /// Checked pairs below the threshold.
+    verify_rejected: u64,
+    /// Groups of two or more documents sharing a band key.
+    groups: u64,
+}
+
+/// How the cluster stage ran (`cluster/run.json`; not part of the published stats, which are the
+/// same whichever way it ran).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ClusterRun {
+    /// Documents with an edge or an index hit.
+    nodes: u64,
+    /// True when the node table did not fit `memory_limit / 2` and contraction rounds ran.
+    external: bool,
+    /// Nodes a table could hold.
+    table_capacity: u64,
+    /// Contraction rounds (0 in memory).
+    rounds: u64,
+    /// Edges deferred to a later round, summed.
+    deferred_edges: u64,
+    /// Scratch files written (sorted spills, round graphs, label files).
+    spill_files: u64,
+    /// Most nodes in memory at once.
+    peak_table_nodes: u64,
+}
+
+/// A node with its component's best key, sorted by (root, key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct MemberRec {
+    root: u64,
+    key: u64,
+    hit: bool,
+}
+
+impl Record for MemberRec {
+    const SIZE: usize = 17;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.root.to_le_bytes());
+        out[8..16].copy_from_slice(&self.key.to_le_bytes());
+        out[16] = self.hit as u8;
+    }
+    fn decode(b: &[u8]) -> Self {
+        MemberRec {
+            root: u64_at(b, 0),
+            key: u64_at(b, 8),
+            hit: b[16] != 0,
+        }
+    }
+}
+
+/// A component: its best key, size, and whether a member matched an earlier snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct CompRec {
+    root: u64,
+    size: u64,
+    hit: bool,
+}
+
+impl Record for CompRec {
+    const SIZE: usize = 17;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.root.to_le_bytes());
+        out[8..16].copy_from_slice(&self.size.to_le_bytes());
+        out[16] = self.hit as u8;
+    }
+    fn decode(b: &[u8]) -> Self {
+        CompRec {
+            root: u64_at(b, 0),
+            size: u64_at(b, 8),
+            hit: b[16] != 0,
+        }
+    }
+}
+
+/// The buckets stage's group → edges step, with the optional Jaccard check.
+struct GroupWriter {
+    out: RunStreamWriter<Edge>,
+    verifier: Option<Verifier>,
+    summary: BucketSummary,
+    locs: Vec<Option<Loc>>,
+    parent: Vec<u32>,
+    pairs: Vec<(u32, u32)>,
+}
+
+impl GroupWriter {
+    /// Writes the edges (or index hits) of one group of documents sharing a band key and
+    /// empties it.
+    fn flush(&mut self, group: &mut Vec<Node>, hit: bool) -> Result<(), StepError> {
+        if hit {
+            for &a in group.iter() {
+                self.out.push(Edge {
+                    a,
+                    b: Node {
+                        prio: u32::MAX,
+                        key: HIT,
+                    },
+                })?;
+            }
+        } else if group.len() >= 2 {
+            self.summary.groups += 1;
+            let first = group[0];
+            match self.verifier.as_mut() {
+                None => {
+                    // A star from the best member.
+                    self.summary.candidate_edges += group.len() as u64 - 1;
+                    for &b in &group[1..] {
+                        self.out.push(Edge { a: first, b })?;
+                    }
                 }
-                if i < keys.len() && keys[i] == s.key {
-                    loc[i] = (t as u32, s.offset, s.len);
+                Some(v) => {
+                    // Verification may reject a star edge that another member would pass: small
+                    // groups get every pair, large ones a chain as well. Pairs are checked in
+                    // that fixed order and skipped once their ends are connected within the
+                    // group, so only a spanning forest of the verified pairs is written (the
+                    // same components as all verified pairs).
+                    let len = group.len() as u32;
+                    self.pairs.clear();
+                    self.pairs.extend((1..len).map(|j| (0, j)));
+                    if len <= 16 {
+                        for i in 1..len {
+                            self.pairs.extend((i + 1..len).map(|j| (i, j)));
+                        }
+                    } else {
+                        self.pairs.extend((1..len - 1).map(|i| (i, i + 1)));
+                    }
+                    self.summary.candidate_edges += self.pairs.len() as u64;
+                    self.locs.clear();
+                    for n in group.iter() {
+                        self.locs.push(v.locate(n.key)?);
+                    }
+                    self.parent.clear();
+                    self.parent.extend(0..len);
+                    for &(i, j) in &self.pairs {
+                        let (ri, rj) = (find(&mut self.parent, i), find(&mut self.parent, j));
+                        if ri == rj {
+                            continue;
+                        }
+                        self.summary.verify_checked += 1;
+                        if !v.similar(self.locs[i as usize], self.locs[j as usize])? {
+                            self.summary.verify_rejected += 1;
+                            continue;
+                        }
+                        self.parent[ri.max(rj) as usize] = ri.min(rj);
+                        self.out.push(Edge {
+                            a: group[i as usize],
+                            b: group[j as usize],
+                        })?;
+                    }
                 }
             }
         }
+        group.clear();
+        Ok(())
+    }
+}
+
+/// Where a document's shingle set is: observer task, byte offset, shingle count.
+type Loc = (u32, u64, u32);
+
+/// One observer task's stored shingle sets.
+struct VerifyTask {
+    first: u64,
+    last: u64,
+    n: u64,
+    data_start: u64,
+    index_path: PathBuf,
+    index: File,
+    data_path: PathBuf,
+    data: File,
+}
+
+/// Exact Jaccard of candidate pairs, from the shingle sets the observers stored. A document's
+/// set is found by binary search in its observer's index (sorted by key); observer tasks hold
+/// disjoint key ranges.
+struct Verifier {
+    threshold: f64,
+    /// Observer tasks that stored a set, by first key.
+    tasks: Vec<VerifyTask>,
+    rec: Vec<u8>,
+    bytes: Vec<u8>,
+    a: Vec<u32>,
+    b: Vec<u32>,
+    loaded: [Option<Loc>; 2],
+}
+
+impl Verifier {
+    fn open(dir: &Path, observed_tasks: usize, threshold: f64) -> Result<Self, StepError> {
+        let mut tasks = Vec::new();
+        for t in 0..observed_tasks {
+            let index_path = verify_index_path(dir, t);
+            let index = File::open(&index_path).map_err(|e| StepError::io(&index_path, e))?;
+            let head = read_header(&index, &index_path, ShingleLoc::SIZE)?;
+            let n: u64 = head.counts.iter().sum();
+            if n == 0 {
+                continue;
+            }
+            let data_path = verify_data_path(dir, t);
+            let data = File::open(&data_path).map_err(|e| StepError::io(&data_path, e))?;
+            let mut vt = VerifyTask {
+                first: 0,
+                last: 0,
+                n,
+                data_start: head.data_start,
+                index_path,
+                index,
+                data_path,
+                data,
+            };
+            let mut rec = vec![0u8; ShingleLoc::SIZE];
+            vt.first = read_loc(&vt, 0, &mut rec)?.key;
+            vt.last = read_loc(&vt, n - 1, &mut rec)?.key;
+            tasks.push(vt);
+        }
+        tasks.sort_by_key(|t| t.first);
         Ok(Self {
             threshold,
-            files,
-            loc,
+            tasks,
+            rec: vec![0u8; ShingleLoc::SIZE],
             bytes: Vec::new(),
             a: Vec::new(),
             b: Vec::new(),
+            loaded: [None, None],
         })
     }
 
-    fn load(&mut self, node: usize, into_a: bool) -> Result<bool, StepError> {
-        let (t, off, len) = self.loc[node];
-        if t == u32::MAX {
-            return Ok(false);
+    /// The location of `key`'s shingle set, if one was stored.
+    fn locate(&mut self, key: u64) -> Result<Option<Loc>, StepError> {
+        let at = self.tasks.partition_point(|t| t.first <= key);
+        if at == 0 {
+            return Ok(None);
         }
-        let (path, file) = &self.files[t as usize];
+        let t = &self.tasks[at - 1];
+        if key > t.last {
+            return Ok(None);
+        }
+        let (mut lo, mut hi) = (0u64, t.n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let s = read_loc(t, mid, &mut self.rec)?;
+            match s.key.cmp(&key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some((at as u32 - 1, s.offset, s.len))),
+            }
+        }
+        Ok(None)
+    }
+
+    fn load(&mut self, loc: Loc, slot: usize) -> Result<(), StepError> {
+        if self.loaded[slot] == Some(loc) {
+            return Ok(());
+        }
+        let (t, off, len) = loc;
+        let t = &self.tasks[t as usize];
         self.bytes.resize(len as usize * 4, 0);
-        file.read_exact_at(&mut self.bytes, off)
-            .map_err(|e| StepError::io(path, e))?;
-        let out = if into_a { &mut self.a } else { &mut self.b };
+        t.data
+            .read_exact_at(&mut self.bytes, off)
+            .map_err(|e| StepError::io(&t.data_path, e))?;
+        let out = if slot == 0 { &mut self.a } else { &mut self.b };
         out.clear();
         out.extend(
             self.bytes
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))),
         );
-        Ok(true)
+        self.loaded[slot] = Some(loc);
+        Ok(())
     }
 
-    fn similar(&mut self, x: usize, y: usize) -> Result<bool, StepError> {
-        if !self.load(x, true)? || !self.load(y, false)? {
+    /// True when both sets are stored and their Jaccard similarity reaches the threshold.
+    fn similar(&mut self, x: Option<Loc>, y: Option<Loc>) -> Result<bool, StepError> {
+        let (Some(x), Some(y)) = (x, y) else {
             return Ok(false);
-        }
+        };
+        self.load(x, 0)?;
+        self.load(y, 1)?;
         Ok(jaccard_sorted(&self.a, &self.b) >= self.threshold)
     }
+}
+
+/// Record `i` of an observer task's shingle index.
+fn read_loc(t: &VerifyTask, i: u64, rec: &mut [u8]) -> Result<ShingleLoc, StepError> {
+    t.index
+        .read_exact_at(rec, t.data_start + i * ShingleLoc::SIZE as u64)
+        .map_err(|e| StepError::io(&t.index_path, e))?;
+    Ok(ShingleLoc::decode(rec))
 }
 
 fn verify_data_path(dir: &Path, task: usize) -> PathBuf {

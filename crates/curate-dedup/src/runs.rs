@@ -47,6 +47,17 @@ pub fn write_atomic(
     path: &Path,
     f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<(), StepError> {
+    write_file(path, true, f)
+}
+
+/// Writes a file through a temp file and a rename; `durable` adds the fsyncs of
+/// [`write_atomic`]. Scratch files that a re-run of the task recreates (sort spills, the cluster
+/// stage's rounds) skip them.
+pub fn write_file(
+    path: &Path,
+    durable: bool,
+    f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<(), StepError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
@@ -56,9 +67,11 @@ pub fn write_atomic(
         let mut w = BufWriter::with_capacity(1 << 16, file);
         f(&mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        if let Ok(d) = File::open(dir) {
+        if durable && let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
@@ -101,7 +114,17 @@ pub fn write_run<'a, R: Record>(
     counts: &[u64],
     records: impl IntoIterator<Item = &'a R>,
 ) -> Result<(), StepError> {
-    write_atomic(path, |w| {
+    write_run_file(path, true, counts, records)
+}
+
+/// [`write_run`], with the fsyncs only if `durable`.
+pub fn write_run_file<'a, R: Record>(
+    path: &Path,
+    durable: bool,
+    counts: &[u64],
+    records: impl IntoIterator<Item = &'a R>,
+) -> Result<(), StepError> {
+    write_file(path, durable, |w| {
         w.write_all(RUN_MAGIC)?;
         w.write_all(&(R::SIZE as u32).to_le_bytes())?;
         w.write_all(&(counts.len() as u32).to_le_bytes())?;
@@ -122,6 +145,7 @@ pub fn write_run<'a, R: Record>(
 pub struct RunStreamWriter<R: Record> {
     path: PathBuf,
     tmp: PathBuf,
+    durable: bool,
     w: BufWriter<File>,
     n: u64,
     buf: Vec<u8>,
@@ -131,6 +155,16 @@ pub struct RunStreamWriter<R: Record> {
 impl<R: Record> RunStreamWriter<R> {
     /// Starts writing `path` (atomically on [`finish`](Self::finish)).
     pub fn create(path: &Path) -> Result<Self, StepError> {
+        Self::open_writer(path, true)
+    }
+
+    /// Starts writing a scratch file: renamed into place on [`finish`](Self::finish) but not
+    /// fsynced (a re-run of the task writes it again).
+    pub fn create_scratch(path: &Path) -> Result<Self, StepError> {
+        Self::open_writer(path, false)
+    }
+
+    fn open_writer(path: &Path, durable: bool) -> Result<Self, StepError> {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
@@ -146,6 +180,7 @@ impl<R: Record> RunStreamWriter<R> {
         Ok(Self {
             path: path.to_path_buf(),
             tmp,
+            durable,
             w,
             n: 0,
             buf: vec![0u8; R::SIZE],
@@ -176,15 +211,22 @@ impl<R: Record> RunStreamWriter<R> {
     /// Patches the header, fsyncs and renames into place.
     pub fn finish(self) -> Result<(), StepError> {
         let Self {
-            path, tmp, w, n, ..
+            path,
+            tmp,
+            durable,
+            w,
+            n,
+            ..
         } = self;
         let res = (|| {
             let mut file = w.into_inner().map_err(|e| e.into_error())?;
             file.seek(SeekFrom::Start(16))?;
             file.write_all(&n.to_le_bytes())?;
-            file.sync_all()?;
+            if durable {
+                file.sync_all()?;
+            }
             std::fs::rename(&tmp, &path)?;
-            if let Some(d) = path.parent().and_then(|d| File::open(d).ok()) {
+            if durable && let Some(d) = path.parent().and_then(|d| File::open(d).ok()) {
                 let _ = d.sync_all();
             }
             Ok(())
@@ -398,7 +440,7 @@ impl<R: Record> ExternalSorter<R> {
         let path = self
             .dir
             .join(format!("{}-{:04}.run", self.prefix, self.runs.len()));
-        write_run(&path, &[self.buf.len() as u64], self.buf.iter())?;
+        write_run_file(&path, false, &[self.buf.len() as u64], self.buf.iter())?;
         self.runs.push(path);
         self.buf.clear();
         Ok(())

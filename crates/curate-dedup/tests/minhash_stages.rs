@@ -149,16 +149,19 @@ fn spills_under_a_tiny_memory_limit_with_the_same_result() {
     let docs = corpus_with_duplicates(400);
     let big = MinhashDedupConfig {
         verify: Some(0.8),
+        cluster_id_column: Some("cluster".into()),
         ..Default::default()
     };
-    // Below the validated minimum on purpose: forces many spills on this small input.
+    // Below the validated minimum on purpose: forces many spills on this small input, in the
+    // observers and in the cluster stage (whose node table then exceeds half the limit).
     let tiny = MinhashDedupConfig {
-        memory_limit: "96KiB".into(),
+        memory_limit: "2KiB".into(),
         ..big.clone()
     };
-    let (a, _d1) = run(&big, &docs, 2, 100, 2);
-    let (b, _d2) = run(&tiny, &docs, 2, 100, 2);
+    let (a, d1) = run(&big, &docs, 2, 100, 2);
+    let (b, d2) = run(&tiny, &docs, 2, 100, 2);
     assert_eq!(a.removed, b.removed);
+    assert_eq!(a.cluster_ids, b.cluster_ids);
     assert_eq!(
         a.counters.get("minhash_runs"),
         2.0,
@@ -169,11 +172,85 @@ fn spills_under_a_tiny_memory_limit_with_the_same_result() {
         "runs: {}",
         b.counters.get("minhash_runs")
     );
+    assert_same_files(d1.path(), d2.path(), "2KiB vs 1GiB");
+    let (ra, rb) = (cluster_run(d1.path()), cluster_run(d2.path()));
+    assert_eq!(ra["external"], false, "{ra}");
+    assert_eq!(rb["external"], true, "{rb}");
+    assert!(rb["rounds"].as_u64().unwrap() >= 3, "{rb}");
+    assert!(rb["spill_files"].as_u64().unwrap() >= 6, "{rb}");
+    assert!(
+        rb["peak_table_nodes"].as_u64().unwrap() * 4 <= rb["nodes"].as_u64().unwrap(),
+        "the table held at most a quarter of the nodes: {rb}"
+    );
+    assert!(b.counters.get("minhash_cluster_rounds") >= 3.0);
     let text: usize = docs.iter().map(|d| d.text.len()).sum();
     assert!(
-        text > 20 * 96 * 1024,
+        text > 400 * 2048,
         "the limit is far below the input size ({text} bytes)"
     );
+}
+
+/// The cluster stage's record of how it ran (`cluster/run.json`).
+fn cluster_run(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&read(&dir.join("cluster/run.json"))).unwrap()
+}
+
+/// The files every later consumer reads are byte-identical.
+fn assert_same_files(a: &Path, b: &Path, what: &str) {
+    for f in [
+        "cluster/nodes.run",
+        "cluster/stats.json",
+        "index/band-0000.bin",
+        "index/band-0007.bin",
+        "index/band-0013.bin",
+        "index/index.json",
+    ] {
+        assert!(read(&a.join(f)) == read(&b.join(f)), "{f} differs: {what}");
+    }
+}
+
+#[test]
+fn cluster_stage_past_memory_gives_the_same_files_for_any_limit_split_and_threads() {
+    let docs = corpus_with_duplicates(600);
+    let configs = [
+        MinhashDedupConfig {
+            cluster_id_column: Some("cluster".into()),
+            ..Default::default()
+        },
+        MinhashDedupConfig {
+            keep: Keep::Highest,
+            score_column: Some("score".into()),
+            verify: Some(0.8),
+            cluster_id_column: Some("cluster".into()),
+            ..Default::default()
+        },
+    ];
+    for cfg in configs {
+        let (base, base_dir) = run(&cfg, &docs, 1, 1000, 1);
+        assert!(base.removed.len() >= 80, "{}", base.removed.len());
+        assert_eq!(cluster_run(base_dir.path())["external"], false);
+        for (limit, tasks, batch, threads) in [
+            ("1KiB", 3, 64, 2),
+            ("2KiB", 7, 33, 1),
+            ("3KiB", 2, 500, 2),
+            ("256MiB", 5, 97, 2),
+        ] {
+            let c = MinhashDedupConfig {
+                memory_limit: limit.into(),
+                ..cfg.clone()
+            };
+            let (other, dir) = run(&c, &docs, tasks, batch, threads);
+            let what = format!("limit={limit} tasks={tasks} batch={batch} threads={threads}");
+            assert_eq!(other.removed, base.removed, "{what}");
+            assert_eq!(other.cluster_ids, base.cluster_ids, "{what}");
+            assert_same_files(base_dir.path(), dir.path(), &what);
+            let r = cluster_run(dir.path());
+            assert_eq!(r["external"], !limit.ends_with("MiB"), "{what}: {r}");
+            if limit.ends_with("KiB") {
+                assert!(r["rounds"].as_u64().unwrap() >= 2, "{what}: {r}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -242,7 +319,16 @@ fn against_an_earlier_snapshot_without_its_text() {
         against: vec![snap.path().display().to_string()],
         ..Default::default()
     };
-    let (second, _d2) = run(&cfg2, &docs2, 2, 40, 2);
+    let (second, d2) = run(&cfg2, &docs2, 2, 40, 2);
+    // The same decisions when the cluster stage runs past memory.
+    let tiny = MinhashDedupConfig {
+        memory_limit: "512B".into(),
+        ..cfg2.clone()
+    };
+    let (third, d3) = run(&tiny, &docs2, 3, 25, 1);
+    assert_eq!(third.removed, second.removed);
+    assert_eq!(cluster_run(d3.path())["external"], true);
+    assert_same_files(d2.path(), d3.path(), "against, 512B vs 1GiB");
     let against: Vec<u64> = second
         .removed
         .iter()
@@ -297,7 +383,7 @@ fn rerun_after_a_crash_gives_the_same_files() {
     let docs = corpus_with_duplicates(200);
     let cfg = MinhashDedupConfig {
         verify: Some(0.8),
-        memory_limit: "96KiB".into(),
+        memory_limit: "1KiB".into(),
         ..Default::default()
     };
     let tasks = split(&docs, 2, 40);
@@ -329,6 +415,11 @@ fn rerun_after_a_crash_gives_the_same_files() {
         }
         obs.finish(&mut c).unwrap();
     }
+    // A cluster stage killed mid-way left scratch files of its rounds behind.
+    let scratch = dir.path().join("cluster/tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("graph-0001.edges"), b"torn").unwrap();
+    std::fs::write(scratch.join("labels-0000.run"), b"torn").unwrap();
     let counters = std::sync::Mutex::new(Counters::default());
     for (s, spec) in barrier.stages(2).iter().enumerate() {
         // Every stage task runs twice: a re-run must leave the same files.
@@ -369,6 +460,8 @@ fn rerun_after_a_crash_gives_the_same_files() {
         }
     }
     assert_eq!(removed, clean.removed);
+    assert_eq!(cluster_run(dir.path())["external"], true);
+    assert!(!scratch.exists(), "scratch files removed");
 }
 
 #[test]
