@@ -76,6 +76,67 @@ pub struct OutputConfig {
     /// Write every dropped document under `excluded/` with `step` and `reason` columns.
     #[serde(default)]
     pub exclusion: bool,
+    /// `[output.card]`: what the dataset card (`README.md` in the snapshot) says about the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardConfig>,
+}
+
+/// `[output.card]`: the dataset card's name, description, license and languages (written into
+/// its Hugging Face front matter). Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CardConfig {
+    /// Display name (`pretty_name`), e.g. "FineWeb sample, top 30 % by quality".
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A paragraph describing the dataset.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// License id as the Hugging Face hub spells it, e.g. "odc-by", "cc-by-4.0", "apache-2.0".
+    #[serde(default)]
+    pub license: Option<String>,
+    /// Language codes (ISO 639-1 or 639-3, optionally with a region), e.g. ["en"].
+    #[serde(default)]
+    pub language: Vec<String>,
+}
+
+impl CardConfig {
+    /// Reports every bad value.
+    pub fn validate(&self, p: &mut Problems) {
+        p.set_scope("output.card");
+        if self.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            p.push(
+                "name",
+                "is empty; omit it to name the snapshot \"curate snapshot\"",
+            );
+        }
+        if let Some(l) = &self.license {
+            let ok = !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-+_".contains(c));
+            if !ok {
+                p.push(
+                    "license",
+                    format!("\"{l}\" is not a license id; use the hub's lowercase ids such as \"odc-by\", \"cc-by-4.0\", \"apache-2.0\" or \"other\""),
+                );
+            }
+        }
+        for l in &self.language {
+            let mut parts = l.split('-');
+            let base = parts.next().unwrap_or_default();
+            let ok = (2..=3).contains(&base.len())
+                && base.chars().all(|c| c.is_ascii_lowercase())
+                && parts.all(|s| {
+                    !s.is_empty() && s.len() <= 8 && s.chars().all(|c| c.is_ascii_alphanumeric())
+                });
+            if !ok {
+                p.push(
+                    "language",
+                    format!("\"{l}\" is not a language code; use ISO 639-1 or 639-3 codes such as \"en\", \"de\" or \"zh-Hans\""),
+                );
+            }
+        }
+    }
 }
 
 fn default_zstd() -> i32 {
@@ -418,6 +479,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
                 ),
             );
         }
+        if let Some(c) = &o.card {
+            c.validate(&mut p);
+        }
     }
     p.set_scope("run");
     let run: Option<RunConfig> = table("run", &mut p)
@@ -573,7 +637,7 @@ impl Config {
     /// Canonical JSON of everything that can change the output (not threads, task size, batch
     /// size, output location or keep_work).
     pub fn content_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "input": {
                 "paths": self.input.paths,
                 "text_column": self.input.text_column,
@@ -589,7 +653,12 @@ impl Config {
                 "exclusion": self.output.exclusion,
             },
             "run": { "seed": self.run.seed },
-        })
+        });
+        // Present only when configured, so configs without a card keep their fingerprint.
+        if let Some(c) = &self.output.card {
+            v["output"]["card"] = serde_json::to_value(c).expect("serializable");
+        }
+        v
     }
 
     /// xxh3-128 of [`content_json`](Self::content_json).

@@ -219,7 +219,7 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
     }
     artifacts.sort_by(|a, b| a.path.cmp(&b.path));
 
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format: FORMAT,
         curate_version: env!("CARGO_PKG_VERSION").to_string(),
         hash: "xxh3-128".into(),
@@ -241,6 +241,19 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         excluded,
         artifacts,
     };
+    // The report and the dataset card describe the finished snapshot; they are written before
+    // the manifest, so it lists and hashes them like any other artefact.
+    let described = serde_json::to_value(&manifest).expect("json");
+    let written = curate_report::write(root, &described).map_err(|e| match e {
+        curate_report::ReportError::Io(e) => {
+            PipelineError::io("writing report.html and README.md", e)
+        }
+        other => PipelineError::Other(format!("writing report.html and README.md: {other}")),
+    })?;
+    for rel in written {
+        manifest.artifacts.push(entry(root, &rel, None)?);
+    }
+    manifest.artifacts.sort_by(|a, b| a.path.cmp(&b.path));
     let stats = serde_json::json!({ "totals": manifest.totals, "steps": manifest.steps });
     write_atomic(
         &root.join("stats.json"),

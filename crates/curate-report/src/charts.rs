@@ -64,6 +64,34 @@ fn int_signed(v: i64) -> String {
     }
 }
 
+/// A label cut to `n` characters (with an ellipsis); the full text stays in tooltips and tables.
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!(
+            "…{}",
+            s.chars()
+                .skip(s.chars().count() - (n - 1))
+                .collect::<String>()
+        )
+    }
+}
+
+/// A value with four significant digits (small scores stay readable: `0.0001234`).
+pub fn sig(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return num(v);
+    }
+    let d = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let s = format!("{v:.d$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// Coordinates with two decimals (stable text).
 fn c(v: f64) -> String {
     let s = format!("{v:.2}");
@@ -172,7 +200,7 @@ pub fn waterfall(m: &Meta<'_>, unit: &str, rows: &[WfRow]) -> String {
     if rows.is_empty() || max == 0 {
         return empty(m, &format!("no {unit} were read"));
     }
-    let (lw, vw, top, rh) = (250.0, 150.0, 26.0, 20.0);
+    let (lw, vw, top, rh) = (300.0, 150.0, 26.0, 20.0);
     let bw = W - lw - vw - 10.0;
     let h = top + rh * rows.len() as f64 + 30.0;
     let x = |v: u64| lw + bw * v as f64 / max as f64;
@@ -218,7 +246,7 @@ pub fn waterfall(m: &Meta<'_>, unit: &str, rows: &[WfRow]) -> String {
             "<text class=\"label\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect class=\"{cls}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>{}: {}</title></rect><text class=\"value\" x=\"{}\" y=\"{}\">{}</text>",
             c(lw - 6.0),
             c(y + 14.0),
-            esc(&r.label),
+            esc(&shorten(&r.label, 46)),
             c(x(a)),
             c(y + 3.0),
             c(wbar),
@@ -580,6 +608,10 @@ mod tests {
         assert_eq!(num(3.0), "3");
         assert_eq!(num(-1500.0), "-1,500");
         assert_eq!(c(1.0 / 3.0), "0.33");
+        assert_eq!(sig(0.000123456), "0.0001235");
+        assert_eq!(sig(0.5), "0.5");
+        assert_eq!(sig(1234.5), "1234.5");
+        assert_eq!(shorten("abcdef", 4), "…def");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::charts::{self, Line, LineOpts, Meta, Series, WfRow, esc, int, num};
+use crate::charts::{self, Line, LineOpts, Meta, Series, WfRow, esc, int, num, sig};
 use crate::labels::{LabelSummary, show_key};
 use crate::profile::{Dist, Profile, length_labels};
 use crate::view::ManifestView;
@@ -405,11 +405,11 @@ fn cut_marker(m: &ManifestView, p: &Profile) -> Option<(f64, String)> {
     let s = m.step("score")?;
     let keep = m.step_config(s.index)?.get("keep")?;
     if let Some(t) = keep.get("threshold").and_then(|v| v.as_f64()) {
-        return Some((t, format!("keep ≥ {}", num(t))));
+        return Some((t, format!("keep ≥ {}", sig(t))));
     }
     let f = keep.get("top_fraction").and_then(|v| v.as_f64())?;
     let min = p.kept_scores.as_ref()?.min?;
-    Some((min, format!("top {}% cut: ≥ {}", num(f * 100.0), num(min))))
+    Some((min, format!("top {}% cut: ≥ {}", num(f * 100.0), sig(min))))
 }
 
 fn scores_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Value>) -> String {
