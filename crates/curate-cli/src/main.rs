@@ -22,6 +22,7 @@ macro_rules! outln {
     }};
 }
 
+mod cluster;
 mod label;
 mod rethreshold;
 use curate_pipeline::{PipelineError, RunOptions, config};
@@ -54,6 +55,14 @@ enum Command {
         /// Discard a run of a different config or input in the output directory and start over.
         #[arg(long)]
         fresh: bool,
+        /// Where tasks run: this machine, or one Slurm job array per stage (overrides
+        /// `[run] executor`; options in `[slurm]`).
+        #[arg(long, value_parser = ["local", "slurm"])]
+        executor: Option<String>,
+        /// With `--executor slurm`: wait until the run finishes, reporting failed tasks with
+        /// their logs.
+        #[arg(long)]
+        wait: bool,
     },
     /// Check a config and report every problem, without reading any data.
     Validate {
@@ -184,6 +193,8 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             threads,
             quiet,
             fresh,
+            executor,
+            wait,
         } => {
             let cfg = load_config(&config)?;
             let threads = threads.unwrap_or(cfg.run.threads);
@@ -193,6 +204,13 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 quiet,
                 fresh,
             };
+            let slurm = match executor.as_deref() {
+                Some(e) => e == "slurm",
+                None => cfg.run.executor == config::Executor::Slurm,
+            };
+            if slurm {
+                return cluster::run_slurm(cfg, &config, &opts, wait);
+            }
             let run = curate_pipeline::prepare(cfg, &opts)?;
             let s = curate_pipeline::run_local(&run, threads)?;
             let t = &s.manifest.totals;
@@ -315,8 +333,10 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
         Command::Status { dir, json } => {
             let stages = curate_pipeline::state::progress(&dir)?;
             let complete = dir.join("manifest.json").exists();
+            let started = cluster::started_tasks(&dir, &stages);
+            let submission = curate_pipeline::slurm::load_submission(&dir);
             if json {
-                let v = serde_json::json!({ "complete": complete, "stages": stages });
+                let v = serde_json::json!({ "complete": complete, "stages": stages, "started_without_record": started.iter().map(cluster::StartedTask::json).collect::<Vec<_>>(), "slurm": submission });
                 outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
                 let w = stages.iter().map(|s| s.stage.len()).max().unwrap_or(5);
@@ -336,6 +356,26 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                         )
                     };
                     outln!("{:w$}  {:>6}/{:<6}{more}", s.stage, s.done, s.tasks);
+                    for t in started.iter().filter(|t| t.stage == s.stage) {
+                        outln!(
+                            "{:w$}    task {} started, no completion record (running or failed): {}{}",
+                            "",
+                            t.index,
+                            t.log.display(),
+                            t.last_line
+                                .as_ref()
+                                .map(|l| format!("\n{:w$}      {l}", ""))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                if let Some(sub) = &submission {
+                    let jobs: Vec<String> = sub
+                        .jobs
+                        .iter()
+                        .map(|j| format!("{}={}", j.stage, j.job_id))
+                        .collect();
+                    outln!("last Slurm submission: {}", jobs.join(" "));
                 }
                 outln!(
                     "{}",

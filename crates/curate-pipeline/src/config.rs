@@ -165,6 +165,21 @@ pub struct RunConfig {
     /// Keep intermediate part files after a successful run (for debugging).
     #[serde(default)]
     pub keep_work: bool,
+    /// `"local"` (this machine) or `"slurm"` (one `sbatch --array` job per stage, see
+    /// `[slurm]`); `curate run --executor` overrides it. Does not change the output.
+    #[serde(default)]
+    pub executor: Executor,
+}
+
+/// Where `curate run` executes tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    /// Every task on this machine, `threads` at a time.
+    #[default]
+    Local,
+    /// Each stage as a Slurm job array, chained by dependencies.
+    Slurm,
 }
 
 fn default_seed() -> u64 {
@@ -181,6 +196,7 @@ impl Default for RunConfig {
             seed: default_seed(),
             task_size: default_task_size(),
             keep_work: false,
+            executor: Executor::Local,
         }
     }
 }
@@ -272,6 +288,8 @@ pub struct Config {
     pub output: OutputConfig,
     /// `[run]`.
     pub run: RunConfig,
+    /// `[slurm]` (used by `--executor slurm`).
+    pub slurm: crate::slurm::SlurmConfig,
     /// The config file's path.
     #[serde(skip)]
     pub path: PathBuf,
@@ -406,10 +424,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
         }
     };
     p.set_scope("config");
-    let sections = ["input", "steps", "output", "run"];
+    let sections = ["input", "steps", "output", "run", "slurm"];
     for k in doc.keys() {
         if !sections.contains(&k.as_str()) {
-            let msg = format!("unknown section; allowed: [input], [[steps]], [output], [run]");
+            let msg =
+                format!("unknown section; allowed: [input], [[steps]], [output], [run], [slurm]");
             match did_you_mean(k, sections) {
                 Some(s) => p.push_hint(k, msg, format!("did you mean `{s}`?")),
                 None => p.push(k, msg),
@@ -496,6 +515,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
         }
     }
 
+    p.set_scope("slurm");
+    let slurm: Option<crate::slurm::SlurmConfig> = table("slurm", &mut p)
+        .and_then(|t| check_table(&t, &keys_of::<crate::slurm::SlurmConfig>(), &mut p))
+        .map(|x| x.0);
+    if let Some(s) = &slurm {
+        s.validate(&mut p);
+    }
+
     let steps = parse_steps(doc.get("steps"), &mut p);
     if p.is_empty() {
         Ok(Config {
@@ -503,6 +530,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
             steps: steps.expect("valid"),
             output: output.expect("valid"),
             run: run.expect("valid"),
+            slurm: slurm.expect("valid"),
             path: path.to_path_buf(),
         })
     } else {

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod registry;
+pub mod slurm;
 pub mod state;
 
 use std::path::{Path, PathBuf};
