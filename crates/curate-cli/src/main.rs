@@ -23,6 +23,7 @@ macro_rules! outln {
 }
 
 mod cluster;
+mod diff;
 mod label;
 mod rethreshold;
 use curate_pipeline::{PipelineError, RunOptions, config};
@@ -150,6 +151,9 @@ enum SnapshotCommand {
         /// The snapshot directory.
         dir: PathBuf,
     },
+    /// Compare two snapshots: config, inputs, per-step counts, documents added and removed, and
+    /// the kept documents' score distribution.
+    Diff(diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -413,10 +417,16 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                     for (reason, n) in &s.dropped {
                         outln!("        {reason:<30} {n:>9}");
                     }
+                    for (name, v) in &s.counters.0 {
+                        outln!("        {name} = {}", curate_report::charts::num(*v));
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Snapshot {
+            command: SnapshotCommand::Diff(a),
+        } => diff::run(&a),
         Command::Snapshot {
             command: SnapshotCommand::Verify { dir },
         } => {

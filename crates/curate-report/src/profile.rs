@@ -148,13 +148,30 @@ pub(crate) fn scan(
     mut f: impl FnMut(&RecordBatch) -> Result<(), ReportError>,
 ) -> Result<(), ReportError> {
     let file = curate_io::input::inspect(path, text_column)?;
-    let present: Vec<String> = columns
+    let mut present: Vec<String> = columns
         .iter()
         .filter(|c| file.schema.field_with_name(c).is_ok())
         .map(|c| c.to_string())
         .collect();
+    // The reader normalises one string column (the "text"); project the first string column
+    // asked for, so a scan of ids alone does not read the documents' text.
+    let is_string = |c: &String| {
+        file.schema.field_with_name(c).is_ok_and(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        })
+    };
+    let anchor = match present.iter().find(|c| is_string(c)) {
+        Some(c) => c.clone(),
+        None => {
+            present.push(text_column.to_string());
+            text_column.to_string()
+        }
+    };
     let spec = curate_io::read::ReadSpec {
-        text_column: text_column.to_string(),
+        text_column: anchor,
         batch_rows: 4096,
         columns: Some(present),
     };
