@@ -8,10 +8,13 @@
 //!    (band, hash range). With `verify`, the document's sorted shingle set is stored too.
 //! 2. **buckets** (`bands × hash_ranges` tasks): k-way merge of that partition of every run (and
 //!    of the `against` snapshots' indexes); documents sharing a band key become candidate edges
-//!    (or hits against an earlier snapshot).
-//! 3. **cluster** (1 task): union-find over the documents that have an edge (candidate pairs are
-//!    checked for true Jaccard first when `verify` is set); the root of a component is its best
-//!    document (smallest key, or highest score). Writes the sorted node file the filter reads.
+//!    (or hits against an earlier snapshot). With `verify`, candidate pairs are checked for true
+//!    Jaccard here and only a spanning forest of each group's verified pairs is written.
+//! 3. **cluster** (1 task): connected components of the documents that have an edge; the root of
+//!    a component is its best document (smallest key, or highest score). In memory (union-find)
+//!    when the node table fits half of `memory_limit`, else by contraction rounds over the edge
+//!    files with a bounded table (`components.rs`); the same files either way. Writes the sorted
+//!    node file the filter reads.
 //! 4. **index** (`bands` tasks, when `write_index`): the band keys of the survivors, published in
 //!    the snapshot so a later run can dedup `against` it without reading this corpus again.
 //! 5. **filter** (pass after the barrier): drops the removed documents of each task's key range.
@@ -361,7 +364,8 @@ pub struct MinhashStats {
     pub removed_against: u64,
     /// Number of clusters by size (documents of this run).
     pub cluster_sizes: Histogram,
-    /// Bytes of the cluster stage's node tables (its memory high-water mark, roughly).
+    /// Size of the node list, 17 bytes per document with an edge or hit (the same whichever way
+    /// the cluster stage ran; how it ran is in `cluster/run.json`).
     pub cluster_table_bytes: u64,
 }
 
