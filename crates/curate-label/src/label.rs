@@ -822,7 +822,7 @@ fn label_claude(
     );
     st.insert("prompt_hash".into(), prompt_hash.into());
     st.insert("rubric".into(), rubric.source.clone().into());
-    st.insert("store".into(), store.dir().display().to_string().into());
+    // (Where the store lives is a fact of this machine, not of the data: it goes to the log.)
     st.insert(
         "status".into(),
         serde_json::to_value(&by_status).expect("JSON"),
@@ -844,6 +844,7 @@ fn label_claude(
         retries = outcome.retries,
         batches = outcome.batches,
         batches_resumed = outcome.batches_resumed,
+        store = %store.dir().display(),
         "label run finished"
     );
     Ok((rows, st))

@@ -478,6 +478,37 @@ mod tests {
     }
 
     #[test]
+    fn costs_resumed_from_the_journal_are_bit_exact() {
+        // A label bought before a crash is read back from the JSON journal; its cost must be the
+        // same f64 as in the run that bought it, or a resumed snapshot differs from an
+        // uninterrupted one (serde_json's `float_roundtrip`).
+        let dir = tempfile::tempdir().unwrap();
+        let costs = [
+            0.000_180_200_000_000_000_02,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            2.5e-7 * 3.0,
+        ];
+        {
+            let mut s = Store::open(dir.path(), "m", "p").unwrap();
+            for (i, c) in costs.iter().enumerate() {
+                s.put(Record {
+                    cost_usd: *c,
+                    ..rec(&format!("t{i}"), 1.0)
+                })
+                .unwrap();
+            }
+        }
+        let s = Store::open(dir.path(), "m", "p").unwrap();
+        for (i, c) in costs.iter().enumerate() {
+            assert_eq!(
+                s.get(&format!("t{i}")).unwrap().cost_usd.to_bits(),
+                c.to_bits()
+            );
+        }
+    }
+
+    #[test]
     fn pending_batches_roundtrip() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), "m", "p").unwrap();
