@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
 use crate::text::{HashSet64, TERMINAL_PUNCTUATION, char_len, find_duplicates, py_strip};
-use crate::words::{Span, WordSplitter};
+use crate::words::shared_words;
 
 /// Drops documents whose lines look like lists, menus or repeated boilerplate: few lines ending
 /// in terminal punctuation, mostly short lines, characters in duplicated lines, or many newlines
@@ -151,8 +151,6 @@ impl FineWebQuality {
 /// Reusable working memory.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    splitter: WordSplitter,
-    words: Vec<Span>,
     seen: HashSet64,
 }
 
@@ -193,8 +191,8 @@ impl TextFilter for FineWebQuality {
         if dup_chars as f64 / denom > c.char_duplicates_ratio {
             return Verdict::Drop(3);
         }
-        sc.splitter.split(text, &mut sc.words);
-        if sc.words.is_empty() || newlines as f64 / sc.words.len() as f64 > c.new_line_ratio {
+        let n_words = shared_words(text, |words| words.len());
+        if n_words == 0 || newlines as f64 / n_words as f64 > c.new_line_ratio {
             return Verdict::Drop(4);
         }
         Verdict::Keep

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::text::{PUNCTUATION_SET, char_len, count_str, py_lstrip, py_rstrip, splitlines};
-use crate::words::{Span, WordSplitter, py_isalpha};
+use crate::words::{Span, py_isalpha, shared_words};
 
 /// Drops documents that fail Gopher's quality rules: too few or too many words, odd mean word
 /// length, too many `#` or ellipses, mostly bullet lines, many lines ending in an ellipsis, too few
@@ -208,8 +208,6 @@ impl GopherQuality {
 /// Reusable working memory.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    splitter: WordSplitter,
-    words: Vec<Span>,
     stop_seen: Vec<bool>,
 }
 
@@ -225,13 +223,18 @@ impl TextFilter for GopherQuality {
     }
 
     fn check(&self, doc: Doc<'_>, sc: &mut Scratch, _: &mut String) -> Verdict {
+        shared_words(doc.text, |words| self.rules(doc.text, words, sc))
+    }
+}
+
+impl GopherQuality {
+    /// The rules, in datatrove's order, over the document's words.
+    fn rules(&self, text: &str, words: &[Span], sc: &mut Scratch) -> Verdict {
         let c = &self.cfg;
-        let text = doc.text;
-        sc.splitter.split(text, &mut sc.words);
-        let n_words = sc.words.len();
+        let n_words = words.len();
         let (mut n_ns, mut ns_chars, mut n_alpha) = (0usize, 0usize, 0usize);
         let punct = &*PUNCTUATION_SET;
-        for &(a, b) in &sc.words {
+        for &(a, b) in words {
             let w = &text[a as usize..b as usize];
             let mut non_symbol = false;
             let mut alpha = false;
@@ -309,7 +312,7 @@ impl TextFilter for GopherQuality {
             sc.stop_seen.clear();
             sc.stop_seen.resize(self.stop_words.len(), false);
             let mut found = 0u64;
-            for &(a, b) in &sc.words {
+            for &(a, b) in words {
                 let w = &text[a as usize..b as usize];
                 if let Ok(k) = self.stop_words.binary_search_by(|s| s.as_str().cmp(w))
                     && !sc.stop_seen[k]

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
-use crate::text::{HashMap64, HashSet64, char_len, find_duplicates, py_strip};
-use crate::words::{Span, WordSplitter};
+use crate::text::{HashSet64, StampTable, char_len, find_duplicates, py_strip};
+use crate::words::{Span, shared_words};
 
 /// Drops documents with too much repeated content: duplicated paragraphs and lines (by count and
 /// by characters), a too frequent top 2-, 3- or 4-gram, or too many characters in duplicated 5- to
@@ -161,30 +161,33 @@ fn leak(s: String) -> &'static str {
 /// Reusable working memory.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    splitter: WordSplitter,
-    words: Vec<Span>,
-    /// Per word: (sequence hash, polynomial hash of its bytes, BASE^bytes, chars).
-    wh: Vec<(u64, u64, u64, u32)>,
     seen: HashSet64,
-    counts: HashMap64<(u32, u32)>,
+    /// The document's words concatenated without separator (what datatrove's `"".join` builds),
+    /// plus [`SIG`] bytes of zero padding.
+    cat: Vec<u8>,
+    /// Prefix sums over the words: byte offsets into `cat`, and characters. One more entry than
+    /// words.
+    offs: Vec<u32>,
+    chars: Vec<u32>,
+    /// xxh3 of each word (its identity in the space-joined n-grams of `top_n_grams`).
+    ids: Vec<u64>,
+    /// Per start position: an n-gram starting here may equal another one (see `ngram_rules`).
+    maybe_dup: Vec<bool>,
+    table: StampTable,
 }
 
-const P: u64 = (1 << 61) - 1;
-const BASE: u64 = 0x1F3D_5B79_A2C4_E6F1 % P;
+/// Bytes of the concatenation compared up front to find the positions where a duplicated
+/// n-gram can start.
+const SIG: usize = 16;
 
+/// Hash of the space-joined n-gram of word ids `ids` (n words).
 #[inline]
-fn mulmod(a: u64, b: u64) -> u64 {
-    let r = (a as u128) * (b as u128);
-    let lo = (r as u64) & P;
-    let hi = (r >> 61) as u64;
-    let s = lo + hi;
-    if s >= P { s - P } else { s }
-}
-
-#[inline]
-fn addmod(a: u64, b: u64) -> u64 {
-    let s = a + b;
-    if s >= P { s - P } else { s }
+fn seq_key(ids: &[u64]) -> u64 {
+    let mut h = 0u64;
+    for &w in ids {
+        h = h.rotate_left(23) ^ w.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    h
 }
 
 impl TextFilter for GopherRepetition {
@@ -227,78 +230,148 @@ impl TextFilter for GopherRepetition {
         if c.top_n_grams.is_empty() && c.dup_n_grams.is_empty() {
             return Verdict::Keep;
         }
-        sc.splitter.split(text, &mut sc.words);
-        sc.wh.clear();
-        for &(a, b) in &sc.words {
-            let w = &text[a as usize..b as usize];
-            let (mut ph, mut pw) = (0u64, 1u64);
-            for &byte in w.as_bytes() {
-                ph = addmod(mulmod(ph, BASE), byte as u64 + 1);
-                pw = mulmod(pw, BASE);
-            }
-            sc.wh.push((
-                xxhash_rust::xxh3::xxh3_64(w.as_bytes()),
-                ph,
-                pw,
-                char_len(w) as u32,
-            ));
+        shared_words(text, |words| self.ngram_rules(text, words, total, sc))
+    }
+}
+
+impl GopherRepetition {
+    /// The n-gram rules over the document's words.
+    ///
+    /// Most n-grams of a document occur once, and those can neither be a duplicate nor the most
+    /// frequent n-gram (when any n-gram repeats). So one pass first marks the start positions
+    /// whose opening words (for `top_n_grams`: the shortest n's n-gram of word ids; for
+    /// `dup_n_grams`: the first [`SIG`] bytes of the concatenation) occur at another position
+    /// too; two equal n-grams start at marked positions (or, for `dup_n_grams`, are shorter than
+    /// [`SIG`] bytes). Each rule then hashes and counts only the n-grams at those positions, with
+    /// exactly datatrove's sequential semantics.
+    fn ngram_rules(&self, text: &str, words: &[Span], total: f64, sc: &mut Scratch) -> Verdict {
+        let c = &self.cfg;
+        let nw = words.len();
+        sc.cat.clear();
+        sc.offs.clear();
+        sc.chars.clear();
+        sc.ids.clear();
+        sc.offs.push(0);
+        sc.chars.push(0);
+        let mut chars = 0u32;
+        for &(a, b) in words {
+            let w = &text.as_bytes()[a as usize..b as usize];
+            sc.cat.extend_from_slice(w);
+            chars += if w.is_ascii() {
+                w.len() as u32
+            } else {
+                w.iter().filter(|&&x| (x as i8) >= -0x40).count() as u32
+            };
+            sc.offs.push(sc.cat.len() as u32);
+            sc.chars.push(chars);
+            sc.ids.push(xxhash_rust::xxh3::xxh3_64(w));
         }
-        let nw = sc.wh.len();
-        for (k, &(n, frac)) in c.top_n_grams.iter().enumerate() {
-            let n = n as usize;
-            if n == 0 || nw < n {
-                continue;
-            }
-            // Counter.most_common(1): the highest count, ties to the first seen.
-            sc.counts.clear();
-            let mut best = (0u32, u32::MAX, 0usize); // (count, first index, chars)
-            for i in 0..=nw - n {
-                let mut hh = 0u64;
-                for w in &sc.wh[i..i + n] {
-                    hh = hh.rotate_left(23) ^ w.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let cat_len = sc.cat.len();
+        sc.cat.extend_from_slice(&[0u8; SIG]);
+
+        if let Some(n_min) = c.top_n_grams.iter().map(|&(n, _)| n as usize).min()
+            && n_min >= 1
+            && nw >= n_min
+        {
+            // An n-gram (n >= n_min) that repeats starts with an n_min-gram that repeats.
+            mark_repeats(sc, nw - n_min + 1, |sc, i| seq_key(&sc.ids[i..i + n_min]));
+            for (k, &(n, frac)) in c.top_n_grams.iter().enumerate() {
+                let n = n as usize;
+                if n == 0 || nw < n {
+                    continue;
                 }
-                let e = sc.counts.entry(hh).or_insert((0, i as u32));
-                e.0 += 1;
-                let (cnt, first) = *e;
-                if cnt > best.0 || (cnt == best.0 && first < best.1) {
-                    let chars: usize = sc.wh[first as usize..first as usize + n]
-                        .iter()
-                        .map(|w| w.3 as usize)
-                        .sum();
-                    best = (cnt, first, chars + n - 1);
+                // Counter.most_common(1): the highest count, ties to the first seen. When no
+                // n-gram repeats that is the first one, with count 1.
+                let cands = sc.maybe_dup[..=nw - n].iter().filter(|&&m| m).count();
+                sc.table.reset(cands);
+                let mut best = (1u32, 0u32); // (count, first index)
+                for i in 0..=nw - n {
+                    if !sc.maybe_dup[i] {
+                        continue;
+                    }
+                    let (cnt, first) = sc.table.bump(seq_key(&sc.ids[i..i + n]), i as u32);
+                    if cnt > best.0 || (cnt == best.0 && first < best.1) {
+                        best = (cnt, first);
+                    }
                 }
-            }
-            if (best.2 * best.0 as usize) as f64 / total > frac {
-                return Verdict::Drop(5 + k);
+                let f = best.1 as usize;
+                let chars = (sc.chars[f + n] - sc.chars[f]) as usize + n - 1;
+                if (chars * best.0 as usize) as f64 / total > frac {
+                    return Verdict::Drop(5 + k);
+                }
             }
         }
+
+        if c.dup_n_grams.is_empty() || nw == 0 {
+            return Verdict::Keep;
+        }
+        // Two equal concatenations of at least SIG bytes start with the same SIG bytes.
+        let full = (0..nw)
+            .take_while(|&i| cat_len - sc.offs[i] as usize >= SIG)
+            .count();
+        mark_repeats(sc, full, |sc, i| {
+            let o = sc.offs[i] as usize;
+            let a = u64::from_le_bytes(sc.cat[o..o + 8].try_into().expect("8 bytes"));
+            let b = u64::from_le_bytes(sc.cat[o + 8..o + 16].try_into().expect("8 bytes"));
+            a.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F).rotate_left(31)
+        });
         for (k, &(n, frac)) in c.dup_n_grams.iter().enumerate() {
             let n = n as usize;
-            sc.seen.clear();
+            if n == 0 || nw < n {
+                // No n-gram at all: nothing repeated (0 / total passes any fraction).
+                continue;
+            }
+            let candidate = |sc: &Scratch, i: usize| {
+                sc.maybe_dup[i] || ((sc.offs[i + n] - sc.offs[i]) as usize) < SIG
+            };
+            let cands = (0..=nw - n).filter(|&i| candidate(sc, i)).count();
+            if cands < 2 {
+                continue;
+            }
+            sc.table.reset(cands);
             let mut repeated = 0usize;
             let mut idx = 0usize;
-            while n > 0 && idx + n <= nw {
-                // Hash of the n words concatenated without separator (datatrove joins with "").
-                let mut hh = 0u64;
-                let mut chars = 0usize;
-                for w in &sc.wh[idx..idx + n] {
-                    hh = addmod(mulmod(hh, w.2), w.1);
-                    chars += w.3 as usize;
+            while idx + n <= nw {
+                if !candidate(sc, idx) {
+                    // This n-gram occurs nowhere else: it is new, and nothing later equals it.
+                    idx += 1;
+                    continue;
                 }
-                let key = hh ^ ((chars as u64) << 61);
-                if !sc.seen.insert(key) {
-                    repeated += chars;
+                // The n words concatenated without separator (datatrove joins with "").
+                let ngram = &sc.cat[sc.offs[idx] as usize..sc.offs[idx + n] as usize];
+                if !sc.table.insert(xxhash_rust::xxh3::xxh3_64(ngram)) {
+                    repeated += (sc.chars[idx + n] - sc.chars[idx]) as usize;
+                    if repeated as f64 / total > frac {
+                        // The fraction only grows from here.
+                        return Verdict::Drop(5 + c.top_n_grams.len() + k);
+                    }
                     idx += n;
                 } else {
                     idx += 1;
                 }
             }
-            if repeated as f64 / total > frac {
-                return Verdict::Drop(5 + c.top_n_grams.len() + k);
-            }
         }
         Verdict::Keep
     }
+}
+
+/// Sets `sc.maybe_dup[i]` (for `i < positions`; false beyond) when `key(i)` equals the key of
+/// another position.
+fn mark_repeats(sc: &mut Scratch, positions: usize, key: impl Fn(&Scratch, usize) -> u64) {
+    let nw = sc.ids.len();
+    sc.maybe_dup.clear();
+    sc.maybe_dup.resize(nw + 1, false);
+    let mut table = std::mem::take(&mut sc.table);
+    table.reset(positions);
+    for i in 0..positions {
+        let (cnt, first) = table.bump(key(sc, i), i as u32);
+        if cnt >= 2 {
+            sc.maybe_dup[first as usize] = true;
+            sc.maybe_dup[i] = true;
+        }
+    }
+    sc.table = table;
 }
 
 /// Python's `re.split(r"\n{min,}", s)`: pieces between runs of at least `min` newlines.
@@ -376,5 +449,91 @@ mod tests {
             toml::from_str("top_n_grams = [[2, 0.5]]\ndup_n_grams = []").unwrap();
         let f = GopherRepetition::new(cfg);
         assert_eq!(f.reasons().last(), Some(&"top_2_gram"));
+    }
+
+    /// datatrove's n-gram rules written plainly (strings, `Counter`, `set`), for comparison.
+    fn naive_ngram_reason(
+        cfg: &GopherRepetitionConfig,
+        words: &[&str],
+        total: usize,
+    ) -> Option<usize> {
+        use std::collections::{HashMap, HashSet};
+        for (k, &(n, frac)) in cfg.top_n_grams.iter().enumerate() {
+            let n = n as usize;
+            if words.len() < n {
+                continue;
+            }
+            let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
+            for i in 0..=words.len() - n {
+                let g = words[i..i + n].join(" ");
+                let next = counts.len();
+                counts.entry(g).or_insert((0, next)).0 += 1;
+            }
+            let (g, (cnt, _)) = counts
+                .iter()
+                .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.1.1.cmp(&a.1.1)))
+                .unwrap();
+            if (g.chars().count() * cnt) as f64 / total as f64 > frac {
+                return Some(5 + k);
+            }
+        }
+        for (k, &(n, frac)) in cfg.dup_n_grams.iter().enumerate() {
+            let n = n as usize;
+            let mut unique = HashSet::new();
+            let (mut repeated, mut idx) = (0usize, 0usize);
+            while idx + n <= words.len() {
+                let g: String = words[idx..idx + n].concat();
+                if unique.contains(&g) {
+                    repeated += g.chars().count();
+                    idx += n;
+                } else {
+                    unique.insert(g);
+                    idx += 1;
+                }
+            }
+            if repeated as f64 / total as f64 > frac {
+                return Some(5 + cfg.top_n_grams.len() + k);
+            }
+        }
+        None
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 400, ..Default::default() })]
+        /// The prefiltered, hashed n-gram rules decide exactly as the plain ones, on texts from a
+        /// tiny vocabulary (many repeats, and concatenations that collide across word
+        /// boundaries: "ab c" vs "a bc").
+        #[test]
+        fn ngram_rules_match_plain_semantics(
+            picks in proptest::collection::vec(0usize..9, 0..300),
+            thresholds in proptest::collection::vec(0.0f64..0.6, 9),
+        ) {
+            const VOCAB: &[&str] = &["a", "b", "ab", "c", "bc", "abc", "the", "é", "longerword"];
+            let text = picks.iter().map(|&i| VOCAB[i]).collect::<Vec<_>>().join(" ");
+            let cfg = GopherRepetitionConfig {
+                dup_line_frac: 0.0,
+                dup_para_frac: 0.0,
+                dup_line_char_frac: 0.0,
+                dup_para_char_frac: 0.0,
+                top_n_grams: (2..=4).zip(thresholds[..3].iter().copied()).collect(),
+                dup_n_grams: (5..=10).zip(thresholds[3..].iter().copied()).collect(),
+                language: "en".into(),
+            };
+            let f = GopherRepetition::new(cfg.clone());
+            let mut sc = Scratch::default();
+            let got = f.check(Doc { text: &text, key: 0 }, &mut sc, &mut String::new());
+            let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+            let want = if text.is_empty() {
+                Some(0)
+            } else {
+                naive_ngram_reason(&cfg, &words, text.chars().count())
+            };
+            let got = match got {
+                Verdict::Keep => None,
+                Verdict::Drop(r) => Some(r),
+                Verdict::Rewrite => unreachable!(),
+            };
+            proptest::prop_assert_eq!(got, want, "text: {:?}", text);
+        }
     }
 }

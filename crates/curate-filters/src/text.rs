@@ -158,6 +158,83 @@ pub fn find_duplicates<'a>(
     (n, chars)
 }
 
+/// An open-addressing table keyed by 64-bit hashes, reused across documents without clearing:
+/// each slot carries the epoch it was written in, and [`StampTable::reset`] starts a new epoch.
+/// Each slot also holds a count and a first index (for `Counter.most_common`-style tallies).
+#[derive(Debug, Default)]
+pub(crate) struct StampTable {
+    slots: Vec<Slot>,
+    mask: usize,
+    shift: u32,
+    epoch: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    key: u64,
+    epoch: u32,
+    count: u32,
+    first: u32,
+}
+
+impl StampTable {
+    /// Empties the table and sizes it for up to `n` keys (load factor at most 1/2).
+    pub(crate) fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        if cap > self.slots.len() {
+            self.slots = vec![Slot::default(); cap];
+            self.epoch = 0;
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.slots.fill(Slot::default());
+            self.epoch = 1;
+        }
+        self.mask = cap - 1;
+        self.shift = 64 - cap.trailing_zeros();
+    }
+
+    #[inline]
+    fn find(&mut self, key: u64) -> (usize, bool) {
+        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let s = &mut self.slots[i];
+            if s.epoch != self.epoch {
+                *s = Slot {
+                    key,
+                    epoch: self.epoch,
+                    count: 0,
+                    first: 0,
+                };
+                return (i, true);
+            }
+            if s.key == key {
+                return (i, false);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Inserts `key`; true when it was not there yet.
+    #[inline]
+    pub(crate) fn insert(&mut self, key: u64) -> bool {
+        self.find(key).1
+    }
+
+    /// Counts one more occurrence of `key` (first seen at `index` if new); returns its count and
+    /// the index it was first seen at.
+    #[inline]
+    pub(crate) fn bump(&mut self, key: u64, index: u32) -> (u32, u32) {
+        let (i, new) = self.find(key);
+        let s = &mut self.slots[i];
+        if new {
+            s.first = index;
+        }
+        s.count += 1;
+        (s.count, s.first)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
