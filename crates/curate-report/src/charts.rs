@@ -610,7 +610,7 @@ mod tests {
         assert_eq!(c(1.0 / 3.0), "0.33");
         assert_eq!(sig(0.000123456), "0.0001235");
         assert_eq!(sig(0.5), "0.5");
-        assert_eq!(sig(1234.5), "1234.5");
+        assert_eq!(sig(12.3456), "12.35");
         assert_eq!(shorten("abcdef", 4), "…def");
     }
 

@@ -679,3 +679,84 @@ pub fn render(i: &Inputs) -> String {
     o.push_str("<h2>Rebuild</h2>\n<p>The resolved config is in <code>manifest.json</code> (<code>config</code>), with every input's size and xxh3-128. Run it with <code>curate run --config &lt;config&gt;</code>; the same config and input give byte-identical data files and manifest. Check this snapshot with <code>curate snapshot verify &lt;dir&gt;</code>.</p>\n</body>\n</html>\n");
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Dist;
+
+    fn manifest() -> ManifestView {
+        ManifestView::from_json(&serde_json::json!({
+            "curate_version": "0.1.0",
+            "config": {"input": {"text_column": "text"}, "steps": [{"type": "length"}],
+                       "output": {"exclusion": false}},
+            "config_fingerprint": "f",
+            "seed": 1,
+            "inputs": [{"path": "in.parquet", "bytes": 10, "xxh3_128": "00"}],
+            "totals": {"input_rows": 10, "kept_rows": 7, "dropped_rows": 3, "skipped_rows": 0},
+            "steps": [{"index": 0, "type": "length", "docs_in": 10, "docs_out": 7,
+                       "dropped": {"too_short": 3}, "counters": {}}],
+            "outputs": [{"path": "data/part-00000.parquet", "rows": 7, "bytes": 1, "xxh3_128": "00"}]
+        }))
+        .unwrap()
+    }
+
+    fn page(m: ManifestView) -> String {
+        let mut after = Dist {
+            docs: 7,
+            chars: 700,
+            words: 140,
+            length: vec![0; crate::profile::LENGTH_EDGES.len() + 1],
+            ..Default::default()
+        };
+        after.length[1] = 7;
+        render(&Inputs {
+            manifest: m,
+            profile: Profile {
+                language_column: false,
+                after,
+                before: None,
+                removed: vec![],
+                kept_scores: None,
+            },
+            labels: None,
+            metrics: None,
+            name: "t <1>".into(),
+        })
+    }
+
+    #[test]
+    fn every_chart_is_on_the_page_in_order_and_missing_data_is_said() {
+        let html = page(manifest());
+        let mut at = 0;
+        for id in CHARTS {
+            let i = html[at..]
+                .find(&format!("data-chart=\"{id}\""))
+                .unwrap_or_else(|| panic!("{id} missing or out of order"))
+                + at;
+            at = i;
+        }
+        assert!(html.contains("<h1>t &lt;1&gt;</h1>"));
+        assert!(html.contains("[0] length: too_short"));
+        assert!(html.contains("−3 (30.0%)"));
+        for (id, why) in [
+            ("waterfall-words", "set `exclusion = true`"),
+            ("language", "no `language` column"),
+            ("dedup-clusters", "no dedup step"),
+            ("teacher-labels", "no label step"),
+            ("student-scores", "no `quality_score` column"),
+            ("reliability", "trained no student"),
+        ] {
+            let f = &html[html.find(&format!("data-chart=\"{id}\"")).unwrap()..];
+            let f = &f[..f.find("</figure>").unwrap()];
+            assert!(f.contains("data-empty=\"true\""), "{id}");
+            assert!(f.contains(why), "{id}: {f}");
+        }
+        assert!(!html.contains("<script"));
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_bytes() {
+        assert_eq!(page(manifest()), page(manifest()));
+    }
+}
