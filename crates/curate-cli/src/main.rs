@@ -294,7 +294,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 },
             )?;
             let plan = serde_json::json!({
-                "output": run.layout.root,
+                "output": run.remote.as_ref().map_or_else(|| run.layout.root.clone(), |r| r.url.to_path()),
                 "config_fingerprint": run.config.fingerprint(),
                 "stages": run.plan.stages,
             });
@@ -335,8 +335,9 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             calibrate,
         } => label::dry_run(&config, json, calibrate),
         Command::Status { dir, json } => {
-            let stages = curate_pipeline::state::progress(&dir)?;
-            let complete = dir.join("manifest.json").exists();
+            let local = curate_pipeline::remote::Readable::open(&dir, Need::Status)?;
+            let stages = curate_pipeline::state::progress(local.path())?;
+            let complete = local.path().join("manifest.json").exists();
             let started = cluster::started_tasks(&dir, &stages);
             let submission = curate_pipeline::slurm::load_submission(&dir);
             if json {
@@ -393,7 +394,8 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { dir, json } => {
-            let m = curate_pipeline::manifest::load(&dir)?;
+            let local = curate_pipeline::remote::Readable::open(&dir, Need::Manifest)?;
+            let m = curate_pipeline::manifest::load(local.path())?;
             if json {
                 let v = serde_json::json!({ "totals": m.totals, "steps": m.steps, "outputs": m.outputs.len(), "skipped": m.skipped });
                 outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -430,7 +432,8 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
         Command::Snapshot {
             command: SnapshotCommand::Verify { dir },
         } => {
-            let (m, problems) = curate_pipeline::manifest::verify(&dir)?;
+            let local = curate_pipeline::remote::Readable::open(&dir, Need::Snapshot)?;
+            let (m, problems) = curate_pipeline::manifest::verify(local.path())?;
             if problems.is_empty() {
                 let n = m.outputs.len() + m.excluded.len() + m.artifacts.len();
                 eprintln!(
@@ -452,6 +455,8 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
         }
     }
 }
+
+use curate_pipeline::remote::Need;
 
 fn env_index(var: &str) -> Option<usize> {
     std::env::var(var).ok()?.parse().ok()

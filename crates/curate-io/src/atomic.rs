@@ -86,8 +86,12 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), IoError> {
     f.commit()
 }
 
-/// Streams a file through xxh3-128; returns (size in bytes, hash).
+/// Streams a file (or an `s3://` object) through xxh3-128; returns (size in bytes, hash).
 pub fn hash_file(path: &Path) -> Result<(u64, u128), IoError> {
+    if let Some(url) = crate::store::ObjectUrl::from_path(path) {
+        let url = url.map_err(|m| IoError::format(path, crate::error::Location::File, m))?;
+        return crate::store::hash_object(&url);
+    }
     let mut f = File::open(path).map_err(|e| IoError::os(path, e))?;
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];

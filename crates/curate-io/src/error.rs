@@ -46,6 +46,16 @@ pub enum IoError {
         /// What is wrong.
         message: String,
     },
+    /// Object storage failed or refused (missing bucket or object, credentials, network).
+    #[error("{path}{at}: {message}")]
+    Remote {
+        /// The object (`s3://bucket/key`).
+        path: PathBuf,
+        /// Where in it.
+        at: Location,
+        /// What the server or client said.
+        message: String,
+    },
     /// A required column is missing or has the wrong type.
     #[error("{path}: column `{column}`: {message}")]
     Column {
@@ -82,7 +92,8 @@ impl IoError {
         match self {
             IoError::Os { path, .. }
             | IoError::Format { path, .. }
-            | IoError::Column { path, .. } => path,
+            | IoError::Column { path, .. }
+            | IoError::Remote { path, .. } => path,
         }
     }
 }

@@ -13,6 +13,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use serde::Serialize;
 
 use crate::error::{IoError, Location};
+use crate::store::{self, ObjectUrl};
 
 /// Compression of a JSONL file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,6 +99,21 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for pat in patterns {
+        if let Some(url) = ObjectUrl::parse(pat) {
+            match url {
+                Err(m) => errors.push(format!("input {m}")),
+                Ok(u) if pat.contains(['*', '?', '[']) => match store::glob(&u) {
+                    Ok(v) if v.is_empty() => {
+                        errors.push(format!("input pattern \"{pat}\" matches no object"))
+                    }
+                    Ok(v) => out.extend(v.iter().map(ObjectUrl::to_path)),
+                    Err(m) => errors.push(m),
+                },
+                // existence is checked when the object's footer is read
+                Ok(u) => out.push(u.to_path()),
+            }
+            continue;
+        }
         // Relative patterns stay relative (to the working directory), so manifests record
         // paths as the user wrote them and are the same from any checkout.
         let full = PathBuf::from(pat);
@@ -149,6 +165,10 @@ pub fn inspect(path: &Path, text_column: &str) -> Result<InputFile, IoError> {
             "unknown input format; expected .parquet, .jsonl, .jsonl.gz or .jsonl.zst",
         )
     })?;
+    if let Some(url) = ObjectUrl::from_path(path) {
+        let url = url.map_err(|m| IoError::format(path, Location::File, m))?;
+        return inspect_object(path, &url, format, text_column);
+    }
     let file = File::open(path).map_err(|e| IoError::os(path, e))?;
     let size = file.metadata().map_err(|e| IoError::os(path, e))?.len();
     if size == 0 {
@@ -168,16 +188,7 @@ pub fn inspect(path: &Path, text_column: &str) -> Result<InputFile, IoError> {
                         format!("not a readable parquet file: {e}"),
                     )
                 })?;
-            let rgs = meta
-                .metadata()
-                .row_groups()
-                .iter()
-                .map(|rg| RowGroup {
-                    rows: rg.num_rows() as u64,
-                    bytes: rg.total_byte_size() as u64,
-                })
-                .collect();
-            (rgs, meta.schema().clone(), Some(meta))
+            (row_group_shapes(&meta), meta.schema().clone(), Some(meta))
         }
         Format::Jsonl(comp) => {
             let schema = crate::read::infer_jsonl_schema(path, comp)?;
@@ -193,6 +204,72 @@ pub fn inspect(path: &Path, text_column: &str) -> Result<InputFile, IoError> {
         schema,
         parquet,
     })
+}
+
+/// [`inspect`] for an `s3://` object: one HEAD and the footer's byte range (parquet), or the
+/// first lines (JSONL).
+fn inspect_object(
+    path: &Path,
+    url: &ObjectUrl,
+    format: Format,
+    text_column: &str,
+) -> Result<InputFile, IoError> {
+    let size = store::head(url)?
+        .ok_or_else(|| IoError::Remote {
+            path: path.to_path_buf(),
+            at: Location::File,
+            message: "no such object".into(),
+        })?
+        .size;
+    if size == 0 {
+        return Err(IoError::format(
+            path,
+            Location::File,
+            "file is empty (0 bytes)",
+        ));
+    }
+    let (row_groups, schema, parquet) = match format {
+        Format::Parquet => {
+            let mut reader = store::parquet_reader(url, size)?;
+            let meta = store::block_on(ArrowReaderMetadata::load_async(
+                &mut reader,
+                ArrowReaderOptions::new(),
+            ))
+            .map_err(|e| {
+                IoError::format(
+                    path,
+                    Location::File,
+                    format!("not a readable parquet file: {e}"),
+                )
+            })?;
+            (row_group_shapes(&meta), meta.schema().clone(), Some(meta))
+        }
+        Format::Jsonl(comp) => (
+            Vec::new(),
+            crate::read::infer_jsonl_schema(path, comp)?,
+            None,
+        ),
+    };
+    check_text_column(path, &schema, text_column)?;
+    Ok(InputFile {
+        path: path.to_path_buf(),
+        format,
+        size,
+        row_groups,
+        schema,
+        parquet,
+    })
+}
+
+fn row_group_shapes(meta: &ArrowReaderMetadata) -> Vec<RowGroup> {
+    meta.metadata()
+        .row_groups()
+        .iter()
+        .map(|rg| RowGroup {
+            rows: rg.num_rows() as u64,
+            bytes: rg.total_byte_size() as u64,
+        })
+        .collect()
 }
 
 /// Checks `schema` has a string column named `text_column`.

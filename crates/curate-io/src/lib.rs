@@ -7,6 +7,8 @@
 //!   in every error;
 //! - [`part`]: intermediate Arrow IPC part files between passes;
 //! - [`write`]: zstd parquet output with explicit writer properties;
+//! - [`store`]: `s3://bucket/key` locations (S3-compatible object storage): listing, ranged
+//!   parquet reads, streamed downloads, whole-object uploads and create-only PUTs;
 //! - [`atomic`]: temp file in the same directory → fsync → rename, and content hashes.
 
 pub mod atomic;
@@ -14,6 +16,7 @@ pub mod error;
 pub mod input;
 pub mod part;
 pub mod read;
+pub mod store;
 pub mod write;
 
 pub use error::IoError;

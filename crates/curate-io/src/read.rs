@@ -15,6 +15,7 @@ use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
 use crate::error::{IoError, Location};
 use crate::input::{Format, InputFile, JsonCompression, normalized_schema};
@@ -90,7 +91,17 @@ fn read_parquet<E>(
         .parquet
         .clone()
         .expect("parquet metadata loaded by inspect");
-    let handle = File::open(path).map_err(|e| ReadError::Io(IoError::os(path, e)))?;
+    let remote = match crate::store::ObjectUrl::from_path(path) {
+        Some(url) => {
+            let url = url.map_err(|m| ReadError::Io(IoError::format(path, Location::File, m)))?;
+            Some(crate::store::parquet_reader(&url, file.size).map_err(ReadError::Io)?)
+        }
+        None => None,
+    };
+    let handle = match &remote {
+        Some(_) => None,
+        None => Some(File::open(path).map_err(|e| ReadError::Io(IoError::os(path, e)))?),
+    };
     let mut first_row: u64 = file.row_groups[..rgs.start].iter().map(|r| r.rows).sum();
     let mask = spec.columns.as_ref().map(|cols| {
         let idx: Vec<usize> = file
@@ -106,18 +117,43 @@ fn read_parquet<E>(
     for rg in rgs {
         let at = Location::RowGroup(rg);
         let fmt = |e: &dyn std::fmt::Display| ReadError::Io(IoError::format(path, at.clone(), e));
-        let h = handle
-            .try_clone()
-            .map_err(|e| ReadError::Io(IoError::os(path, e)))?;
-        let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(h, meta.clone())
-            .with_row_groups(vec![rg])
-            .with_batch_size(spec.batch_rows);
-        if let Some(m) = &mask {
-            b = b.with_projection(m.clone());
-        }
-        let reader = b.build().map_err(|e| fmt(&e))?;
+        // the row group's batches: a local file through the sync reader; an object through the
+        // async reader, which fetches just this row group's column chunks by range
+        let batches: Box<dyn Iterator<Item = Result<RecordBatch, String>>> =
+            match (&handle, &remote) {
+                (Some(handle), _) => {
+                    let h = handle
+                        .try_clone()
+                        .map_err(|e| ReadError::Io(IoError::os(path, e)))?;
+                    let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(h, meta.clone())
+                        .with_row_groups(vec![rg])
+                        .with_batch_size(spec.batch_rows);
+                    if let Some(m) = &mask {
+                        b = b.with_projection(m.clone());
+                    }
+                    let reader = b.build().map_err(|e| fmt(&e))?;
+                    Box::new(reader.map(|b| b.map_err(|e| e.to_string())))
+                }
+                (None, Some(object)) => {
+                    let mut b = ParquetRecordBatchStreamBuilder::new_with_metadata(
+                        object.clone(),
+                        meta.clone(),
+                    )
+                    .with_row_groups(vec![rg])
+                    .with_batch_size(spec.batch_rows);
+                    if let Some(m) = &mask {
+                        b = b.with_projection(m.clone());
+                    }
+                    let mut stream = b.build().map_err(|e| fmt(&e))?;
+                    Box::new(std::iter::from_fn(move || {
+                        crate::store::block_on(futures::StreamExt::next(&mut stream))
+                            .map(|b| b.map_err(|e| e.to_string()))
+                    }))
+                }
+                (None, None) => unreachable!("a file or an object"),
+            };
         let mut got = 0u64;
-        for batch in reader {
+        for batch in batches {
             let batch = batch.map_err(|e| fmt(&e))?;
             let batch = normalize_text(path, batch, &spec.text_column).map_err(ReadError::Io)?;
             let n = batch.num_rows() as u64;
@@ -165,7 +201,13 @@ fn normalize_text(
 }
 
 fn open_jsonl(path: &Path, comp: JsonCompression) -> Result<Box<dyn BufRead>, IoError> {
-    let f = File::open(path).map_err(|e| IoError::os(path, e))?;
+    let f: Box<dyn Read> = match crate::store::ObjectUrl::from_path(path) {
+        Some(url) => {
+            let url = url.map_err(|m| IoError::format(path, Location::File, m))?;
+            Box::new(crate::store::ObjectReader::open(&url)?)
+        }
+        None => Box::new(File::open(path).map_err(|e| IoError::os(path, e))?),
+    };
     let r: Box<dyn Read> = match comp {
         JsonCompression::None => Box::new(f),
         JsonCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f))),

@@ -46,6 +46,8 @@ pub struct Run {
     pub reasons: Vec<Vec<String>>,
     /// Progress display.
     pub progress: Progress,
+    /// The object-storage snapshot this run mirrors (`[output] dir = "s3://…"`).
+    pub remote: Option<crate::remote::Remote>,
 }
 
 impl std::fmt::Debug for Run {
@@ -70,6 +72,9 @@ impl Run {
 
     /// Runs one task of `stage` unless its completion record exists; returns the record.
     pub fn run_task(&self, stage: &Stage, task: usize) -> Result<TaskRecord, PipelineError> {
+        if let Some(r) = &self.remote {
+            r.fetch_for_task(&self.layout, stage, task, self.plan.passes.len())?;
+        }
         if let Some(r) = TaskRecord::load(&self.layout, &stage.name, task) {
             return Ok(r);
         }
@@ -87,9 +92,20 @@ impl Run {
             StageKind::Assemble => self.assemble_task(&stage.name, task, stage.tasks)?,
             StageKind::Finalize => crate::manifest::finalize(self)?,
         };
+        if let Some(r) = &self.remote {
+            r.push()?;
+            if matches!(stage.kind, StageKind::Finalize) && !self.config.run.keep_work {
+                r.drop_work(&self.layout)?;
+            }
+        }
         record
             .commit(&self.layout)
             .map_err(|e| PipelineError::io(format!("stage {} task {task}", stage.name), e))?;
+        if let Some(r) = &self.remote
+            && !r.commit_record(&self.layout, &stage.name, task)?
+        {
+            tracing::warn!(stage = %stage.name, task, "completion record already committed by another attempt; kept it");
+        }
         Ok(record)
     }
 

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod registry;
+pub mod remote;
 pub mod slurm;
 pub mod state;
 
@@ -52,8 +53,28 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
     let root = config.output_dir(opts.output.as_deref()).ok_or_else(|| {
         PipelineError::Other("no output directory: set [output] dir or pass --output DIR".into())
     })?;
-    let layout = Layout::new(&root);
+    // an `s3://` output: the run works in a local scratch mirror (see `remote`)
+    let remote = match curate_io::store::ObjectUrl::from_path(&root) {
+        Some(url) => Some(remote::Remote::open(url.map_err(PipelineError::Other)?)?),
+        None => None,
+    };
+    let layout = Layout::new(remote.as_ref().map_or(&root, |r| &r.scratch));
+    if let Some(r) = &remote {
+        if opts.fresh {
+            r.clear()?;
+        }
+        r.fetch(".curate/state.json")?;
+    }
     let previous = State::load(&layout)?;
+    if previous.is_none()
+        && let Some(r) = &remote
+        && !r.is_empty()?
+    {
+        return Err(PipelineError::Refused(format!(
+            "{} holds objects but no curate run; refusing to write into it (choose another --output)",
+            root.display()
+        )));
+    }
     if previous.is_none()
         && root.exists()
         && std::fs::read_dir(&root)
@@ -65,7 +86,7 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
             root.display()
         )));
     }
-    if opts.fresh && previous.is_some() {
+    if opts.fresh && previous.is_some() && remote.is_none() {
         std::fs::remove_dir_all(&root)
             .map_err(|e| PipelineError::io("starting over", curate_io::IoError::os(&root, e)))?;
         return prepare(
@@ -110,6 +131,9 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
         }
         None => state.commit(&layout)?,
     }
+    if let Some(r) = &remote {
+        r.push()?;
+    }
     let input_schema = common_schema(&plan, &config)?;
     let read_spec = curate_io::read::ReadSpec {
         text_column: config.input.text_column.clone(),
@@ -132,6 +156,7 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
         input_schema,
         reasons,
         progress: Progress::new(!opts.quiet),
+        remote,
     })
 }
 
@@ -201,6 +226,9 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
     let mut ran = 0;
     let mut timings = Vec::new();
     for stage in &run.plan.stages {
+        if let Some(r) = &run.remote {
+            r.fetch_records(&stage.name)?;
+        }
         let pending: Vec<usize> = (0..stage.tasks)
             .filter(|t| !run.layout.done(&stage.name, *t).exists())
             .collect();
@@ -249,10 +277,20 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
         &run.layout.root.join("run.json"),
         &serde_json::to_vec_pretty(&run_info).expect("json"),
     );
+    if let Some(r) = &run.remote {
+        r.push()?;
+        // a resumed finished run skipped finalize: the manifest is only in the bucket
+        if !run.layout.manifest().exists() {
+            r.fetch("manifest.json")?;
+        }
+    }
     let manifest = manifest::load(&run.layout.root)?;
     let digest = manifest::digest(&run.layout.root)?;
     Ok(RunSummary {
-        root: run.layout.root.clone(),
+        root: run
+            .remote
+            .as_ref()
+            .map_or_else(|| run.layout.root.clone(), |r| r.url.to_path()),
         manifest,
         digest,
         resumed_tasks: resumed,

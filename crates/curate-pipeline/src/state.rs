@@ -71,8 +71,14 @@ impl State {
             .par_iter()
             .map(|p| {
                 let path = p.to_string_lossy().into_owned();
-                let m = mtime(p);
-                let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                // an object's version token (ETag, modification time) stands in for the mtime
+                let (m, size) = match curate_io::store::ObjectUrl::from_path(p) {
+                    Some(Ok(url)) => curate_io::store::head(&url)
+                        .map_err(|e| PipelineError::io("hashing inputs", e))?
+                        .map(|o| (o.version, o.size))
+                        .unwrap_or((0, 0)),
+                    _ => (mtime(p), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)),
+                };
                 if let Some(prev) = previous {
                     if let Some(i) = prev.inputs.iter().position(|e| e.path == path) {
                         if prev.inputs[i].bytes == size && prev.mtimes.get(i) == Some(&m) && m != 0

@@ -1,0 +1,608 @@
+//! Object storage end to end, against a real S3-compatible server (moto's server mode) on
+//! loopback, started by the test: inputs, outputs and the work directory on `s3://`, compared
+//! with a local run of the same config.
+//!
+//! What legitimately differs between the two manifests is where the inputs were: the recorded
+//! input paths (`inputs[].path`, `config.input.paths`). Everything else — data and exclusion
+//! file bytes, input content hashes, counters, every output hash — must be identical.
+//!
+//! moto comes from `.ci/setup.d/35-s3.sh` (`/opt/curate-venv/bin/moto_server`). Under
+//! `CI=true` a missing moto fails the tests; elsewhere they skip with a reason.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{q, write_config};
+use curate_io::store::{self, ObjectUrl, Put};
+
+/// The moto server of this test process: its endpoint.
+struct Moto {
+    endpoint: String,
+}
+
+fn moto_binary() -> Option<PathBuf> {
+    let p = std::env::var_os("CURATE_MOTO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/curate-venv/bin/moto_server"));
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "moto_server missing at {} under CI: .ci/setup.d/35-s3.sh must install it",
+            p.display()
+        );
+    }
+    eprintln!(
+        "skipped: moto_server not found at {} (run .ci/setup.d/35-s3.sh)",
+        p.display()
+    );
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts moto once per test process (a watcher shell stops it when this process is gone) and
+/// points the AWS environment variables at it, for this process and the `curate` it runs.
+fn moto() -> Option<&'static Moto> {
+    static MOTO: OnceLock<Option<Moto>> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let bin = moto_binary()?;
+        let port = free_port();
+        let script = format!(
+            "{} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
+            bin.display(),
+            std::process::id()
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let t0 = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "moto_server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let endpoint = format!("http://127.0.0.1:{port}");
+        // Set once, before any test of this process spawns a child or builds a client (every
+        // test waits on this OnceLock first), to the same values for all of them.
+        #[allow(unsafe_code)]
+        // SAFETY: no other thread reads the environment while it is set (see above).
+        unsafe {
+            for (k, v) in [
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_ALLOW_HTTP", "true"),
+            ] {
+                std::env::set_var(k, v);
+            }
+        }
+        Some(Moto { endpoint })
+    })
+    .as_ref()
+}
+
+/// Creates a bucket (a plain path-style PUT; moto does not check signatures).
+fn create_bucket(m: &Moto, name: &str) {
+    let addr = m.endpoint.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "PUT /{name} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+}
+
+fn url(s: &str) -> ObjectUrl {
+    ObjectUrl::parse(s).unwrap().unwrap()
+}
+
+fn upload(local: &Path, to: &str) {
+    store::upload(local, &url(to)).unwrap();
+}
+
+/// Every object under `prefix`, relative key → bytes.
+fn objects(prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let p = url(prefix);
+    store::list(&p)
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            let rel = o.url.key[p.key.len()..].trim_start_matches('/').to_string();
+            let bytes = store::get_bytes(&o.url).unwrap().unwrap().to_vec();
+            (rel, bytes)
+        })
+        .collect()
+}
+
+/// Local files under `dir` (relative path → bytes), skipping `.curate/` and `run.json`.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.retain(|(r, _)| !r.starts_with(".curate/") && r != "run.json");
+    out.sort();
+    out
+}
+
+/// The manifest with the input locations blanked (the only thing allowed to differ).
+fn normalized_manifest(bytes: &[u8]) -> serde_json::Value {
+    let mut m: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    for i in m["inputs"].as_array_mut().unwrap() {
+        i["path"] = serde_json::Value::Null;
+    }
+    m["config"]["input"]["paths"] = serde_json::Value::Null;
+    m["config_fingerprint"] = serde_json::Value::Null;
+    // the dataset card and report name the inputs and the fingerprint (compared separately)
+    for a in m["artifacts"].as_array_mut().unwrap() {
+        if a["path"] == "README.md" || a["path"] == "report.html" {
+            a["bytes"] = serde_json::Value::Null;
+            a["xxh3_128"] = serde_json::Value::Null;
+        }
+    }
+    m
+}
+
+/// A pipeline with filters, both dedups (global stages with work files), sampling, reference
+/// labels, a student model and top-fraction scoring: every kind of step work file.
+fn pipeline(input: &str, output: &str, repo: &Path) -> String {
+    format!(
+        r#"[input]
+paths = [{input:?}]
+text_column = "text"
+id_column = "id"
+
+[[steps]]
+preset = "fineweb"
+
+[[steps]]
+type = "exact_dedup"
+
+[[steps]]
+type = "minhash_dedup"
+
+[[steps]]
+type = "sample"
+size = 400
+holdout = 0.25
+
+[[steps]]
+type = "label"
+annotator = "reference"
+reference = {reference}
+
+[[steps]]
+type = "train"
+
+[[steps]]
+type = "score"
+keep = {{ top_fraction = 0.3 }}
+
+[output]
+dir = {output:?}
+exclusion = true
+
+[run]
+seed = 42
+threads = 2
+"#,
+        reference = q(&repo.join("configs/quickstart/reference.jsonl")),
+    )
+}
+
+/// The same config run locally: its snapshot directory.
+fn local_run(dir: &Path, body: &str) -> PathBuf {
+    let cfg = write_config(dir, "local.toml", body);
+    common::run_ok(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    dir.join("local-out")
+}
+
+/// Compares a local snapshot with a remote one. `inputs` are the (local, remote) locations of the
+/// input, the one thing the dataset card and report may name differently.
+fn assert_same_snapshot(local: &Path, remote_prefix: &str, inputs: (&str, &str)) {
+    let l = files(local);
+    let mut r = objects(remote_prefix);
+    r.retain(|(k, _)| !k.starts_with(".curate/") && k != "run.json");
+    r.sort();
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&l), names(&r), "same files");
+    // the config fingerprint covers the input paths, so it differs too
+    let fingerprint = |v: &[(String, Vec<u8>)]| {
+        let m = &v.iter().find(|(k, _)| k == "manifest.json").unwrap().1;
+        let m: serde_json::Value = serde_json::from_slice(m).unwrap();
+        m["config_fingerprint"].as_str().unwrap().to_string()
+    };
+    let (fl, fr) = (fingerprint(&l), fingerprint(&r));
+    for ((name, a), (_, b)) in l.iter().zip(&r) {
+        if name == "manifest.json" {
+            assert_eq!(
+                normalized_manifest(a),
+                normalized_manifest(b),
+                "manifests differ beyond input paths"
+            );
+        } else if name.ends_with(".md") || name.ends_with(".html") {
+            let a = String::from_utf8_lossy(a)
+                .replace(inputs.0, "<input>")
+                .replace(&fl, "<fingerprint>");
+            let b = String::from_utf8_lossy(b)
+                .replace(inputs.1, "<input>")
+                .replace(&fr, "<fingerprint>");
+            assert_eq!(a, b, "{name} differs beyond the input location");
+        } else {
+            assert!(
+                a == b,
+                "{name}: bytes differ between the local and the S3 run"
+            );
+        }
+    }
+}
+
+#[test]
+fn run_with_inputs_outputs_and_work_on_s3_matches_a_local_run() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "run");
+    let repo = curate_testkit::repo_root();
+    let sample = curate_testkit::quickstart_sample();
+    upload(&sample, "s3://run/in/sample.parquet");
+    let dir = tempfile::tempdir().unwrap();
+
+    let local = local_run(
+        dir.path(),
+        &pipeline(
+            sample.to_str().unwrap(),
+            dir.path().join("local-out").to_str().unwrap(),
+            &repo,
+        ),
+    );
+    let cfg = write_config(
+        dir.path(),
+        "s3.toml",
+        &pipeline("s3://run/in/*.parquet", "s3://run/snap", &repo),
+    );
+    let err = common::run_ok(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(err.contains("→ s3://run/snap"), "{err}");
+    assert_same_snapshot(
+        &local,
+        "s3://run/snap",
+        (sample.to_str().unwrap(), "s3://run/in/sample.parquet"),
+    );
+    // intermediate parts are gone, records and state stay
+    let keys: Vec<String> = store::list(&url("s3://run/snap/.curate"))
+        .unwrap()
+        .into_iter()
+        .map(|o| o.url.key)
+        .collect();
+    assert!(
+        !keys.iter().any(|k| k.contains(".curate/work/")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with(".curate/done/finalize/000000.json"))
+    );
+    assert!(keys.iter().any(|k| k.ends_with(".curate/state.json")));
+
+    // read-only commands on the URL
+    let err = common::run_ok(&["snapshot", "verify", "s3://run/snap"]);
+    assert!(err.contains("verified"), "{err}");
+    let status = common::run(&["status", "s3://run/snap"]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("complete: manifest.json written"), "{out}");
+    let stats_s3 = common::run(&["stats", "--json", "s3://run/snap"]);
+    let stats_local = common::run(&["stats", "--json", local.to_str().unwrap()]);
+    assert!(stats_s3.status.success());
+    assert_eq!(stats_s3.stdout, stats_local.stdout);
+
+    // resuming a finished run does nothing and rewrites no record
+    let before = objects("s3://run/snap/.curate/done");
+    let err = common::run_ok(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(err.contains("resumed past"), "{err}");
+    assert_eq!(before, objects("s3://run/snap/.curate/done"));
+
+    // a tampered data object is caught by verify
+    store::put_bytes(
+        &url("s3://run/snap/data/part-00000.parquet"),
+        b"not parquet".to_vec(),
+        false,
+    )
+    .unwrap();
+    let o = common::run(&["snapshot", "verify", "s3://run/snap"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("data/part-00000.parquet"), "{err}");
+}
+
+#[test]
+fn completion_records_are_create_only() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "records");
+    let rec = url("s3://records/snap/.curate/done/pass-0/000000.json");
+    assert_eq!(
+        store::put_bytes(&rec, b"first".to_vec(), true).unwrap(),
+        Put::Written
+    );
+    assert_eq!(
+        store::put_bytes(&rec, b"second".to_vec(), true).unwrap(),
+        Put::AlreadyExists
+    );
+    assert_eq!(&store::get_bytes(&rec).unwrap().unwrap()[..], b"first");
+}
+
+/// Splits the bundled sample into row groups of 100 rows (20 tasks per pass) and uploads it.
+fn upload_small_row_groups(dir: &Path, to: &str) -> PathBuf {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let f = std::fs::File::open(curate_testkit::quickstart_sample()).unwrap();
+    let batches: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let p = dir.join("small-rg.parquet");
+    common::write_batch(&p, all, 100);
+    upload(&p, to);
+    p
+}
+
+/// A light pipeline with one global step (exact dedup: 16 group tasks reading every pass
+/// task's run files), so tests with many processes stay fast.
+fn filters_and_dedup(input: &str, output: &str) -> String {
+    format!(
+        r#"[input]
+paths = [{input:?}]
+text_column = "text"
+id_column = "id"
+
+[[steps]]
+type = "length"
+min_words = 100
+
+[[steps]]
+type = "exact_dedup"
+
+[output]
+dir = {output:?}
+exclusion = true
+
+[run]
+seed = 7
+threads = 1
+"#
+    )
+}
+
+#[test]
+fn a_killed_s3_run_resumes_to_the_same_snapshot() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "resume");
+    let dir = tempfile::tempdir().unwrap();
+    let local_input = upload_small_row_groups(dir.path(), "s3://resume/in/docs.parquet");
+    let local = local_run(
+        dir.path(),
+        &filters_and_dedup(
+            local_input.to_str().unwrap(),
+            dir.path().join("local-out").to_str().unwrap(),
+        ),
+    );
+    let cfg = write_config(
+        dir.path(),
+        "s3.toml",
+        &filters_and_dedup("s3://resume/in/docs.parquet", "s3://resume/snap"),
+    );
+    let mut child: Child = common::curate()
+        .args(["run", "--quiet", "--config", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // kill once a few pass-0 records are committed in the bucket
+    let t0 = Instant::now();
+    loop {
+        let n = store::list(&url("s3://resume/snap/.curate/done/pass-0"))
+            .map(|v| v.len())
+            .unwrap_or(0);
+        if n >= 3 {
+            break;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            panic!("the run finished before it could be killed");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no records appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        store::head(&url("s3://resume/snap/manifest.json"))
+            .unwrap()
+            .is_none()
+    );
+    let status = common::run(&["status", "s3://resume/snap"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("incomplete"));
+
+    let err = common::run_ok(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(err.contains("resumed past"), "{err}");
+    assert_same_snapshot(
+        &local,
+        "s3://resume/snap",
+        (local_input.to_str().unwrap(), "s3://resume/in/docs.parquet"),
+    );
+}
+
+#[test]
+fn tasks_in_separate_processes_share_only_the_bucket() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "tasks");
+    let dir = tempfile::tempdir().unwrap();
+    let sample = curate_testkit::quickstart_sample();
+    upload(&sample, "s3://tasks/in/sample.parquet");
+    let local = local_run(
+        dir.path(),
+        &filters_and_dedup(
+            sample.to_str().unwrap(),
+            dir.path().join("local-out").to_str().unwrap(),
+        ),
+    );
+    let cfg = write_config(
+        dir.path(),
+        "s3.toml",
+        &filters_and_dedup("s3://tasks/in/sample.parquet", "s3://tasks/snap"),
+    );
+    let plan = common::run(&["plan", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["output"], "s3://tasks/snap");
+    // every task in its own process, with its own scratch directory, like array elements on
+    // different machines; the tasks of a stage run concurrently, four at a time
+    for stage in plan["stages"].as_array().unwrap() {
+        let name = stage["name"].as_str().unwrap();
+        let tasks: Vec<u64> = (0..stage["tasks"].as_u64().unwrap()).collect();
+        for chunk in tasks.chunks(4) {
+            let children: Vec<(u64, PathBuf, Child)> = chunk
+                .iter()
+                .map(|t| {
+                    let scratch = dir.path().join(format!("scratch-{name}-{t}"));
+                    std::fs::create_dir_all(&scratch).unwrap();
+                    let child = common::curate()
+                        .env("CURATE_SCRATCH", &scratch)
+                        .args(["task", "--config", cfg.to_str().unwrap(), "--stage", name])
+                        .args(["--index", &t.to_string()])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    (*t, scratch, child)
+                })
+                .collect();
+            for (t, scratch, child) in children {
+                let o = child.wait_with_output().unwrap();
+                assert!(
+                    o.status.success(),
+                    "task {name} {t}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                assert_eq!(
+                    std::fs::read_dir(&scratch).unwrap().count(),
+                    0,
+                    "scratch directory left behind"
+                );
+            }
+        }
+    }
+    assert_same_snapshot(
+        &local,
+        "s3://tasks/snap",
+        (sample.to_str().unwrap(), "s3://tasks/in/sample.parquet"),
+    );
+}
+
+#[test]
+fn missing_buckets_objects_and_endpoints_are_named() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "errors");
+    let dir = tempfile::tempdir().unwrap();
+    let sample = curate_testkit::quickstart_sample();
+
+    // output bucket that does not exist
+    let cfg = write_config(
+        dir.path(),
+        "a.toml",
+        &filters_and_dedup(sample.to_str().unwrap(), "s3://no-such-bucket/snap"),
+    );
+    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("s3://no-such-bucket") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    // input glob that matches nothing, and a missing input object
+    let cfg = write_config(
+        dir.path(),
+        "b.toml",
+        &filters_and_dedup("s3://errors/in/*.parquet", "s3://errors/snap"),
+    );
+    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("\"s3://errors/in/*.parquet\" matches no object"),
+        "{err}"
+    );
+    let cfg = write_config(
+        dir.path(),
+        "c.toml",
+        &filters_and_dedup("s3://errors/in/gone.parquet", "s3://errors/snap"),
+    );
+    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("s3://errors/in/gone.parquet: no such object"),
+        "{err}"
+    );
+
+    // a corrupt input object: the error names the URL
+    store::put_bytes(
+        &url("s3://errors/bad/x.parquet"),
+        b"PAR1 garbage".to_vec(),
+        false,
+    )
+    .unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "d.toml",
+        &filters_and_dedup("s3://errors/bad/x.parquet", "s3://errors/snap2"),
+    );
+    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(err.contains("s3://errors/bad/x.parquet"), "{err}");
+
+    // an endpoint nobody listens on
+    let port = free_port();
+    let o = common::curate()
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .args(["status", "s3://errors/snap"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("s3://errors/snap") && err.contains("AWS_ENDPOINT_URL"),
+        "{err}"
+    );
+}
