@@ -1032,11 +1032,16 @@ impl GroupWriter {
     }
 }
 
+/// Records of a shingle index per fence key kept in memory (8 bytes per 256 documents).
+const FENCE: u64 = 256;
+
 /// Where a document's shingle set is: observer task, byte offset, shingle count.
 type Loc = (u32, u64, u32);
 
 /// One observer task's stored shingle sets.
 struct VerifyTask {
+    /// Keys of records 0, FENCE, 2·FENCE, … of the index.
+    fence: Vec<u64>,
     first: u64,
     last: u64,
     n: u64,
@@ -1075,6 +1080,7 @@ impl Verifier {
             let data_path = verify_data_path(dir, t);
             let data = File::open(&data_path).map_err(|e| StepError::io(&data_path, e))?;
             let mut vt = VerifyTask {
+                fence: Vec::with_capacity(n.div_ceil(FENCE) as usize),
                 first: 0,
                 last: 0,
                 n,
@@ -1085,7 +1091,11 @@ impl Verifier {
                 data,
             };
             let mut rec = vec![0u8; ShingleLoc::SIZE];
-            vt.first = read_loc(&vt, 0, &mut rec)?.key;
+            for i in (0..n).step_by(FENCE as usize) {
+                let k = read_loc(&vt, i, &mut rec)?.key;
+                vt.fence.push(k);
+            }
+            vt.first = vt.fence[0];
             vt.last = read_loc(&vt, n - 1, &mut rec)?.key;
             tasks.push(vt);
         }
@@ -1111,10 +1121,24 @@ impl Verifier {
         if key > t.last {
             return Ok(None);
         }
-        let (mut lo, mut hi) = (0u64, t.n);
+        // The fence keys narrow the search to one block of the index: one read.
+        let block = t.fence.partition_point(|&f| f <= key).saturating_sub(1) as u64;
+        let start = block * FENCE;
+        let count = (t.n - start).min(FENCE) as usize;
+        self.rec.resize(count * ShingleLoc::SIZE, 0);
+        t.index
+            .read_exact_at(
+                &mut self.rec,
+                t.data_start + start * ShingleLoc::SIZE as u64,
+            )
+            .map_err(|e| StepError::io(&t.index_path, e))?;
+        let recs = &self.rec;
+        let at_rec =
+            |i: usize| ShingleLoc::decode(&recs[i * ShingleLoc::SIZE..][..ShingleLoc::SIZE]);
+        let (mut lo, mut hi) = (0usize, count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let s = read_loc(t, mid, &mut self.rec)?;
+            let s = at_rec(mid);
             match s.key.cmp(&key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
@@ -1150,6 +1174,12 @@ impl Verifier {
         let (Some(x), Some(y)) = (x, y) else {
             return Ok(false);
         };
+        // Jaccard ≤ min size / max size: pairs of very different sizes need no read (the bound
+        // rounds the same way as the exact value, so the decision is the same).
+        let (lx, ly) = (x.2 as f64, y.2 as f64);
+        if lx.max(ly) > 0.0 && lx.min(ly) / lx.max(ly) < self.threshold {
+            return Ok(false);
+        }
         self.load(x, 0)?;
         self.load(y, 1)?;
         Ok(jaccard_sorted(&self.a, &self.b) >= self.threshold)
