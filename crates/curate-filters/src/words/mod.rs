@@ -102,6 +102,9 @@ struct Tables {
     currency: Class,
     /// Exceptions by xxh3 of their text: (text, token byte lengths).
     exceptions: HashMap64<(&'static str, &'static [u8])>,
+    /// A 16 Ki-bit filter over (byte length, first byte, last byte) of the exceptions: most
+    /// strings are rejected without hashing them.
+    exception_filter: Box<[u64; 256]>,
     max_exception_len: usize,
     url: regex::Regex,
 }
@@ -146,6 +149,14 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
             .iter()
             .map(|&(k, v)| (xxh3_64(k.as_bytes()), (k, v)))
             .collect(),
+        exception_filter: {
+            let mut f = Box::new([0u64; 256]);
+            for (k, _) in t::EXCEPTIONS {
+                let i = filter_index(k.as_bytes());
+                f[i >> 6] |= 1 << (i & 63);
+            }
+            f
+        },
         max_exception_len: t::EXCEPTIONS
             .iter()
             .map(|(k, _)| k.len())
@@ -324,6 +335,13 @@ impl WordSplitter {
         let tb = &*TABLES;
         if let Some(lens) = exception(tb, &text[start..end]) {
             push_pieces(out, start, lens);
+            return;
+        }
+        let b = &text.as_bytes()[start..end];
+        if b.iter().all(u8::is_ascii_alphabetic) || b.iter().all(u8::is_ascii_digit) {
+            // Only letters, or only digits: no prefix, suffix or infix rule applies (they all
+            // need punctuation, a symbol, or digits next to letters), and it is not a URL.
+            out.push((start as u32, end as u32));
             return;
         }
         let first = out.len();
@@ -510,9 +528,23 @@ fn is_single_in(tok: &str, class: &Class) -> bool {
     matches!((it.next(), it.next()), (Some(c), None) if class.has(c))
 }
 
+/// Bit of [`Tables::exception_filter`] for a non-empty string.
+#[inline]
+fn filter_index(b: &[u8]) -> usize {
+    let (len, first, last) = (b.len() as u32, b[0] as u32, b[b.len() - 1] as u32);
+    (len.wrapping_mul(0x9E37_79B1)
+        ^ first.wrapping_mul(0x85EB_CA77)
+        ^ last.wrapping_mul(0xC2B2_AE3D)) as usize
+        >> 18
+}
+
 #[inline]
 fn exception(tb: &Tables, s: &str) -> Option<&'static [u8]> {
-    if s.len() > tb.max_exception_len {
+    if s.len() > tb.max_exception_len || s.is_empty() {
+        return None;
+    }
+    let i = filter_index(s.as_bytes());
+    if tb.exception_filter[i >> 6] >> (i & 63) & 1 == 0 {
         return None;
     }
     match tb.exceptions.get(&xxh3_64(s.as_bytes())) {
