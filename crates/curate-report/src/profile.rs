@@ -140,77 +140,139 @@ pub struct Profile {
     pub kept_scores: Option<ScoreHist>,
 }
 
+/// A snapshot file opened for reading some of its columns.
+pub(crate) struct Scan {
+    file: curate_io::input::InputFile,
+    spec: curate_io::read::ReadSpec,
+}
+
+impl Scan {
+    /// Reads `path`'s footer; only the `columns` that exist in the file will be read.
+    pub(crate) fn open(
+        path: &Path,
+        text_column: &str,
+        columns: &[&str],
+    ) -> Result<Scan, ReportError> {
+        let file = curate_io::input::inspect(path, text_column)?;
+        let mut present: Vec<String> = columns
+            .iter()
+            .filter(|c| file.schema.field_with_name(c).is_ok())
+            .map(|c| c.to_string())
+            .collect();
+        // The reader normalises one string column (the "text"); project the first string column
+        // asked for, so a scan of ids alone does not read the documents' text.
+        let is_string = |c: &String| {
+            file.schema.field_with_name(c).is_ok_and(|f| {
+                matches!(
+                    f.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                )
+            })
+        };
+        let anchor = match present.iter().find(|c| is_string(c)) {
+            Some(c) => c.clone(),
+            None => {
+                present.push(text_column.to_string());
+                text_column.to_string()
+            }
+        };
+        let spec = curate_io::read::ReadSpec {
+            text_column: anchor,
+            batch_rows: 4096,
+            columns: Some(present),
+        };
+        Ok(Scan { file, spec })
+    }
+
+    /// Row groups (a JSONL file counts as one; an empty parquet file has none).
+    pub(crate) fn row_groups(&self) -> usize {
+        match self.file.format {
+            curate_io::input::Format::Parquet => self.file.row_groups.len(),
+            curate_io::input::Format::Jsonl(_) => 1,
+        }
+    }
+
+    /// Calls `f` with every batch of row groups `rgs`.
+    pub(crate) fn read(
+        &self,
+        rgs: std::ops::Range<usize>,
+        mut f: impl FnMut(&RecordBatch) -> Result<(), ReportError>,
+    ) -> Result<(), ReportError> {
+        curate_io::read::read_share(&self.file, rgs, &self.spec, |b, _| f(&b)).map_err(
+            |e| match e {
+                curate_io::read::ReadError::Io(e) => ReportError::Io(e),
+                curate_io::read::ReadError::Sink(e) => e,
+            },
+        )
+    }
+}
+
 /// Calls `f` with every batch of `path`, reading only `columns` that exist in the file.
 pub(crate) fn scan(
     path: &Path,
     text_column: &str,
     columns: &[&str],
-    mut f: impl FnMut(&RecordBatch) -> Result<(), ReportError>,
+    f: impl FnMut(&RecordBatch) -> Result<(), ReportError>,
 ) -> Result<(), ReportError> {
-    let file = curate_io::input::inspect(path, text_column)?;
-    let mut present: Vec<String> = columns
-        .iter()
-        .filter(|c| file.schema.field_with_name(c).is_ok())
-        .map(|c| c.to_string())
-        .collect();
-    // The reader normalises one string column (the "text"); project the first string column
-    // asked for, so a scan of ids alone does not read the documents' text.
-    let is_string = |c: &String| {
-        file.schema.field_with_name(c).is_ok_and(|f| {
-            matches!(
-                f.data_type(),
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            )
-        })
-    };
-    let anchor = match present.iter().find(|c| is_string(c)) {
-        Some(c) => c.clone(),
-        None => {
-            present.push(text_column.to_string());
-            text_column.to_string()
-        }
-    };
-    let spec = curate_io::read::ReadSpec {
-        text_column: anchor,
-        batch_rows: 4096,
-        columns: Some(present),
-    };
-    let rgs = 0..file.row_groups.len().max(1);
-    curate_io::read::read_share(&file, rgs, &spec, |b, _| f(&b)).map_err(|e| match e {
-        curate_io::read::ReadError::Io(e) => ReportError::Io(e),
-        curate_io::read::ReadError::Sink(e) => e,
-    })
+    let s = Scan::open(path, text_column, columns)?;
+    s.read(0..s.row_groups(), f)
 }
 
 fn words(s: &str) -> u64 {
     s.split_whitespace().count() as u64
 }
 
-fn dist_of(batch: &RecordBatch, text_column: &str, d: &mut Dist) {
+/// Words, lengths and languages of a batch into `d`; with `removed`, also documents and words
+/// per (`step`, `reason`) column values.
+fn dist_of(batch: &RecordBatch, text_column: &str, d: &mut Dist, removed: Option<&mut RemovedMap>) {
     let Some(text) = batch.column_by_name(text_column) else {
         return;
     };
     let text = text.as_string::<i32>();
-    let lang = batch
-        .column_by_name("language")
-        .filter(|c| c.data_type() == &DataType::Utf8)
-        .map(|c| c.as_string::<i32>());
+    let string_col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .filter(|c| c.data_type() == &DataType::Utf8)
+            .map(|c| c.as_string::<i32>())
+    };
+    let lang = string_col("language");
+    let why = removed.and_then(|m| Some((m, string_col("step")?, string_col("reason")?)));
+    let mut why = why;
     let mut langs: BTreeMap<&str, u64> = BTreeMap::new();
     for i in 0..batch.num_rows() {
         let t = if text.is_null(i) { "" } else { text.value(i) };
         let chars = t.chars().count() as u64;
+        let w = words(t);
         d.docs += 1;
         d.chars += chars;
-        d.words += words(t);
+        d.words += w;
         d.length[length_bin(chars)] += 1;
         if let Some(l) = lang {
             let v = if l.is_null(i) { "(none)" } else { l.value(i) };
             *langs.entry(v).or_default() += 1;
         }
+        if let Some((m, step, reason)) = why.as_mut() {
+            let key = (step.value(i).to_string(), reason.value(i).to_string());
+            let e = m.entry(key).or_default();
+            e.0 += 1;
+            e.1 += w;
+        }
     }
     for (k, v) in langs {
         add_language(&mut d.languages, k, v);
     }
+}
+
+/// Documents and words per (step, reason).
+type RemovedMap = BTreeMap<(String, String), (u64, u64)>;
+
+/// What one row group contributes.
+struct Part {
+    kept: bool,
+    dist: Dist,
+    removed: RemovedMap,
+    scores: Option<ScoreHist>,
+    language_column: bool,
 }
 
 fn scores_of(batch: &RecordBatch, h: &mut ScoreHist) {
@@ -254,9 +316,8 @@ pub fn profile(
     exclusion: bool,
     scale: (f64, f64),
 ) -> Result<Profile, ReportError> {
-    let mut after = Dist::new();
-    let mut language_column = false;
-    let mut kept_scores = ScoreHist {
+    use rayon::prelude::*;
+    let empty_hist = ScoreHist {
         lo: scale.0,
         hi: scale.1,
         counts: vec![0; SCORE_BINS],
@@ -264,55 +325,77 @@ pub fn profile(
         min: None,
         max: None,
     };
-    let mut has_scores = false;
-    for f in outputs {
-        scan(
-            &root.join(&f.path),
-            text_column,
-            &[text_column, "language", "quality_score"],
-            |b| {
-                language_column |= b.column_by_name("language").is_some();
-                if b.column_by_name("quality_score").is_some() {
-                    has_scores = true;
-                    scores_of(b, &mut kept_scores);
-                }
-                dist_of(b, text_column, &mut after);
-                Ok(())
-            },
-        )?;
+    // One job per row group of every file, run in parallel; the parts are integer histograms
+    // (and exact minima and maxima), merged in file order, so the result is the same for any
+    // number of threads.
+    let kept_cols = [text_column, "language", "quality_score"];
+    let dropped_cols = [text_column, "language", "step", "reason"];
+    let mut jobs: Vec<(std::sync::Arc<Scan>, usize, bool)> = Vec::new();
+    for (files, kept) in [(outputs, true), (excluded, false)] {
+        for f in files {
+            let cols: &[&str] = if kept { &kept_cols } else { &dropped_cols };
+            let s = std::sync::Arc::new(Scan::open(&root.join(&f.path), text_column, cols)?);
+            for rg in 0..s.row_groups() {
+                jobs.push((s.clone(), rg, kept));
+            }
+        }
     }
-    let mut dropped = Dist::new();
-    let mut removed: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
-    for f in excluded {
-        scan(
-            &root.join(&f.path),
-            text_column,
-            &[text_column, "language", "step", "reason"],
-            |b| {
-                language_column |= b.column_by_name("language").is_some();
-                dist_of(b, text_column, &mut dropped);
-                let (Some(text), Some(step), Some(reason)) = (
-                    b.column_by_name(text_column),
-                    b.column_by_name("step"),
-                    b.column_by_name("reason"),
-                ) else {
-                    return Ok(());
-                };
-                let (text, step, reason) = (
-                    text.as_string::<i32>(),
-                    step.as_string::<i32>(),
-                    reason.as_string::<i32>(),
-                );
-                for i in 0..b.num_rows() {
-                    let t = if text.is_null(i) { "" } else { text.value(i) };
-                    let key = (step.value(i).to_string(), reason.value(i).to_string());
-                    let e = removed.entry(key).or_default();
-                    e.0 += 1;
-                    e.1 += words(t);
+    let parts: Vec<Part> = jobs
+        .par_iter()
+        .map(|(s, rg, kept)| {
+            let mut p = Part {
+                kept: *kept,
+                dist: Dist::new(),
+                removed: RemovedMap::new(),
+                scores: None,
+                language_column: false,
+            };
+            s.read(*rg..*rg + 1, |b| {
+                p.language_column |= b.column_by_name("language").is_some();
+                if *kept {
+                    if b.column_by_name("quality_score").is_some() {
+                        scores_of(b, p.scores.get_or_insert_with(|| empty_hist.clone()));
+                    }
+                    dist_of(b, text_column, &mut p.dist, None);
+                } else {
+                    dist_of(b, text_column, &mut p.dist, Some(&mut p.removed));
                 }
                 Ok(())
-            },
-        )?;
+            })?;
+            Ok(p)
+        })
+        .collect::<Result<_, ReportError>>()?;
+    let (mut after, mut dropped) = (Dist::new(), Dist::new());
+    let mut removed = RemovedMap::new();
+    let mut kept_scores: Option<ScoreHist> = None;
+    let mut language_column = false;
+    for p in parts {
+        language_column |= p.language_column;
+        if p.kept {
+            after.merge(&p.dist);
+        } else {
+            dropped.merge(&p.dist);
+        }
+        for (k, (n, w)) in p.removed {
+            let e = removed.entry(k).or_default();
+            e.0 += n;
+            e.1 += w;
+        }
+        if let Some(h) = p.scores {
+            let k = kept_scores.get_or_insert_with(|| empty_hist.clone());
+            for (a, b) in k.counts.iter_mut().zip(&h.counts) {
+                *a += b;
+            }
+            k.missing += h.missing;
+            k.min = match (k.min, h.min) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            k.max = match (k.max, h.max) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
     }
     let before = exclusion.then(|| {
         let mut b = after.clone();
@@ -332,7 +415,7 @@ pub fn profile(
                 words,
             })
             .collect(),
-        kept_scores: has_scores.then_some(kept_scores),
+        kept_scores,
     })
 }
 
