@@ -592,6 +592,33 @@ fn missing_buckets_objects_and_endpoints_are_named() {
     let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
     assert!(err.contains("s3://errors/bad/x.parquet"), "{err}");
 
+    // a text column of the wrong type: the error names the object and the column
+    let p = dir.path().join("ints.parquet");
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("text", arrow::datatypes::DataType::Int64, false),
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Utf8, false),
+    ]));
+    let batch = arrow::array::RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["a", "b"])),
+        ],
+    )
+    .unwrap();
+    common::write_batch(&p, batch, 1);
+    upload(&p, "s3://errors/ints/x.parquet");
+    let cfg = write_config(
+        dir.path(),
+        "e.toml",
+        &filters_and_dedup("s3://errors/ints/x.parquet", "s3://errors/snap3"),
+    );
+    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("s3://errors/ints/x.parquet: column `text`: has type Int64"),
+        "{err}"
+    );
+
     // an endpoint nobody listens on
     let port = free_port();
     let o = common::curate()
@@ -603,6 +630,82 @@ fn missing_buckets_objects_and_endpoints_are_named() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("s3://errors/snap") && err.contains("AWS_ENDPOINT_URL"),
+        "{err}"
+    );
+}
+
+/// Writes the bundled sample's `text` and `id` as gzipped JSON lines (plus `extra` raw lines).
+fn sample_jsonl_gz(path: &Path, extra: &str) {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let f = std::fs::File::open(curate_testkit::quickstart_sample()).unwrap();
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+        for b in ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let b = b.unwrap();
+            let cols = [
+                b.schema().index_of("text").unwrap(),
+                b.schema().index_of("id").unwrap(),
+            ];
+            w.write(&b.project(&cols).unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    buf.extend_from_slice(extra.as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&buf).unwrap();
+    gz.finish().unwrap();
+}
+
+#[test]
+fn jsonl_inputs_on_s3_match_a_local_run_and_errors_name_url_and_line() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("docs.jsonl.gz");
+    sample_jsonl_gz(&good, "");
+    upload(&good, "s3://jsonl/in/docs.jsonl.gz");
+    let local = local_run(
+        dir.path(),
+        &filters_and_dedup(
+            good.to_str().unwrap(),
+            dir.path().join("local-out").to_str().unwrap(),
+        ),
+    );
+    let cfg = write_config(
+        dir.path(),
+        "s3.toml",
+        &filters_and_dedup("s3://jsonl/in/*.jsonl.gz", "s3://jsonl/snap"),
+    );
+    common::run_ok(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert_same_snapshot(
+        &local,
+        "s3://jsonl/snap",
+        (good.to_str().unwrap(), "s3://jsonl/in/docs.jsonl.gz"),
+    );
+
+    // a broken line: the error names the object and the line (local output this time)
+    let bad = dir.path().join("bad.jsonl.gz");
+    sample_jsonl_gz(&bad, "{\"text\": \"fine\", \"id\": \"x\"}\n{not json\n");
+    upload(&bad, "s3://jsonl/bad/bad.jsonl.gz");
+    let cfg = write_config(
+        dir.path(),
+        "bad.toml",
+        &filters_and_dedup(
+            "s3://jsonl/bad/bad.jsonl.gz",
+            dir.path().join("bad-out").to_str().unwrap(),
+        ),
+    );
+    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("s3://jsonl/bad/bad.jsonl.gz, line 1985"),
         "{err}"
     );
 }

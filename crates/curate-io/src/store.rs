@@ -133,7 +133,8 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
 
 /// The client of a bucket (built once per bucket and process).
 pub fn bucket(url: &ObjectUrl) -> Result<Arc<dyn ObjectStore>, IoError> {
-    static CLIENTS: OnceLock<Mutex<Vec<(String, Arc<dyn ObjectStore>)>>> = OnceLock::new();
+    type Clients = Mutex<Vec<(String, Arc<dyn ObjectStore>)>>;
+    static CLIENTS: OnceLock<Clients> = OnceLock::new();
     let clients = CLIENTS.get_or_init(Default::default);
     let mut list = clients.lock().expect("client cache");
     if let Some((_, c)) = list.iter().find(|(b, _)| *b == url.bucket) {
