@@ -478,6 +478,12 @@ pub fn submit(
     cfg: &SlurmConfig,
     ctx: &SubmitContext,
 ) -> Result<Submission, PipelineError> {
+    if let Some(r) = &run.remote {
+        return Err(PipelineError::Other(format!(
+            "{}: --executor slurm needs the output on a shared file system (task logs and the submission record live there); object-storage output is not supported with it yet.\nhint: submit `curate task --config F --output {} --stage S --index I` from your own job script (see docs/OBJECT-STORAGE.md), or use a shared directory",
+            r.url, r.url
+        )));
+    }
     let root = &run.layout.root;
     ensure_no_active_jobs(root)?;
     let todo: Vec<(&crate::plan::Stage, Vec<usize>)> = run
