@@ -16,6 +16,12 @@ pub fn run_slurm(
 ) -> Result<ExitCode, PipelineError> {
     slurm::client_available()?;
     if let Some(root) = cfg.output_dir(opts.output.as_deref()) {
+        if curate_io::store::ObjectUrl::from_path(&root).is_some() {
+            return Err(PipelineError::Other(format!(
+                "{}: --executor slurm needs the output on a file system every node mounts (its task logs and completion records live there); an object-store output runs with the local executor, or with `curate task` on any engine (docs/CLUSTER.md)",
+                root.display()
+            )));
+        }
         // before `--fresh` may delete anything: never pull the directory from under live jobs
         slurm::ensure_no_active_jobs(&root)?;
     }
