@@ -5,15 +5,16 @@ use std::process::ExitCode;
 
 use clap::Args;
 use curate_pipeline::PipelineError;
+use curate_pipeline::remote::{Need, Readable};
 use curate_report::charts::{int, num, sig};
 use curate_report::diff::{Delta, Diff};
 
 /// Arguments of `curate snapshot diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The earlier snapshot.
+    /// The earlier snapshot (a directory or an s3:// URL).
     pub a: PathBuf,
-    /// The later snapshot.
+    /// The later snapshot (a directory or an s3:// URL).
     pub b: PathBuf,
     /// Print the comparison as JSON on stdout.
     #[arg(long)]
@@ -50,11 +51,16 @@ fn fmt_opt(v: Option<f64>) -> String {
 
 /// Runs the command.
 pub fn run(a: &DiffArgs) -> Result<ExitCode, PipelineError> {
-    for dir in [&a.a, &a.b] {
+    // A local directory, or an s3:// snapshot fetched into a temp directory.
+    let (la, lb) = (
+        Readable::open(&a.a, Need::Snapshot)?,
+        Readable::open(&a.b, Need::Snapshot)?,
+    );
+    for dir in [la.path(), lb.path()] {
         // Same message as every other command that needs a finished snapshot.
         curate_pipeline::manifest::load(dir)?;
     }
-    let d = curate_report::diff::diff(&a.a, &a.b, a.examples)
+    let d = curate_report::diff::diff(la.path(), lb.path(), a.examples)
         .map_err(|e| PipelineError::Other(format!("comparing snapshots: {e}")))?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&d).expect("json"));
