@@ -194,3 +194,84 @@ mod tests {
         assert_eq!(show_key("unlabeled"), "unlabeled");
     }
 }
+
+#[cfg(test)]
+mod read_tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, Float32Array, Float64Array, RecordBatch, StringArray, UInt64Array,
+    };
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    /// Writes a labels file shaped like the label step's (through the io crate's sink).
+    fn write_labels(root: &Path) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("split", DataType::Utf8, false),
+            Field::new("score", DataType::Float32, true),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("model", DataType::Utf8, false),
+            Field::new("input_tokens", DataType::UInt64, false),
+            Field::new("output_tokens", DataType::UInt64, false),
+            Field::new("cache_creation_input_tokens", DataType::UInt64, false),
+            Field::new("cache_read_input_tokens", DataType::UInt64, false),
+            Field::new("cost_usd", DataType::Float64, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![
+                "train", "train", "holdout", "train",
+            ])),
+            Arc::new(Float32Array::from(vec![
+                Some(3.0),
+                Some(1.0),
+                Some(3.0),
+                None,
+            ])),
+            Arc::new(StringArray::from(vec!["ok", "ok", "ok", "budget"])),
+            Arc::new(StringArray::from(vec!["m", "m", "m", "m"])),
+            Arc::new(UInt64Array::from(vec![100, 200, 300, 0])),
+            Arc::new(UInt64Array::from(vec![5, 5, 5, 0])),
+            Arc::new(UInt64Array::from(vec![1000, 0, 0, 0])),
+            Arc::new(UInt64Array::from(vec![0, 1000, 1000, 0])),
+            Arc::new(Float64Array::from(vec![0.25, 0.125, 0.125, 0.0])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        std::fs::create_dir_all(root.join("labels")).unwrap();
+        let props = curate_io::write::OutputProps {
+            zstd_level: 3,
+            row_group_rows: 2,
+            data_page_bytes: 1 << 20,
+            created_by: "test".into(),
+        };
+        let mut sink =
+            curate_io::write::ParquetSink::create(&root.join(LABELS_FILE), schema, &props).unwrap();
+        sink.write(batch).unwrap();
+        sink.finish().unwrap();
+    }
+
+    #[test]
+    fn labels_give_scores_per_split_tokens_and_cost() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_labels(tmp.path());
+        let s = read(tmp.path()).unwrap().unwrap();
+        assert_eq!(s.rows, 4);
+        assert_eq!(s.scores["train"][&score_key(3.0)], 1);
+        assert_eq!(s.scores["train"][&score_key(1.0)], 1);
+        assert_eq!(s.scores["train"]["unlabeled"], 1);
+        assert_eq!(s.scores["holdout"][&score_key(3.0)], 1);
+        assert_eq!(s.status["budget"], 1);
+        assert_eq!(
+            (
+                s.input_tokens,
+                s.output_tokens,
+                s.cache_creation_input_tokens,
+                s.cache_read_input_tokens
+            ),
+            (600, 15, 1000, 2000)
+        );
+        assert_eq!(s.cost_usd, 0.5);
+        assert!(read(&tmp.path().join("none")).unwrap().is_none());
+    }
+}

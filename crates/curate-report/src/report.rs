@@ -756,6 +756,27 @@ mod tests {
     }
 
     #[test]
+    fn paid_labels_draw_the_cost_chart() {
+        let l = LabelSummary {
+            rows: 3,
+            input_tokens: 600,
+            output_tokens: 15,
+            cache_read_input_tokens: 2000,
+            cost_usd: 0.5,
+            models: [("claude-x".to_string(), 3)].into(),
+            ..Default::default()
+        };
+        let c = cost_chart(Some(&l));
+        assert!(c.contains("data-empty=\"false\""), "{c}");
+        assert!(c.contains("cost of these labels: $0.5000"));
+        assert!(
+            c.contains("<title>cache read — tokens: 2,000</title>"),
+            "{c}"
+        );
+        assert!(cost_chart(None).contains("no label step"));
+    }
+
+    #[test]
     fn the_same_inputs_give_the_same_bytes() {
         assert_eq!(page(manifest()), page(manifest()));
     }
