@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 use common::{q, write_config};
 use curate_io::store::{self, ObjectUrl, Put};
 
-/// The moto server of this test process: its endpoint.
+/// The moto server of this test process: its endpoint, and the watcher shell that stops it
+/// when this process is gone (never waited for: it outlives every test of the process).
 struct Moto {
     endpoint: String,
+    _watcher: Child,
 }
 
 fn moto_binary() -> Option<PathBuf> {
@@ -66,7 +68,7 @@ fn moto() -> Option<&'static Moto> {
             bin.display(),
             std::process::id()
         );
-        Command::new("sh")
+        let watcher = Command::new("sh")
             .args(["-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -97,7 +99,10 @@ fn moto() -> Option<&'static Moto> {
                 std::env::set_var(k, v);
             }
         }
-        Some(Moto { endpoint })
+        Some(Moto {
+            endpoint,
+            _watcher: watcher,
+        })
     })
     .as_ref()
 }
@@ -707,5 +712,35 @@ fn jsonl_inputs_on_s3_match_a_local_run_and_errors_name_url_and_line() {
     assert!(
         err.contains("s3://jsonl/bad/bad.jsonl.gz, line 1985"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_slurm_executor_refuses_an_s3_output_with_a_reason() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "slurm");
+    let dir = tempfile::tempdir().unwrap();
+    let sample = curate_testkit::quickstart_sample();
+    let cfg = write_config(
+        dir.path(),
+        "s3.toml",
+        &filters_and_dedup(sample.to_str().unwrap(), "s3://slurm/snap"),
+    );
+    let err = common::run_err(&[
+        "run",
+        "--quiet",
+        "--executor",
+        "slurm",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("s3://slurm/snap") && err.contains("--executor slurm needs"),
+        "{err}"
+    );
+    assert!(
+        store::list(&url("s3://slurm/snap/.curate/done"))
+            .unwrap()
+            .is_empty()
     );
 }

@@ -320,11 +320,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, (u64, SystemTime))>) {
             if name != "." && name != ".." {
                 walk(root, &p, out);
             }
-        } else if ft.is_file() && !is_temp(&name) {
-            if let Some(s) = stat(&p) {
-                let r = rel(&Layout::new(root), &p);
-                out.push((r, s));
-            }
+        } else if ft.is_file()
+            && !is_temp(&name)
+            && let Some(s) = stat(&p)
+        {
+            out.push((rel(&Layout::new(root), &p), s));
         }
     }
 }
@@ -400,5 +400,57 @@ impl Readable {
     /// The local directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_files_are_never_uploaded() {
+        for t in [
+            ".part-00000.parquet.123.tmp",
+            "model.bin.tmp",
+            ".x.tmp-9",
+            "a.tmp-12",
+        ] {
+            assert!(is_temp(t), "{t}");
+        }
+        for f in [
+            "part-000001.arrow",
+            "manifest.json",
+            "000003.json",
+            "tmpdir.bin",
+        ] {
+            assert!(!is_temp(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn walk_lists_finished_files_relative_to_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join(".curate/work/pass-0")).unwrap();
+        std::fs::write(root.join(".curate/work/pass-0/part-000000.arrow"), b"p").unwrap();
+        std::fs::write(
+            root.join(".curate/work/pass-0/.part-000001.arrow.7.tmp"),
+            b"t",
+        )
+        .unwrap();
+        std::fs::write(root.join("manifest.json"), b"{}").unwrap();
+        let mut out = Vec::new();
+        walk(root, root, &mut out);
+        let mut names: Vec<String> = out.into_iter().map(|(r, _)| r).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [".curate/work/pass-0/part-000000.arrow", "manifest.json"]
+        );
+        let layout = Layout::new(root);
+        assert_eq!(
+            rel(&layout, &layout.done("pass-0", 3)),
+            ".curate/done/pass-0/000003.json"
+        );
     }
 }
