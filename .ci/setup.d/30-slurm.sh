@@ -111,7 +111,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 # schedule promptly: dependent arrays start within about a second of their dependency
 SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=1,bf_interval=1,sched_min_interval=100000
+SchedulerParameters=sched_interval=1,bf_interval=1
 MessageTimeout=10
 SlurmctldTimeout=30
 SlurmdTimeout=30
