@@ -129,7 +129,7 @@ impl State {
             }
             for x in &self.inputs {
                 if !other.inputs.iter().any(|e| e.path == x.path) {
-                    d.push(format!("input {} is gone", x.path));
+                    d.push(format!("input {} is no longer among the inputs", x.path));
                 }
             }
         }
