@@ -683,43 +683,91 @@ impl MinhashDedup {
 
     fn run_index(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
         let band = cx.task;
-        // The removed set, sorted by key (8 bytes per removed document).
-        let mut removed = Vec::new();
-        let nodes = Self::nodes_path(cx.dir);
-        let mut r = PartReader::<NodeRec>::open(&nodes, 0, 1 << 16)?;
-        while let Some(nrec) = r.next_record()? {
-            if nrec.status != KEPT {
-                removed.push(nrec.key);
-            }
-        }
         let manifests = read_manifests(cx.dir, cx.observed_tasks)?;
         let runs: Vec<PathBuf> = manifests
             .iter()
             .flat_map(|m| m.runs.iter().map(|r| cx.dir.join(r)))
             .collect();
         let dir = Self::index_dir(cx.dir);
-        let mut w = RunStreamWriter::<IdxRec>::create(&dir.join(format!("band-{band:04}.bin")))?;
+        let tmp = dir.join(format!("tmp-{band:04}"));
+        let _ = std::fs::remove_dir_all(&tmp);
         let buf = (self.memory / 2 / runs.len().max(1)).clamp(4096, 1 << 20);
-        let mut last: Option<u64> = None;
-        for range in 0..self.cfg.hash_ranges {
-            let p = band * self.cfg.hash_ranges + range;
-            let mut sources: Vec<Box<dyn Source<BandRec> + Send>> = Vec::with_capacity(runs.len());
-            for r in &runs {
-                sources.push(Box::new(PartReader::<BandRec>::open(r, p, buf)?));
-            }
-            let mut m = Merger::new(sources)?;
-            while let Some((rec, _)) = m.next_record()? {
-                if last == Some(rec.hash) || removed.binary_search(&rec.key).is_ok() {
+        // The removed set, sorted by key, in chunks of at most `chunk` keys (8 bytes each). One
+        // chunk: one pass over the band's records. More: one pass per chunk over the records
+        // whose keys fall in the chunk's key range, survivors' band keys through an external
+        // sort. The same file either way.
+        let chunk = (self.memory / 4 / 8).max(16);
+        let mut nodes = PartReader::<NodeRec>::open(&Self::nodes_path(cx.dir), 0, 1 << 16)?;
+        let mut carry: Option<u64> = None;
+        let mut lo = 0u64;
+        let mut removed_total = 0u64;
+        let mut sorter: Option<ExternalSorter<IdxRec>> = None;
+        let mut w = RunStreamWriter::<IdxRec>::create(&dir.join(format!("band-{band:04}.bin")))?;
+        let mut passes = 0u64;
+        loop {
+            passes += 1;
+            let mut removed: Vec<u64> = carry.take().into_iter().collect();
+            while let Some(n) = nodes.next_record()? {
+                if n.status == KEPT {
                     continue;
                 }
-                w.push(IdxRec(rec.hash))?;
-                last = Some(rec.hash);
+                if removed.len() >= chunk {
+                    carry = Some(n.key);
+                    break;
+                }
+                removed.push(n.key);
             }
+            removed_total += removed.len() as u64;
+            // This pass covers keys lo..hi; all removed keys of that range are in `removed`.
+            let hi = carry;
+            if hi.is_some() && sorter.is_none() {
+                std::fs::create_dir_all(&tmp).map_err(|e| StepError::io(&tmp, e))?;
+                sorter = Some(ExternalSorter::new(&tmp, "survivors", self.memory / 4));
+            }
+            let mut last: Option<u64> = None;
+            for range in 0..self.cfg.hash_ranges {
+                let p = band * self.cfg.hash_ranges + range;
+                let mut sources: Vec<Box<dyn Source<BandRec> + Send>> =
+                    Vec::with_capacity(runs.len());
+                for r in &runs {
+                    sources.push(Box::new(PartReader::<BandRec>::open(r, p, buf)?));
+                }
+                let mut m = Merger::new(sources)?;
+                while let Some((rec, _)) = m.next_record()? {
+                    if rec.key < lo
+                        || hi.is_some_and(|h| rec.key >= h)
+                        || last == Some(rec.hash)
+                        || removed.binary_search(&rec.key).is_ok()
+                    {
+                        continue;
+                    }
+                    match sorter.as_mut() {
+                        Some(s) => s.push(IdxRec(rec.hash))?,
+                        None => w.push(IdxRec(rec.hash))?,
+                    }
+                    last = Some(rec.hash);
+                }
+            }
+            match hi {
+                Some(h) => lo = h,
+                None => break,
+            }
+        }
+        if let Some(s) = sorter {
+            let mut sorted = s.finish()?;
+            let mut last: Option<u64> = None;
+            while let Some(IdxRec(h)) = sorted.next_record()? {
+                if last != Some(h) {
+                    w.push(IdxRec(h))?;
+                    last = Some(h);
+                }
+            }
+            sorted.cleanup();
+            let _ = std::fs::remove_dir_all(&tmp);
         }
         w.finish()?;
         if band == 0 {
-            let documents: u64 =
-                manifests.iter().map(|m| m.documents).sum::<u64>() - removed.len() as u64;
+            let documents: u64 = manifests.iter().map(|m| m.documents).sum::<u64>() - removed_total;
             let meta = IndexMeta {
                 format: INDEX_FORMAT.to_string(),
                 params: self.hasher.params().clone(),
@@ -727,6 +775,8 @@ impl MinhashDedup {
             };
             write_json(&dir.join("index.json"), &meta)?;
         }
+        let mut c = cx.counters.lock().expect("counters");
+        c.add("minhash_index_passes", passes as f64);
         Ok(())
     }
 }
