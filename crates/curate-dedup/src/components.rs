@@ -9,7 +9,7 @@
 //!    the round's label file as `(key → root key)`. The deferred edges, with both ends replaced by
 //!    their table root, self-loops dropped and duplicates removed by an external sort, are the next
 //!    round's graph. Each table node entered through an edge that was united, so at least half of
-//!    the table is eliminated per round: at most `2 · nodes / cap + 1` rounds.
+//!    the table is eliminated per round: at most about `2 · nodes / cap` rounds.
 //! 2. **Composition.** An eliminated node's root may itself be eliminated in a later round; the
 //!    label files are composed from the last round back (two external sorts per round) into one
 //!    file of final labels `(key → best key of its component)` sorted by key, for every node that
