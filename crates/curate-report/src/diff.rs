@@ -379,10 +379,10 @@ fn examples(
                 if out.len() >= n {
                     break;
                 }
-                if let Some((h, s)) = row_key(b, key, i) {
-                    if wanted.binary_search(&h).is_ok() {
-                        out.push(if key == text { snippet(&s) } else { s });
-                    }
+                if let Some((h, s)) = row_key(b, key, i)
+                    && wanted.binary_search(&h).is_ok()
+                {
+                    out.push(if key == text { snippet(&s) } else { s });
                 }
             }
             Ok(())

@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn keys_sort_numerically_and_show_plainly() {
-        let mut k = vec![score_key(10.0), score_key(2.0), score_key(0.5)];
+        let mut k = [score_key(10.0), score_key(2.0), score_key(0.5)];
         k.sort();
         let shown: Vec<String> = k.iter().map(|k| show_key(k)).collect();
         assert_eq!(shown, ["0.5", "2", "10"]);

@@ -630,9 +630,9 @@ pub fn render(i: &Inputs) -> String {
         m.inputs.len()
     );
     let words = |d: Option<&Dist>| d.map_or("not measured".to_string(), |d| int(d.words));
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<table><tbody><tr><th scope=\"row\">documents read</th><td>{}</td></tr><tr><th scope=\"row\">documents kept</th><td>{} ({:.1}%)</td></tr><tr><th scope=\"row\">documents dropped</th><td>{}</td></tr><tr><th scope=\"row\">documents in skipped shards</th><td>{}</td></tr><tr><th scope=\"row\">words read</th><td>{}</td></tr><tr><th scope=\"row\">words kept</th><td>{}</td></tr><tr><th scope=\"row\">data files</th><td>{}</td></tr></tbody></table>\n",
+        "<table><tbody><tr><th scope=\"row\">documents read</th><td>{}</td></tr><tr><th scope=\"row\">documents kept</th><td>{} ({:.1}%)</td></tr><tr><th scope=\"row\">documents dropped</th><td>{}</td></tr><tr><th scope=\"row\">documents in skipped shards</th><td>{}</td></tr><tr><th scope=\"row\">words read</th><td>{}</td></tr><tr><th scope=\"row\">words kept</th><td>{}</td></tr><tr><th scope=\"row\">data files</th><td>{}</td></tr></tbody></table>",
         int(t.input_rows),
         int(t.kept_rows),
         pct(t.kept_rows, t.input_rows),
@@ -660,9 +660,9 @@ pub fn render(i: &Inputs) -> String {
                 .and_then(|v| v.as_f64())
                 .map_or("—".into(), |v| format!("{v:.3}"))
         };
-        let _ = write!(
+        let _ = writeln!(
             o,
-            "<p>Held-out metrics ({} documents): AUC {}, F1 {}, Spearman {}, ECE {} (raw {}).</p>\n",
+            "<p>Held-out metrics ({} documents): AUC {}, F1 {}, Spearman {}, ECE {} (raw {}).</p>",
             mt.get("n_holdout").and_then(|v| v.as_u64()).unwrap_or(0),
             g("auc"),
             g("f1"),
