@@ -415,10 +415,10 @@ fn task_processes(out: &Path) -> Vec<(u32, String, usize)> {
         {
             continue;
         }
-        if let (Some(stage), Some(index)) = (value("--stage"), value("--index")) {
-            if let Ok(i) = index.parse() {
-                found.push((pid, stage.clone(), i));
-            }
+        if let (Some(stage), Some(index)) = (value("--stage"), value("--index"))
+            && let Ok(i) = index.parse()
+        {
+            found.push((pid, stage.clone(), i));
         }
     }
     found

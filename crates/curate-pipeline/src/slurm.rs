@@ -83,34 +83,34 @@ impl SlurmConfig {
     /// Reports every problem of the `[slurm]` table (scope already set).
     pub fn validate(&self, p: &mut Problems) {
         for (field, v) in [("partition", &self.partition), ("account", &self.account)] {
-            if let Some(v) = v {
-                if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == ',') {
-                    p.push(
-                        field,
-                        format!("\"{v}\" is not a Slurm {field} name (non-empty, no spaces)"),
-                    );
-                }
-            }
-        }
-        if let Some(t) = &self.time {
-            if !valid_time(t) {
+            if let Some(v) = v
+                && (v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == ','))
+            {
                 p.push(
-                    "time",
-                    format!(
-                        "\"{t}\" is not a Slurm time; allowed: \"MIN\", \"MM:SS\", \"HH:MM:SS\", \"D-HH\", \"D-HH:MM\", \"D-HH:MM:SS\""
-                    ),
+                    field,
+                    format!("\"{v}\" is not a Slurm {field} name (non-empty, no spaces)"),
                 );
             }
         }
-        if let Some(m) = &self.mem {
-            if !valid_mem(m) {
-                p.push(
-                    "mem",
-                    format!(
-                        "\"{m}\" is not a Slurm memory size; allowed: a number with an optional K, M, G or T suffix, such as \"4G\""
-                    ),
-                );
-            }
+        if let Some(t) = &self.time
+            && !valid_time(t)
+        {
+            p.push(
+                "time",
+                format!(
+                    "\"{t}\" is not a Slurm time; allowed: \"MIN\", \"MM:SS\", \"HH:MM:SS\", \"D-HH\", \"D-HH:MM\", \"D-HH:MM:SS\""
+                ),
+            );
+        }
+        if let Some(m) = &self.mem
+            && !valid_mem(m)
+        {
+            p.push(
+                "mem",
+                format!(
+                    "\"{m}\" is not a Slurm memory size; allowed: a number with an optional K, M, G or T suffix, such as \"4G\""
+                ),
+            );
         }
         if self.cpus_per_task == Some(0) {
             p.push("cpus_per_task", "0 is out of range; allowed: 1 or more");
@@ -124,13 +124,13 @@ impl SlurmConfig {
                 format!("\"{}\" is not usable: non-empty, no spaces", self.job_name),
             );
         }
-        if let Some(b) = &self.binary {
-            if !Path::new(b).is_absolute() {
-                p.push(
-                    "binary",
-                    format!("\"{b}\" must be an absolute path (compute nodes run it as given)"),
-                );
-            }
+        if let Some(b) = &self.binary
+            && !Path::new(b).is_absolute()
+        {
+            p.push(
+                "binary",
+                format!("\"{b}\" must be an absolute path (compute nodes run it as given)"),
+            );
         }
         for (i, a) in self.extra_args.iter().enumerate() {
             let field = format!("extra_args[{i}]");
@@ -176,10 +176,8 @@ fn valid_time(t: &str) -> bool {
         Some((d, r)) => (Some(d), r),
         None => (None, t),
     };
-    if let Some(d) = days {
-        if !num(d) {
-            return false;
-        }
+    if days.is_some_and(|d| !num(d)) {
+        return false;
     }
     let parts: Vec<&str> = rest.split(':').collect();
     parts.iter().all(|p| num(p)) && parts.len() <= 3
@@ -502,17 +500,16 @@ pub fn submit(
     if todo.is_empty() {
         return Ok(submission);
     }
-    if let Some(max) = max_array_size() {
-        if let Some((s, p)) = todo
+    if let Some(max) = max_array_size()
+        && let Some((s, p)) = todo
             .iter()
             .find(|(_, p)| p.last().is_some_and(|i| *i >= max))
-        {
-            return Err(PipelineError::Other(format!(
-                "stage {} needs array index {} but this cluster's MaxArraySize is {max}\nhint: raise [run] task_size (fewer, larger tasks) or ask the administrators for a larger MaxArraySize",
-                s.name,
-                p.last().expect("non-empty")
-            )));
-        }
+    {
+        return Err(PipelineError::Other(format!(
+            "stage {} needs array index {} but this cluster's MaxArraySize is {max}\nhint: raise [run] task_size (fewer, larger tasks) or ask the administrators for a larger MaxArraySize",
+            s.name,
+            p.last().expect("non-empty")
+        )));
     }
     let dir = slurm_dir(root);
     let io = |p: &Path, e| {
