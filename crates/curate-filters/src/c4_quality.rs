@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
-use crate::text::{char_len, lower_contains, py_strip, splitlines};
+use crate::text::{char_len, py_lower_into, py_strip, splitlines};
 use crate::words::{Span, WordSplitter, py_isspace};
 
 /// Removes lines that are not prose and drops documents that are not prose: lines without
@@ -105,6 +105,19 @@ const POLICY: &[&str] = &[
     "use of cookies",
     "use cookies",
 ];
+
+/// Substring finders for the phrase rules (over the lowercased line).
+struct Finders {
+    lorem: memchr::memmem::Finder<'static>,
+    javascript: memchr::memmem::Finder<'static>,
+    policy: Vec<memchr::memmem::Finder<'static>>,
+}
+
+static FINDERS: LazyLock<Finders> = LazyLock::new(|| Finders {
+    lorem: memchr::memmem::Finder::new("lorem ipsum"),
+    javascript: memchr::memmem::Finder::new("javascript"),
+    policy: POLICY.iter().map(memchr::memmem::Finder::new).collect(),
+});
 
 static CITATION: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"\[\d*\]|\[edit\]|\[citation needed\]").expect("citation regex")
@@ -212,20 +225,24 @@ impl TextFilter for C4Quality {
             if n_words < c.min_words_per_line {
                 continue;
             }
-            if c.filter_lorem_ipsum && lower_contains(line, "lorem ipsum", &mut sc.lower) {
+            // One lowercase copy of the line for the phrase rules (Python's `line.lower()`).
+            let lower: &[u8] = if c.filter_lorem_ipsum || c.filter_javascript || c.filter_policy {
+                py_lower_into(line, &mut sc.lower);
+                sc.lower.as_bytes()
+            } else {
+                b""
+            };
+            let has = |needle: &memchr::memmem::Finder<'_>| needle.find(lower).is_some();
+            if c.filter_lorem_ipsum && has(&FINDERS.lorem) {
                 return Verdict::Drop(0);
             }
-            if c.filter_javascript && lower_contains(line, "javascript", &mut sc.lower) {
+            if c.filter_javascript && has(&FINDERS.javascript) {
                 continue;
             }
             if c.filter_curly_bracket && line.contains('{') {
                 return Verdict::Drop(1);
             }
-            if c.filter_policy
-                && POLICY
-                    .iter()
-                    .any(|p| lower_contains(line, p, &mut sc.lower))
-            {
+            if c.filter_policy && FINDERS.policy.iter().any(has) {
                 continue;
             }
             if c.min_num_sentences != -1 {

@@ -104,6 +104,11 @@ pub fn lower_contains(hay: &str, needle: &str, buf: &mut String) -> bool {
 /// Python's `s.lower()` into `buf` (cleared first).
 pub fn py_lower_into(s: &str, buf: &mut String) {
     buf.clear();
+    if s.is_ascii() {
+        buf.push_str(s);
+        buf.make_ascii_lowercase();
+        return;
+    }
     for c in s.chars() {
         if c.is_ascii() {
             buf.push(c.to_ascii_lowercase());

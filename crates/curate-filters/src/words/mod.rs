@@ -298,8 +298,16 @@ impl WordSplitter {
             // A whitespace run.
             let ws_start = i;
             while i < n {
+                let b = bytes[i];
+                if b < 0x80 {
+                    if !ascii_space(b) {
+                        break;
+                    }
+                    i += 1;
+                    continue;
+                }
                 let (c, len) = next_char(text, i);
-                if !is_space_fast(c, tb) {
+                if !tb.py_space.has(c) {
                     break;
                 }
                 i += len;
@@ -320,8 +328,20 @@ impl WordSplitter {
             }
             let start = i;
             while i < n {
+                let b = bytes[i];
+                if b > b' ' && b < 0x80 {
+                    i += 1; // printable ASCII: never a space
+                    continue;
+                }
+                if b < 0x80 {
+                    if ascii_space(b) {
+                        break;
+                    }
+                    i += 1;
+                    continue;
+                }
                 let (c, len) = next_char(text, i);
-                if is_space_fast(c, tb) {
+                if tb.py_space.has(c) {
                     break;
                 }
                 i += len;
@@ -511,6 +531,12 @@ fn next_char(text: &str, i: usize) -> (char, usize) {
     }
 }
 
+/// Python's `str.isspace` for an ASCII byte.
+#[inline]
+fn ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f)
+}
+
 #[inline]
 fn is_space_fast(c: char, tb: &Tables) -> bool {
     if c.is_ascii() {
@@ -620,6 +646,19 @@ fn find_suffix(tb: &Tables, s: &str) -> usize {
     if dots >= 2 {
         return dots;
     }
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return 0;
+    }
+    if b[b.len().saturating_sub(6)..]
+        .iter()
+        .all(|&x| x.is_ascii() && !x.is_ascii_digit() && x != b'\'')
+    {
+        // The suffixes of two or more characters are `'s`-like (an apostrophe), `……`
+        // (non-ASCII) or a unit / currency after a digit: with none of those among the last
+        // six characters, only a one-character suffix can match.
+        return usize::from(suffix_at(tb, s, b.len() - 1, 1));
+    }
     // Start offsets of the last (up to) five characters, from the left.
     let mut starts = [0usize; 5];
     let mut k = 0;
@@ -690,7 +729,13 @@ fn suffix_at(tb: &Tables, s: &str, p: usize, nchars: usize) -> bool {
 
 fn is_url(tb: &Tables, s: &str) -> bool {
     // Every URL the pattern accepts has a dot before its top-level domain or in its IP address.
-    if memchr::memchr(b'.', s.as_bytes()).is_none() {
+    // Every URL the pattern accepts has a dot before its top-level domain (whose first
+    // character is a lowercase letter) or before a number of its IP address.
+    let b = s.as_bytes();
+    if !memchr::memchr_iter(b'.', b).any(|i| {
+        b.get(i + 1)
+            .is_some_and(|&x| x.is_ascii_lowercase() || x.is_ascii_digit() || x >= 0x80)
+    }) {
         return false;
     }
     let Some(caps) = tb.url.captures(s) else {
