@@ -22,6 +22,10 @@ pub fn run_slurm(
                 root.display()
             )));
         }
+        // `--wait` on a run whose jobs are still queued or running follows them
+        if wait && !opts.fresh && !slurm::active_jobs(&root)?.is_empty() {
+            return attach(cfg, opts, &root);
+        }
         // before `--fresh` may delete anything: never pull the directory from under live jobs
         slurm::ensure_no_active_jobs(&root)?;
     }
@@ -89,6 +93,32 @@ pub fn run_slurm(
         }
     })?;
     print_summary(&root)
+}
+
+/// Waits for the jobs of the last submission to `root` (after checking that it is a run of
+/// this config and input).
+fn attach(cfg: Config, opts: &RunOptions, root: &Path) -> Result<ExitCode, PipelineError> {
+    curate_pipeline::prepare(
+        cfg,
+        &RunOptions {
+            quiet: true,
+            ..opts.clone()
+        },
+    )?;
+    let sub = slurm::load_submission(root).unwrap_or_default();
+    let jobs: Vec<&str> = sub.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    eprintln!(
+        "curate: the last submission to {} is still queued or running (jobs {}); waiting for it",
+        root.display(),
+        jobs.join(", ")
+    );
+    let quiet = opts.quiet;
+    slurm::wait(root, &sub, |stage, done, total| {
+        if !quiet {
+            eprintln!("curate: {stage}: {done}/{total} task(s) done");
+        }
+    })?;
+    print_summary(root)
 }
 
 fn print_summary(root: &Path) -> Result<ExitCode, PipelineError> {

@@ -301,10 +301,32 @@ fn slurm_run_is_byte_identical_to_the_local_run() {
     let local = fx.run_ok(&fx.workdir("local"), "local");
     assert_every_document_once(&local);
     let wd = fx.workdir("slurm");
-    let o = fx.run(&wd, "slurm");
+    // submit and return; then `--wait` follows the queued jobs instead of submitting again
+    let o = fx
+        .curate()
+        .args([
+            "run",
+            "--quiet",
+            "--executor",
+            "slurm",
+            "--output",
+            "out",
+            "--config",
+        ])
+        .arg(&fx.config)
+        .current_dir(&wd)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("submitted") && err.contains("→"), "{err}");
+    let o = fx.run(&wd, "slurm");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("still queued or running") && !err.contains("submitted"),
+        "{err}"
+    );
     let out = wd.join("out");
     assert_same_snapshot(&out, &local, "slurm vs local");
     // the artefacts the manifest lists (labels) verify too
