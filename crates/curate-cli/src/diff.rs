@@ -41,6 +41,10 @@ fn delta(d: &Delta) -> String {
 fn value(v: &Option<serde_json::Value>) -> String {
     match v {
         None => "(absent)".into(),
+        // A whole step: its type and option count, not every option.
+        Some(serde_json::Value::Object(m)) if m.contains_key("type") && m.len() > 3 => {
+            format!("{} ({} options)", m["type"], m.len() - 1)
+        }
         Some(v) => v.to_string(),
     }
 }

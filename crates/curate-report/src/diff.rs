@@ -202,20 +202,67 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, serde
     }
 }
 
-/// Config values that differ, by JSON path.
+/// Config values that differ, by JSON path. A step whose type differs (or that one side does
+/// not have) is one change, `steps[i]`, holding both whole steps.
 pub fn config_changes(a: &serde_json::Value, b: &serde_json::Value) -> Vec<ConfigChange> {
     let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
     flatten("", a, &mut fa);
     flatten("", b, &mut fb);
+    let steps = |v: &serde_json::Value| v.get("steps").and_then(|s| s.as_array()).cloned();
+    let (sa, sb) = (steps(a).unwrap_or_default(), steps(b).unwrap_or_default());
+    let mut whole = Vec::new();
+    for i in 0..sa.len().max(sb.len()) {
+        let (x, y) = (sa.get(i), sb.get(i));
+        let kind = |s: Option<&serde_json::Value>| s.and_then(|s| s.get("type")).cloned();
+        if kind(x) != kind(y) {
+            let p = format!("steps[{i}]");
+            let inside = |k: &String| k == &p || k.starts_with(&format!("{p}."));
+            fa.retain(|k, _| !inside(k));
+            fb.retain(|k, _| !inside(k));
+            whole.push(ConfigChange {
+                path: p,
+                a: x.cloned(),
+                b: y.cloned(),
+            });
+        }
+    }
     let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
-    keys.into_iter()
+    let mut out: Vec<ConfigChange> = keys
+        .into_iter()
         .filter(|k| fa.get(*k) != fb.get(*k))
         .map(|k| ConfigChange {
             path: k.clone(),
             a: fa.get(k).cloned(),
             b: fb.get(k).cloned(),
         })
-        .collect()
+        .collect();
+    out.extend(whole);
+    out.sort_by_cached_key(|c| path_order(&c.path));
+    out
+}
+
+/// Sort key of a JSON path with array indices compared as numbers (`steps[2]` < `steps[10]`).
+fn path_order(p: &str) -> String {
+    let mut o = String::with_capacity(p.len() + 16);
+    let mut num = String::new();
+    let mut in_index = false;
+    for ch in p.chars() {
+        match ch {
+            '[' => {
+                in_index = true;
+                o.push(ch);
+            }
+            ']' if in_index => {
+                o.push_str(&format!("{num:0>12}"));
+                num.clear();
+                in_index = false;
+                o.push(ch);
+            }
+            c if in_index => num.push(c),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 fn inputs_diff(a: &[InputView], b: &[InputView]) -> InputsDiff {
@@ -588,9 +635,18 @@ mod tests {
         let b = json!({"steps": [{"type": "score", "keep": {"top_fraction": 0.5}}, {"type": "length"}], "run": {"seed": 1}});
         let c = config_changes(&a, &b);
         let paths: Vec<&str> = c.iter().map(|c| c.path.as_str()).collect();
-        assert_eq!(paths, ["steps[0].keep.top_fraction", "steps[1].type"]);
+        assert_eq!(paths, ["steps[0].keep.top_fraction", "steps[1]"]);
         assert_eq!(c[1].a, None);
+        assert_eq!(c[1].b, Some(json!({"type": "length"})));
         assert!(config_changes(&a, &a).is_empty());
+        // A different step in the same place is one change, not one per option.
+        let d = json!({"steps": [{"type": "length", "min_words": 5}], "run": {"seed": 2}});
+        let c = config_changes(&a, &d);
+        let paths: Vec<&str> = c.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["run.seed", "steps[0]"]);
+        let mut ps = vec!["steps[10].a", "steps[2]", "steps[1].b", "input.x"];
+        ps.sort_by_key(|p| path_order(p));
+        assert_eq!(ps, ["input.x", "steps[1].b", "steps[2]", "steps[10].a"]);
     }
 
     #[test]
