@@ -12,11 +12,14 @@ CONF_DIR=/etc/slurm
 CONF=$CONF_DIR/slurm.conf
 LOG_DIR=/var/log/slurm
 
-alive() { # alive PIDFILE: the process named in PIDFILE exists and is not a zombie
-  local pid
+alive() { # alive PIDFILE: the daemon named in PIDFILE runs and is not a zombie
+  local pid name
   [ -s "$1" ] || return 1
   pid=$(tr -dc '0-9' <"$1")
   [ -n "$pid" ] && [ -r "/proc/$pid/status" ] || return 1
+  # a stale pid file may name a reused PID: the process must be the daemon itself
+  name=$(basename "$1" .pid)
+  grep -q "^Name:[[:space:]]*$name\$" "/proc/$pid/status" || return 1
   ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
 }
 
