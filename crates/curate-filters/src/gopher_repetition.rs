@@ -193,6 +193,8 @@ pub struct Scratch {
     /// another boundary too.
     start: Vec<bool>,
     end: Vec<bool>,
+    /// Candidate start positions (see `ngram_rules`).
+    cands: Vec<u32>,
     table: StampTable,
 }
 
@@ -297,19 +299,23 @@ impl GopherRepetition {
             sc.rep.clear();
             sc.rep.resize(nw + 1, 0);
             sc.top.clear();
-            let mut prev = 0u8;
+            // Positions whose n-gram may repeat, ascending (all of them for the smallest n).
+            let mut cands = std::mem::take(&mut sc.cands);
+            cands.clear();
+            let mut first_level = true;
             for &n in &self.top_levels {
                 if n > nw {
                     break;
                 }
-                let cand = |rep: &[u8], i: usize| prev == 0 || rep[i] >= prev;
-                let cands = (0..=nw - n).filter(|&i| cand(&sc.rep, i)).count();
-                sc.table.reset(cands);
+                if first_level {
+                    cands.extend(0..=(nw - n) as u32);
+                    first_level = false;
+                }
+                cands.retain(|&i| i as usize + n <= nw);
+                sc.table.reset(cands.len());
                 let mut best = (1u32, 0u32);
-                for i in 0..=nw - n {
-                    if !cand(&sc.rep, i) {
-                        continue;
-                    }
+                for &i in &cands {
+                    let i = i as usize;
                     let (cnt, first) = sc.table.bump(seq_key(&sc.ids[i..i + n]), i as u32);
                     if cnt >= 2 {
                         sc.rep[first as usize] = n as u8;
@@ -320,8 +326,10 @@ impl GopherRepetition {
                     }
                 }
                 sc.top.push((n, best.0, best.1));
-                prev = n as u8;
+                // An n'-gram (n' > n) that repeats starts with an n-gram that repeats.
+                cands.retain(|&i| sc.rep[i as usize] as usize >= n);
             }
+            sc.cands = cands;
             for (k, &(n, frac)) in c.top_n_grams.iter().enumerate() {
                 let n = n as usize;
                 let Some(&(_, count, first)) = sc.top.iter().find(|t| t.0 == n) else {
@@ -360,43 +368,61 @@ impl GopherRepetition {
         );
         sc.start = start;
         sc.end = end;
-        for (k, &(n, frac)) in c.dup_n_grams.iter().enumerate() {
+        // Positions that may start a repeated n-gram for some n of the rules: a repeated SIG-byte
+        // start, or an n-gram shorter than SIG bytes (for the smallest n, hence for all).
+        let n_min = c
+            .dup_n_grams
+            .iter()
+            .map(|&(n, _)| n as usize)
+            .min()
+            .unwrap_or(0);
+        let mut cands = std::mem::take(&mut sc.cands);
+        cands.clear();
+        cands.extend((0..nw as u32).filter(|&i| {
+            let i = i as usize;
+            sc.start[i] || (i + n_min <= nw && ((sc.offs[i + n_min] - sc.offs[i]) as usize) < SIG)
+        }));
+        let mut verdict = Verdict::Keep;
+        'rules: for (k, &(n, frac)) in c.dup_n_grams.iter().enumerate() {
             let n = n as usize;
-            if n == 0 || nw < n {
-                // No n-gram at all: nothing repeated (0 / total passes any fraction).
+            if n == 0 || nw < n || cands.len() < 2 {
+                // No n-gram at all, or no two that can be equal: nothing repeated (0 / total
+                // passes any fraction).
                 continue;
             }
-            let candidate = |sc: &Scratch, i: usize| {
-                ((sc.offs[i + n] - sc.offs[i]) as usize) < SIG || (sc.start[i] && sc.end[i + n])
-            };
-            let cands = (0..=nw - n).filter(|&i| candidate(sc, i)).count();
-            if cands < 2 {
-                continue;
-            }
-            sc.table.reset(cands);
+            sc.table.reset(cands.len());
             let mut repeated = 0usize;
+            // datatrove's loop visits every idx it does not skip; an n-gram that is not a
+            // candidate occurs nowhere else, so visiting it changes nothing but idx += 1.
             let mut idx = 0usize;
-            while idx + n <= nw {
-                if !candidate(sc, idx) {
-                    // This n-gram occurs nowhere else: it is new, and nothing later equals it.
-                    idx += 1;
+            for &i in &cands {
+                let i = i as usize;
+                if i < idx {
+                    continue; // inside a duplicate just counted
+                }
+                if i + n > nw {
+                    break;
+                }
+                let (a, b) = (sc.offs[i] as usize, sc.offs[i + n] as usize);
+                if b - a >= SIG && !(sc.start[i] && sc.end[i + n]) {
                     continue;
                 }
                 // The n words concatenated without separator (datatrove joins with "").
-                let ngram = &sc.cat[sc.offs[idx] as usize..sc.offs[idx + n] as usize];
-                if !sc.table.insert(xxhash_rust::xxh3::xxh3_64(ngram)) {
-                    repeated += (sc.chars[idx + n] - sc.chars[idx]) as usize;
+                if !sc.table.insert(xxhash_rust::xxh3::xxh3_64(&sc.cat[a..b])) {
+                    repeated += (sc.chars[i + n] - sc.chars[i]) as usize;
                     if repeated as f64 / total > frac {
                         // The fraction only grows from here.
-                        return Verdict::Drop(5 + c.top_n_grams.len() + k);
+                        verdict = Verdict::Drop(5 + c.top_n_grams.len() + k);
+                        break 'rules;
                     }
-                    idx += n;
+                    idx = i + n;
                 } else {
-                    idx += 1;
+                    idx = i + 1;
                 }
             }
         }
-        Verdict::Keep
+        sc.cands = cands;
+        verdict
     }
 }
 

@@ -106,6 +106,9 @@ struct Tables {
     /// strings are rejected without hashing them.
     exception_filter: Box<[u64; 256]>,
     max_exception_len: usize,
+    /// Currency symbols and units (suffixes after a digit).
+    units: std::collections::HashSet<&'static str>,
+    max_unit_len: usize,
     url: regex::Regex,
 }
 
@@ -160,6 +163,13 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
         max_exception_len: t::EXCEPTIONS
             .iter()
             .map(|(k, _)| k.len())
+            .max()
+            .unwrap_or(0),
+        units: t::CURRENCY.iter().chain(t::UNITS).copied().collect(),
+        max_unit_len: t::CURRENCY
+            .iter()
+            .chain(t::UNITS)
+            .map(|u| u.len())
             .max()
             .unwrap_or(0),
         url: regex::Regex::new(&url).expect("URL pattern compiles"),
@@ -721,7 +731,7 @@ fn suffix_at(tb: &Tables, s: &str, p: usize, nchars: usize) -> bool {
     if matches!(x, "'s" | "'S" | "’s" | "’S") {
         return true;
     }
-    if prev_digit && (t::CURRENCY.contains(&x) || t::UNITS.contains(&x)) {
+    if prev_digit && x.len() <= tb.max_unit_len && tb.units.contains(&x) {
         return true;
     }
     false
@@ -787,6 +797,13 @@ fn infixes(tb: &Tables, text: &str, s: usize, e: usize, out: &mut Vec<Span>) {
     let mut i = 0usize;
     let mut prev: Option<char> = None;
     while i < b.len() {
+        let x = b[i];
+        if x.is_ascii_alphanumeric() {
+            // No infix rule starts with a letter or a digit.
+            prev = Some(x as char);
+            i += 1;
+            continue;
+        }
         let (c, cl) = next_char(core, i);
         let m = infix_at(tb, core, i, c, cl, prev);
         if let Some(end) = m {
