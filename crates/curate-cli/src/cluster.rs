@@ -14,14 +14,17 @@ pub fn run_slurm(
     opts: &RunOptions,
     wait: bool,
 ) -> Result<ExitCode, PipelineError> {
+    let root = cfg.output_dir(opts.output.as_deref());
+    if let Some(root) = &root
+        && curate_io::store::ObjectUrl::from_path(root).is_some()
+    {
+        return Err(PipelineError::Other(format!(
+            "{}: --executor slurm needs the output on a file system every node mounts (its task logs and completion records live there); an object-store output runs with the local executor, or with `curate task` on any engine (docs/CLUSTER.md)",
+            root.display()
+        )));
+    }
     slurm::client_available()?;
-    if let Some(root) = cfg.output_dir(opts.output.as_deref()) {
-        if curate_io::store::ObjectUrl::from_path(&root).is_some() {
-            return Err(PipelineError::Other(format!(
-                "{}: --executor slurm needs the output on a file system every node mounts (its task logs and completion records live there); an object-store output runs with the local executor, or with `curate task` on any engine (docs/CLUSTER.md)",
-                root.display()
-            )));
-        }
+    if let Some(root) = root {
         // `--wait` on a run whose jobs are still queued or running follows them
         if wait && !opts.fresh && !slurm::active_jobs(&root)?.is_empty() {
             return attach(cfg, opts, &root);
