@@ -78,7 +78,7 @@ fi
 
 # 3. slurm.conf: the node line from `slurmd -C`, fast scheduling, no accounting
 install -d -m 0755 "$CONF_DIR" "$LOG_DIR" /var/spool/slurmctld /var/spool/slurmd
-NODE=$(slurmd -C | head -n 1)
+NODE=$(slurmd -C | sed -n 1p)  # sed reads it all: no SIGPIPE under pipefail
 NODE_NAME=$(sed -n 's/^NodeName=\([^ ]*\).*/\1/p' <<<"$NODE")
 if [ -z "$NODE_NAME" ]; then
   echo "error: cannot read the node line from \`slurmd -C\`: $NODE" >&2
@@ -132,7 +132,7 @@ sed -i 's/ UpTime=[^ ]*//' "$NEW_CONF"
 
 node_ready() {
   local state
-  state=$(sinfo -h -N -n "$NODE_NAME" -o '%T' 2>/dev/null | head -n 1)
+  state=$(sinfo -h -N -n "$NODE_NAME" -o '%T' 2>/dev/null | sed -n 1p)
   case "$state" in idle | mixed | allocated | completing) return 0 ;; *) return 1 ;; esac
 }
 
@@ -160,7 +160,7 @@ for _ in $(seq 120); do
     echo "slurm: ready ($(sinfo -V); $(sinfo -h -N -o '%N %T %c CPUs'))"
     exit 0
   fi
-  state=$(sinfo -h -N -n "$NODE_NAME" -o '%T' 2>/dev/null | head -n 1 || true)
+  state=$(sinfo -h -N -n "$NODE_NAME" -o '%T' 2>/dev/null | sed -n 1p || true)
   case "$state" in
     down* | drain* | fail*) scontrol update nodename="$NODE_NAME" state=resume >/dev/null 2>&1 || true ;;
   esac
