@@ -114,6 +114,17 @@ impl Default for GopherQualityConfig {
     }
 }
 
+/// For each ASCII byte: bit 0 when it is not in datatrove's punctuation set, bit 1 when it is a
+/// letter (Python's `isalpha`).
+static ASCII_CLASSES: std::sync::LazyLock<[u8; 128]> = std::sync::LazyLock::new(|| {
+    let mut t = [0u8; 128];
+    for (b, v) in t.iter_mut().enumerate() {
+        let c = b as u8 as char;
+        *v = u8::from(!PUNCTUATION_SET.has(c)) | (u8::from(py_isalpha(c)) << 1);
+    }
+    t
+});
+
 /// datatrove's default stop words.
 pub const STOP_WORDS: &[&str] = &["the", "be", "to", "of", "and", "that", "have", "with"];
 
@@ -239,10 +250,22 @@ impl GopherQuality {
             let mut non_symbol = false;
             let mut alpha = false;
             let mut len = 0usize;
-            for ch in w.chars() {
-                len += 1;
-                non_symbol |= !punct.has(ch);
-                alpha |= py_isalpha(ch);
+            if w.is_ascii() {
+                // Per ASCII byte: bit 0 = not in datatrove's punctuation set, bit 1 = letter.
+                let lut = &*ASCII_CLASSES;
+                let mut bits = 0u8;
+                for &byte in w.as_bytes() {
+                    bits |= lut[byte as usize];
+                }
+                len = w.len();
+                non_symbol = bits & 1 != 0;
+                alpha = bits & 2 != 0;
+            } else {
+                for ch in w.chars() {
+                    len += 1;
+                    non_symbol |= !punct.has(ch);
+                    alpha |= py_isalpha(ch);
+                }
             }
             if non_symbol {
                 n_ns += 1;

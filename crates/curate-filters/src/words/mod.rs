@@ -282,7 +282,24 @@ pub fn clear_shared_words() {
 pub struct WordSplitter {
     suffixes: Vec<Span>,
     merged: Vec<Span>,
+    memo: ChunkMemo,
 }
+
+/// The tokens of recently split chunks that needed the affix rules (`word.`, `(see`, `it's`):
+/// a chunk's tokens depend only on its bytes, and web text repeats such chunks a lot.
+#[derive(Debug, Default)]
+struct ChunkMemo {
+    /// xxh3 of the chunk → (start in `bytes`, start in `pieces`, number of pieces).
+    index: HashMap64<(u32, u32, u32)>,
+    /// The chunks' bytes, one after the other.
+    bytes: Vec<u8>,
+    /// Token byte ranges relative to the chunk start.
+    pieces: Vec<(u16, u16)>,
+}
+
+/// Chunks longer than this are not memoised; the memo is emptied past `MEMO_BYTES` bytes.
+const MEMO_MAX_CHUNK: usize = 64;
+const MEMO_BYTES: usize = 1 << 20;
 
 impl WordSplitter {
     /// A splitter with empty buffers.
@@ -374,10 +391,40 @@ impl WordSplitter {
             out.push((start as u32, end as u32));
             return;
         }
+        let memoise = b.len() <= MEMO_MAX_CHUNK;
+        let key = if memoise {
+            let key = xxh3_64(b);
+            if let Some(&(at, p, n)) = self.memo.index.get(&key)
+                && self.memo.bytes.get(at as usize..at as usize + b.len()) == Some(b)
+            {
+                for &(x, y) in &self.memo.pieces[p as usize..(p + n) as usize] {
+                    out.push((start as u32 + x as u32, start as u32 + y as u32));
+                }
+                return;
+            }
+            key
+        } else {
+            0
+        };
         let first = out.len();
         self.split_chunk(tb, text, start, end, out);
         if out.len() - first > 1 {
             self.merge_specials(tb, text, first, out);
+        }
+        if memoise {
+            let m = &mut self.memo;
+            if m.bytes.len() > MEMO_BYTES {
+                m.index.clear();
+                m.bytes.clear();
+                m.pieces.clear();
+            }
+            let (at, p) = (m.bytes.len() as u32, m.pieces.len() as u32);
+            m.bytes.extend_from_slice(b);
+            for &(x, y) in &out[first..] {
+                m.pieces
+                    .push(((x as usize - start) as u16, (y as usize - start) as u16));
+            }
+            m.index.insert(key, (at, p, (out.len() - first) as u32));
         }
     }
 
