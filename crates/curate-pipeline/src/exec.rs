@@ -92,19 +92,21 @@ impl Run {
             StageKind::Assemble => self.assemble_task(&stage.name, task, stage.tasks)?,
             StageKind::Finalize => crate::manifest::finalize(self)?,
         };
+        let finalize = matches!(stage.kind, StageKind::Finalize);
         if let Some(r) = &self.remote {
-            r.push()?;
-            if matches!(stage.kind, StageKind::Finalize) && !self.config.run.keep_work {
-                r.drop_work(&self.layout)?;
-            }
+            // finalize removed the local work directory; its objects go only after the record
+            r.push(finalize)?;
         }
         record
             .commit(&self.layout)
             .map_err(|e| PipelineError::io(format!("stage {} task {task}", stage.name), e))?;
-        if let Some(r) = &self.remote
-            && !r.commit_record(&self.layout, &stage.name, task)?
-        {
-            tracing::warn!(stage = %stage.name, task, "completion record already committed by another attempt; kept it");
+        if let Some(r) = &self.remote {
+            if !r.commit_record(&self.layout, &stage.name, task)? {
+                tracing::warn!(stage = %stage.name, task, "completion record already committed by another attempt; kept it");
+            }
+            if finalize && !self.config.run.keep_work {
+                r.drop_work(&self.layout)?;
+            }
         }
         Ok(record)
     }

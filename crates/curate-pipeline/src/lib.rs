@@ -132,7 +132,7 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
         None => state.commit(&layout)?,
     }
     if let Some(r) = &remote {
-        r.push()?;
+        r.push(false)?;
     }
     let input_schema = common_schema(&plan, &config)?;
     let read_spec = curate_io::read::ReadSpec {
@@ -278,7 +278,7 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
         &serde_json::to_vec_pretty(&run_info).expect("json"),
     );
     if let Some(r) = &run.remote {
-        r.push()?;
+        r.push(false)?;
         // a resumed finished run skipped finalize: the manifest is only in the bucket
         if !run.layout.manifest().exists() {
             r.fetch("manifest.json")?;

@@ -229,8 +229,10 @@ impl Remote {
 
     /// Uploads every new or changed file of the scratch directory (except completion records,
     /// see [`commit_record`](Self::commit_record)) and deletes the objects of files that were
-    /// removed; `manifest.json` last.
-    pub fn push(&self) -> Result<(), PipelineError> {
+    /// removed — except under `.curate/work/` when `keep_work_objects` (finalize: they go with
+    /// [`drop_work`](Self::drop_work) once its record is committed, so a finalize killed before
+    /// its record can run again); `manifest.json` last.
+    pub fn push(&self, keep_work_objects: bool) -> Result<(), PipelineError> {
         let _guard = self.push.lock().expect("lock");
         let mut files = Vec::new();
         walk(&self.scratch, &self.scratch, &mut files);
@@ -250,6 +252,7 @@ impl Remote {
         let gone: Vec<String> = synced
             .keys()
             .filter(|r| !r.starts_with(".curate/done/") && !self.scratch.join(r).exists())
+            .filter(|r| !(keep_work_objects && r.starts_with(".curate/work/")))
             .cloned()
             .collect();
         for r in gone {
@@ -260,7 +263,7 @@ impl Remote {
         Ok(())
     }
 
-    /// Deletes the remote work directory once the local one is gone (after finalize).
+    /// Deletes the remote work directory once the local one is gone (after finalize's record).
     pub fn drop_work(&self, layout: &Layout) -> Result<(), PipelineError> {
         if !layout.work().exists() {
             store::delete_prefix(&self.url.join(".curate/work"))
