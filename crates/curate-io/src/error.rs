@@ -87,6 +87,20 @@ impl IoError {
         }
     }
 
+    /// Whether this is a failure to reach or read object storage (network, credentials, a
+    /// vanished object) rather than a problem with the data: such errors are never a reason to
+    /// skip a shard under `on_error = "skip"`.
+    pub fn is_transport(&self) -> bool {
+        match self {
+            IoError::Remote { .. } => true,
+            IoError::Os { source, .. } => source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<IoError>())
+                .is_some_and(IoError::is_transport),
+            _ => false,
+        }
+    }
+
     /// The file the error concerns.
     pub fn path(&self) -> &std::path::Path {
         match self {
@@ -95,5 +109,34 @@ impl IoError {
             | IoError::Column { path, .. }
             | IoError::Remote { path, .. } => path,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_errors_are_told_from_data_errors() {
+        let remote = || IoError::Remote {
+            path: "s3://b/k.jsonl".into(),
+            at: Location::File,
+            message: "connection reset".into(),
+        };
+        assert!(remote().is_transport());
+        // what a streamed object read surfaces through `std::io::Read` (and the decoders)
+        let wrapped = IoError::Os {
+            path: "s3://b/k.jsonl".into(),
+            at: Location::Line(7),
+            source: std::io::Error::other(remote()),
+        };
+        assert!(wrapped.is_transport());
+        let corrupt = IoError::Os {
+            path: "s3://b/k.jsonl.gz".into(),
+            at: Location::Line(7),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt deflate stream"),
+        };
+        assert!(!corrupt.is_transport());
+        assert!(!IoError::format("x.parquet", Location::RowGroup(1), "bad page").is_transport());
     }
 }

@@ -94,7 +94,8 @@ fn read_parquet<E>(
     let remote = match crate::store::ObjectUrl::from_path(path) {
         Some(url) => {
             let url = url.map_err(|m| ReadError::Io(IoError::format(path, Location::File, m)))?;
-            Some(crate::store::parquet_reader(&url, file.size).map_err(ReadError::Io)?)
+            let reader = crate::store::parquet_reader(&url, file.size).map_err(ReadError::Io)?;
+            Some((url, reader))
         }
         None => None,
     };
@@ -119,7 +120,7 @@ fn read_parquet<E>(
         let fmt = |e: &dyn std::fmt::Display| ReadError::Io(IoError::format(path, at.clone(), e));
         // the row group's batches: a local file through the sync reader; an object through the
         // async reader, which fetches just this row group's column chunks by range
-        let batches: Box<dyn Iterator<Item = Result<RecordBatch, String>>> =
+        let batches: Box<dyn Iterator<Item = Result<RecordBatch, IoError>>> =
             match (&handle, &remote) {
                 (Some(handle), _) => {
                     let h = handle
@@ -132,9 +133,12 @@ fn read_parquet<E>(
                         b = b.with_projection(m.clone());
                     }
                     let reader = b.build().map_err(|e| fmt(&e))?;
-                    Box::new(reader.map(|b| b.map_err(|e| e.to_string())))
+                    let at = at.clone();
+                    Box::new(
+                        reader.map(move |b| b.map_err(|e| IoError::format(path, at.clone(), e))),
+                    )
                 }
-                (None, Some(object)) => {
+                (None, Some((url, object))) => {
                     let mut b = ParquetRecordBatchStreamBuilder::new_with_metadata(
                         object.clone(),
                         meta.clone(),
@@ -145,16 +149,19 @@ fn read_parquet<E>(
                         b = b.with_projection(m.clone());
                     }
                     let mut stream = b.build().map_err(|e| fmt(&e))?;
+                    let at = at.clone();
+                    // transport failures stay `Remote` errors (never mistaken for bad data)
                     Box::new(std::iter::from_fn(move || {
-                        crate::store::block_on(futures::StreamExt::next(&mut stream))
-                            .map(|b| b.map_err(|e| e.to_string()))
+                        crate::store::block_on(futures::StreamExt::next(&mut stream)).map(|b| {
+                            b.map_err(|e| crate::store::parquet_read_error(url, at.clone(), e))
+                        })
                     }))
                 }
                 (None, None) => unreachable!("a file or an object"),
             };
         let mut got = 0u64;
         for batch in batches {
-            let batch = batch.map_err(|e| fmt(&e))?;
+            let batch = batch.map_err(ReadError::Io)?;
             let batch = normalize_text(path, batch, &spec.text_column).map_err(ReadError::Io)?;
             let n = batch.num_rows() as u64;
             sink(batch, first_row + got).map_err(ReadError::Sink)?;

@@ -458,8 +458,12 @@ impl Read for ObjectReader {
                 None => return Ok(0),
                 Some(Ok(b)) => self.buf = b,
                 Some(Err(e)) => {
-                    let e = remote_error(&self.url, Location::File, &e);
-                    return Err(std::io::Error::other(e.to_string()));
+                    // the located error rides inside, so callers can tell transport from data
+                    return Err(std::io::Error::other(remote_error(
+                        &self.url,
+                        Location::File,
+                        &e,
+                    )));
                 }
             }
         }
@@ -491,6 +495,21 @@ pub fn parquet_reader(url: &ObjectUrl, size: u64) -> Result<ObjectFile, IoError>
 
 fn parquet_error(e: object_store::Error) -> parquet::errors::ParquetError {
     parquet::errors::ParquetError::External(Box::new(e))
+}
+
+/// A read error of a parquet object: the object store's own errors (network, permissions, a
+/// vanished object) as [`IoError::Remote`], anything else (bad bytes) as a format error.
+pub fn parquet_read_error(
+    url: &ObjectUrl,
+    at: Location,
+    e: parquet::errors::ParquetError,
+) -> IoError {
+    if let parquet::errors::ParquetError::External(inner) = &e
+        && let Some(os) = inner.downcast_ref::<object_store::Error>()
+    {
+        return remote_error(url, at, os);
+    }
+    IoError::format(url.to_path(), at, e)
 }
 
 impl parquet::arrow::async_reader::AsyncFileReader for ObjectFile {

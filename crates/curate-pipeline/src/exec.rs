@@ -118,7 +118,9 @@ impl Run {
             Source::Part(self.layout.part(pass - 1, task))
         };
         match self.pass_body(name, pass, task, source) {
-            Err(PassFailure::Input(e)) if self.config.input.on_error == OnError::Skip => {
+            Err(PassFailure::Input(e))
+                if self.config.input.on_error == OnError::Skip && !e.is_transport() =>
+            {
                 let share = &self.plan.shares[task];
                 let path = self.plan.inputs[share.file].path.display().to_string();
                 tracing::warn!(file = %path, error = %e, "skipping unreadable input shard (on_error = \"skip\")");
