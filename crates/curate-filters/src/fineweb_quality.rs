@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
-use crate::text::{HashSet64, TERMINAL_PUNCTUATION, char_len, find_duplicates, py_strip};
+use crate::text::{StampTable, TERMINAL_PUNCTUATION, char_len, find_duplicates, py_strip};
 use crate::words::shared_words;
 
 /// Drops documents whose lines look like lists, menus or repeated boilerplate: few lines ending
@@ -151,7 +151,7 @@ impl FineWebQuality {
 /// Reusable working memory.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    seen: HashSet64,
+    seen: StampTable,
 }
 
 impl TextFilter for FineWebQuality {
@@ -186,7 +186,7 @@ impl TextFilter for FineWebQuality {
             return Verdict::Drop(2);
         }
         let newlines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
-        let (_, dup_chars) = find_duplicates(lines(), &mut sc.seen);
+        let (_, dup_chars) = find_duplicates(lines(), newlines + 1, &mut sc.seen);
         let denom = (char_len(text) - newlines) as f64;
         if dup_chars as f64 / denom > c.char_duplicates_ratio {
             return Verdict::Drop(3);

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
-use crate::text::{HashSet64, StampTable, char_len, find_duplicates, py_strip};
+use crate::text::{StampTable, char_len, find_duplicates, py_strip};
 use crate::words::{Span, shared_words};
 
 /// Drops documents with too much repeated content: duplicated paragraphs and lines (by count and
@@ -175,7 +175,7 @@ fn leak(s: String) -> &'static str {
 /// Reusable working memory.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    seen: HashSet64,
+    seen: StampTable,
     /// The document's words concatenated without separator (what datatrove's `"".join` builds).
     cat: Vec<u8>,
     /// Prefix sums over the words: byte offsets into `cat`, and characters. One more entry than
@@ -233,7 +233,8 @@ impl TextFilter for GopherRepetition {
         let stripped = py_strip(text);
         let mut n_paras = 0usize;
         let paras = split_newline_runs(stripped, 2).inspect(|_| n_paras += 1);
-        let (dups, dup_chars) = find_duplicates(paras, &mut sc.seen);
+        let max_items = memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1;
+        let (dups, dup_chars) = find_duplicates(paras, max_items, &mut sc.seen);
         if c.dup_para_frac > 0.0 && dups as f64 / n_paras as f64 > c.dup_para_frac {
             return Verdict::Drop(1);
         }
@@ -242,7 +243,7 @@ impl TextFilter for GopherRepetition {
         }
         let mut n_lines = 0usize;
         let lines = split_newline_runs(text, 1).inspect(|_| n_lines += 1);
-        let (dups, dup_chars) = find_duplicates(lines, &mut sc.seen);
+        let (dups, dup_chars) = find_duplicates(lines, max_items, &mut sc.seen);
         if c.dup_line_frac > 0.0 && dups as f64 / n_lines as f64 > c.dup_line_frac {
             return Verdict::Drop(3);
         }

@@ -148,13 +148,16 @@ pub fn h(s: &str) -> u64 {
 }
 
 /// datatrove's `find_duplicates`: (number of duplicate elements, characters in them).
-pub fn find_duplicates<'a>(
+/// `max_items` bounds the number of items (e.g. newlines + 1 for the lines of a text).
+pub(crate) fn find_duplicates<'a>(
     items: impl Iterator<Item = &'a str>,
-    seen: &mut HashSet64,
+    max_items: usize,
+    seen: &mut StampTable,
 ) -> (usize, usize) {
-    seen.clear();
+    seen.reset(max_items);
     let (mut n, mut chars) = (0, 0);
-    for x in items {
+    for (k, x) in items.enumerate() {
+        assert!(k < max_items, "more items than max_items");
         if !seen.insert(h(x)) {
             n += 1;
             chars += char_len(x);
@@ -258,9 +261,9 @@ mod tests {
         let mut b = String::new();
         assert!(lower_contains("JavaScript", "javascript", &mut b));
         assert!(lower_contains("Ünd JAVASCRIPT", "javascript", &mut b));
-        let mut seen = HashSet64::default();
+        let mut seen = StampTable::default();
         assert_eq!(
-            find_duplicates(["a", "bb", "a", "bb", "bb"].into_iter(), &mut seen),
+            find_duplicates(["a", "bb", "a", "bb", "bb"].into_iter(), 5, &mut seen),
             (3, 5)
         );
     }
