@@ -318,7 +318,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, (u64, SystemTime))>) {
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let p = e.path();
-        let Ok(ft) = e.file_type() else { continue };
+        // follows symlinks: a linked file is uploaded as its content
+        let Ok(ft) = std::fs::metadata(&p).map(|m| m.file_type()) else {
+            continue;
+        };
         if ft.is_dir() {
             if name != "." && name != ".." {
                 walk(root, &p, out);
