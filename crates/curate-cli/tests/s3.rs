@@ -428,7 +428,9 @@ fn a_killed_s3_run_resumes_to_the_same_snapshot() {
         "s3.toml",
         &filters_and_dedup("s3://resume/in/docs.parquet", "s3://resume/snap"),
     );
+    // the killed process cannot remove its scratch directory: keep it in the test's temp dir
     let mut child: Child = common::curate()
+        .env("CURATE_SCRATCH", dir.path())
         .args(["run", "--quiet", "--config", cfg.to_str().unwrap()])
         .stderr(Stdio::null())
         .spawn()
