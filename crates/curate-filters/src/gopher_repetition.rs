@@ -277,20 +277,34 @@ impl GopherRepetition {
         sc.offs.clear();
         sc.chars.clear();
         sc.ids.clear();
-        sc.offs.push(0);
-        sc.chars.push(0);
-        let mut chars = 0u32;
+        let t = text.as_bytes();
+        sc.cat.reserve(text.len());
         for &(a, b) in words {
-            let w = &text.as_bytes()[a as usize..b as usize];
-            sc.cat.extend_from_slice(w);
+            sc.cat.extend_from_slice(&t[a as usize..b as usize]);
+        }
+        let mut off = 0u32;
+        sc.offs.push(0);
+        sc.offs.extend(words.iter().map(|&(a, b)| {
+            off += b - a;
+            off
+        }));
+        let mut chars = 0u32;
+        sc.chars.push(0);
+        sc.chars.extend(words.iter().map(|&(a, b)| {
+            let w = &t[a as usize..b as usize];
             chars += if w.is_ascii() {
                 w.len() as u32
             } else {
                 w.iter().filter(|&&x| (x as i8) >= -0x40).count() as u32
             };
-            sc.offs.push(sc.cat.len() as u32);
-            sc.chars.push(chars);
-            sc.ids.push(xxhash_rust::xxh3::xxh3_64(w));
+            chars
+        }));
+        if !c.top_n_grams.is_empty() {
+            sc.ids.extend(
+                words
+                    .iter()
+                    .map(|&(a, b)| xxhash_rust::xxh3::xxh3_64(&t[a as usize..b as usize])),
+            );
         }
         let cat_len = sc.cat.len();
 
