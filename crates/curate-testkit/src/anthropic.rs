@@ -379,8 +379,12 @@ fn now_unix() -> f64 {
 }
 
 fn rfc3339(t: f64) -> String {
-    let secs = t.floor() as i64;
-    let millis = ((t - secs as f64) * 1000.0) as i64;
+    // Rounded *up* to the millisecond: a reset time is a promise that the bucket is refilled by
+    // then, so a client that waits exactly until it must not arrive early (rounding down made
+    // the pacing test flaky under load).
+    let ms = (t * 1000.0).ceil() as i64;
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;
