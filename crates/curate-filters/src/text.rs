@@ -44,6 +44,22 @@ pub struct SplitLines<'a> {
     pos: usize,
 }
 
+/// Length of the line break (`str.splitlines` boundary) starting at `b[i]`, if one does.
+#[inline]
+fn line_break_at(b: &[u8], i: usize) -> Option<usize> {
+    match b[i] {
+        b'\n' | b'\x0b' | b'\x0c' | b'\x1c' | b'\x1d' | b'\x1e' => Some(1),
+        b'\r' => Some(if b.get(i + 1) == Some(&b'\n') { 2 } else { 1 }),
+        0xC2 if b.get(i + 1) == Some(&0x85) => Some(2),
+        0xE2 if b.get(i + 1) == Some(&0x80)
+            && matches!(b.get(i + 2), Some(&0xA8) | Some(&0xA9)) =>
+        {
+            Some(3)
+        }
+        _ => None,
+    }
+}
+
 impl<'a> Iterator for SplitLines<'a> {
     type Item = &'a str;
 
@@ -54,24 +70,27 @@ impl<'a> Iterator for SplitLines<'a> {
         let rest = &self.s[self.pos..];
         let b = rest.as_bytes();
         let mut i = 0;
-        while i < b.len() {
-            let c = b[i];
-            let brk = match c {
-                b'\n' | b'\x0b' | b'\x0c' | b'\x1c' | b'\x1d' | b'\x1e' => Some(1),
-                b'\r' => Some(if b.get(i + 1) == Some(&b'\n') { 2 } else { 1 }),
-                0xC2 if b.get(i + 1) == Some(&0x85) => Some(2),
-                0xE2 if b.get(i + 1) == Some(&0x80)
-                    && matches!(b.get(i + 2), Some(&0xA8) | Some(&0xA9)) =>
-                {
-                    Some(3)
+        loop {
+            // Every line break starts with a byte below 0x20 or above 0x7F: skip 8 bytes at a
+            // time while none is (`x - 0x20..` borrows into bit 7 of a byte below 0x20).
+            while let Some(w) = b.get(i..i + 8) {
+                let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                if ((x.wrapping_sub(0x2020_2020_2020_2020) & !x) | x) & 0x8080_8080_8080_8080 != 0 {
+                    break;
                 }
-                _ => None,
-            };
-            if let Some(n) = brk {
-                self.pos += i + n;
-                return Some(&rest[..i]);
+                i += 8;
             }
-            i += 1;
+            if i >= b.len() {
+                break;
+            }
+            let stop = (i + 8).min(b.len());
+            while i < stop {
+                if let Some(n) = line_break_at(b, i) {
+                    self.pos += i + n;
+                    return Some(&rest[..i]);
+                }
+                i += 1;
+            }
         }
         self.pos = self.s.len();
         Some(rest)
@@ -246,6 +265,43 @@ impl StampTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The line splitter's 8-byte skipping against a byte-by-byte scan, with every kind of
+    /// break (and near misses) at every offset around the 8-byte blocks.
+    #[test]
+    fn splitlines_matches_bytewise_scan() {
+        fn reference(s: &str) -> Vec<&str> {
+            let b = s.as_bytes();
+            let (mut out, mut start, mut i) = (Vec::new(), 0, 0);
+            while i < b.len() {
+                if let Some(n) = line_break_at(b, i) {
+                    out.push(&s[start..i]);
+                    i += n;
+                    start = i;
+                } else {
+                    i += 1;
+                }
+            }
+            if start < b.len() {
+                out.push(&s[start..]);
+            }
+            out
+        }
+        let pieces = [
+            "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\t", "\u{85}",
+            "\u{2028}", "\u{2029}", "\u{2027}", "\u{a0}", "é", "\u{7f}", " ",
+        ];
+        for p in pieces {
+            for q in pieces {
+                for a in 0..20 {
+                    for gap in [0, 1, 7, 9] {
+                        let s = format!("{}{p}{}{q}xyz", "a".repeat(a), "b".repeat(gap));
+                        assert_eq!(splitlines(&s).collect::<Vec<_>>(), reference(&s), "{s:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn python_semantics() {
