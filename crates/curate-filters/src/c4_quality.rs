@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
 use crate::text::{char_len, py_lower_into, py_strip, splitlines};
-use crate::words::{Span, WordSplitter, py_isspace};
+use crate::words::{Span, WordSplitter, count_sentences_in_words, py_isspace, shared_words};
 
 /// Removes lines that are not prose and drops documents that are not prose: lines without
 /// terminal punctuation, with fewer than 3 words, with a word over 1,000 characters, mentioning
@@ -188,10 +188,26 @@ impl TextFilter for C4Quality {
     }
 
     fn check(&self, doc: Doc<'_>, sc: &mut Scratch, out: &mut String) -> Verdict {
+        if self.cfg.min_num_sentences != -1 {
+            // Sentences are counted from the text's words (shared with the other word-based
+            // steps of the chain): a line's words are the text's words inside it.
+            shared_words(doc.text, |words| self.lines(doc.text, words, sc, out))
+        } else {
+            self.lines(doc.text, &[], sc, out)
+        }
+    }
+}
+
+impl C4Quality {
+    /// The line rules and the rewrite; `words` are the words of `text` when sentences are
+    /// counted.
+    fn lines(&self, text: &str, words: &[Span], sc: &mut Scratch, out: &mut String) -> Verdict {
         let c = &self.cfg;
         let mut sentences = 0i64;
         let mut first = true;
-        for raw in splitlines(doc.text) {
+        // Index of the first word not before the current line.
+        let mut next_word = 0usize;
+        for raw in splitlines(text) {
             let stripped = py_strip(raw);
             let mut n_words = 0i64;
             let mut long_word = false;
@@ -205,7 +221,8 @@ impl TextFilter for C4Quality {
             if long_word {
                 continue;
             }
-            let line: &str = if c.remove_citations && stripped.contains('[') {
+            let cited = c.remove_citations && stripped.contains('[');
+            let line: &str = if cited {
                 sc.line.clear();
                 let mut last = 0;
                 for m in CITATION.find_iter(stripped) {
@@ -246,7 +263,22 @@ impl TextFilter for C4Quality {
                 continue;
             }
             if c.min_num_sentences != -1 {
-                sentences += sc.splitter.count_sentences(line, &mut sc.tokens) as i64;
+                sentences += if cited {
+                    // Citation markers cut out: not a stretch of the text.
+                    sc.splitter.count_sentences(line, &mut sc.tokens)
+                } else {
+                    let start = stripped.as_ptr() as usize - text.as_ptr() as usize;
+                    let end = (start + stripped.len()) as u32;
+                    let start = start as u32;
+                    while next_word < words.len() && words[next_word].0 < start {
+                        next_word += 1;
+                    }
+                    let first_word = next_word;
+                    while next_word < words.len() && words[next_word].1 <= end {
+                        next_word += 1;
+                    }
+                    count_sentences_in_words(text, &words[first_word..next_word])
+                } as i64;
             }
             if !first {
                 out.push('\n');

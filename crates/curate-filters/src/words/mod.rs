@@ -545,37 +545,84 @@ impl WordSplitter {
     pub fn count_sentences(&mut self, text: &str, scratch: &mut Vec<Span>) -> usize {
         scratch.clear();
         self.tokens(text, scratch, true);
-        if scratch.is_empty() {
-            return 0;
-        }
         let tb = &*TABLES;
-        let mut sentences = 0usize;
-        let mut start = 0usize;
-        let mut seen_period = false;
-        let mut content = false; // current sentence has a non-space token
-        for (k, &(a, b)) in scratch.iter().enumerate() {
+        let mut st = Sentencizer::default();
+        for &(a, b) in scratch.iter() {
             let tok = &text[a as usize..b as usize];
-            let in_punct = is_single_in(tok, &tb.sent_punct);
-            let space = tok.chars().all(|c| is_space_fast(c, tb));
-            if seen_period && !in_punct && !is_punct_token(tok) {
-                if content {
-                    sentences += 1;
-                }
-                start = k;
-                content = false;
-                seen_period = false;
-            } else if in_punct {
-                seen_period = true;
-            }
-            if !space {
-                content = true;
+            if tok.chars().all(|c| is_space_fast(c, tb)) {
+                st.space();
+            } else {
+                st.word(tb, tok);
             }
         }
-        let _ = start;
-        if content {
-            sentences += 1;
+        st.finish()
+    }
+}
+
+/// [`WordSplitter::count_sentences`] of the text spanned by `words`, from its words alone:
+/// `words` are the consecutive words ([`WordSplitter::split`]) of a stretch of `text` that
+/// starts at the first word and ends at the last one (e.g. a stripped line; tokens never cross
+/// whitespace, so a line's words are the text's words inside it).
+///
+/// The whitespace tokens `count_sentences` also sees are the gaps between two words other than
+/// none or a single `' '` (spaCy absorbs one space after a token); they are replayed from the
+/// gaps.
+pub fn count_sentences_in_words(text: &str, words: &[Span]) -> usize {
+    let tb = &*TABLES;
+    let b = text.as_bytes();
+    let mut st = Sentencizer::default();
+    let mut prev_end = None;
+    for &(s, e) in words {
+        let (s, e) = (s as usize, e as usize);
+        if let Some(p) = prev_end
+            && s > p
+            && !(s == p + 1 && b[p] == b' ')
+        {
+            st.space();
         }
-        sentences
+        st.word(tb, &text[s..e]);
+        prev_end = Some(e);
+    }
+    st.finish()
+}
+
+/// spaCy's sentencizer as a counter over tokens: a sentence ends before the first token after
+/// a sentence-final punctuation token that is neither such a token nor punctuation; sentences
+/// of whitespace tokens only are not counted.
+#[derive(Default)]
+struct Sentencizer {
+    sentences: usize,
+    seen_period: bool,
+    /// The current sentence has a non-space token.
+    content: bool,
+}
+
+impl Sentencizer {
+    /// A whitespace token (never sentence-final punctuation nor punctuation).
+    #[inline]
+    fn space(&mut self) {
+        if self.seen_period {
+            self.sentences += self.content as usize;
+            self.content = false;
+            self.seen_period = false;
+        }
+    }
+
+    /// A token with a non-space character.
+    #[inline]
+    fn word(&mut self, tb: &Tables, tok: &str) {
+        let in_punct = is_single_in(tok, &tb.sent_punct);
+        if self.seen_period && !in_punct && !is_punct_token(tok) {
+            self.sentences += self.content as usize;
+            self.seen_period = false;
+        } else if in_punct {
+            self.seen_period = true;
+        }
+        self.content = true;
+    }
+
+    fn finish(self) -> usize {
+        self.sentences + self.content as usize
     }
 }
 
