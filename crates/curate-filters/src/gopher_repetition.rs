@@ -278,34 +278,38 @@ impl GopherRepetition {
         sc.chars.clear();
         sc.ids.clear();
         let t = text.as_bytes();
-        sc.cat.reserve(text.len());
-        for &(a, b) in words {
-            sc.cat.extend_from_slice(&t[a as usize..b as usize]);
-        }
-        let mut off = 0u32;
+        // Room for a whole SIG-byte copy after the last word (trimmed below).
+        sc.cat.resize(text.len() + SIG, 0);
+        sc.offs.reserve(nw + 1);
+        sc.chars.reserve(nw + 1);
         sc.offs.push(0);
-        sc.offs.extend(words.iter().map(|&(a, b)| {
-            off += b - a;
-            off
-        }));
-        let mut chars = 0u32;
         sc.chars.push(0);
-        sc.chars.extend(words.iter().map(|&(a, b)| {
-            let w = &t[a as usize..b as usize];
+        let want_ids = !c.top_n_grams.is_empty();
+        let (mut off, mut chars) = (0usize, 0u32);
+        // One pass over the words: the concatenation, its prefix sums, the word ids.
+        for &(a, b) in words {
+            let (a, b) = (a as usize, b as usize);
+            let w = &t[a..b];
+            let len = b - a;
+            match t.get(a..a + SIG) {
+                // A short word: one fixed-size copy (the bytes past it are overwritten by the
+                // next word or trimmed).
+                Some(block) if len <= SIG => sc.cat[off..off + SIG].copy_from_slice(block),
+                _ => sc.cat[off..off + len].copy_from_slice(w),
+            }
+            off += len;
             chars += if w.is_ascii() {
-                w.len() as u32
+                len as u32
             } else {
                 w.iter().filter(|&&x| (x as i8) >= -0x40).count() as u32
             };
-            chars
-        }));
-        if !c.top_n_grams.is_empty() {
-            sc.ids.extend(
-                words
-                    .iter()
-                    .map(|&(a, b)| xxhash_rust::xxh3::xxh3_64(&t[a as usize..b as usize])),
-            );
+            sc.offs.push(off as u32);
+            sc.chars.push(chars);
+            if want_ids {
+                sc.ids.push(xxhash_rust::xxh3::xxh3_64(w));
+            }
         }
+        sc.cat.truncate(off);
         let cat_len = sc.cat.len();
 
         if !c.top_n_grams.is_empty() {
