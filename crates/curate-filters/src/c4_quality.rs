@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
 use crate::text::{char_len, py_lower_into, py_strip, splitlines};
-use crate::words::{Span, WordSplitter, count_sentences_in_words, py_isspace, shared_words};
+use crate::words::{
+    Span, WordSplitter, count_sentences_in_words, py_isspace, share_words, shared_words,
+};
 
 /// Removes lines that are not prose and drops documents that are not prose: lines without
 /// terminal punctuation, with fewer than 3 words, with a word over 1,000 characters, mentioning
@@ -174,6 +176,9 @@ pub struct Scratch {
     tokens: Vec<Span>,
     line: String,
     lower: String,
+    /// The words of the rewritten text, when all its lines' words are known.
+    out_words: Vec<Span>,
+    out_words_known: bool,
 }
 
 impl TextFilter for C4Quality {
@@ -191,8 +196,14 @@ impl TextFilter for C4Quality {
         if self.cfg.min_num_sentences != -1 {
             // Sentences are counted from the text's words (shared with the other word-based
             // steps of the chain): a line's words are the text's words inside it.
-            shared_words(doc.text, |words| self.lines(doc.text, words, sc, out))
+            let v = shared_words(doc.text, |words| self.lines(doc.text, words, sc, out));
+            if v == Verdict::Rewrite && sc.out_words_known {
+                // The next word-based step (`fineweb_quality`) reuses them.
+                share_words(out, &sc.out_words);
+            }
+            v
         } else {
+            sc.out_words_known = false;
             self.lines(doc.text, &[], sc, out)
         }
     }
@@ -207,6 +218,8 @@ impl C4Quality {
         let mut first = true;
         // Index of the first word not before the current line.
         let mut next_word = 0usize;
+        sc.out_words.clear();
+        sc.out_words_known = c.min_num_sentences != -1;
         for raw in splitlines(text) {
             let stripped = py_strip(raw);
             let mut n_words = 0i64;
@@ -262,6 +275,8 @@ impl C4Quality {
             if c.filter_policy && FINDERS.policy.iter().any(has) {
                 continue;
             }
+            // The line's words in `words` and the line's start in `text`.
+            let mut line_words = None;
             if c.min_num_sentences != -1 {
                 sentences += if cited {
                     // Citation markers cut out: not a stretch of the text.
@@ -277,11 +292,23 @@ impl C4Quality {
                     while next_word < words.len() && words[next_word].1 <= end {
                         next_word += 1;
                     }
+                    line_words = Some((first_word..next_word, start));
                     count_sentences_in_words(text, &words[first_word..next_word])
                 } as i64;
             }
             if !first {
                 out.push('\n');
+            }
+            match line_words {
+                Some((range, start)) if sc.out_words_known => {
+                    let at = out.len() as u32;
+                    sc.out_words.extend(
+                        words[range]
+                            .iter()
+                            .map(|&(a, b)| (a - start + at, b - start + at)),
+                    );
+                }
+                _ => sc.out_words_known = false,
             }
             out.push_str(line);
             first = false;
@@ -292,6 +319,7 @@ impl C4Quality {
         // datatrove strips the joined text; trim in place.
         let end = py_strip_range(out);
         if end != (0, out.len()) {
+            sc.out_words_known = false;
             let kept = out[end.0..end.1].to_string();
             out.clear();
             out.push_str(&kept);
@@ -317,6 +345,46 @@ mod tests {
         }));
         let (v, out) = p.check(text, 0);
         (v, out.to_string())
+    }
+
+    /// The words `c4_quality` leaves in the shared split cache for its rewritten text are the
+    /// text's own split.
+    #[test]
+    fn shares_the_words_of_the_rewrite() {
+        let cfg = C4QualityConfig {
+            filter_no_terminal_punct: false,
+            ..C4QualityConfig::default()
+        };
+        let text = "  The first sentence is here.  And a second  one\tfollows!\n\
+                    Menu\nSee e.g. example.com/x?y for it's (details). Third one? Yes.\r\n\
+                    Fifth: \u{2028}don't stop... ok. Sixth sentence, really.\n\
+                    Seventh:-) sentence\u{a0}here. Eighth one, 3.5 km away!  \n";
+        let split = |s: &str| {
+            let mut w = Vec::new();
+            WordSplitter::new().split(s, &mut w);
+            w
+        };
+        let filter = C4Quality::new(cfg.clone());
+        let (mut sc, mut out) = (Scratch::default(), String::new());
+        let v = filter.lines(text, &split(text), &mut sc, &mut out);
+        assert_eq!(v, Verdict::Rewrite);
+        assert!(sc.out_words_known);
+        assert_eq!(sc.out_words, split(&out));
+
+        crate::words::clear_shared_words();
+        let (v, out) = rewrite(&cfg, text);
+        assert_eq!(v, Verdict::Rewrite);
+        assert_eq!(
+            crate::words::shared_words(&out, |w| w.to_vec()),
+            split(&out)
+        );
+
+        // A line with a citation marker cut is not a stretch of the text: nothing is shared.
+        let cited = format!("{text}A line with a citation.[1] Ninth sentence here.\n");
+        let (mut sc, mut out) = (Scratch::default(), String::new());
+        let v = filter.lines(&cited, &split(&cited), &mut sc, &mut out);
+        assert_eq!(v, Verdict::Rewrite);
+        assert!(!sc.out_words_known);
     }
 
     #[test]

@@ -270,6 +270,28 @@ pub fn shared_words<R>(text: &str, f: impl FnOnce(&[Span]) -> R) -> R {
     })
 }
 
+/// Records `words` as the split of `text` in this thread's split cache, for a text built from
+/// pieces whose words are known (e.g. `c4_quality`'s kept lines joined by `\n`). `words` must be
+/// exactly what [`WordSplitter::split`] returns for `text`.
+pub fn share_words(text: &str, words: &[Span]) {
+    SHARED.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let c = &mut *guard;
+        let h = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
+        let (lo, hi) = (h as u64, (h >> 64) as u64);
+        if c.index.get(&lo).is_some_and(|&(h2, _, _)| h2 == hi) {
+            return;
+        }
+        if c.spans.len() > SHARED_CAP {
+            c.spans.clear();
+            c.index.clear();
+        }
+        let start = c.spans.len();
+        c.spans.extend_from_slice(words);
+        c.index.insert(lo, (hi, start, c.spans.len()));
+    });
+}
+
 /// Empties this thread's split cache (benchmarks use it to time each filter's own split).
 pub fn clear_shared_words() {
     SHARED.with(|cell| {
