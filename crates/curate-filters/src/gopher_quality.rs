@@ -116,14 +116,17 @@ impl Default for GopherQualityConfig {
 
 /// For each ASCII byte: bit 0 when it is not in datatrove's punctuation set, bit 1 when it is a
 /// letter (Python's `isalpha`).
-static ASCII_CLASSES: std::sync::LazyLock<[u8; 128]> = std::sync::LazyLock::new(|| {
-    let mut t = [0u8; 128];
-    for (b, v) in t.iter_mut().enumerate() {
+static ASCII_CLASSES: std::sync::LazyLock<[u8; 256]> = std::sync::LazyLock::new(|| {
+    let mut t = [NON_ASCII; 256];
+    for (b, v) in t.iter_mut().enumerate().take(128) {
         let c = b as u8 as char;
         *v = u8::from(!PUNCTUATION_SET.has(c)) | (u8::from(py_isalpha(c)) << 1);
     }
     t
 });
+
+/// [`ASCII_CLASSES`] bit of the bytes above 0x7F.
+const NON_ASCII: u8 = 4;
 
 /// datatrove's default stop words.
 pub const STOP_WORDS: &[&str] = &["the", "be", "to", "of", "and", "that", "have", "with"];
@@ -245,18 +248,16 @@ impl GopherQuality {
         let n_words = words.len();
         let (mut n_ns, mut ns_chars, mut n_alpha) = (0usize, 0usize, 0usize);
         let punct = &*PUNCTUATION_SET;
+        let lut = &*ASCII_CLASSES;
         for &(a, b) in words {
             let w = &text[a as usize..b as usize];
             let mut non_symbol = false;
             let mut alpha = false;
             let mut len = 0usize;
-            if w.is_ascii() {
-                // Per ASCII byte: bit 0 = not in datatrove's punctuation set, bit 1 = letter.
-                let lut = &*ASCII_CLASSES;
-                let mut bits = 0u8;
-                for &byte in w.as_bytes() {
-                    bits |= lut[byte as usize];
-                }
+            // Per ASCII byte: bit 0 = not in datatrove's punctuation set, bit 1 = letter; bytes
+            // above 0x7F set NON_ASCII.
+            let bits = w.bytes().fold(0u8, |bits, byte| bits | lut[byte as usize]);
+            if bits & NON_ASCII == 0 {
                 len = w.len();
                 non_symbol = bits & 1 != 0;
                 alpha = bits & 2 != 0;
