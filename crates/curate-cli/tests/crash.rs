@@ -9,18 +9,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
-use common::{q, read_dir_batches, snapshot_bytes, write_batch, write_config};
+use common::{assert_every_document_once, assert_same_snapshot, corpus_slice, q, write_config};
 use curate_testkit::anthropic::{FakeAnthropic, FakeConfig, Fault, Faults};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const KEY: &str = "sk-ant-crash-test";
 /// Documents taken from the corpus (or the bundled slice) and their row-group size: 8 tasks per
@@ -83,7 +77,7 @@ impl Fixture {
         };
         fc.cache_min_tokens = u64::MAX / 4;
         let server = FakeAnthropic::start(fc);
-        let (input, input_ids) = input(dir.path());
+        let (input, input_ids) = corpus_slice(dir.path(), DOCS, ROW_GROUP);
         // One config for every run: the store path is relative (each run works in its own
         // directory), the output is given with --output.
         let body = format!(
@@ -177,47 +171,6 @@ seed = 11
     }
 }
 
-/// The first `DOCS` documents of the corpus (or the bundled slice) with their metadata.
-fn input(dir: &Path) -> (PathBuf, Vec<String>) {
-    let src = curate_testkit::corpus_shard_or_sample();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&src).unwrap())
-        .unwrap()
-        .with_batch_size(DOCS)
-        .build()
-        .unwrap();
-    let names = ["text", "id", "url", "language"];
-    let mut cols: Vec<Vec<String>> = vec![Vec::new(); names.len()];
-    for rb in reader {
-        let rb = rb.unwrap();
-        let take = (DOCS - cols[0].len()).min(rb.num_rows());
-        for (c, name) in names.iter().enumerate() {
-            let a = rb.column_by_name(name).unwrap().as_string::<i32>();
-            cols[c].extend((0..take).map(|i| a.value(i).to_owned()));
-        }
-        if cols[0].len() == DOCS {
-            break;
-        }
-    }
-    let schema = Arc::new(Schema::new(
-        names
-            .iter()
-            .map(|n| Field::new(*n, DataType::Utf8, false))
-            .collect::<Vec<_>>(),
-    ));
-    let arrays: Vec<ArrayRef> = cols
-        .iter()
-        .map(|c| Arc::new(StringArray::from_iter_values(c)) as ArrayRef)
-        .collect();
-    let path = dir.join("input.parquet");
-    write_batch(
-        &path,
-        RecordBatch::try_new(schema, arrays).unwrap(),
-        ROW_GROUP,
-    );
-    let ids = cols.swap_remove(1);
-    (path, ids)
-}
-
 /// Committed completion records of a stage (a record's temp file does not count).
 fn committed(out: &Path, stage_prefix: &str) -> usize {
     let Ok(stages) = std::fs::read_dir(out.join(".curate/done")) else {
@@ -293,80 +246,11 @@ fn first_unfinished_stage(out: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The differing leaves of two JSON documents (for a readable failure), or nothing.
-fn json_diff(a: &[u8], b: &[u8]) -> String {
-    fn leaves(v: &serde_json::Value, at: String, out: &mut BTreeMap<String, String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, v) in m {
-                    leaves(v, format!("{at}.{k}"), out);
-                }
-            }
-            serde_json::Value::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    leaves(v, format!("{at}[{i}]"), out);
-                }
-            }
-            _ => {
-                out.insert(at, v.to_string());
-            }
-        }
-    }
-    let (Ok(a), Ok(b)) = (
-        serde_json::from_slice::<serde_json::Value>(a),
-        serde_json::from_slice::<serde_json::Value>(b),
-    ) else {
-        return String::new();
-    };
-    let (mut la, mut lb) = (BTreeMap::new(), BTreeMap::new());
-    leaves(&a, String::new(), &mut la);
-    leaves(&b, String::new(), &mut lb);
-    let mut out = String::new();
-    for k in la
-        .keys()
-        .chain(lb.keys())
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        if la.get(k) != lb.get(k) {
-            // name the file an artifact entry is about
-            let file = k
-                .rfind('.')
-                .and_then(|d| la.get(&format!("{}.path", &k[..d])))
-                .map(|p| format!(" ({p})"))
-                .unwrap_or_default();
-            out += &format!("\n  {k}{file}: {:?} vs {:?}", la.get(k), lb.get(k));
-        }
-    }
-    out
-}
-
-/// Every input document is in `data/` or `excluded/`, exactly once.
-fn assert_every_document_once(out: &Path, input_ids: &[String]) {
-    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
-    for sub in ["data", "excluded"] {
-        for rb in read_dir_batches(&out.join(sub)) {
-            let ids = rb.column_by_name("id").unwrap().as_string::<i32>();
-            for i in 0..ids.len() {
-                *seen.entry(ids.value(i).to_owned()).or_default() += 1;
-            }
-        }
-    }
-    let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dupes.is_empty(), "documents written twice: {dupes:?}");
-    let missing: Vec<_> = input_ids
-        .iter()
-        .filter(|id| !seen.contains_key(*id))
-        .collect();
-    assert!(missing.is_empty(), "documents lost: {missing:?}");
-    assert_eq!(seen.len(), input_ids.len());
-}
-
 /// Runs `trials` kill-and-resume trials aimed at `targets` (in turn) and checks each.
 fn trials(name: &str, targets: &[Target], trials: usize, seed: u64) {
     let fx = Fixture::new();
     let reference = fx.run_to_end(&fx.workdir("reference"));
     assert_every_document_once(&reference, &fx.input_ids);
-    let want = snapshot_bytes(&reference);
     let mut rng = Rng(seed);
     for t in 0..trials {
         let target = targets[t % targets.len()];
@@ -402,17 +286,8 @@ fn trials(name: &str, targets: &[Target], trials: usize, seed: u64) {
                 assert!(aimed, "trial {t}: {target:?} kill landed in {stage}");
             }
         }
-        let got = snapshot_bytes(&fx.run_to_end(&wd));
-        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&got), names(&want), "trial {t} ({target:?}): files");
-        for (a, b) in got.iter().zip(&want) {
-            assert!(
-                a.1 == b.1,
-                "trial {t} ({target:?}): {} differs from the uninterrupted run{}",
-                a.0,
-                json_diff(&a.1, &b.1)
-            );
-        }
+        fx.run_to_end(&wd);
+        assert_same_snapshot(&out, &reference, &format!("trial {t} ({target:?})"));
         assert_every_document_once(&out, &fx.input_ids);
         for sub in ["data", "excluded"] {
             for e in std::fs::read_dir(out.join(sub)).unwrap().flatten() {

@@ -13,18 +13,12 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use common::*;
 use curate_testkit::anthropic::{FakeAnthropic, FakeConfig, Fault, Faults};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const KEY: &str = "sk-ant-slurm-test";
 /// 600 documents in row groups of 150: four tasks in every pass, so arrays have several
@@ -64,6 +58,7 @@ struct Fixture {
     /// submitted them, and a rebuild of the shared target directory during the test must not
     /// swap it between the reference run and the Slurm runs.
     bin: PathBuf,
+    input_ids: Vec<String>,
 }
 
 impl Fixture {
@@ -79,7 +74,7 @@ impl Fixture {
         };
         fc.cache_min_tokens = u64::MAX / 4;
         let server = FakeAnthropic::start(fc);
-        let input = input(dir.path());
+        let (input, input_ids) = corpus_slice(dir.path(), DOCS, ROW_GROUP);
         let body = format!(
             r#"[input]
 paths = [{input}]
@@ -133,6 +128,7 @@ max_parallel = 4
             server,
             config,
             bin,
+            input_ids,
         }
     }
 
@@ -192,106 +188,6 @@ max_parallel = 4
     }
 }
 
-/// The first `DOCS` documents of the corpus (or the bundled slice), in row groups of
-/// `ROW_GROUP`.
-fn input(dir: &Path) -> PathBuf {
-    let src = curate_testkit::corpus_shard_or_sample();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&src).unwrap())
-        .unwrap()
-        .with_batch_size(DOCS)
-        .build()
-        .unwrap();
-    let names = ["text", "id", "url", "language"];
-    let mut cols: Vec<Vec<String>> = vec![Vec::new(); names.len()];
-    for rb in reader {
-        let rb = rb.unwrap();
-        let take = (DOCS - cols[0].len()).min(rb.num_rows());
-        for (c, name) in names.iter().enumerate() {
-            let a = rb.column_by_name(name).unwrap().as_string::<i32>();
-            cols[c].extend((0..take).map(|i| a.value(i).to_owned()));
-        }
-        if cols[0].len() == DOCS {
-            break;
-        }
-    }
-    let schema = Arc::new(Schema::new(
-        names
-            .iter()
-            .map(|n| Field::new(*n, DataType::Utf8, false))
-            .collect::<Vec<_>>(),
-    ));
-    let arrays: Vec<ArrayRef> = cols
-        .iter()
-        .map(|c| Arc::new(StringArray::from_iter_values(c)) as ArrayRef)
-        .collect();
-    let path = dir.join("input.parquet");
-    write_batch(
-        &path,
-        RecordBatch::try_new(schema, arrays).unwrap(),
-        ROW_GROUP,
-    );
-    path
-}
-
-fn assert_same_snapshot(got: &Path, want: &Path, what: &str) {
-    let (a, b) = (snapshot_bytes(got), snapshot_bytes(want));
-    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&a), names(&b), "{what}: files");
-    for (x, y) in a.iter().zip(&b) {
-        if x.1 != y.1 && x.0 == "manifest.json" {
-            let (m, n): (serde_json::Value, serde_json::Value) = (
-                serde_json::from_slice(&x.1).unwrap(),
-                serde_json::from_slice(&y.1).unwrap(),
-            );
-            let mut diffs = Vec::new();
-            json_diff("", &m, &n, &mut diffs);
-            panic!("{what}: manifest.json differs:\n{}", diffs.join("\n"));
-        }
-        assert!(x.1 == y.1, "{what}: {} differs", x.0);
-    }
-}
-
-/// Leaf paths where two JSON values differ (for a readable failure).
-fn json_diff(at: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            for k in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
-                let (u, v) = (
-                    x.get(k).unwrap_or(&Value::Null),
-                    y.get(k).unwrap_or(&Value::Null),
-                );
-                json_diff(&format!("{at}.{k}"), u, v, out);
-            }
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            for (i, (u, v)) in x.iter().zip(y).enumerate() {
-                json_diff(&format!("{at}[{i}]"), u, v, out);
-            }
-        }
-        _ if a != b => out.push(format!("  {at}: {a} vs {b}")),
-        _ => {}
-    }
-}
-
-/// Every input document is in `data/` or `excluded/`, exactly once.
-fn assert_every_document_once(out: &Path) {
-    let mut seen = BTreeSet::new();
-    for sub in ["data", "excluded"] {
-        for rb in read_dir_batches(&out.join(sub)) {
-            let ids = rb.column_by_name("id").unwrap().as_string::<i32>();
-            for i in 0..ids.len() {
-                assert!(
-                    seen.insert(ids.value(i).to_owned()),
-                    "{} written twice",
-                    ids.value(i)
-                );
-            }
-        }
-    }
-    assert_eq!(seen.len(), DOCS, "documents lost");
-}
-
 #[test]
 fn slurm_run_is_byte_identical_to_the_local_run() {
     if !slurm_ready() {
@@ -299,7 +195,7 @@ fn slurm_run_is_byte_identical_to_the_local_run() {
     }
     let fx = Fixture::new();
     let local = fx.run_ok(&fx.workdir("local"), "local");
-    assert_every_document_once(&local);
+    assert_every_document_once(&local, &fx.input_ids);
     let wd = fx.workdir("slurm");
     // submit and return; then `--wait` follows the queued jobs instead of submitting again
     let o = fx
@@ -550,7 +446,7 @@ fn killed_array_tasks_are_reported_and_resubmission_resumes_identically() {
     }
     let fx = Fixture::new();
     let reference = fx.run_ok(&fx.workdir("reference"), "local");
-    assert_every_document_once(&reference);
+    assert_every_document_once(&reference, &fx.input_ids);
     let trials = [
         (Target::FilterPass, Kill::Scancel, 15, 0),
         (Target::MinHash, Kill::Process, 0, 0),
@@ -604,7 +500,7 @@ fn killed_array_tasks_are_reported_and_resubmission_resumes_identically() {
             );
         }
         assert_same_snapshot(&out, &reference, &what);
-        assert_every_document_once(&out);
+        assert_every_document_once(&out, &fx.input_ids);
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 
 /// The `curate` binary under test.
@@ -134,4 +134,112 @@ pub fn snapshot_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
         std::fs::read(dir.join("manifest.json")).unwrap(),
     ));
     out
+}
+
+/// The first `docs` documents of the corpus (or the bundled slice) with their `text`, `id`,
+/// `url` and `language`, written to `dir/input.parquet` in row groups of `row_group`; returns
+/// the path and the ids in order.
+pub fn corpus_slice(dir: &Path, docs: usize, row_group: usize) -> (PathBuf, Vec<String>) {
+    let src = curate_testkit::corpus_shard_or_sample();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&src).unwrap(),
+    )
+    .unwrap()
+    .with_batch_size(docs)
+    .build()
+    .unwrap();
+    let names = ["text", "id", "url", "language"];
+    let mut cols: Vec<Vec<String>> = vec![Vec::new(); names.len()];
+    for rb in reader {
+        let rb = rb.unwrap();
+        let take = (docs - cols[0].len()).min(rb.num_rows());
+        for (c, name) in names.iter().enumerate() {
+            let a = rb.column_by_name(name).unwrap().as_string::<i32>();
+            cols[c].extend((0..take).map(|i| a.value(i).to_owned()));
+        }
+        if cols[0].len() == docs {
+            break;
+        }
+    }
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays: Vec<ArrayRef> = cols
+        .iter()
+        .map(|c| Arc::new(StringArray::from_iter_values(c)) as ArrayRef)
+        .collect();
+    let path = dir.join("input.parquet");
+    write_batch(
+        &path,
+        RecordBatch::try_new(schema, arrays).unwrap(),
+        row_group,
+    );
+    let ids = cols.swap_remove(1);
+    (path, ids)
+}
+
+/// Asserts two snapshots have the same data and exclusion files and manifest, byte for byte;
+/// a differing manifest is reported field by field.
+pub fn assert_same_snapshot(got: &Path, want: &Path, what: &str) {
+    let (a, b) = (snapshot_bytes(got), snapshot_bytes(want));
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b), "{what}: files");
+    for (x, y) in a.iter().zip(&b) {
+        if x.1 != y.1 && x.0 == "manifest.json" {
+            let (m, n): (serde_json::Value, serde_json::Value) = (
+                serde_json::from_slice(&x.1).unwrap(),
+                serde_json::from_slice(&y.1).unwrap(),
+            );
+            let mut diffs = Vec::new();
+            json_diff("", &m, &n, &mut diffs);
+            panic!("{what}: manifest.json differs:\n{}", diffs.join("\n"));
+        }
+        assert!(x.1 == y.1, "{what}: {} differs", x.0);
+    }
+}
+
+/// Leaf paths where two JSON values differ (for a readable failure).
+fn json_diff(at: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let (u, v) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                json_diff(&format!("{at}.{k}"), u, v, out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                json_diff(&format!("{at}[{i}]"), u, v, out);
+            }
+        }
+        _ if a != b => out.push(format!("  {at}: {a} vs {b}")),
+        _ => {}
+    }
+}
+
+/// Every input document is in `data/` or `excluded/` of the snapshot, exactly once.
+pub fn assert_every_document_once(out: &Path, input_ids: &[String]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for sub in ["data", "excluded"] {
+        for rb in read_dir_batches(&out.join(sub)) {
+            let ids = rb.column_by_name("id").unwrap().as_string::<i32>();
+            for i in 0..ids.len() {
+                assert!(
+                    seen.insert(ids.value(i).to_owned()),
+                    "{} written twice",
+                    ids.value(i)
+                );
+            }
+        }
+    }
+    let lost: Vec<_> = input_ids.iter().filter(|id| !seen.contains(*id)).collect();
+    assert!(lost.is_empty(), "documents lost: {lost:?}");
+    assert_eq!(seen.len(), input_ids.len());
 }
