@@ -945,7 +945,7 @@ fn label_file(
         })
         .collect();
     let mut st = Stats::new();
-    st.insert("file".into(), path.display().to_string().into());
+    st.insert("file".into(), file_name(path).into());
     st.insert("file_rows".into(), rows_in.into());
     st.insert("matched".into(), matched.into());
     st.insert("match_on".into(), key_col.into());
@@ -1045,7 +1045,8 @@ fn label_reference(
         });
     }
     let mut st = Stats::new();
-    st.insert("reference".into(), path.display().to_string().into());
+    // the file's name, not its path: a snapshot must not depend on where the checkout lives
+    st.insert("reference".into(), file_name(path).into());
     st.insert("positives".into(), (rows.len() - items.len()).into());
     st.insert("positives_holdout".into(), pos_hold.into());
     st.insert("negatives".into(), items.len().into());
@@ -1184,4 +1185,11 @@ impl Processor for LabelProcessor {
         counters.add("teacher_scored", n as f64);
         Ok(())
     }
+}
+
+/// A path's last component, for stats that must not depend on where files live.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
