@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
-use crate::text::{StampTable, TERMINAL_PUNCTUATION, char_len, find_duplicates, py_strip};
+use crate::text::{
+    StampTable, TERMINAL_PUNCTUATION, char_len, find_duplicates, py_strip, split_byte,
+};
 use crate::words::shared_words;
 
 /// Drops documents whose lines look like lists, menus or repeated boilerplate: few lines ending
@@ -168,7 +170,7 @@ impl TextFilter for FineWebQuality {
     fn check(&self, doc: Doc<'_>, sc: &mut Scratch, _: &mut String) -> Verdict {
         let c = &self.cfg;
         let text = doc.text;
-        let lines = || text.split('\n').filter(|l| !py_strip(l).is_empty());
+        let lines = || split_byte(text, b'\n').filter(|l| !py_strip(l).is_empty());
         let (mut n, mut punct, mut short) = (0usize, 0usize, 0usize);
         for l in lines() {
             n += 1;

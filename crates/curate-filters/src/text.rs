@@ -32,6 +32,31 @@ pub fn py_rstrip(s: &str) -> &str {
     s.trim_end_matches(py_isspace)
 }
 
+/// `s.split(sep)` for an ASCII separator byte (Python's `s.split("\n")` for `b'\n'`), found
+/// with `memchr` (`str::split` with a `char` compares each match through a `memcmp` call).
+pub fn split_byte(s: &str, sep: u8) -> impl Iterator<Item = &str> + Clone {
+    debug_assert!(sep.is_ascii());
+    let mut pos = 0usize;
+    let mut it = memchr::memchr_iter(sep, s.as_bytes());
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        match it.next() {
+            Some(at) => {
+                let piece = &s[pos..at];
+                pos = at + 1;
+                Some(piece)
+            }
+            None => {
+                done = true;
+                Some(&s[pos..])
+            }
+        }
+    })
+}
+
 /// Python's `s.splitlines()` (no line ends kept; no trailing empty line).
 pub fn splitlines(s: &str) -> SplitLines<'_> {
     SplitLines { s, pos: 0 }
@@ -318,6 +343,10 @@ mod tests {
         assert!(lower_contains("JavaScript", "javascript", &mut b));
         assert!(lower_contains("Ünd JAVASCRIPT", "javascript", &mut b));
         let mut seen = StampTable::default();
+        for t in ["", "\n", "a", "a\nb", "\n\na\n", "é\nü\n\n"] {
+            let want: Vec<&str> = t.split('\n').collect();
+            assert_eq!(split_byte(t, b'\n').collect::<Vec<_>>(), want, "{t:?}");
+        }
         assert_eq!(
             find_duplicates(["a", "bb", "a", "bb", "bb"].into_iter(), 5, &mut seen),
             (3, 5)

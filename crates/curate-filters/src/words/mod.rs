@@ -866,10 +866,18 @@ fn is_url(tb: &Tables, s: &str) -> bool {
     }) {
         return false;
     }
+    if !tb.url.is_match(s) {
+        return false;
+    }
+    // spaCy's negative lookaheads: no host that starts like a private or loopback address. Such
+    // a host starts with digits followed by a dot; without a digit before a dot anywhere, no
+    // host can, and the (costly) capture search for the host's start is not needed.
+    if !memchr::memchr_iter(b'.', b).any(|i| i > 0 && b[i - 1].is_ascii_digit()) {
+        return true;
+    }
     let Some(caps) = tb.url.captures(s) else {
         return false;
     };
-    // spaCy's negative lookaheads: no host that starts like a private or loopback address.
     let host = caps.name("host").map_or("", |m| &s[m.start()..]);
     !private_ip_prefix(host)
 }
@@ -984,7 +992,8 @@ fn infix_at(
     if c == ',' && palpha && next().is_some_and(|n| tb.alpha.has(n)) {
         return Some(i + 1);
     }
-    if palpha || pdigit {
+    // Every hyphen of spaCy's list starts with one of these characters.
+    if (palpha || pdigit) && matches!(c, '-' | '\u{2013}' | '\u{2014}' | '~') {
         for h in t::HYPHENS {
             if core[i..].starts_with(h)
                 && core[i + h.len()..]
@@ -995,6 +1004,8 @@ fn infix_at(
                 return Some(i + h.len());
             }
         }
+    }
+    if palpha || pdigit {
         if matches!(c, ':' | '<' | '>' | '=' | '/') && next().is_some_and(|n| tb.alpha.has(n)) {
             return Some(i + 1);
         }
@@ -1076,6 +1087,30 @@ mod tests {
                 "@user"
             ]
         );
+    }
+
+    #[test]
+    fn hyphen_prefilter_covers_every_hyphen() {
+        // `infix_at` tries the hyphen rules only after these first characters.
+        for h in t::HYPHENS {
+            let c = h.chars().next().unwrap();
+            assert!(matches!(c, '-' | '\u{2013}' | '\u{2014}' | '~'), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn url_host_check_skips_captures_only_without_a_digit_before_a_dot() {
+        let tb = &*TABLES;
+        for (s, want) in [
+            ("http://example.com/a.html", true),
+            ("http://10.0.0.1/x", false),
+            ("user@127.0.0.1", false),
+            ("http://8.8.8.8/", true),
+            ("www.172.20.1.1.com", true),
+            ("172.20.1.1", false),
+        ] {
+            assert_eq!(is_url(tb, s), want, "{s}");
+        }
     }
 
     #[test]
