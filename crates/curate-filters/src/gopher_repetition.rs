@@ -195,6 +195,8 @@ pub struct Scratch {
     end: Vec<bool>,
     /// Candidate start positions (see `ngram_rules`).
     cands: Vec<u32>,
+    /// Per word position: the key of the n-gram starting there (`top_n_grams`, current n).
+    keys: Vec<u64>,
     table: StampTable,
 }
 
@@ -202,14 +204,21 @@ pub struct Scratch {
 /// n-gram can start.
 const SIG: usize = 16;
 
-/// Hash of the space-joined n-gram of word ids `ids` (n words).
+/// Hash of the space-joined n-gram of words whose ids, multiplied by [`SEQ_MUL`], are `ids`,
+/// folded left to right with [`seq_step`] (so the key of an n-gram extends the key of its first
+/// n-1 words).
 #[inline]
 fn seq_key(ids: &[u64]) -> u64 {
-    let mut h = 0u64;
-    for &w in ids {
-        h = h.rotate_left(23) ^ w.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    h
+    ids.iter().fold(0, |h, &w| seq_step(h, w))
+}
+
+/// The multiplier applied to each word id before [`seq_step`].
+const SEQ_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// One word (its id times [`SEQ_MUL`]) more in [`seq_key`].
+#[inline]
+fn seq_step(h: u64, w: u64) -> u64 {
+    h.rotate_left(23) ^ w
 }
 
 impl TextFilter for GopherRepetition {
@@ -273,44 +282,46 @@ impl GopherRepetition {
     fn ngram_rules(&self, text: &str, words: &[Span], total: f64, sc: &mut Scratch) -> Verdict {
         let c = &self.cfg;
         let nw = words.len();
-        sc.cat.clear();
         sc.offs.clear();
         sc.chars.clear();
         sc.ids.clear();
         let t = text.as_bytes();
-        // Room for a whole SIG-byte copy after the last word (trimmed below).
-        sc.cat.resize(text.len() + SIG, 0);
+        // Room for a whole SIG-byte block at every word start, the last one included: the bytes
+        // past the concatenation are never compared (keys mask them, see `short_key`).
+        if sc.cat.len() < text.len() + SIG {
+            sc.cat.resize(text.len() + SIG, 0);
+        }
         sc.offs.reserve(nw + 1);
         sc.chars.reserve(nw + 1);
+        sc.ids.reserve(nw);
         sc.offs.push(0);
         sc.chars.push(0);
-        let want_ids = !c.top_n_grams.is_empty();
         let (mut off, mut chars) = (0usize, 0u32);
-        // One pass over the words: the concatenation, its prefix sums, the word ids.
+        // One pass over the words: the concatenation, its prefix sums, the word ids (multiplied
+        // as `seq_step` needs them).
         for &(a, b) in words {
             let (a, b) = (a as usize, b as usize);
             let w = &t[a..b];
             let len = b - a;
             match t.get(a..a + SIG) {
                 // A short word: one fixed-size copy (the bytes past it are overwritten by the
-                // next word or trimmed).
+                // next word or never read).
                 Some(block) if len <= SIG => sc.cat[off..off + SIG].copy_from_slice(block),
                 _ => sc.cat[off..off + len].copy_from_slice(w),
             }
-            off += len;
-            chars += if w.is_ascii() {
-                len as u32
+            let (id, n_chars) = if len <= SIG {
+                let (lo, hi) = short_words(&sc.cat[off..off + SIG], len);
+                (short_key(lo, hi, len), len - continuation_bytes(lo, hi))
             } else {
-                w.iter().filter(|&&x| (x as i8) >= -0x40).count() as u32
+                (xxhash_rust::xxh3::xxh3_64(w), char_len_bytes(w))
             };
+            sc.ids.push(id.wrapping_mul(SEQ_MUL));
+            off += len;
+            chars += n_chars as u32;
             sc.offs.push(off as u32);
             sc.chars.push(chars);
-            if want_ids {
-                sc.ids.push(xxhash_rust::xxh3::xxh3_64(w));
-            }
         }
-        sc.cat.truncate(off);
-        let cat_len = sc.cat.len();
+        let cat_len = off;
 
         if !c.top_n_grams.is_empty() {
             // Per distinct n, ascending: (count, first index) of Counter.most_common(1) (the
@@ -318,35 +329,71 @@ impl GopherRepetition {
             sc.rep.clear();
             sc.rep.resize(nw + 1, 0);
             sc.top.clear();
-            // Positions whose n-gram may repeat, ascending (all of them for the smallest n).
+            // The key of the n-gram starting at each candidate position: the key of its first
+            // n-1 words extended by one (`seq_step` folds left to right).
+            let ids = &sc.ids;
+            let keys = &mut sc.keys;
+            // Positions whose n-gram may repeat, ascending: every position for the smallest n,
+            // then those where the previous n found a repeat.
             let mut cands = std::mem::take(&mut sc.cands);
             cands.clear();
-            let mut first_level = true;
+            let mut level = 0usize;
             for &n in &self.top_levels {
                 if n > nw {
                     break;
                 }
-                if first_level {
-                    cands.extend(0..=(nw - n) as u32);
-                    first_level = false;
-                }
-                cands.retain(|&i| i as usize + n <= nw);
-                sc.table.reset(cands.len());
                 let mut best = (1u32, 0u32);
-                for &i in &cands {
-                    let i = i as usize;
-                    let (cnt, first) = sc.table.bump(seq_key(&sc.ids[i..i + n]), i as u32);
-                    if cnt >= 2 {
-                        sc.rep[first as usize] = n as u8;
-                        sc.rep[i] = n as u8;
+                if level == 0 {
+                    keys.clear();
+                    if n == 2 {
+                        keys.extend(ids.windows(2).map(|w| seq_step(w[0], w[1])));
+                    } else {
+                        keys.extend(ids.windows(n).map(seq_key));
                     }
-                    if cnt > best.0 || (cnt == best.0 && first < best.1) {
-                        best = (cnt, first);
+                    sc.table.reset(keys.len());
+                    for (i, &key) in keys.iter().enumerate() {
+                        let (cnt, first) = sc.table.bump(key, i as u32);
+                        if cnt >= 2 {
+                            sc.rep[first as usize] = n as u8;
+                            sc.rep[i] = n as u8;
+                            if cnt > best.0 || (cnt == best.0 && first < best.1) {
+                                best = (cnt, first);
+                            }
+                        }
+                    }
+                } else {
+                    cands.retain(|&i| i as usize + n <= nw);
+                    sc.table.reset(cands.len());
+                    for &i in &cands {
+                        let i = i as usize;
+                        let key = ids[i + level..i + n]
+                            .iter()
+                            .fold(keys[i], |h, &w| seq_step(h, w));
+                        keys[i] = key;
+                        let (cnt, first) = sc.table.bump(key, i as u32);
+                        if cnt >= 2 {
+                            sc.rep[first as usize] = n as u8;
+                            sc.rep[i] = n as u8;
+                            if cnt > best.0 || (cnt == best.0 && first < best.1) {
+                                best = (cnt, first);
+                            }
+                        }
                     }
                 }
                 sc.top.push((n, best.0, best.1));
                 // An n'-gram (n' > n) that repeats starts with an n-gram that repeats.
-                cands.retain(|&i| sc.rep[i as usize] as usize >= n);
+                if level == 0 {
+                    cands.extend(
+                        sc.rep
+                            .iter()
+                            .enumerate()
+                            .filter(|&(_, &r)| r as usize >= n)
+                            .map(|(i, _)| i as u32),
+                    );
+                } else {
+                    cands.retain(|&i| sc.rep[i as usize] as usize >= n);
+                }
+                level = n;
             }
             sc.cands = cands;
             for (k, &(n, frac)) in c.top_n_grams.iter().enumerate() {
@@ -367,12 +414,8 @@ impl GopherRepetition {
         }
         // start[i]: the SIG bytes from boundary i occur after another boundary; end[k]: the SIG
         // bytes up to boundary k occur before another boundary.
-        let first_short = (0..nw)
-            .take_while(|&i| cat_len - sc.offs[i] as usize >= SIG)
-            .count();
-        let first_full_end = (0..=nw)
-            .take_while(|&k| (sc.offs[k] as usize) < SIG)
-            .count();
+        let first_short = sc.offs[..nw].partition_point(|&o| cat_len - o as usize >= SIG);
+        let first_full_end = sc.offs.partition_point(|&o| (o as usize) < SIG);
         let mut start = std::mem::take(&mut sc.start);
         let mut end = std::mem::take(&mut sc.end);
         mark_repeats(&mut sc.table, &mut start, nw + 1, 0..first_short, |i| {
@@ -423,11 +466,17 @@ impl GopherRepetition {
                     break;
                 }
                 let (a, b) = (sc.offs[i] as usize, sc.offs[i + n] as usize);
-                if b - a >= SIG && !(sc.start[i] && sc.end[i + n]) {
-                    continue;
-                }
+                let len = b - a;
                 // The n words concatenated without separator (datatrove joins with "").
-                if !sc.table.insert(xxhash_rust::xxh3::xxh3_64(&sc.cat[a..b])) {
+                let key = if len <= SIG {
+                    let (lo, hi) = short_words(&sc.cat[a..a + SIG], len);
+                    short_key(lo, hi, len)
+                } else if sc.start[i] && sc.end[i + n] {
+                    xxhash_rust::xxh3::xxh3_64(&sc.cat[a..b])
+                } else {
+                    continue;
+                };
+                if !sc.table.insert(key) {
                     repeated += (sc.chars[i + n] - sc.chars[i]) as usize;
                     if repeated as f64 / total > frac {
                         // The fraction only grows from here.
@@ -443,6 +492,66 @@ impl GopherRepetition {
         sc.cands = cands;
         verdict
     }
+}
+
+/// The first `len` (at most [`SIG`]) bytes of `block` (at least [`SIG`] bytes long) as two
+/// little-endian words, the bytes past `len` zeroed.
+#[inline]
+fn short_words(block: &[u8], len: usize) -> (u64, u64) {
+    let lo = u64::from_le_bytes(block[..8].try_into().expect("8 bytes"));
+    let hi = u64::from_le_bytes(block[8..16].try_into().expect("8 bytes"));
+    let (mlo, mhi) = SHORT_MASKS[len];
+    (lo & mlo, hi & mhi)
+}
+
+/// Per length 0..=16: the masks keeping that many bytes of two little-endian words.
+static SHORT_MASKS: [(u64, u64); SIG + 1] = {
+    let mut m = [(0u64, 0u64); SIG + 1];
+    const fn keep(n: usize) -> u64 {
+        if n >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        }
+    }
+    let mut len = 0;
+    while len <= SIG {
+        m[len] = (keep(len), keep(len.saturating_sub(8)));
+        len += 1;
+    }
+    m
+};
+
+/// UTF-8 continuation bytes among the bytes of `lo` and `hi` (zero bytes are not).
+#[inline]
+fn continuation_bytes(lo: u64, hi: u64) -> usize {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if (lo | hi) & HIGH == 0 {
+        return 0;
+    }
+    // Bit 7 set and bit 6 clear: 10xxxxxx.
+    let cont = |x: u64| (x & !(x << 1) & HIGH).count_ones() as usize;
+    cont(lo) + cont(hi)
+}
+
+/// Characters in a UTF-8 byte string.
+#[inline]
+fn char_len_bytes(w: &[u8]) -> usize {
+    w.iter().filter(|&&x| (x as i8) >= -0x40).count()
+}
+
+/// A 64-bit key of a string of `len` (at most [`SIG`]) bytes given as [`short_words`]: equal
+/// strings, equal keys; different strings get different keys but for 64-bit hash collisions (as
+/// with xxh3).
+#[inline]
+fn short_key(lo: u64, hi: u64, len: usize) -> u64 {
+    // xxh3's 128-bit multiply-fold of the two halves, seeded by the length, then a final mix.
+    let a = lo ^ 0x1cad_21f7_2c81_017c ^ (len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let b = hi ^ 0xdb97_9083_e96d_d4de;
+    let m = (a as u128).wrapping_mul(b as u128);
+    let h = (m as u64) ^ ((m >> 64) as u64) ^ lo.rotate_left(29) ^ hi.rotate_left(47);
+    let h = (h ^ (h >> 37)).wrapping_mul(0x1656_6791_9E37_79F9);
+    h ^ (h >> 32)
 }
 
 /// A 64-bit key of the first [`SIG`] bytes of `b` (equal bytes, equal keys).
@@ -541,6 +650,39 @@ mod tests {
             "{:?}",
             got[4]
         );
+    }
+
+    #[test]
+    fn short_keys_ignore_the_bytes_past_the_string_and_count_characters() {
+        let strings = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "a\0",
+            "abcdefgh",
+            "abcdefghi",
+            "é",
+            "naïve",
+            "日本語",
+            "🦀x",
+            "abcdefghijklmnop",
+        ];
+        let mut keys = std::collections::HashSet::new();
+        for s in strings {
+            let mut block = s.as_bytes().to_vec();
+            let mut other = block.clone();
+            block.resize(SIG, b'x');
+            other.resize(SIG, 0xFF);
+            let (lo, hi) = short_words(&block, s.len());
+            assert_eq!((lo, hi), short_words(&other, s.len()), "{s:?}");
+            assert_eq!(
+                s.len() - continuation_bytes(lo, hi),
+                s.chars().count(),
+                "{s:?}"
+            );
+            assert!(keys.insert(short_key(lo, hi, s.len())), "{s:?}");
+        }
     }
 
     #[test]

@@ -378,38 +378,55 @@ impl WordSplitter {
                 break;
             }
             let start = i;
+            // The union of the chunk's byte classes: a chunk of letters only or digits only
+            // needs no affix rule.
+            let mut classes = 0u8;
             while i < n {
-                let b = bytes[i];
-                if b > b' ' && b < 0x80 {
-                    i += 1; // printable ASCII: never a space
-                    continue;
-                }
-                if b < 0x80 {
-                    if ascii_space(b) {
-                        break;
-                    }
+                let k = BYTE_CLASS[bytes[i] as usize];
+                if k & (SPACE | HIGH) == 0 {
+                    classes |= k;
                     i += 1;
                     continue;
+                }
+                if k & SPACE != 0 {
+                    break;
                 }
                 let (c, len) = next_char(text, i);
                 if tb.py_space.has(c) {
                     break;
                 }
+                classes |= HIGH;
                 i += len;
             }
-            self.chunk(text, start, i, out);
+            self.chunk(
+                tb,
+                text,
+                start,
+                i,
+                classes == ALPHA || classes == DIGIT,
+                out,
+            );
             first = false;
         }
     }
 
-    fn chunk(&mut self, text: &str, start: usize, end: usize, out: &mut Vec<Span>) {
-        let tb = &*TABLES;
+    /// Appends the tokens of the chunk `text[start..end]`; `plain` when it is ASCII letters only
+    /// or ASCII digits only.
+    fn chunk(
+        &mut self,
+        tb: &Tables,
+        text: &str,
+        start: usize,
+        end: usize,
+        plain: bool,
+        out: &mut Vec<Span>,
+    ) {
         if let Some(lens) = exception(tb, &text[start..end]) {
             push_pieces(out, start, lens);
             return;
         }
         let b = &text.as_bytes()[start..end];
-        if b.iter().all(u8::is_ascii_alphabetic) || b.iter().all(u8::is_ascii_digit) {
+        if plain {
             // Only letters, or only digits: no prefix, suffix or infix rule applies (they all
             // need punctuation, a symbol, or digits next to letters), and it is not a URL.
             out.push((start as u32, end as u32));
@@ -659,9 +676,41 @@ fn next_char(text: &str, i: usize) -> (char, usize) {
     }
 }
 
+/// Byte classes of [`BYTE_CLASS`].
+const ALPHA: u8 = 1;
+const DIGIT: u8 = 2;
+/// Any other ASCII byte that is not whitespace.
+const OTHER: u8 = 4;
+/// A byte of a multi-byte character.
+const HIGH: u8 = 8;
+/// ASCII whitespace (Python's `str.isspace`).
+const SPACE: u8 = 16;
+
+/// The class of each byte value.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let x = b as u8;
+        t[b] = if x >= 0x80 {
+            HIGH
+        } else if ascii_space(x) {
+            SPACE
+        } else if x.is_ascii_alphabetic() {
+            ALPHA
+        } else if x.is_ascii_digit() {
+            DIGIT
+        } else {
+            OTHER
+        };
+        b += 1;
+    }
+    t
+};
+
 /// Python's `str.isspace` for an ASCII byte.
 #[inline]
-fn ascii_space(b: u8) -> bool {
+const fn ascii_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f)
 }
 
