@@ -1054,10 +1054,11 @@ fn infix_at(
             }
         }
     }
-    if palpha || pdigit {
-        if matches!(c, ':' | '<' | '>' | '=' | '/') && next().is_some_and(|n| tb.alpha.has(n)) {
-            return Some(i + 1);
-        }
+    if (palpha || pdigit)
+        && matches!(c, ':' | '<' | '>' | '=' | '/')
+        && next().is_some_and(|n| tb.alpha.has(n))
+    {
+        return Some(i + 1);
     }
     None
 }
