@@ -110,6 +110,8 @@ struct Tables {
     max_exception_len: usize,
     /// Currency symbols and units (suffixes after a digit).
     units: std::collections::HashSet<&'static str>,
+    /// The first bytes of `units` (most strings after a digit are rejected by it).
+    unit_first: [bool; 256],
     max_unit_len: usize,
     url: regex::Regex,
 }
@@ -168,6 +170,13 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
             .max()
             .unwrap_or(0),
         units: t::CURRENCY.iter().chain(t::UNITS).copied().collect(),
+        unit_first: {
+            let mut f = [false; 256];
+            for u in t::CURRENCY.iter().chain(t::UNITS) {
+                f[u.as_bytes()[0] as usize] = true;
+            }
+            f
+        },
         max_unit_len: t::CURRENCY
             .iter()
             .chain(t::UNITS)
@@ -349,13 +358,13 @@ impl WordSplitter {
             // A whitespace run.
             let ws_start = i;
             while i < n {
-                let b = bytes[i];
-                if b < 0x80 {
-                    if !ascii_space(b) {
-                        break;
-                    }
+                let k = BYTE_CLASS[bytes[i] as usize];
+                if k & SPACE != 0 {
                     i += 1;
                     continue;
+                }
+                if k & HIGH == 0 {
+                    break;
                 }
                 let (c, len) = next_char(text, i);
                 if !tb.py_space.has(c) {
@@ -741,7 +750,9 @@ fn filter_index(b: &[u8]) -> usize {
         >> 18
 }
 
-#[inline]
+/// The tokens (byte lengths) of `s` when it is a tokenizer exception. Inlined: most strings are
+/// rejected by the length and filter checks without a call.
+#[inline(always)]
 fn exception(tb: &Tables, s: &str) -> Option<&'static [u8]> {
     if s.len() > tb.max_exception_len || s.is_empty() {
         return None;
@@ -750,6 +761,11 @@ fn exception(tb: &Tables, s: &str) -> Option<&'static [u8]> {
     if tb.exception_filter[i >> 6] >> (i & 63) & 1 == 0 {
         return None;
     }
+    exception_lookup(tb, s)
+}
+
+#[inline(never)]
+fn exception_lookup(tb: &Tables, s: &str) -> Option<&'static [u8]> {
     match tb.exceptions.get(&xxh3_64(s.as_bytes())) {
         Some(&(k, v)) if k == s => Some(v),
         _ => None,
@@ -898,7 +914,11 @@ fn suffix_at(tb: &Tables, s: &str, p: usize, nchars: usize) -> bool {
     if matches!(x, "'s" | "'S" | "’s" | "’S") {
         return true;
     }
-    if prev_digit && x.len() <= tb.max_unit_len && tb.units.contains(&x) {
+    if prev_digit
+        && x.len() <= tb.max_unit_len
+        && tb.unit_first[x.as_bytes()[0] as usize]
+        && tb.units.contains(&x)
+    {
         return true;
     }
     false
