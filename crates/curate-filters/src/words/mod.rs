@@ -332,7 +332,7 @@ struct ChunkMemo {
 
 /// Chunks longer than this are not memoised; the memo is emptied past `MEMO_BYTES` bytes.
 const MEMO_MAX_CHUNK: usize = 64;
-const MEMO_BYTES: usize = 1 << 20;
+const MEMO_BYTES: usize = 16 << 10;
 
 impl WordSplitter {
     /// A splitter with empty buffers.
