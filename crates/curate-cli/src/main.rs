@@ -22,11 +22,6 @@ macro_rules! outln {
     }};
 }
 
-/// mimalloc: the filters allocate per batch (arrow buffers, builders, scratch growth), and
-/// glibc's allocator returns and re-faults those pages; see docs/BENCHMARKS.md (Filters).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod cluster;
 mod diff;
 mod label;
