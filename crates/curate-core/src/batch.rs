@@ -211,19 +211,24 @@ impl DocBatch {
     /// Splits the batch into (kept, dropped) after a step has run, resetting verdicts. The
     /// dropped part comes with the reason number of each row.
     pub fn split_dropped(self) -> (DocBatch, Option<(DocBatch, Vec<u32>)>) {
+        let (kept, reasons, dropped) = self.split(true);
+        (kept, dropped.map(|d| (d, reasons)))
+    }
+
+    /// Splits the batch after a step has run: the kept rows (verdicts reset), the reason number of
+    /// each dropped row and, `with_dropped`, the dropped rows themselves (`None` when no row was
+    /// dropped; runs that do not write exclusions skip copying them).
+    pub fn split(self, with_dropped: bool) -> (DocBatch, Vec<u32>, Option<DocBatch>) {
         if self.dropped == 0 {
-            return (
-                DocBatch {
-                    verdicts: vec![KEEP; self.len()],
-                    dropped: 0,
-                    ..self
-                },
-                None,
-            );
+            let kept = DocBatch {
+                verdicts: vec![KEEP; self.len()],
+                dropped: 0,
+                ..self
+            };
+            return (kept, Vec::new(), None);
         }
         let keep_mask: arrow::array::BooleanArray =
             self.verdicts.iter().map(|v| Some(*v == KEEP)).collect();
-        let drop_mask = arrow::compute::not(&keep_mask).expect("not");
         let reasons: Vec<u32> = self
             .verdicts
             .iter()
@@ -236,7 +241,8 @@ impl DocBatch {
             let keys = keys.as_primitive::<arrow::datatypes::UInt64Type>().clone();
             DocBatch::new(record, self.text, self.id, keys)
         };
-        (take(&keep_mask), Some((take(&drop_mask), reasons)))
+        let dropped = with_dropped.then(|| take(&arrow::compute::not(&keep_mask).expect("not")));
+        (take(&keep_mask), reasons, dropped)
     }
 
     /// Consumes the batch, returning its record batch and keys.

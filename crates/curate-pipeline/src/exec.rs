@@ -224,8 +224,9 @@ impl Run {
                         context: ctx.clone(),
                         source: e,
                     })?;
-                let (k, dropped) = doc.split_dropped();
-                if let Some((d, reasons)) = dropped {
+                // The dropped rows are copied out only when they are written.
+                let (k, reasons, dropped) = doc.split(excl.is_some());
+                if !reasons.is_empty() {
                     let names = &self.reasons[*i];
                     let mut per: Vec<u64> = vec![0; names.len().max(1)];
                     for r in &reasons {
@@ -242,7 +243,7 @@ impl Run {
                             *c.dropped.entry(reason).or_default() += cnt;
                         }
                     }
-                    if excl.is_some() {
+                    if let Some(d) = dropped {
                         excluded.push(self.exclusion_batch(&d, *i, &reasons));
                     }
                 }
