@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
-use crate::text::{
-    StampTable, TERMINAL_PUNCTUATION, char_len, find_duplicates, py_strip, split_byte,
-};
+use crate::text::{KeySet, TERMINAL_PUNCTUATION, char_len, find_duplicates, py_strip, split_byte};
 use crate::words::shared_words;
 
 /// Drops documents whose lines look like lists, menus or repeated boilerplate: few lines ending
@@ -153,7 +151,7 @@ impl FineWebQuality {
 /// Reusable working memory.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    seen: StampTable,
+    seen: KeySet,
 }
 
 impl TextFilter for FineWebQuality {

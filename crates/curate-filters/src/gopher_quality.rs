@@ -204,6 +204,10 @@ impl StepSpec for GopherQualityConfig {
 pub struct GopherQuality {
     cfg: GopherQualityConfig,
     stop_words: Vec<String>,
+    /// Byte lengths (bit `len`, lengths up to 63) and first bytes of the stop words: most words
+    /// are told apart from every stop word by these before any string comparison.
+    stop_lens: u64,
+    stop_first: [bool; 256],
 }
 
 impl GopherQuality {
@@ -215,7 +219,25 @@ impl GopherQuality {
             .unwrap_or_else(|| STOP_WORDS.iter().map(|s| s.to_string()).collect());
         stop_words.sort();
         stop_words.dedup();
-        Self { cfg, stop_words }
+        let mut stop_lens = 0u64;
+        let mut stop_first = [false; 256];
+        for w in &stop_words {
+            // A stop word of 64 bytes or more sets the top bit: longer words are compared too.
+            stop_lens |= 1 << w.len().min(63);
+            stop_first[w.as_bytes().first().copied().unwrap_or(0) as usize] = true;
+        }
+        Self {
+            cfg,
+            stop_words,
+            stop_lens,
+            stop_first,
+        }
+    }
+
+    /// Whether `w` can be a stop word (false: it is none).
+    #[inline]
+    fn may_be_stop_word(&self, w: &[u8]) -> bool {
+        self.stop_lens >> w.len().min(63) & 1 == 1 && self.stop_first[w[0] as usize]
     }
 }
 
@@ -250,19 +272,19 @@ impl GopherQuality {
         let punct = &*PUNCTUATION_SET;
         let lut = &*ASCII_CLASSES;
         for &(a, b) in words {
-            let w = &text[a as usize..b as usize];
+            let w = &text.as_bytes()[a as usize..b as usize];
             let mut non_symbol = false;
             let mut alpha = false;
             let mut len = 0usize;
             // Per ASCII byte: bit 0 = not in datatrove's punctuation set, bit 1 = letter; bytes
             // above 0x7F set NON_ASCII.
-            let bits = w.bytes().fold(0u8, |bits, byte| bits | lut[byte as usize]);
+            let bits = w.iter().fold(0u8, |bits, &byte| bits | lut[byte as usize]);
             if bits & NON_ASCII == 0 {
                 len = w.len();
                 non_symbol = bits & 1 != 0;
                 alpha = bits & 2 != 0;
             } else {
-                for ch in w.chars() {
+                for ch in text[a as usize..b as usize].chars() {
                     len += 1;
                     non_symbol |= !punct.has(ch);
                     alpha |= py_isalpha(ch);
@@ -337,8 +359,11 @@ impl GopherQuality {
             sc.stop_seen.resize(self.stop_words.len(), false);
             let mut found = 0u64;
             for &(a, b) in words {
-                let w = &text[a as usize..b as usize];
-                if let Ok(k) = self.stop_words.binary_search_by(|s| s.as_str().cmp(w))
+                let w = &text.as_bytes()[a as usize..b as usize];
+                if !self.may_be_stop_word(w) {
+                    continue;
+                }
+                if let Ok(k) = self.stop_words.binary_search_by(|s| s.as_bytes().cmp(w))
                     && !sc.stop_seen[k]
                 {
                     sc.stop_seen[k] = true;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
-use crate::text::{SeenTwice, StampTable, char_len, find_duplicates, py_strip};
+use crate::text::{KeySet, SeenTwice, StampTable, char_len, find_duplicates, py_strip};
 use crate::words::{Span, shared_words};
 
 /// Drops documents with too much repeated content: duplicated paragraphs and lines (by count and
@@ -175,7 +175,7 @@ fn leak(s: String) -> &'static str {
 /// Reusable working memory.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    seen: StampTable,
+    seen: KeySet,
     /// The document's words concatenated without separator (what datatrove's `"".join` builds).
     cat: Vec<u8>,
     /// Prefix sums over the words: byte offsets into `cat`, and characters. One more entry than
@@ -198,6 +198,8 @@ pub struct Scratch {
     /// Per word position: the key of the n-gram starting there (`top_n_grams`, current n).
     keys: Vec<u64>,
     table: StampTable,
+    /// The n-grams seen in the current `dup_n_grams` rule.
+    dup_seen: KeySet,
     twice: SeenTwice,
 }
 
@@ -463,7 +465,7 @@ impl GopherRepetition {
                 // passes any fraction).
                 continue;
             }
-            sc.table.reset(cands.len());
+            sc.dup_seen.reset(cands.len());
             let mut repeated = 0usize;
             // datatrove's loop visits every idx it does not skip; an n-gram that is not a
             // candidate occurs nowhere else, so visiting it changes nothing but idx += 1.
@@ -487,7 +489,7 @@ impl GopherRepetition {
                 } else {
                     continue;
                 };
-                if !sc.table.insert(key) {
+                if !sc.dup_seen.insert(key) {
                     repeated += (sc.chars[i + n] - sc.chars[i]) as usize;
                     if repeated as f64 / total > frac {
                         // The fraction only grows from here.

@@ -196,7 +196,7 @@ pub fn h(s: &str) -> u64 {
 pub(crate) fn find_duplicates<'a>(
     items: impl Iterator<Item = &'a str>,
     max_items: usize,
-    seen: &mut StampTable,
+    seen: &mut KeySet,
 ) -> (usize, usize) {
     seen.reset(max_items);
     let (mut n, mut chars) = (0, 0);
@@ -257,6 +257,45 @@ impl SeenTwice {
     }
 }
 
+/// A set of 64-bit hashes: open addressing over 8-byte slots (0 marks an empty slot; a key of 0
+/// is stored as 1, which merges two of the 2^64 hash values, far below the chance of any 64-bit
+/// hash collision in a document), cleared per use in proportion to its size.
+#[derive(Debug, Default)]
+pub(crate) struct KeySet {
+    slots: Vec<u64>,
+    mask: usize,
+    shift: u32,
+}
+
+impl KeySet {
+    /// Empties the set and sizes it for up to `n` keys (load factor at most 1/2).
+    pub(crate) fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        self.slots.clear();
+        self.slots.resize(cap, 0);
+        self.mask = cap - 1;
+        self.shift = 64 - cap.trailing_zeros();
+    }
+
+    /// Inserts `key`; true when it was not there yet.
+    #[inline]
+    pub(crate) fn insert(&mut self, key: u64) -> bool {
+        let key = key.max(1);
+        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let s = &mut self.slots[i];
+            if *s == 0 {
+                *s = key;
+                return true;
+            }
+            if *s == key {
+                return false;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
 /// An open-addressing table keyed by 64-bit hashes, reused across documents without clearing:
 /// each slot carries the epoch it was written in, and [`StampTable::reset`] starts a new epoch.
 /// Each slot also holds a count and a first index (for `Counter.most_common`-style tallies).
@@ -312,12 +351,6 @@ impl StampTable {
             }
             i = (i + 1) & self.mask;
         }
-    }
-
-    /// Inserts `key`; true when it was not there yet.
-    #[inline]
-    pub(crate) fn insert(&mut self, key: u64) -> bool {
-        self.find(key).1
     }
 
     /// Counts one more occurrence of `key` (first seen at `index` if new); returns its count and
@@ -402,7 +435,7 @@ mod tests {
             .filter(|&k| k != 5 && twice.may_repeat(k * 7919))
             .count();
         assert!(false_positives < 100, "{false_positives}");
-        let mut seen = StampTable::default();
+        let mut seen = KeySet::default();
         for t in ["", "\n", "a", "a\nb", "\n\na\n", "é\nü\n\n"] {
             let want: Vec<&str> = t.split('\n').collect();
             assert_eq!(split_byte(t, b'\n').collect::<Vec<_>>(), want, "{t:?}");
