@@ -41,7 +41,9 @@ pub struct InputConfig {
     /// Columns to read (all when absent). Must include the text column.
     #[serde(default)]
     pub columns: Option<Vec<String>>,
-    /// Rows per in-memory batch.
+    /// Rows per in-memory batch (default 256: each step of a chain walks the whole batch, so a
+    /// batch of web text that stays in the CPU caches between steps runs faster than a larger
+    /// one; outputs do not depend on it).
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
     /// `"fail"` or `"skip"`: what to do with an unreadable shard.
@@ -53,7 +55,7 @@ fn default_text_column() -> String {
     "text".into()
 }
 fn default_batch_rows() -> usize {
-    1024
+    256
 }
 
 /// `[output]`: the snapshot.
