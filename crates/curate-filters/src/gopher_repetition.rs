@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 use crate::gopher_quality::{d_language, validate_language};
-use crate::text::{KeySet, SeenTwice, StampTable, char_len, find_duplicates, py_strip};
+use crate::text::{CountTable, KeySet, SeenTwice, char_len, find_duplicates, py_strip};
 use crate::words::{Span, shared_words};
 
 /// Drops documents with too much repeated content: duplicated paragraphs and lines (by count and
@@ -197,7 +197,7 @@ pub struct Scratch {
     cands: Vec<u32>,
     /// Per word position: the key of the n-gram starting there (`top_n_grams`, current n).
     keys: Vec<u64>,
-    table: StampTable,
+    table: CountTable,
     /// The n-grams seen in the current `dup_n_grams` rule.
     dup_seen: KeySet,
     twice: SeenTwice,
@@ -345,7 +345,9 @@ impl GopherRepetition {
                 if n > nw {
                     break;
                 }
-                let mut best = (1u32, 0u32);
+                // Most n-grams occur once: count exactly only those that may repeat (every
+                // occurrence of a repeated one may, so counts and first indices are exact; when
+                // nothing repeats, the top n-gram is the first one, count 1).
                 if level == 0 {
                     keys.clear();
                     if n == 2 {
@@ -353,59 +355,42 @@ impl GopherRepetition {
                     } else {
                         keys.extend(ids.windows(n).map(seq_key));
                     }
-                    // Most n-grams occur once: count exactly only those that may repeat (all
-                    // occurrences of a repeated one do, so counts and first indices are exact;
-                    // when nothing repeats, the top n-gram is the first one, count 1).
                     sc.twice.reset(keys.len());
                     for &key in keys.iter() {
                         sc.twice.add(key);
                     }
-                    sc.table.reset(keys.len());
-                    for (i, &key) in keys.iter().enumerate() {
-                        if !sc.twice.may_repeat(key) {
-                            continue;
-                        }
-                        let (cnt, first) = sc.table.bump(key, i as u32);
-                        if cnt >= 2 {
-                            sc.rep[first as usize] = n as u8;
-                            sc.rep[i] = n as u8;
-                            if cnt > best.0 || (cnt == best.0 && first < best.1) {
-                                best = (cnt, first);
-                            }
-                        }
-                    }
+                    cands.extend(
+                        (0..keys.len() as u32).filter(|&i| sc.twice.may_repeat(keys[i as usize])),
+                    );
                 } else {
                     cands.retain(|&i| i as usize + n <= nw);
-                    sc.table.reset(cands.len());
+                    sc.twice.reset(cands.len());
                     for &i in &cands {
                         let i = i as usize;
                         let key = ids[i + level..i + n]
                             .iter()
                             .fold(keys[i], |h, &w| seq_step(h, w));
                         keys[i] = key;
-                        let (cnt, first) = sc.table.bump(key, i as u32);
-                        if cnt >= 2 {
-                            sc.rep[first as usize] = n as u8;
-                            sc.rep[i] = n as u8;
-                            if cnt > best.0 || (cnt == best.0 && first < best.1) {
-                                best = (cnt, first);
-                            }
+                        sc.twice.add(key);
+                    }
+                    cands.retain(|&i| sc.twice.may_repeat(keys[i as usize]));
+                }
+                let mut best = (1u32, 0u32);
+                sc.table.reset(cands.len());
+                for &i in &cands {
+                    let i = i as usize;
+                    let (cnt, first) = sc.table.bump(keys[i], i as u32);
+                    if cnt >= 2 {
+                        sc.rep[first as usize] = n as u8;
+                        sc.rep[i] = n as u8;
+                        if cnt > best.0 || (cnt == best.0 && first < best.1) {
+                            best = (cnt, first);
                         }
                     }
                 }
                 sc.top.push((n, best.0, best.1));
                 // An n'-gram (n' > n) that repeats starts with an n-gram that repeats.
-                if level == 0 {
-                    cands.extend(
-                        sc.rep
-                            .iter()
-                            .enumerate()
-                            .filter(|&(_, &r)| r as usize >= n)
-                            .map(|(i, _)| i as u32),
-                    );
-                } else {
-                    cands.retain(|&i| sc.rep[i as usize] as usize >= n);
-                }
+                cands.retain(|&i| sc.rep[i as usize] as usize >= n);
                 level = n;
             }
             sc.cands = cands;

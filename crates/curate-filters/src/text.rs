@@ -213,7 +213,7 @@ pub(crate) fn find_duplicates<'a>(
 /// Which 64-bit keys of a set may occur more than once: two bitmaps of about 32 bits per key
 /// (`once`, `twice`), filled by [`SeenTwice::add`]. A key added twice always tests positive; a key
 /// added once tests positive only when other keys cover its bit (about 3 % of them), so the
-/// filter narrows down where to look for repeats (exactly, with a [`StampTable`]) while touching
+/// filter narrows down where to look for repeats (exactly, with a [`CountTable`] or [`KeySet`]) while touching
 /// 8 bytes per key instead of a hash-table slot: its bitmaps stay in the first-level cache for
 /// documents of thousands of words.
 #[derive(Debug, Default)]
@@ -296,74 +296,54 @@ impl KeySet {
     }
 }
 
-/// An open-addressing table keyed by 64-bit hashes, reused across documents without clearing:
-/// each slot carries the epoch it was written in, and [`StampTable::reset`] starts a new epoch.
-/// Each slot also holds a count and a first index (for `Counter.most_common`-style tallies).
+/// An open-addressing table counting 64-bit keys (for `Counter.most_common`-style tallies): each
+/// 16-byte slot holds a key, its count (0 marks an empty slot) and the index it was first seen
+/// at. Cleared per use in proportion to its size.
 #[derive(Debug, Default)]
-pub(crate) struct StampTable {
-    slots: Vec<Slot>,
+pub(crate) struct CountTable {
+    slots: Vec<CountSlot>,
     mask: usize,
     shift: u32,
-    epoch: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct Slot {
+struct CountSlot {
     key: u64,
-    epoch: u32,
     count: u32,
     first: u32,
 }
 
-impl StampTable {
+impl CountTable {
     /// Empties the table and sizes it for up to `n` keys (load factor at most 1/2).
     pub(crate) fn reset(&mut self, n: usize) {
         let cap = (2 * n).next_power_of_two().max(16);
-        if cap > self.slots.len() {
-            self.slots = vec![Slot::default(); cap];
-            self.epoch = 0;
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.slots.fill(Slot::default());
-            self.epoch = 1;
-        }
+        self.slots.clear();
+        self.slots.resize(cap, CountSlot::default());
         self.mask = cap - 1;
         self.shift = 64 - cap.trailing_zeros();
-    }
-
-    #[inline]
-    fn find(&mut self, key: u64) -> (usize, bool) {
-        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
-        loop {
-            let s = &mut self.slots[i];
-            if s.epoch != self.epoch {
-                *s = Slot {
-                    key,
-                    epoch: self.epoch,
-                    count: 0,
-                    first: 0,
-                };
-                return (i, true);
-            }
-            if s.key == key {
-                return (i, false);
-            }
-            i = (i + 1) & self.mask;
-        }
     }
 
     /// Counts one more occurrence of `key` (first seen at `index` if new); returns its count and
     /// the index it was first seen at.
     #[inline]
     pub(crate) fn bump(&mut self, key: u64, index: u32) -> (u32, u32) {
-        let (i, new) = self.find(key);
-        let s = &mut self.slots[i];
-        if new {
-            s.first = index;
+        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let s = &mut self.slots[i];
+            if s.count == 0 {
+                *s = CountSlot {
+                    key,
+                    count: 1,
+                    first: index,
+                };
+                return (1, index);
+            }
+            if s.key == key {
+                s.count += 1;
+                return (s.count, s.first);
+            }
+            i = (i + 1) & self.mask;
         }
-        s.count += 1;
-        (s.count, s.first)
     }
 }
 
