@@ -25,7 +25,8 @@ pub const PRESENTATION_VERSION: &str = "document-tag-v1";
 /// A loaded, checked rubric.
 #[derive(Debug, Clone)]
 pub struct Rubric {
-    /// Where it came from (`default` or the file path).
+    /// Where it came from: `default`, or the prompt file's name (not its path, which depends on
+    /// where the run was started; the prompt's content is in the prompt hash).
     pub source: String,
     /// The system prompt.
     pub prompt: String,
@@ -68,7 +69,10 @@ impl Rubric {
                 message: m,
             })?;
             r.prompt = text;
-            r.source = p.display().to_string();
+            r.source = p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
         }
         if let Some(p) = schema_file {
             let text = std::fs::read_to_string(p).map_err(|e| LabelError::Schema {
@@ -202,6 +206,13 @@ pub fn check_schema(v: &Value) -> Result<(Option<f64>, Option<f64>), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_custom_rubric_is_recorded_by_file_name_not_path() {
+        let shipped = curate_testkit::repo_root().join("configs/rubrics/edu-0-5.md");
+        let r = Rubric::load(Some(&shipped), None).unwrap();
+        assert_eq!(r.source, "edu-0-5.md");
+    }
 
     #[test]
     fn default_rubric_is_valid_and_shipped() {
