@@ -1,6 +1,8 @@
 //! End to end through the `curate` binary: sample → label against the fake Anthropic server
 //! (loopback), on a slice of the real corpus.
 
+mod common;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -24,53 +26,10 @@ fn curate() -> Command {
     c
 }
 
-/// The first `n` documents of the real corpus (or the bundled slice), as a small parquet input.
+/// The first `n` documents of the real corpus (or the bundled slice) with `text`, `id`, `url`
+/// and `language`, as a small parquet input of one row group.
 fn input(dir: &Path, n: usize) -> PathBuf {
-    let src = curate_testkit::corpus_shard_or_sample();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&src).unwrap())
-        .unwrap()
-        .with_batch_size(n)
-        .build()
-        .unwrap();
-    let mut rows: Vec<[String; 4]> = Vec::new();
-    for rb in reader {
-        let rb = rb.unwrap();
-        let col = |name: &str| rb.column_by_name(name).unwrap().as_string::<i32>().clone();
-        let (t, id, url, lang) = (col("text"), col("id"), col("url"), col("language"));
-        for i in 0..rb.num_rows() {
-            rows.push([
-                t.value(i).into(),
-                id.value(i).into(),
-                url.value(i).into(),
-                lang.value(i).into(),
-            ]);
-            if rows.len() == n {
-                break;
-            }
-        }
-        if rows.len() == n {
-            break;
-        }
-    }
-    let schema = Arc::new(Schema::new(
-        ["text", "id", "url", "language"]
-            .iter()
-            .map(|n| Field::new(*n, DataType::Utf8, false))
-            .collect::<Vec<_>>(),
-    ));
-    let cols: Vec<ArrayRef> = (0..4)
-        .map(|c| {
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| r[c].as_str()),
-            )) as ArrayRef
-        })
-        .collect();
-    let rb = RecordBatch::try_new(schema.clone(), cols).unwrap();
-    let path = dir.join("input.parquet");
-    let mut w = ArrowWriter::try_new(File::create(&path).unwrap(), schema, None).unwrap();
-    w.write(&rb).unwrap();
-    w.close().unwrap();
-    path
+    common::corpus_slice(dir, n, n).0
 }
 
 fn write_config(dir: &Path, input: &Path, size: usize, label: &str) -> PathBuf {

@@ -2,15 +2,15 @@
 //! sample → label (offline `reference` teacher, or Claude against the fake Anthropic server) →
 //! train → score — and re-cutting the stored scores with `quality_threshold`.
 
+mod common;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Float32Type, Schema};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Float32Type;
 use curate_testkit::anthropic::{FakeAnthropic, FakeConfig};
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const KEY: &str = "sk-ant-quality-e2e-0123456789";
@@ -21,45 +21,10 @@ fn curate() -> Command {
     c
 }
 
-/// The first `n` documents of the real corpus (or the bundled slice) as a small parquet input.
+/// The first `n` documents of the real corpus (or the bundled slice) with `text`, `id`, `url`
+/// and `language`, as a small parquet input of one row group.
 fn input(dir: &Path, n: usize) -> PathBuf {
-    let src = curate_testkit::corpus_shard_or_sample();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&src).unwrap())
-        .unwrap()
-        .with_batch_size(1024)
-        .build()
-        .unwrap();
-    let mut rows: Vec<[String; 3]> = Vec::new();
-    'outer: for rb in reader {
-        let rb = rb.unwrap();
-        let col = |name: &str| rb.column_by_name(name).unwrap().as_string::<i32>().clone();
-        let (t, id, url) = (col("text"), col("id"), col("url"));
-        for i in 0..rb.num_rows() {
-            rows.push([t.value(i).into(), id.value(i).into(), url.value(i).into()]);
-            if rows.len() == n {
-                break 'outer;
-            }
-        }
-    }
-    let schema = Arc::new(Schema::new(
-        ["text", "id", "url"]
-            .iter()
-            .map(|n| Field::new(*n, DataType::Utf8, false))
-            .collect::<Vec<_>>(),
-    ));
-    let cols: Vec<ArrayRef> = (0..3)
-        .map(|c| {
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| r[c].as_str()),
-            )) as ArrayRef
-        })
-        .collect();
-    let rb = RecordBatch::try_new(schema.clone(), cols).unwrap();
-    let path = dir.join("input.parquet");
-    let mut w = ArrowWriter::try_new(File::create(&path).unwrap(), schema, None).unwrap();
-    w.write(&rb).unwrap();
-    w.close().unwrap();
-    path
+    common::corpus_slice(dir, n, n).0
 }
 
 fn write_config(dir: &Path, name: &str, inputs: &str, steps: &str, out: &Path) -> PathBuf {
