@@ -158,6 +158,35 @@ fn reference_loop_end_to_end_is_deterministic_and_keeps_the_exact_top_fraction()
     let s1 = scores(&out1);
     assert_eq!(s1.len(), 240);
     assert_eq!(s1, scores(&out2));
+
+    // The score step counts every scored document per score bin (the report's "before the cut"
+    // series): all 1200, and the kept documents, binned the same way over the metrics' scale,
+    // never outnumber the scored ones in a bin.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out1.join("manifest.json")).unwrap()).unwrap();
+    let step = manifest["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == "score")
+        .expect("score step in the manifest");
+    let hist: Vec<u64> = (0..curate_quality::score::SCORE_HIST_BINS)
+        .map(|k| {
+            step["counters"][format!("score_hist_{k:02}")]
+                .as_f64()
+                .unwrap() as u64
+        })
+        .collect();
+    assert_eq!(hist.iter().sum::<u64>(), 1200, "{hist:?}");
+    let hi = m["scale"][1].as_f64().unwrap();
+    let mut kept = vec![0u64; hist.len()];
+    for (_, x) in &s1 {
+        kept[curate_quality::score::score_hist_bin(f64::from(*x), 0.0, hi)] += 1;
+    }
+    assert!(
+        kept.iter().zip(&hist).all(|(k, h)| k <= h),
+        "kept {kept:?} vs scored {hist:?}"
+    );
 }
 
 #[test]

@@ -31,6 +31,11 @@ use crate::train::{model_path, nearest_train_step};
 /// finds the cut. Without `keep` every document is kept and only scored. Dropped documents are
 /// recorded as `below_quality_threshold`.
 ///
+/// Counters: `scored`, `scored_bytes`, `score_sum`, `below_quality_threshold`, and the histogram
+/// of every scored document's calibrated score before the cut, `score_hist_00` … `score_hist_09`
+/// ([`SCORE_HIST_BINS`] equal bins over `[0, scale]`, [`score_hist_bin`]); the report draws it
+/// beside the kept documents' scores, since the dropped documents' scores are not stored.
+///
 /// ```toml
 /// [[steps]]
 /// type = "score"
@@ -217,6 +222,25 @@ impl Observer for ScoreObserver {
     }
 }
 
+/// Bins of the `score_hist_*` counters (the report's score histogram uses as many).
+pub const SCORE_HIST_BINS: usize = 10;
+
+/// The `score_hist_*` bin of score `x` on the scale `[lo, hi]`: [`SCORE_HIST_BINS`] equal bins,
+/// values outside clamped to the first or last (the report bins the kept scores the same way).
+pub fn score_hist_bin(x: f64, lo: f64, hi: f64) -> usize {
+    let width = (hi - lo) / SCORE_HIST_BINS as f64;
+    if width > 0.0 {
+        (((x - lo) / width).floor().max(0.0) as usize).min(SCORE_HIST_BINS - 1)
+    } else {
+        0
+    }
+}
+
+/// The name of `score_hist_*` counter `k`.
+pub fn score_hist_counter(k: usize) -> String {
+    format!("score_hist_{k:02}")
+}
+
 struct ScoreProcessor {
     model: Arc<Model>,
     rule: Rule,
@@ -252,6 +276,14 @@ impl Processor for ScoreProcessor {
         counters.add("scored_bytes", bytes as f64);
         counters.add("score_sum", scores.iter().map(|s| *s as f64).sum());
         counters.add("below_quality_threshold", dropped as f64);
+        let scale = f64::from(self.model.header.scale_max);
+        let mut hist = [0u64; SCORE_HIST_BINS];
+        for &x in scores.iter().filter(|x| !x.is_nan()) {
+            hist[score_hist_bin(f64::from(x), 0.0, scale)] += 1;
+        }
+        for (k, &c) in hist.iter().enumerate() {
+            counters.add(&score_hist_counter(k), c as f64);
+        }
         batch.set_column(
             &self.column,
             std::sync::Arc::new(Float32Array::from(scores)),

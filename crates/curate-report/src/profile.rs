@@ -288,6 +288,8 @@ fn scores_of(batch: &RecordBatch, h: &mut ScoreHist) {
         DataType::Float64 => col.as_primitive::<Float64Type>().iter().collect(),
         _ => return,
     };
+    // The same bins as the score step's `score_hist_*` counters
+    // (`curate_quality::score::score_hist_bin`), which the report draws beside these.
     let width = (h.hi - h.lo) / SCORE_BINS as f64;
     for v in vals {
         match v {

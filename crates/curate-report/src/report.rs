@@ -380,6 +380,11 @@ fn cost_chart(l: Option<&LabelSummary>) -> String {
     )
 }
 
+/// Whether the quality metrics give the score scale ([`scale`] falls back to `[0, 1]`).
+fn has_scale(metrics: Option<&serde_json::Value>) -> bool {
+    metrics.and_then(|m| m.get("scale")).is_some()
+}
+
 fn scale(metrics: Option<&serde_json::Value>) -> (f64, f64) {
     let s = metrics
         .and_then(|m| m.get("scale"))
@@ -416,7 +421,7 @@ fn scores_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Valu
     let meta = Meta {
         id: "student-scores",
         title: "Student score histogram",
-        desc: "Share of documents per quality_score bin: the kept documents (data/), and the held-out labelled documents the student was evaluated on (calibrated scores, quality/metrics.json). Dropped documents' scores are not stored in the snapshot.",
+        desc: "Share of documents per quality_score bin: every scored document before the score step's cut (its score_hist counters), the kept documents (data/), and the held-out labelled documents the student was evaluated on (calibrated scores, quality/metrics.json).",
     };
     let Some(k) = &p.kept_scores else {
         return charts::empty(
@@ -436,7 +441,35 @@ fn scores_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Valu
         })
         .collect();
     let kept_total: u64 = k.counts.iter().sum();
-    let mut series = vec![Series {
+    let mut series = Vec::new();
+    // Every scored document, dropped ones included: the score step's `score_hist_*` counters,
+    // binned as `kept_scores` over the scale of the model's metrics (`curate_quality::score::
+    // score_hist_bin`); drawn only when that scale is known.
+    let scored = m
+        .step("score")
+        .filter(|_| has_scale(metrics))
+        .and_then(|s| {
+            let counts: Option<Vec<u64>> = (0..n)
+                .map(|b| {
+                    s.counters
+                        .get(&format!("score_hist_{b:02}"))
+                        .map(|&v| v as u64)
+                })
+                .collect();
+            counts.filter(|c| c.iter().sum::<u64>() > 0)
+        });
+    if let Some(counts) = scored {
+        let total: u64 = counts.iter().sum();
+        series.push(Series {
+            name: format!("scored, before the cut ({} docs)", int(total)),
+            values: counts.iter().map(|&c| pct(c, total)).collect(),
+            shown: counts
+                .iter()
+                .map(|&c| format!("{} ({:.1}%)", int(c), pct(c, total)))
+                .collect(),
+        });
+    }
+    series.push(Series {
         name: format!("kept ({} docs)", int(kept_total)),
         values: k.counts.iter().map(|&c| pct(c, kept_total)).collect(),
         shown: k
@@ -444,7 +477,7 @@ fn scores_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Valu
             .iter()
             .map(|&c| format!("{} ({:.1}%)", int(c), pct(c, kept_total)))
             .collect(),
-    }];
+    });
     let bins = metrics
         .and_then(|m| m.pointer("/reliability/calibrated"))
         .and_then(|v| v.as_array());
