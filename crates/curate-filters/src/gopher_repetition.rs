@@ -182,15 +182,16 @@ pub struct Scratch {
     /// words.
     offs: Vec<u32>,
     chars: Vec<u32>,
-    /// xxh3 of each word (its identity in the space-joined n-grams of `top_n_grams`).
+    /// Each word's id (xxh3, or `short_key` up to [`SIG`] bytes) times [`SEQ_MUL`]: its
+    /// identity in the space-joined n-grams of `top_n_grams`.
     ids: Vec<u64>,
     /// Per word position: the largest n (of `top_n_grams`) whose n-gram starting here is
     /// known to repeat; 0 for none.
     rep: Vec<u8>,
     /// (n, count, first index) of the most common n-gram, per distinct n of `top_n_grams`.
     top: Vec<(usize, u32, u32)>,
-    /// Per word boundary: the [`SIG`] bytes after it (`start`) / before it (`end`) occur at
-    /// another boundary too.
+    /// Per word boundary: the [`SIG`] bytes after it (`start`) / before it (`end`) may occur at
+    /// another boundary too (all that do are marked).
     start: Vec<bool>,
     end: Vec<bool>,
     /// Candidate start positions (see `ngram_rules`).
@@ -277,11 +278,15 @@ impl GopherRepetition {
     /// that may repeat, with exactly datatrove's sequential semantics:
     ///
     /// - `top_n_grams`, n ascending: an n-gram of words that repeats starts with an (n-1)-gram
-    ///   that repeats, so each n counts only the positions where the previous n found a repeat
-    ///   (the smallest n counts every position).
+    ///   that repeats, so each n looks only at the positions where the previous n found a
+    ///   repeat (the smallest n at every position); of those, a [`SeenTwice`] filter passes the
+    ///   ones whose key may occur twice (every occurrence of a repeated n-gram, and ~3 % of the
+    ///   others), and only these are counted exactly.
     /// - `dup_n_grams`: two equal concatenations of at least [`SIG`] bytes start with the same
-    ///   [`SIG`] bytes and end with the same [`SIG`] bytes; one pass marks the word boundaries
-    ///   where the next (and the previous) [`SIG`] bytes occur at another boundary too.
+    ///   [`SIG`] bytes and end with the same [`SIG`] bytes; a [`SeenTwice`] pass marks the word
+    ///   boundaries where the next (and the previous) [`SIG`] bytes may occur at another boundary
+    ///   too, and only n-grams from such boundaries (or shorter than [`SIG`] bytes) are hashed
+    ///   whole.
     fn ngram_rules(&self, text: &str, words: &[Span], total: f64, sc: &mut Scratch) -> Verdict {
         let c = &self.cfg;
         let nw = words.len();
