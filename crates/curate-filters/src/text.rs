@@ -425,4 +425,39 @@ mod tests {
             (3, 5)
         );
     }
+
+    proptest::proptest! {
+        /// The key set, the count table and the seen-twice filter against std's maps, over key
+        /// sequences with many repeats, across resets of varying sizes (reused memory); keys 0
+        /// and 1 are left out (the key set stores 0 as 1).
+        #[test]
+        fn tables_agree_with_std_maps(
+            docs in proptest::collection::vec(
+                proptest::collection::vec(2u64..60, 0..300), 1..6),
+            spread in 1u64..u64::MAX / 64,
+        ) {
+            use std::collections::{HashMap, HashSet};
+            let (mut set, mut table, mut twice) =
+                (KeySet::default(), CountTable::default(), SeenTwice::default());
+            for doc in &docs {
+                let keys: Vec<u64> = doc.iter().map(|&k| k.wrapping_mul(spread)).collect();
+                set.reset(keys.len());
+                table.reset(keys.len());
+                twice.reset(keys.len());
+                let (mut want_set, mut want_counts) = (HashSet::new(), HashMap::new());
+                for (i, &k) in keys.iter().enumerate() {
+                    proptest::prop_assert_eq!(set.insert(k), want_set.insert(k));
+                    let e = want_counts.entry(k).or_insert((0u32, i as u32));
+                    e.0 += 1;
+                    proptest::prop_assert_eq!(table.bump(k, i as u32), *e);
+                    twice.add(k);
+                }
+                for (k, &(n, _)) in &want_counts {
+                    if n >= 2 {
+                        proptest::prop_assert!(twice.may_repeat(*k));
+                    }
+                }
+            }
+        }
+    }
 }
