@@ -208,13 +208,6 @@ impl DocBatch {
         self.record = RecordBatch::try_new(schema, cols).expect("valid column");
     }
 
-    /// Splits the batch into (kept, dropped) after a step has run, resetting verdicts. The
-    /// dropped part comes with the reason number of each row.
-    pub fn split_dropped(self) -> (DocBatch, Option<(DocBatch, Vec<u32>)>) {
-        let (kept, reasons, dropped) = self.split(true);
-        (kept, dropped.map(|d| (d, reasons)))
-    }
-
     /// Splits the batch after a step has run: the kept rows (verdicts reset), the reason number of
     /// each dropped row and, `with_dropped`, the dropped rows themselves (`None` when no row was
     /// dropped; runs that do not write exclusions skip copying them).
@@ -270,10 +263,10 @@ mod tests {
         b.drop_row(1, 2);
         b.drop_row(1, 0); // first drop wins
         assert_eq!(b.dropped(), 1);
-        let (kept, dropped) = b.split_dropped();
+        let (kept, reasons, dropped) = b.split(true);
         assert_eq!(kept.len(), 2);
         assert_eq!(kept.keys().values().to_vec(), vec![0, 2]);
-        let (d, reasons) = dropped.unwrap();
+        let d = dropped.unwrap();
         assert_eq!(d.text(0), "b");
         assert_eq!(reasons, vec![2]);
     }

@@ -321,7 +321,7 @@ impl GopherRepetition {
                 let (lo, hi) = short_words(&sc.cat[off..off + SIG], len);
                 (short_key(lo, hi, len), len - continuation_bytes(lo, hi))
             } else {
-                (xxhash_rust::xxh3::xxh3_64(w), char_len_bytes(w))
+                (xxhash_rust::xxh3::xxh3_64(w), char_len(&text[a..b]))
             };
             sc.ids.push(id.wrapping_mul(SEQ_MUL));
             off += len;
@@ -415,8 +415,8 @@ impl GopherRepetition {
         if c.dup_n_grams.is_empty() || nw == 0 {
             return Verdict::Keep;
         }
-        // start[i]: the SIG bytes from boundary i occur after another boundary; end[k]: the SIG
-        // bytes up to boundary k occur before another boundary.
+        // start[i]: the SIG bytes from boundary i may occur after another boundary; end[k]: the
+        // SIG bytes up to boundary k may occur before another boundary (every repeat is marked).
         let first_short = sc.offs[..nw].partition_point(|&o| cat_len - o as usize >= SIG);
         let first_full_end = sc.offs.partition_point(|&o| (o as usize) < SIG);
         let mut start = std::mem::take(&mut sc.start);
@@ -535,12 +535,6 @@ fn continuation_bytes(lo: u64, hi: u64) -> usize {
     // Bit 7 set and bit 6 clear: 10xxxxxx.
     let cont = |x: u64| (x & !(x << 1) & HIGH).count_ones() as usize;
     cont(lo) + cont(hi)
-}
-
-/// Characters in a UTF-8 byte string.
-#[inline]
-fn char_len_bytes(w: &[u8]) -> usize {
-    w.iter().filter(|&&x| (x as i8) >= -0x40).count()
 }
 
 /// A 64-bit key of a string of `len` (at most [`SIG`]) bytes given as [`short_words`]: equal

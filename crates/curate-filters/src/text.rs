@@ -237,7 +237,7 @@ impl SeenTwice {
 
     #[inline]
     fn bit(&self, key: u64) -> (usize, u64) {
-        let b = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        let b = home(key, self.shift);
         (b >> 6, 1u64 << (b & 63))
     }
 
@@ -257,6 +257,20 @@ impl SeenTwice {
     }
 }
 
+/// The position of `key` in a power-of-two table addressed by its top `64 - shift` bits after a
+/// multiplicative mix.
+#[inline]
+fn home(key: u64, shift: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+}
+
+/// Capacity (a power of two, load factor at most 1/2), index mask and [`home`] shift of an
+/// open-addressing table for up to `n` keys.
+fn geometry(n: usize) -> (usize, usize, u32) {
+    let cap = (2 * n).next_power_of_two().max(16);
+    (cap, cap - 1, 64 - cap.trailing_zeros())
+}
+
 /// A set of 64-bit hashes: open addressing over 8-byte slots (0 marks an empty slot; a key of 0
 /// is stored as 1, which merges two of the 2^64 hash values, far below the chance of any 64-bit
 /// hash collision in a document), cleared per use in proportion to its size.
@@ -270,18 +284,17 @@ pub(crate) struct KeySet {
 impl KeySet {
     /// Empties the set and sizes it for up to `n` keys (load factor at most 1/2).
     pub(crate) fn reset(&mut self, n: usize) {
-        let cap = (2 * n).next_power_of_two().max(16);
+        let cap;
+        (cap, self.mask, self.shift) = geometry(n);
         self.slots.clear();
         self.slots.resize(cap, 0);
-        self.mask = cap - 1;
-        self.shift = 64 - cap.trailing_zeros();
     }
 
     /// Inserts `key`; true when it was not there yet.
     #[inline]
     pub(crate) fn insert(&mut self, key: u64) -> bool {
         let key = key.max(1);
-        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        let mut i = home(key, self.shift);
         loop {
             let s = &mut self.slots[i];
             if *s == 0 {
@@ -316,18 +329,17 @@ struct CountSlot {
 impl CountTable {
     /// Empties the table and sizes it for up to `n` keys (load factor at most 1/2).
     pub(crate) fn reset(&mut self, n: usize) {
-        let cap = (2 * n).next_power_of_two().max(16);
+        let cap;
+        (cap, self.mask, self.shift) = geometry(n);
         self.slots.clear();
         self.slots.resize(cap, CountSlot::default());
-        self.mask = cap - 1;
-        self.shift = 64 - cap.trailing_zeros();
     }
 
     /// Counts one more occurrence of `key` (first seen at `index` if new); returns its count and
     /// the index it was first seen at.
     #[inline]
     pub(crate) fn bump(&mut self, key: u64, index: u32) -> (u32, u32) {
-        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        let mut i = home(key, self.shift);
         loop {
             let s = &mut self.slots[i];
             if s.count == 0 {

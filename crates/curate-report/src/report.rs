@@ -163,15 +163,21 @@ fn waterfall_words(m: &ManifestView, p: &Profile) -> String {
     charts::waterfall(&meta, "words", &rows)
 }
 
-fn share_series(name: &str, d: &Dist, counts: &[u64]) -> Series {
+/// A bar series of `counts` as shares of `docs` documents, named `"{name} (docs docs)"`.
+fn share_series(name: &str, docs: u64, counts: &[u64]) -> Series {
     Series {
-        name: format!("{name} ({} docs)", int(d.docs)),
-        values: counts.iter().map(|&n| pct(n, d.docs)).collect(),
+        name: format!("{name} ({} docs)", int(docs)),
+        values: counts.iter().map(|&n| pct(n, docs)).collect(),
         shown: counts
             .iter()
-            .map(|&n| format!("{} ({:.1}%)", int(n), pct(n, d.docs)))
+            .map(|&n| format!("{} ({:.1}%)", int(n), pct(n, docs)))
             .collect(),
     }
+}
+
+/// [`share_series`] of counts that cover every document.
+fn total_share_series(name: &str, counts: &[u64]) -> Series {
+    share_series(name, counts.iter().sum(), counts)
 }
 
 fn length_chart(p: &Profile) -> String {
@@ -182,12 +188,12 @@ fn length_chart(p: &Profile) -> String {
     };
     let mut series = Vec::new();
     if let Some(b) = &p.before {
-        series.push(share_series("before", b, &b.length));
+        series.push(share_series("before", b.docs, &b.length));
     }
     if p.after.docs == 0 && p.before.is_none() {
         return charts::empty(&meta, "the snapshot keeps no documents");
     }
-    series.push(share_series("after", &p.after, &p.after.length));
+    series.push(share_series("after", p.after.docs, &p.after.length));
     charts::bars(&meta, "% of documents", &length_labels(), &series)
 }
 
@@ -221,9 +227,9 @@ fn language_chart(p: &Profile) -> String {
     };
     let mut series = Vec::new();
     if let Some(b) = &p.before {
-        series.push(share_series("before", b, &counts(b)));
+        series.push(share_series("before", b.docs, &counts(b)));
     }
-    series.push(share_series("after", &p.after, &counts(&p.after)));
+    series.push(share_series("after", p.after.docs, &counts(&p.after)));
     charts::bars(&meta, "% of documents", &cats, &series)
 }
 
@@ -440,7 +446,6 @@ fn scores_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Valu
             )
         })
         .collect();
-    let kept_total: u64 = k.counts.iter().sum();
     let mut series = Vec::new();
     // Every scored document, dropped ones included: the score step's `score_hist_*` counters,
     // binned as `kept_scores` over the scale of the model's metrics (`curate_quality::score::
@@ -459,25 +464,9 @@ fn scores_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Valu
             counts.filter(|c| c.iter().sum::<u64>() > 0)
         });
     if let Some(counts) = scored {
-        let total: u64 = counts.iter().sum();
-        series.push(Series {
-            name: format!("scored, before the cut ({} docs)", int(total)),
-            values: counts.iter().map(|&c| pct(c, total)).collect(),
-            shown: counts
-                .iter()
-                .map(|&c| format!("{} ({:.1}%)", int(c), pct(c, total)))
-                .collect(),
-        });
+        series.push(total_share_series("scored, before the cut", &counts));
     }
-    series.push(Series {
-        name: format!("kept ({} docs)", int(kept_total)),
-        values: k.counts.iter().map(|&c| pct(c, kept_total)).collect(),
-        shown: k
-            .counts
-            .iter()
-            .map(|&c| format!("{} ({:.1}%)", int(c), pct(c, kept_total)))
-            .collect(),
-    });
+    series.push(total_share_series("kept", &k.counts));
     let bins = metrics
         .and_then(|m| m.pointer("/reliability/calibrated"))
         .and_then(|v| v.as_array());
@@ -486,15 +475,7 @@ fn scores_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Valu
             .iter()
             .map(|b| b.get("n").and_then(|v| v.as_u64()).unwrap_or(0))
             .collect();
-        let total: u64 = counts.iter().sum();
-        series.push(Series {
-            name: format!("held-out ({} docs)", int(total)),
-            values: counts.iter().map(|&c| pct(c, total)).collect(),
-            shown: counts
-                .iter()
-                .map(|&c| format!("{} ({:.1}%)", int(c), pct(c, total)))
-                .collect(),
-        });
+        series.push(total_share_series("held-out", &counts));
     }
     let mut out = charts::bars(&meta, "% of documents", &cats, &series);
     if let Some((_, label)) = cut_marker(m, p) {

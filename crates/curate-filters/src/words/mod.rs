@@ -104,8 +104,8 @@ struct Tables {
     currency: Class,
     /// Exceptions by xxh3 of their text: (text, token byte lengths).
     exceptions: HashMap64<(&'static str, &'static [u8])>,
-    /// A 16 Ki-bit filter over (byte length, first byte, last byte) of the exceptions: most
-    /// strings are rejected without hashing them.
+    /// A 64 Ki-bit filter over (byte length, first, second and last byte) of the exceptions
+    /// ([`filter_index`]): most strings are rejected without hashing them.
     exception_filter: Box<[u64; 1024]>,
     max_exception_len: usize,
     /// Currency symbols and units (suffixes after a digit).
@@ -918,8 +918,7 @@ fn suffix_at(tb: &Tables, s: &str, p: usize, nchars: usize) -> bool {
             }
             return false;
         }
-    } else if matches!(x.len(), 2 | 4 | 6) && matches!(x, "……" | "'s" | "'S" | "’s" | "’S")
-    {
+    } else if matches!(x, "……" | "'s" | "'S" | "’s" | "’S") {
         // The multi-character suffixes besides units: an ellipsis and the possessives.
         return true;
     }
@@ -1066,24 +1065,23 @@ fn infix_at(
     if c == ',' && palpha && next().is_some_and(|n| tb.alpha.has(n)) {
         return Some(i + 1);
     }
-    // Every hyphen of spaCy's list starts with one of these characters.
-    if (palpha || pdigit) && matches!(c, '-' | '\u{2013}' | '\u{2014}' | '~') {
-        for h in t::HYPHENS {
-            if core[i..].starts_with(h)
-                && core[i + h.len()..]
-                    .chars()
-                    .next()
-                    .is_some_and(|n| tb.alpha.has(n))
-            {
-                return Some(i + h.len());
+    if palpha || pdigit {
+        // Every hyphen of spaCy's list starts with one of these characters.
+        if matches!(c, '-' | '\u{2013}' | '\u{2014}' | '~') {
+            for h in t::HYPHENS {
+                if core[i..].starts_with(h)
+                    && core[i + h.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(|n| tb.alpha.has(n))
+                {
+                    return Some(i + h.len());
+                }
             }
         }
-    }
-    if (palpha || pdigit)
-        && matches!(c, ':' | '<' | '>' | '=' | '/')
-        && next().is_some_and(|n| tb.alpha.has(n))
-    {
-        return Some(i + 1);
+        if matches!(c, ':' | '<' | '>' | '=' | '/') && next().is_some_and(|n| tb.alpha.has(n)) {
+            return Some(i + 1);
+        }
     }
     None
 }
