@@ -137,6 +137,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the lock of an `s3://` run whose holder is gone (killed on another machine). A
+    /// local directory's lock is the kernel's and is released with its process; for one, this
+    /// only reports whether it is held.
+    Unlock {
+        /// The run directory (a path or an `s3://` URL).
+        dir: PathBuf,
+    },
     /// Work with finished snapshots.
     Snapshot {
         #[command(subcommand)]
@@ -207,6 +214,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 threads: Some(threads),
                 quiet,
                 fresh,
+                ..Default::default()
             };
             let slurm = match executor.as_deref() {
                 Some(e) => e == "slurm",
@@ -242,12 +250,22 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
         }
         Command::Validate { config } => {
             let cfg = load_config(&config)?;
+            let steps = cfg.steps.len();
+            // the inputs' footers (never their data): columns every step needs and adds
+            let c = curate_pipeline::check_inputs(cfg)?;
             eprintln!(
-                "{}: valid ({} step(s), fingerprint {})",
+                "{}: valid ({steps} step(s), {} input file(s), {} task(s) per pass, fingerprint {})",
                 config.display(),
-                cfg.steps.len(),
-                &cfg.fingerprint()[..16]
+                c.files,
+                c.tasks,
+                &c.config.fingerprint()[..16]
             );
+            if c.id_column_found {
+                eprintln!(
+                    "  id column: `id` (found in the input; set [input] id_column to use another)"
+                );
+            }
+            eprintln!("  data columns: {}", c.data_columns.join(", "));
             Ok(ExitCode::SUCCESS)
         }
         Command::ListSteps => {
@@ -293,11 +311,17 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                     ..Default::default()
                 },
             )?;
+            let scratch = run.plan.scratch_estimate(&run.config);
             let plan = serde_json::json!({
                 "output": run.remote.as_ref().map_or_else(|| run.layout.root.clone(), |r| r.url.to_path()),
                 "config_fingerprint": run.config.fingerprint(),
+                "scratch_bytes_estimate": scratch,
                 "stages": run.plan.stages,
             });
+            eprintln!(
+                "curate: peak disk use of the run estimated at {} (intermediate parts, step work files and the snapshot; docs/ARCHITECTURE.md, \"Scratch space\")",
+                human_bytes(scratch)
+            );
             outln!("{}", serde_json::to_string_pretty(&plan).expect("json"));
             Ok(ExitCode::SUCCESS)
         }
@@ -317,6 +341,10 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 &RunOptions {
                     output,
                     quiet: true,
+                    access: curate_pipeline::Access::Task {
+                        stage: stage.clone(),
+                        index,
+                    },
                     ..Default::default()
                 },
             )?;
@@ -396,6 +424,15 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
         Command::Stats { dir, json } => {
             let local = curate_pipeline::remote::Readable::open(&dir, Need::Manifest)?;
             let m = curate_pipeline::manifest::load(local.path())?;
+            let bad = m.consistency();
+            if !bad.is_empty() {
+                return Err(PipelineError::Other(format!(
+                    "{}: the manifest's counts do not add up: {}\nhint: `curate snapshot verify {}` checks the whole snapshot",
+                    dir.display(),
+                    bad.join("; "),
+                    dir.display()
+                )));
+            }
             if json {
                 let v = serde_json::json!({ "totals": m.totals, "steps": m.steps, "outputs": m.outputs.len(), "skipped": m.skipped });
                 outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -429,16 +466,22 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
         Command::Snapshot {
             command: SnapshotCommand::Diff(a),
         } => diff::run(&a),
+        Command::Unlock { dir } => {
+            eprintln!("{}", curate_pipeline::lock::unlock(&dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Snapshot {
             command: SnapshotCommand::Verify { dir },
         } => {
             let local = curate_pipeline::remote::Readable::open(&dir, Need::Snapshot)?;
             let (m, problems) = curate_pipeline::manifest::verify(local.path())?;
+            let digest = curate_pipeline::manifest::digest(local.path())?;
             if problems.is_empty() {
                 let n = m.outputs.len() + m.excluded.len() + m.artifacts.len();
                 eprintln!(
-                    "{}: verified {n} file(s) against the manifest",
-                    dir.display()
+                    "{}: verified the manifest and {n} file(s), nothing else in the snapshot (manifest {})",
+                    dir.display(),
+                    &digest[..16]
                 );
                 Ok(ExitCode::SUCCESS)
             } else {
@@ -457,6 +500,22 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
 }
 
 use curate_pipeline::remote::Need;
+
+/// `1.2 GB`-style rendering of a byte count (decimal units).
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
 
 fn env_index(var: &str) -> Option<usize> {
     std::env::var(var).ok()?.parse().ok()

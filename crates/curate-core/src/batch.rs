@@ -197,6 +197,26 @@ impl DocBatch {
         }
     }
 
+    /// Removes the column `name`, if present (never the text or id column).
+    pub fn remove_column(&mut self, name: &str) {
+        let Ok(i) = self.record.schema_ref().index_of(name) else {
+            return;
+        };
+        assert!(
+            i != self.text && Some(i) != self.id,
+            "the text and id columns stay"
+        );
+        self.record.remove_column(i);
+        if self.text > i {
+            self.text -= 1;
+        }
+        if let Some(id) = self.id.as_mut()
+            && *id > i
+        {
+            *id -= 1;
+        }
+    }
+
     fn replace_column_at(&mut self, i: usize, values: ArrayRef) {
         let schema = self.record.schema();
         let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();

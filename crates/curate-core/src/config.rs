@@ -19,6 +19,11 @@ pub trait StepSpec: DeserializeOwned + Serialize + schemars::JsonSchema + Sized 
     /// The step's `type` in configs.
     const TYPE: &'static str;
 
+    /// Options that cannot change the output (memory limits, concurrency, timeouts, cache
+    /// locations): left out of the config fingerprint, so changing them never forces a fresh
+    /// run. Everything else is part of it. Marked "does not change the output" in the docs.
+    const RUN_ONLY: &'static [&'static str] = &[];
+
     /// Collects every problem with the values (ranges, consistency). Field names are the
     /// config's keys.
     fn validate(&self, _problems: &mut Problems) {}
@@ -157,6 +162,13 @@ pub fn did_you_mean<'a>(
     best.map(|(_, c)| c)
 }
 
+/// The key every step accepts to replace existing columns of the same name as the columns it
+/// adds (handled by the pipeline, not by each step's config struct).
+pub const OVERWRITE_KEY: &str = "overwrite";
+
+/// `overwrite`'s documentation.
+pub const OVERWRITE_DOC: &str = "Replace input (or earlier steps') columns of the same name as the columns this step adds. Without it such a collision is a config problem: no column is ever overwritten silently.";
+
 /// Documentation of one config option, from the schema.
 #[derive(Debug, Clone, Serialize)]
 pub struct OptionDoc {
@@ -170,6 +182,8 @@ pub struct OptionDoc {
     pub doc: String,
     /// Whether the key must be given.
     pub required: bool,
+    /// The option cannot change the output (left out of the config fingerprint).
+    pub run_only: bool,
 }
 
 /// Documentation of one step type, from its config struct.
@@ -188,10 +202,14 @@ impl StepDoc {
     pub fn of<S: StepSpec>() -> StepDoc {
         let schema = schemars::schema_for!(S);
         let v = schema.as_value();
+        let mut options = options(v);
+        for o in &mut options {
+            o.run_only = S::RUN_ONLY.contains(&o.name.as_str());
+        }
         StepDoc {
             name: S::TYPE.to_string(),
             doc: desc(v),
-            options: options(v),
+            options,
         }
     }
 
@@ -220,8 +238,16 @@ impl StepDoc {
                 for line in o.doc.lines() {
                     s.push_str(&format!("      {line}\n"));
                 }
+                if o.run_only {
+                    s.push_str(
+                        "      Does not change the output (not part of the config fingerprint).\n",
+                    );
+                }
             }
         }
+        s.push_str(&format!(
+            "\nOptions every step takes:\n  {OVERWRITE_KEY} : boolean (default: false)\n      {OVERWRITE_DOC}\n"
+        ));
         s
     }
 }
@@ -251,6 +277,7 @@ fn options(v: &serde_json::Value) -> Vec<OptionDoc> {
             default: p.get("default").map(|d| d.to_string()),
             doc: desc(p),
             required: required.contains(&k.as_str()),
+            run_only: false,
         })
         .collect()
 }

@@ -11,6 +11,7 @@
 //! quality) depend on it and on nothing of each other.
 
 pub mod batch;
+pub mod columns;
 pub mod config;
 pub mod hash;
 pub mod step;

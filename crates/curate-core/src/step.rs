@@ -163,6 +163,11 @@ pub trait Step: Send + Sync {
         None
     }
 
+    /// Declares the columns the step reads and adds (see [`crate::columns`]); the pipeline
+    /// checks them against the input schema before any data is read. Steps that neither read
+    /// nor add columns besides the text keep the default.
+    fn columns(&self, _columns: &mut crate::columns::Columns<'_>) {}
+
     /// Files the step contributes to the snapshot (relative path in the snapshot → source
     /// file), copied and hashed into the manifest when the run finishes. Also a JSON summary
     /// for the manifest's per-step stats.

@@ -47,6 +47,17 @@ pub(crate) fn validate_keep(keep: Keep, score_column: &Option<String>, problems:
 
 /// Fills `out` with one priority per row (smaller = better survivor): all 0 for
 /// [`Keep::Smallest`] (the document key then decides), the inverted order-preserving bits of the
+/// With [`Keep::Highest`], the score column must be numeric where the step runs.
+pub fn need_score_column(
+    c: &mut curate_core::columns::Columns<'_>,
+    keep: Keep,
+    score_column: &Option<String>,
+) {
+    if let (Keep::Highest, Some(name)) = (keep, score_column) {
+        c.need("score_column", name, curate_core::columns::Want::Numeric);
+    }
+}
+
 /// f32 score for [`Keep::Highest`].
 pub(crate) fn priorities(
     batch: &DocBatch,

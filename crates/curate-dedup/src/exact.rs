@@ -85,6 +85,7 @@ impl Default for ExactDedupConfig {
 }
 
 impl StepSpec for ExactDedupConfig {
+    const RUN_ONLY: &'static [&'static str] = &["memory_limit"];
     const TYPE: &'static str = "exact_dedup";
 
     fn validate(&self, p: &mut Problems) {
@@ -224,6 +225,10 @@ impl ExactDedup {
 impl Step for ExactDedup {
     fn kind(&self) -> &'static str {
         "exact_dedup"
+    }
+
+    fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
+        crate::common::need_score_column(c, self.cfg.keep, &self.cfg.score_column);
     }
 
     fn reasons(&self) -> Vec<String> {

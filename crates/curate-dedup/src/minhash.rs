@@ -177,6 +177,7 @@ pub struct IndexMeta {
 }
 
 impl StepSpec for MinhashDedupConfig {
+    const RUN_ONLY: &'static [&'static str] = &["memory_limit"];
     const TYPE: &'static str = "minhash_dedup";
 
     fn validate(&self, p: &mut Problems) {
@@ -1255,6 +1256,17 @@ fn verify_index_path(dir: &Path, task: usize) -> PathBuf {
 impl Step for MinhashDedup {
     fn kind(&self) -> &'static str {
         "minhash_dedup"
+    }
+
+    fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
+        crate::common::need_score_column(c, self.cfg.keep, &self.cfg.score_column);
+        if let Some(name) = &self.cfg.cluster_id_column {
+            c.add(
+                Some("cluster_id_column"),
+                name,
+                arrow::datatypes::DataType::UInt64,
+            );
+        }
     }
 
     fn reasons(&self) -> Vec<String> {

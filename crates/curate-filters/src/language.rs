@@ -203,6 +203,11 @@ pub fn detect(text: &str, max_bytes: usize, buf: &mut String) -> Option<(&'stati
 struct LanguageStep(Arc<LanguageConfig>);
 
 impl Step for LanguageStep {
+    fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
+        c.add(None, "language", arrow::datatypes::DataType::Utf8);
+        c.add(None, "language_score", arrow::datatypes::DataType::Float64);
+    }
+
     fn kind(&self) -> &'static str {
         LanguageConfig::TYPE
     }

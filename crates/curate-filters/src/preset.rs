@@ -12,7 +12,10 @@ pub const PRESETS: &[&str] = &["fineweb", "gopher", "c4"];
 /// - `fineweb`: FineWeb's filtering (datatrove `examples/fineweb.py`): `url_filter` →
 ///   `language` (en, score > 0.65) → `gopher_repetition` → `gopher_quality` → `c4_quality` with
 ///   `filter_no_terminal_punct = false` → `fineweb_quality`. FineWeb then deduplicates each crawl
-///   with MinHash and redacts PII (`pii`); add those steps after the preset.
+///   with MinHash and redacts PII (`pii`); add those steps after the preset. FineWeb-schema
+///   inputs already carry `language` / `language_score` (from an earlier language ID), which
+///   FineWeb recomputes: the preset's `language` step says `overwrite = true` (the pipeline's
+///   generic option; no other column is ever replaced without it).
 /// - `gopher`: MassiveWeb's heuristics: `gopher_quality` → `gopher_repetition`.
 /// - `c4`: C4's cleaning: `c4_quality` (all rules, terminal punctuation included) →
 ///   `c4_badwords`.
@@ -26,6 +29,7 @@ pub fn preset(name: &str) -> Option<Vec<toml::Table>> {
             type = "language"
             languages = ["en"]
             language_threshold = 0.65
+            overwrite = true
             [[steps]]
             type = "gopher_repetition"
             [[steps]]
@@ -68,6 +72,7 @@ mod tests {
     fn check<S: StepSpec>(t: &toml::Table) {
         let mut t = t.clone();
         t.remove("type");
+        t.remove("overwrite");
         let s: S = t.try_into().unwrap_or_else(|e| panic!("{}: {e}", S::TYPE));
         let mut p = Problems::new();
         s.validate(&mut p);

@@ -283,6 +283,14 @@ fn host_of(url: &str) -> &str {
 struct UrlStep(Arc<UrlFilter>);
 
 impl Step for UrlStep {
+    fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
+        c.need(
+            "url_column",
+            &self.0.url_column,
+            curate_core::columns::Want::String,
+        );
+    }
+
     fn kind(&self) -> &'static str {
         UrlFilterConfig::TYPE
     }

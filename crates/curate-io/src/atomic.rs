@@ -27,7 +27,7 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let tmp = dir.join(temp_name(&name));
         let file = File::create(&tmp).map_err(|e| IoError::os(&tmp, e))?;
         Ok(Self {
             tmp,
@@ -69,6 +69,18 @@ impl Drop for AtomicFile {
             let _ = fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// The temp file name of a commit to `name`: `.{name}.{pid}.tmp`. The one temp naming scheme
+/// of every file curate writes (see [`is_temp_name`]).
+pub fn temp_name(name: &str) -> String {
+    format!(".{name}.{}.tmp", std::process::id())
+}
+
+/// Whether a file name is a temp file of an atomic commit ([`temp_name`]): never part of a
+/// snapshot, never uploaded, removed on resume.
+pub fn is_temp_name(name: &str) -> bool {
+    name.ends_with(".tmp") || (name.starts_with('.') && name.contains(".tmp-"))
 }
 
 fn sync_dir(dir: &Path) {

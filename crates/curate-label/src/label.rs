@@ -60,6 +60,14 @@ use crate::util::{
 pub struct LabelConfig {
     /// The teacher: `claude`, `file` or `reference`.
     pub annotator: String,
+    /// Name of the column the teacher's score is written to (rename it when the input already
+    /// has a `teacher_score` column you want to keep; `train` reads it through its
+    /// `label_column`).
+    #[serde(default = "d_column")]
+    pub column: String,
+    /// The column that marks the sampled documents (the `sample` step's `column`).
+    #[serde(default = "d_split_column")]
+    pub split_column: String,
 
     /// [claude] Model id.
     #[serde(default = "d_model")]
@@ -173,6 +181,12 @@ pub struct LabelConfig {
     pub max_reference_docs: Option<usize>,
 }
 
+fn d_column() -> String {
+    "teacher_score".into()
+}
+fn d_split_column() -> String {
+    "split".into()
+}
 fn d_model() -> String {
     "claude-haiku-5-5".into()
 }
@@ -309,6 +323,21 @@ fn secs(s: f64) -> std::time::Duration {
 }
 
 impl StepSpec for LabelConfig {
+    /// Where and how patiently the teacher is asked, never what it answers: the label store's
+    /// location, the API endpoint (a proxy, a test server), concurrency, retries, timeouts and
+    /// polling.
+    const RUN_ONLY: &'static [&'static str] = &[
+        "store",
+        "base_url",
+        "concurrency",
+        "max_retries",
+        "initial_retry_delay_s",
+        "max_retry_delay_s",
+        "timeout_s",
+        "poll_interval_s",
+        "poll_max_interval_s",
+        "max_batch_wait_s",
+    ];
     const TYPE: &'static str = "label";
 
     fn requires(&self) -> &'static [&'static str] {
@@ -561,6 +590,23 @@ impl Step for LabelStep {
         "label"
     }
 
+    fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
+        use curate_core::columns::Want;
+        c.need("split_column", &self.cfg.split_column, Want::String);
+        c.add(Some("column"), &self.cfg.column, DataType::Float32);
+        let scale = match &self.annotator {
+            Annotator::Reference { .. } => Some((0.0, 1.0)),
+            Annotator::Claude { rubric, .. } => Some((
+                rubric.score_min.unwrap_or(0.0),
+                rubric.score_max.unwrap_or(5.0),
+            )),
+            Annotator::File { .. } => None,
+        };
+        if let Some((lo, hi)) = scale {
+            c.set_scale(&self.cfg.column, lo, hi);
+        }
+    }
+
     fn processor(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Processor>, StepError> {
         let path = cx.dir.join(LABELS_FILE);
         let mut scores = HashMap::new();
@@ -573,7 +619,10 @@ impl Step for LabelStep {
                 }
             }
         }
-        Ok(Box::new(LabelProcessor { scores }))
+        Ok(Box::new(LabelProcessor {
+            scores,
+            column: self.cfg.column.clone(),
+        }))
     }
 
     fn barrier(&self) -> Option<&dyn Barrier> {
@@ -599,6 +648,7 @@ impl Barrier for LabelStep {
         Ok(Box::new(LabelObserver {
             path: cx.dir.join(format!("observed-{:05}.parquet", cx.task)),
             batches: Vec::new(),
+            split_column: self.cfg.split_column.clone(),
         }))
     }
 
@@ -1105,17 +1155,19 @@ fn write_labels(path: &Path, rows: &[Row], with_text: bool) -> Result<(), LabelE
 struct LabelObserver {
     path: PathBuf,
     batches: Vec<RecordBatch>,
+    split_column: String,
 }
 
 impl Observer for LabelObserver {
     fn observe(&mut self, batch: &DocBatch, _counters: &mut Counters) -> Result<(), StepError> {
-        let split = batch.column("split").ok_or_else(|| {
-            StepError::Data(
-                "label: the input has no `split` column; put a `sample` step before `label`".into(),
-            )
+        let name = &self.split_column;
+        let split = batch.column(name).ok_or_else(|| {
+            StepError::Data(format!(
+                "label: the input has no `{name}` column; put a `sample` step before `label`"
+            ))
         })?;
         let split = split.as_string_opt::<i32>().ok_or_else(|| {
-            StepError::Data("label: the `split` column is not a string column".into())
+            StepError::Data(format!("label: the `{name}` column is not a string column"))
         })?;
         let mask: arrow::array::BooleanArray =
             (0..batch.len()).map(|i| Some(!split.is_null(i))).collect();
@@ -1166,6 +1218,7 @@ impl Observer for LabelObserver {
 
 struct LabelProcessor {
     scores: HashMap<u64, f32>,
+    column: String,
 }
 
 impl Processor for LabelProcessor {
@@ -1181,7 +1234,7 @@ impl Processor for LabelProcessor {
                 None => b.append_null(),
             }
         }
-        batch.set_column("teacher_score", Arc::new(b.finish()));
+        batch.set_column(&self.column, Arc::new(b.finish()));
         counters.add("teacher_scored", n as f64);
         Ok(())
     }

@@ -67,6 +67,15 @@ pub struct SampleConfig {
     /// texts.
     #[serde(default = "default_buckets")]
     pub length_buckets: Vec<usize>,
+    /// Name of the column the split is written to (rename it when the input already has a
+    /// `split` column you want to keep, e.g. when curating a curate snapshot again; `label`
+    /// reads it through its `split_column`).
+    #[serde(default = "default_split_column")]
+    pub column: String,
+}
+
+fn default_split_column() -> String {
+    "split".into()
 }
 
 fn default_allocation() -> String {
@@ -93,6 +102,9 @@ impl StepSpec for SampleConfig {
                 "length_buckets",
                 format!("{:?} must be strictly increasing", self.length_buckets),
             );
+        }
+        if self.column.trim().is_empty() {
+            p.push("column", "is empty; name the split column");
         }
         let mut seen = std::collections::HashSet::new();
         for s in &self.strata {
@@ -130,6 +142,22 @@ impl Step for SampleStep {
         "sample"
     }
 
+    fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
+        use curate_core::columns::Want;
+        for s in &self.cfg.strata {
+            match s.as_str() {
+                "url_domain" => {
+                    c.need("strata", "url", Want::String);
+                }
+                "length_bucket" => {}
+                name => {
+                    c.need("strata", name, Want::Key);
+                }
+            }
+        }
+        c.add(Some("column"), &self.cfg.column, DataType::Utf8);
+    }
+
     fn processor(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Processor>, StepError> {
         let path = cx.dir.join(SELECTION);
         let bytes = std::fs::read(&path).map_err(|e| StepError::io(&path, e))?;
@@ -148,7 +176,10 @@ impl Step for SampleStep {
                 )
             })
             .collect();
-        Ok(Box::new(SampleProcessor { sel }))
+        Ok(Box::new(SampleProcessor {
+            sel,
+            column: self.cfg.column.clone(),
+        }))
     }
 
     fn barrier(&self) -> Option<&dyn Barrier> {
@@ -463,6 +494,7 @@ impl Observer for SampleObserver {
 
 struct SampleProcessor {
     sel: HashMap<u64, u8>,
+    column: String,
 }
 
 impl Processor for SampleProcessor {
@@ -482,7 +514,7 @@ impl Processor for SampleProcessor {
                 _ => b.append_null(),
             }
         }
-        batch.set_column("split", Arc::new(b.finish()));
+        batch.set_column(&self.column, Arc::new(b.finish()));
         counters.add("train", tr as f64);
         counters.add("holdout", ho as f64);
         Ok(())

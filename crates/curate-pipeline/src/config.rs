@@ -173,6 +173,9 @@ pub struct RunConfig {
     pub executor: Executor,
 }
 
+/// Largest `[run] threads` accepted.
+pub const MAX_THREADS: usize = 1024;
+
 /// Where `curate run` executes tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -277,6 +280,26 @@ pub struct StepEntry {
     /// The typed config (serializes with its `type`).
     #[serde(flatten)]
     pub config: StepConfig,
+    /// `overwrite = true`: the columns the step adds may replace existing ones of the same name.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
+}
+
+impl StepEntry {
+    /// The step's options that can change the output, with its `type` (and `overwrite` when
+    /// set): what the fingerprint and the manifest record.
+    pub fn content_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.config).expect("serializable");
+        if let Some(o) = v.as_object_mut() {
+            for k in self.config.run_only() {
+                o.remove(*k);
+            }
+            if self.overwrite {
+                o.insert("overwrite".into(), serde_json::Value::Bool(true));
+            }
+        }
+        v
+    }
 }
 
 /// A validated config, defaults applied.
@@ -314,6 +337,7 @@ fn section_doc<T: JsonSchema>(name: &str) -> Vec<OptionDoc> {
             default: None,
             doc: format!("{name}.{k}"),
             required: false,
+            run_only: false,
         })
         .collect()
 }
@@ -484,6 +508,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
         .and_then(|t| check_table(&t, &keys_of::<OutputConfig>(), &mut p))
         .map(|x| x.0);
     if let Some(o) = &output {
+        if o.dir.as_deref().is_some_and(|d| d.trim().is_empty()) {
+            p.push(
+                "dir",
+                "is empty; name the snapshot directory (\".\" for the working directory), or leave `dir` out and pass --output",
+            );
+        }
         p.range("zstd_level", o.zstd_level, 1, 22);
         if o.row_group_size == 0 {
             p.push(
@@ -509,6 +539,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
         .and_then(|t| check_table(&t, &keys_of::<RunConfig>(), &mut p))
         .map(|x| x.0);
     if let Some(r) = &run {
+        if r.threads > MAX_THREADS {
+            p.push(
+                "threads",
+                format!("{} is out of range; allowed: 0 (one per core) to {MAX_THREADS} (a run uses at most 4 per core)", r.threads),
+            );
+        }
         if r.task_size == 0 {
             p.push(
                 "task_size",
@@ -627,13 +663,26 @@ fn parse_steps(value: Option<&toml::Value>, p: &mut Problems) -> Option<Vec<Step
             }
             continue;
         };
-        let keys: Vec<String> = doc.keys().map(String::from).collect();
+        let overwrite = match t.remove(curate_core::config::OVERWRITE_KEY) {
+            None => false,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(other) => {
+                p.push(
+                    curate_core::config::OVERWRITE_KEY,
+                    format!("must be true or false (got {})", render_value(&other)),
+                );
+                false
+            }
+        };
+        let mut keys: Vec<String> = doc.keys().map(String::from).collect();
+        keys.push(curate_core::config::OVERWRITE_KEY.to_string());
         if let Some(cfg) = registry::parse_step(&kind, &t, &keys, p) {
             cfg.validate(p, &previous);
             previous.push(kind.clone());
             out.push(StepEntry {
                 index: out.len(),
                 config: cfg,
+                overwrite,
             });
         } else {
             previous.push(kind.clone());
@@ -675,7 +724,7 @@ impl Config {
                 "columns": self.input.columns,
                 "on_error": self.input.on_error,
             },
-            "steps": self.steps.iter().map(|s| serde_json::to_value(&s.config).expect("serializable")).collect::<Vec<_>>(),
+            "steps": self.steps.iter().map(StepEntry::content_json).collect::<Vec<_>>(),
             "output": {
                 "zstd_level": self.output.zstd_level,
                 "target_file_size": self.output.target_file_size.0,

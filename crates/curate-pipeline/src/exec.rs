@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
 use curate_core::batch::doc_key;
 use curate_core::{Counters, DocBatch, StageContext, TaskContext};
 use curate_io::part::{PartWriter, read_part};
@@ -25,8 +25,7 @@ use crate::plan::{Plan, Stage, StageKind};
 use crate::progress::Progress;
 use crate::record::{FileRecord, Skipped, StepCounts, TaskRecord};
 
-/// Name of the hidden key column in intermediate parts.
-pub const KEY_COLUMN: &str = "__curate_key";
+pub use crate::schema::KEY_COLUMN;
 
 /// A planned run, ready to execute tasks.
 pub struct Run {
@@ -40,14 +39,14 @@ pub struct Run {
     pub props: OutputProps,
     /// How inputs are read.
     pub read_spec: ReadSpec,
-    /// Schema of documents as read (all inputs share it).
-    pub input_schema: SchemaRef,
     /// Reasons of each step, by step index.
     pub reasons: Vec<Vec<String>>,
     /// Progress display.
     pub progress: Progress,
     /// The object-storage snapshot this run mirrors (`[output] dir = "s3://…"`).
     pub remote: Option<crate::remote::Remote>,
+    /// The lock this run holds on its directory (released when the run is dropped).
+    pub lock: crate::HeldLock,
 }
 
 impl std::fmt::Debug for Run {
@@ -92,11 +91,14 @@ impl Run {
             StageKind::Assemble => self.assemble_task(&stage.name, task, stage.tasks)?,
             StageKind::Finalize => crate::manifest::finalize(self)?,
         };
+        let mut record = record;
+        record.run_id = self.layout.run_id.clone();
         let finalize = matches!(stage.kind, StageKind::Finalize);
         if let Some(r) = &self.remote {
             // finalize removed the local work directory; its objects go only after the record
             r.push(finalize)?;
         }
+        self.check_still_this_run()?;
         record
             .commit(&self.layout)
             .map_err(|e| PipelineError::io(format!("stage {} task {task}", stage.name), e))?;
@@ -108,7 +110,40 @@ impl Run {
                 r.drop_work(&self.layout)?;
             }
         }
+        // the previous pass's part of this task has been read for the last time
+        if let StageKind::Pass { pass } = stage.kind
+            && pass > 0
+            && !self.config.run.keep_work
+        {
+            let _ = std::fs::remove_file(self.layout.part(pass - 1, task));
+            if let Some(r) = &self.remote {
+                r.push(false)?;
+            }
+        }
         Ok(record)
+    }
+
+    /// Refuses to commit a record when the directory's run is no longer this one (another
+    /// writer restarted it with `--fresh` while this task ran): the task's outputs belong to a
+    /// discarded run.
+    fn check_still_this_run(&self) -> Result<(), PipelineError> {
+        if let Some(r) = &self.remote {
+            r.fetch(".curate/state.json")?;
+        }
+        let now = crate::state::State::load(&crate::layout::Layout::new(&self.layout.root))?
+            .map(|s| s.run_id);
+        if now.as_deref() != Some(self.layout.run_id.as_str()) {
+            return Err(PipelineError::Refused(format!(
+                "{}: the run this task belongs to ({}) was replaced by another (--fresh, or another writer) while the task ran; its results are discarded",
+                self.layout.root.display(),
+                if self.layout.run_id.is_empty() {
+                    "-"
+                } else {
+                    &self.layout.run_id
+                },
+            )));
+        }
+        Ok(())
     }
 
     fn pass_task(&self, name: &str, pass: usize, task: usize) -> Result<TaskRecord, PipelineError> {
@@ -191,7 +226,7 @@ impl Run {
             counts.insert(i, StepCounts::default());
         }
         let mut rows_in = 0u64;
-        let schema = self.input_schema.clone();
+        let schema = self.plan.schemas.input.clone();
         let text = schema
             .index_of(&self.config.input.text_column)
             .expect("text column");
@@ -225,7 +260,10 @@ impl Run {
                         source: e,
                     })?;
                 // The dropped rows are copied out only when they are written.
-                let (k, reasons, dropped) = doc.split(excl.is_some());
+                let (mut k, reasons, dropped) = doc.split(excl.is_some());
+                for name in &self.plan.schemas.on_dropped[*i] {
+                    k.remove_column(name);
+                }
                 if !reasons.is_empty() {
                     let names = &self.reasons[*i];
                     let mut per: Vec<u64> = vec![0; names.len().max(1)];
@@ -328,39 +366,40 @@ impl Run {
             steps: counts,
             skipped: None,
             files: Vec::new(),
+            ..Default::default()
         })
     }
 
-    /// Dropped rows as exclusion rows: the input's columns, then `step`, `reason` and the key.
+    /// Dropped rows as exclusion rows, in the run's exclusion schema: every data column (null
+    /// where the document had none yet when it was dropped), the columns steps write on the
+    /// rows they drop, `step`, `reason` and the key.
     fn exclusion_batch(&self, d: &DocBatch, step: usize, reasons: &[u32]) -> RecordBatch {
         let rec = d.record();
-        let mut fields = Vec::new();
-        let mut cols: Vec<ArrayRef> = Vec::new();
-        for f in self.input_schema.fields() {
-            if let Ok(i) = rec.schema_ref().index_of(f.name()) {
-                fields.push(Arc::new(Field::new(
-                    f.name(),
-                    rec.column(i).data_type().clone(),
-                    true,
-                )));
-                cols.push(rec.column(i).clone());
-            }
-        }
+        let schema = &self.plan.schemas.exclusion;
+        let n = d.len();
         let kind = self.plan.steps[step].kind();
         let names = &self.reasons[step];
-        fields.push(Arc::new(Field::new("step", DataType::Utf8, false)));
-        cols.push(Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(kind, d.len()),
-        )));
-        fields.push(Arc::new(Field::new("reason", DataType::Utf8, false)));
-        cols.push(Arc::new(StringArray::from_iter_values(reasons.iter().map(
-            |r| {
-                names
-                    .get(*r as usize)
-                    .map(String::as_str)
-                    .unwrap_or("unknown")
-            },
-        ))));
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len() + 1);
+        for f in schema.fields() {
+            let col: ArrayRef = match f.name().as_str() {
+                "step" => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(kind, n))),
+                "reason" => Arc::new(StringArray::from_iter_values(reasons.iter().map(|r| {
+                    names
+                        .get(*r as usize)
+                        .map(String::as_str)
+                        .unwrap_or("unknown")
+                }))),
+                name => match rec.column_by_name(name) {
+                    Some(c) if c.data_type() == f.data_type() => c.clone(),
+                    // a column replaced later with another type (`overwrite = true`)
+                    Some(c) => arrow::compute::cast(c, f.data_type())
+                        .unwrap_or_else(|_| arrow::array::new_null_array(f.data_type(), n)),
+                    None => arrow::array::new_null_array(f.data_type(), n),
+                },
+            };
+            cols.push(col);
+        }
+        let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
         fields.push(Arc::new(Field::new(KEY_COLUMN, DataType::UInt64, false)));
         cols.push(Arc::new(d.keys().clone()));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("exclusion batch")
@@ -516,7 +555,14 @@ impl Run {
                 .unwrap_or(&dest)
                 .to_string_lossy()
                 .into_owned();
-            out.push(FileRecord { path: rel, rows });
+            let (bytes, h) = curate_io::atomic::hash_file(&dest)
+                .map_err(|e| PipelineError::io("hashing outputs", e))?;
+            out.push(FileRecord {
+                path: rel,
+                rows,
+                bytes,
+                xxh3_128: curate_core::hash::hex128(h),
+            });
         }
         Ok(out)
     }

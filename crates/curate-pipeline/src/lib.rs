@@ -13,12 +13,14 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod layout;
+pub mod lock;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod registry;
 pub mod remote;
+pub mod schema;
 pub mod slurm;
 pub mod state;
 
@@ -46,58 +48,134 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Discard an existing run in the output directory and start over.
     pub fresh: bool,
+    /// What the command does to the run directory (how it locks it).
+    pub access: Access,
 }
 
-/// Plans a run and checks (or creates) its state in the output directory.
-pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> {
+/// How a command uses the run directory, and so how it locks it ([`lock`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Access {
+    /// `curate run`, `curate plan`, a Slurm submission: starts or resumes the run, alone.
+    #[default]
+    Run,
+    /// `curate task --stage S --index I`: one task of a started run, beside other tasks.
+    Task {
+        /// The stage.
+        stage: String,
+        /// The task index.
+        index: usize,
+    },
+}
+
+impl Access {
+    fn command(&self) -> String {
+        match self {
+            Access::Run => "run".into(),
+            Access::Task { stage, index } => format!("task {stage} {index}"),
+        }
+    }
+}
+
+/// The lock a prepared run holds on its directory, released when the run is dropped.
+#[derive(Debug)]
+pub enum HeldLock {
+    /// A local directory's file lock.
+    Local(lock::RunLock),
+    /// An `s3://` run's lock object.
+    Remote(lock::RemoteLock),
+    /// None: a cluster task of an `s3://` run (guarded by the run id instead).
+    None,
+}
+
+/// Checks the output location (before anything is written), takes the run directory's lock,
+/// plans the run and checks (or creates) its state.
+pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineError> {
     let root = config.output_dir(opts.output.as_deref()).ok_or_else(|| {
         PipelineError::Other("no output directory: set [output] dir or pass --output DIR".into())
     })?;
+    if root.as_os_str().to_string_lossy().trim().is_empty() {
+        return Err(PipelineError::Refused(
+            "the output directory is empty (\"\"); name a directory with [output] dir or --output"
+                .into(),
+        ));
+    }
+    let inputs = curate_io::input::resolve(
+        &config.input.paths,
+        &std::env::current_dir().unwrap_or_default(),
+    )
+    .map_err(PipelineError::Inputs)?;
     // an `s3://` output: the run works in a local scratch mirror (see `remote`)
     let remote = match curate_io::store::ObjectUrl::from_path(&root) {
         Some(url) => Some(remote::Remote::open(url.map_err(PipelineError::Other)?)?),
         None => None,
     };
-    let layout = Layout::new(remote.as_ref().map_or(&root, |r| &r.scratch));
-    if let Some(r) = &remote {
-        if opts.fresh {
-            r.clear()?;
+    let task = matches!(opts.access, Access::Task { .. });
+    let held = match &remote {
+        Some(r) => {
+            check_remote_output(&root, &config, &inputs)?;
+            if task {
+                HeldLock::None
+            } else {
+                HeldLock::Remote(lock::RemoteLock::acquire(&r.url, &opts.access.command())?)
+            }
         }
+        None => {
+            check_local_output(&root, &config, &inputs)?;
+            let mode = if task {
+                lock::Mode::Shared
+            } else {
+                lock::Mode::Exclusive
+            };
+            HeldLock::Local(lock::acquire(&root, mode, &opts.access.command())?)
+        }
+    };
+    let scratch_or_root = remote.as_ref().map_or(root.clone(), |r| r.scratch.clone());
+    if opts.fresh {
+        if task {
+            return Err(PipelineError::Other(
+                "--fresh restarts a whole run; a task cannot".into(),
+            ));
+        }
+        match &remote {
+            Some(r) => r.clear()?,
+            None => clear_run(&root)?,
+        }
+    }
+    if let Some(r) = &remote {
         r.fetch(".curate/state.json")?;
     }
-    let previous = State::load(&layout)?;
+    let base = Layout::new(&scratch_or_root);
+    let previous = State::load(&base)?;
     if previous.is_none()
         && let Some(r) = &remote
-        && !r.is_empty()?
+        && r.has_objects_besides_lock()?
     {
         return Err(PipelineError::Refused(format!(
             "{} holds objects but no curate run; refusing to write into it (choose another --output)",
             root.display()
         )));
     }
-    if previous.is_none()
-        && root.exists()
-        && std::fs::read_dir(&root)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false)
-    {
+    if previous.is_none() && task {
         return Err(PipelineError::Refused(format!(
-            "{} exists, is not empty and holds no curate run; refusing to write into it (choose another --output)",
+            "{}: no run was started here\nhint: start it with `curate plan --config … --output {}` (it records the run every task checks) before running tasks",
+            root.display(),
             root.display()
         )));
     }
-    if opts.fresh && previous.is_some() && remote.is_none() {
-        std::fs::remove_dir_all(&root)
-            .map_err(|e| PipelineError::io("starting over", curate_io::IoError::os(&root, e)))?;
-        return prepare(
-            config,
-            &RunOptions {
-                fresh: false,
-                ..opts.clone()
-            },
-        );
+    if remote.is_none() {
+        refuse_symlinks(&root)?;
     }
-    let plan = Plan::new(&config, &layout.work())?;
+    // a run started by a curate without run ids keeps its work directory layout (id "")
+    let run_id = match &previous {
+        Some(p) => p.run_id.clone(),
+        None => new_run_id(),
+    };
+    let layout = Layout::for_run(&scratch_or_root, &run_id);
+    if !task {
+        // alone in the directory: nothing another writer left half-done can be in use
+        remove_leftovers(&layout)?;
+    }
+    let plan = Plan::new(&mut config, &layout.work())?;
     for d in &plan.step_dirs {
         std::fs::create_dir_all(d).map_err(|e| {
             PipelineError::io("creating step directories", curate_io::IoError::os(d, e))
@@ -106,7 +184,9 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
     let paths: Vec<&Path> = plan.inputs.iter().map(|f| f.path.as_path()).collect();
     let (inputs, mtimes) = State::inputs(&paths, previous.as_ref())?;
     let state = State {
+        run_id,
         config_fingerprint: config.fingerprint(),
+        config: config.content_json(),
         inputs,
         mtimes,
         stages: plan
@@ -125,7 +205,7 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
                     diff.join("; ")
                 )));
             }
-            if prev.mtimes != state.mtimes {
+            if prev.mtimes != state.mtimes || prev.config.is_null() {
                 state.commit(&layout)?;
             }
         }
@@ -134,7 +214,6 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
     if let Some(r) = &remote {
         r.push(false)?;
     }
-    let input_schema = common_schema(&plan, &config)?;
     let read_spec = curate_io::read::ReadSpec {
         text_column: config.input.text_column.clone(),
         batch_rows: config.input.batch_rows,
@@ -153,51 +232,285 @@ pub fn prepare(config: Config, opts: &RunOptions) -> Result<Run, PipelineError> 
         layout,
         props,
         read_spec,
-        input_schema,
         reasons,
         progress: Progress::new(!opts.quiet),
         remote,
+        lock: held,
     })
 }
 
-/// The schema every input yields (they must agree).
-fn common_schema(
-    plan: &Plan,
-    config: &Config,
-) -> Result<arrow::datatypes::SchemaRef, PipelineError> {
-    let spec = curate_io::read::ReadSpec {
-        text_column: config.input.text_column.clone(),
-        batch_rows: 1,
-        columns: config.input.columns.clone(),
-    };
-    let Some(first) = plan.inputs.first() else {
-        return Err(PipelineError::Inputs(vec!["no input files".into()]));
-    };
-    let schema = curate_io::read::output_schema(first, &spec);
-    let mut errors = Vec::new();
-    for f in &plan.inputs[1..] {
-        let s = curate_io::read::output_schema(f, &spec);
-        let names = |s: &arrow::datatypes::Schema| {
-            s.fields()
-                .iter()
-                .map(|f| format!("{}: {}", f.name(), f.data_type()))
-                .collect::<Vec<_>>()
-        };
-        if names(&s) != names(&schema) {
-            errors.push(format!(
-                "{}: its columns ({}) differ from {}'s ({}); all inputs of a run must share one schema (or select common ones with [input] columns)",
-                f.path.display(),
-                names(&s).join(", "),
-                first.path.display(),
-                names(&schema).join(", ")
-            ));
+/// What `curate validate` learns from the input footers (nothing is written).
+#[derive(Debug)]
+pub struct InputCheck {
+    /// The config as a run would resolve it (e.g. the id column found in the input).
+    pub config: Config,
+    /// Input files.
+    pub files: usize,
+    /// Tasks of each pass.
+    pub tasks: usize,
+    /// The id column was not configured and was found in the input.
+    pub id_column_found: bool,
+    /// Columns of the data files the run would write.
+    pub data_columns: Vec<String>,
+}
+
+/// Resolves the inputs and reads their footers (never their data), then checks every step's
+/// columns against them, as a run would before reading any data.
+pub fn check_inputs(mut config: Config) -> Result<InputCheck, PipelineError> {
+    let configured = config.input.id_column.is_some();
+    let work = std::env::temp_dir().join("curate-validate-work");
+    let plan = Plan::new(&mut config, &work)?;
+    Ok(InputCheck {
+        files: plan.inputs.len(),
+        tasks: plan.shares.len(),
+        id_column_found: !configured && config.input.id_column.is_some(),
+        data_columns: plan
+            .schemas
+            .data
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
+        config,
+    })
+}
+
+/// A new run id: unique across hosts, processes and time (not part of any output).
+fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let seed = format!("{}/{}/{nanos}", lock::host_name(), std::process::id());
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(seed.as_bytes()))
+}
+
+/// `p` made absolute against the working directory, with `.` and `..` resolved lexically and
+/// then, as far as the path exists, through symlinks.
+fn absolute(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
         }
     }
-    if errors.is_empty() {
-        Ok(schema)
-    } else {
-        Err(PipelineError::Inputs(errors))
+    // resolve symlinks of the longest existing prefix
+    let mut existing = out.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match existing.file_name() {
+            Some(n) => {
+                rest.push(n.to_os_string());
+                existing.pop();
+            }
+            None => break,
+        }
     }
+    let mut resolved = std::fs::canonicalize(&existing).unwrap_or(existing);
+    for n in rest.into_iter().rev() {
+        resolved.push(n);
+    }
+    resolved
+}
+
+/// The checks on a local output location that need no lock and write nothing: it is a
+/// directory (or absent), it is not an input and lies outside every input pattern, and a
+/// non-empty directory holds a curate run.
+fn check_local_output(
+    root: &Path,
+    config: &Config,
+    inputs: &[PathBuf],
+) -> Result<(), PipelineError> {
+    if let Ok(m) = std::fs::metadata(root)
+        && !m.is_dir()
+    {
+        return Err(PipelineError::Refused(format!(
+            "{} is a file, not a directory; the snapshot needs a directory of its own (choose another --output)",
+            root.display()
+        )));
+    }
+    check_inputs_outside(root, &absolute(root), config, inputs)?;
+    let owned = root.join(".curate").join("state.json").exists()
+        || root.join(".curate").join("lock").exists();
+    if !owned
+        && std::fs::read_dir(root)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
+        return Err(PipelineError::Refused(format!(
+            "{} ({}) exists, is not empty and holds no curate run; refusing to write into it (choose another --output)",
+            root.display(),
+            absolute(root).display()
+        )));
+    }
+    Ok(())
+}
+
+fn check_remote_output(
+    root: &Path,
+    config: &Config,
+    inputs: &[PathBuf],
+) -> Result<(), PipelineError> {
+    check_inputs_outside(root, root, config, inputs)
+}
+
+/// Refuses an output directory that is an input's directory or that the input patterns would
+/// match files of (the run would read its own output on resume).
+fn check_inputs_outside(
+    root: &Path,
+    abs_root: &Path,
+    config: &Config,
+    inputs: &[PathBuf],
+) -> Result<(), PipelineError> {
+    let remote = curate_io::store::is_remote(root);
+    let norm = |p: &Path| if remote { p.to_path_buf() } else { absolute(p) };
+    for i in inputs {
+        if norm(i).starts_with(abs_root) {
+            return Err(PipelineError::Refused(format!(
+                "input {} lies inside the output directory {}; a run would read its own output\nhint: choose an --output outside the inputs",
+                i.display(),
+                root.display()
+            )));
+        }
+    }
+    // a file the run will write, under each of its directories
+    let probes = [
+        "data/part-00000.parquet",
+        "excluded/part-00000.parquet",
+        "labels/labels.parquet",
+        "part-00000.parquet",
+        "x.jsonl",
+        "data/x.jsonl",
+    ];
+    for pat in &config.input.paths {
+        let abs_pat = if remote {
+            pat.clone()
+        } else {
+            absolute(Path::new(pat)).to_string_lossy().into_owned()
+        };
+        let Ok(g) = glob::Pattern::new(&abs_pat) else {
+            continue;
+        };
+        let opts = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        for probe in probes {
+            let file = abs_root.join(probe);
+            if g.matches_path_with(&file, opts) {
+                return Err(PipelineError::Refused(format!(
+                    "the input pattern \"{pat}\" matches files the run writes under {} (such as {}); a resumed run would read its own output\nhint: choose an --output outside the inputs, or narrow the pattern",
+                    root.display(),
+                    file.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--fresh` on a local directory: removes everything of the run but the lock file (held).
+fn clear_run(root: &Path) -> Result<(), PipelineError> {
+    let io = |p: &Path, e| PipelineError::io("starting over", curate_io::IoError::os(p, e));
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(root, e)),
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let ft = e.file_type().map_err(|x| io(&p, x))?;
+        if e.file_name() == ".curate" && ft.is_dir() {
+            for m in std::fs::read_dir(&p).map_err(|x| io(&p, x))?.flatten() {
+                if m.file_name() == "lock" {
+                    continue;
+                }
+                remove_any(&m.path()).map_err(|x| io(&m.path(), x))?;
+            }
+        } else {
+            remove_any(&p).map_err(|x| io(&p, x))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_any(p: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Never write through a link: refuses a run directory with a symbolic link inside it (the
+/// root itself may be reached through links).
+fn refuse_symlinks(root: &Path) -> Result<(), PipelineError> {
+    fn walk(dir: &Path, depth: usize) -> Option<PathBuf> {
+        let rd = std::fs::read_dir(dir).ok()?;
+        for e in rd.flatten() {
+            let ft = e.file_type().ok()?;
+            if ft.is_symlink() {
+                return Some(e.path());
+            }
+            if ft.is_dir() && depth < 8 {
+                if let Some(p) = walk(&e.path(), depth + 1) {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    }
+    match walk(root, 0) {
+        Some(link) => Err(PipelineError::Refused(format!(
+            "{} is a symbolic link inside the run directory; curate never writes through links\nhint: replace it with a real directory (or file), or choose another --output",
+            link.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What writers killed mid-commit leave behind, removed when the directory has one writer
+/// (this one): temp files of atomic commits ([`curate_io::atomic::is_temp_name`]) anywhere,
+/// and the work directories of other (discarded) runs.
+fn remove_leftovers(layout: &Layout) -> Result<(), PipelineError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ft.is_dir() {
+                walk(&e.path(), out);
+            } else if curate_io::atomic::is_temp_name(&name) {
+                out.push(e.path());
+            }
+        }
+    }
+    let mut temps = Vec::new();
+    walk(&layout.root, &mut temps);
+    for t in temps {
+        std::fs::remove_file(&t)
+            .map_err(|e| PipelineError::io("removing temp files", curate_io::IoError::os(&t, e)))?;
+        tracing::info!(file = %t.display(), "removed a temp file a killed writer left");
+    }
+    if let Ok(rd) = std::fs::read_dir(layout.work_root()) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_run_dir = name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_run_dir && name != layout.run_id {
+                let _ = remove_any(&e.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a finished local run reports.
@@ -215,8 +528,34 @@ pub struct RunSummary {
     pub ran_tasks: usize,
 }
 
-/// Runs every stage on this machine, `threads` tasks at a time (0 = all cores).
+/// Most worker threads per core a run uses: tasks are CPU-bound, and each holds a row group
+/// in memory, so many more threads than cores only cost memory (and, by the thousand, hang).
+pub const MAX_THREADS_PER_CORE: usize = 4;
+
+/// The worker threads a run uses for `requested` (0 = one per core), at most
+/// [`MAX_THREADS_PER_CORE`] per core; with a note when the request was lowered.
+pub fn effective_threads(requested: usize) -> (usize, Option<String>) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = cores * MAX_THREADS_PER_CORE;
+    match requested {
+        0 => (cores, None),
+        n if n > cap => (
+            cap,
+            Some(format!(
+                "threads = {n} lowered to {cap} ({MAX_THREADS_PER_CORE} per core on this machine's {cores} cores)"
+            )),
+        ),
+        n => (n, None),
+    }
+}
+
+/// Runs every stage on this machine, `threads` tasks at a time (0 = all cores; see
+/// [`effective_threads`]).
 pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError> {
+    let (threads, note) = effective_threads(threads);
+    if let Some(n) = note {
+        tracing::warn!("{n}");
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -227,7 +566,7 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
     let mut timings = Vec::new();
     for stage in &run.plan.stages {
         if let Some(r) = &run.remote {
-            r.fetch_records(&stage.name)?;
+            r.fetch_records(&run.layout, &stage.name)?;
         }
         let pending: Vec<usize> = (0..stage.tasks)
             .filter(|t| !run.layout.done(&stage.name, *t).exists())

@@ -18,8 +18,8 @@ use crate::layout::Layout;
 use crate::record::{Skipped, StepCounts, TaskRecord};
 use crate::state::InputEntry;
 
-/// Manifest format version.
-pub const FORMAT: u32 = 1;
+/// Manifest format version (2: `content_hash`, `stats.json` listed, every file checked).
+pub const FORMAT: u32 = 2;
 
 /// A file of the snapshot with its content hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,8 +100,106 @@ pub struct Manifest {
     pub outputs: Vec<FileEntry>,
     /// Exclusion files.
     pub excluded: Vec<FileEntry>,
-    /// Files steps published (labels, model, indexes, metrics).
+    /// Files steps published (labels, model, indexes, metrics), the report, the dataset card
+    /// and `stats.json`.
     pub artifacts: Vec<FileEntry>,
+    /// xxh3-128 of this manifest serialized with this field empty: a manifest edited by hand
+    /// no longer matches it ([`verify`] checks).
+    #[serde(default)]
+    pub content_hash: String,
+}
+
+impl Manifest {
+    /// The hash [`content_hash`](Self::content_hash) must hold.
+    pub fn compute_content_hash(&self) -> String {
+        let mut m = self.clone();
+        m.content_hash = String::new();
+        let json = serde_json::to_vec_pretty(&m).expect("json");
+        curate_core::hash::hex128(xxhash_rust::xxh3::xxh3_128(&json))
+    }
+
+    /// Checks the manifest's arithmetic: totals against steps and files, and each step's
+    /// counts against its neighbours. Returns every inconsistency (empty = consistent).
+    pub fn consistency(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let t = &self.totals;
+        if t.input_rows != t.kept_rows + t.dropped_rows {
+            p.push(format!(
+                "totals: {} read != {} kept + {} dropped",
+                t.input_rows, t.kept_rows, t.dropped_rows
+            ));
+        }
+        let dropped: u64 = self.steps.iter().flat_map(|s| s.dropped.values()).sum();
+        if dropped != t.dropped_rows {
+            p.push(format!(
+                "totals: {} dropped, but the steps dropped {dropped}",
+                t.dropped_rows
+            ));
+        }
+        let written: u64 = self.outputs.iter().filter_map(|f| f.rows).sum();
+        if written != t.kept_rows {
+            p.push(format!(
+                "totals: {} kept, but the data files hold {written} rows",
+                t.kept_rows
+            ));
+        }
+        let exclusion = self
+            .config
+            .pointer("/output/exclusion")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let excluded: u64 = self.excluded.iter().filter_map(|f| f.rows).sum();
+        if exclusion && excluded != t.dropped_rows {
+            p.push(format!(
+                "totals: {} dropped, but the exclusion files hold {excluded} rows",
+                t.dropped_rows
+            ));
+        }
+        let skipped: u64 = self.skipped.iter().map(|s| s.rows).sum();
+        if skipped != t.skipped_rows {
+            p.push(format!(
+                "totals: {} rows in skipped shards, but the skipped shards list {skipped}",
+                t.skipped_rows
+            ));
+        }
+        let mut expect_in = t.input_rows;
+        for s in &self.steps {
+            let d: u64 = s.dropped.values().sum();
+            if s.docs_in != s.docs_out + d {
+                p.push(format!(
+                    "steps[{}] ({}): {} in != {} out + {d} dropped",
+                    s.index, s.kind, s.docs_in, s.docs_out
+                ));
+            }
+            if s.docs_in != expect_in {
+                p.push(format!(
+                    "steps[{}] ({}): {} in, but {expect_in} reached it",
+                    s.index, s.kind, s.docs_in
+                ));
+            }
+            expect_in = s.docs_out;
+        }
+        if expect_in != t.kept_rows {
+            p.push(format!(
+                "totals: {} kept, but the last step kept {expect_in}",
+                t.kept_rows
+            ));
+        }
+        let n = self
+            .config
+            .pointer("/steps")
+            .and_then(|v| v.as_array())
+            .map(Vec::len);
+        if let Some(n) = n
+            && n != self.steps.len()
+        {
+            p.push(format!(
+                "the config has {n} step(s) but the manifest counts {}",
+                self.steps.len()
+            ));
+        }
+        p
+    }
 }
 
 fn entry(root: &Path, rel: &str, rows: Option<u64>) -> Result<FileEntry, PipelineError> {
@@ -177,12 +275,27 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         )));
     }
 
+    if let Some(r) = records.iter().find(|r| r.run_id != run.layout.run_id) {
+        return Err(PipelineError::Refused(format!(
+            "stage {} task {}: its completion record belongs to another run ({}); refusing to finalize a mixed snapshot",
+            r.stage, r.task, r.run_id
+        )));
+    }
+    remove_temp_files(root);
     let mut outputs = Vec::new();
     let mut excluded = Vec::new();
     let mut written_rows = 0;
+    let mut recorded: std::collections::BTreeSet<String> = Default::default();
     for r in records.iter().filter(|r| r.stage == "assemble") {
         for f in &r.files {
             let e = entry(root, &f.path, Some(f.rows))?;
+            if !f.xxh3_128.is_empty() && (e.xxh3_128 != f.xxh3_128 || e.bytes != f.bytes) {
+                return Err(PipelineError::Refused(format!(
+                    "{}: changed since task {} of stage assemble wrote it (another writer in this directory?); refusing to finalize a mixed snapshot\nhint: run again (with --fresh if another run replaced this one)",
+                    f.path, r.task
+                )));
+            }
+            recorded.insert(f.path.clone());
             if f.path.starts_with("data/") {
                 written_rows += f.rows;
                 outputs.push(e);
@@ -193,6 +306,20 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
     }
     outputs.sort_by(|a, b| a.path.cmp(&b.path));
     excluded.sort_by(|a, b| a.path.cmp(&b.path));
+    for sub in ["data", "excluded"] {
+        for e in std::fs::read_dir(root.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let rel = format!("{sub}/{}", e.file_name().to_string_lossy());
+            if !recorded.contains(&rel) {
+                return Err(PipelineError::Refused(format!(
+                    "{rel}: not written by this run (another writer in this directory?); refusing to finalize a mixed snapshot"
+                )));
+            }
+        }
+    }
     if written_rows != kept_rows {
         return Err(PipelineError::Other(format!(
             "internal error: data files hold {written_rows} rows but {kept_rows} were kept"
@@ -240,6 +367,7 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         outputs,
         excluded,
         artifacts,
+        content_hash: String::new(),
     };
     // The report and the dataset card describe the finished snapshot; they are written before
     // the manifest, so it lists and hashes them like any other artefact.
@@ -253,18 +381,16 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
     for rel in written {
         manifest.artifacts.push(entry(root, &rel, None)?);
     }
+    write_atomic(&root.join(STATS), &stats_json(&manifest))
+        .map_err(|e| PipelineError::io("writing stats", e))?;
+    manifest.artifacts.push(entry(root, STATS, None)?);
     manifest.artifacts.sort_by(|a, b| a.path.cmp(&b.path));
-    let stats = serde_json::json!({ "totals": manifest.totals, "steps": manifest.steps });
-    write_atomic(
-        &root.join("stats.json"),
-        &serde_json::to_vec_pretty(&stats).expect("json"),
-    )
-    .map_err(|e| PipelineError::io("writing stats", e))?;
+    manifest.content_hash = manifest.compute_content_hash();
     let json = serde_json::to_vec_pretty(&manifest).expect("json");
     write_atomic(&run.layout.manifest(), &json)
         .map_err(|e| PipelineError::io("writing the manifest", e))?;
     if !run.config.run.keep_work {
-        let _ = std::fs::remove_dir_all(run.layout.work());
+        let _ = std::fs::remove_dir_all(run.layout.work_root());
     }
     Ok(TaskRecord {
         stage: "finalize".into(),
@@ -272,6 +398,31 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         rows_out: kept_rows,
         ..Default::default()
     })
+}
+
+/// `stats.json`: the manifest's totals and per-step counts, for tools that want only those.
+pub const STATS: &str = "stats.json";
+
+/// The bytes of `stats.json` for a manifest.
+pub fn stats_json(m: &Manifest) -> Vec<u8> {
+    let stats = serde_json::json!({ "totals": m.totals, "steps": m.steps });
+    serde_json::to_vec_pretty(&stats).expect("json")
+}
+
+/// Removes temp files of interrupted commits from the snapshot (outside `.curate/`).
+fn remove_temp_files(root: &Path) {
+    fn walk(dir: &Path) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ft.is_dir() && name != ".curate" {
+                walk(&e.path());
+            } else if ft.is_file() && curate_io::atomic::is_temp_name(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    walk(root);
 }
 
 /// Reads a snapshot's manifest.
@@ -287,10 +438,34 @@ pub fn load(dir: &Path) -> Result<Manifest, PipelineError> {
         .map_err(|e| PipelineError::Other(format!("{}: not a valid manifest: {e}", path.display())))
 }
 
-/// Re-hashes every file the manifest lists; returns every mismatch (empty = verified).
+/// Checks a snapshot against its manifest; returns every problem (empty = verified):
+///
+/// - the manifest itself: its `content_hash` (a hand edit shows) and its arithmetic
+///   ([`Manifest::consistency`]);
+/// - every file it lists: present, same size, same xxh3-128, and for parquet files the same
+///   row count;
+/// - every other file under the snapshot is reported as not listed, except `manifest.json`
+///   itself, `run.json` (timings, informational) and the run's state under `.curate/`.
 pub fn verify(dir: &Path) -> Result<(Manifest, Vec<String>), PipelineError> {
     let m = load(dir)?;
     let mut problems = Vec::new();
+    if m.format >= 2 {
+        let h = m.compute_content_hash();
+        if h != m.content_hash {
+            problems.push(format!(
+                "manifest.json: its content does not match its content_hash ({h} vs {}): it was edited",
+                m.content_hash
+            ));
+        }
+    } else {
+        problems.push(format!(
+            "manifest.json: format {} (an older curate) has no content hash; the manifest itself cannot be checked (re-run the pipeline to upgrade it)",
+            m.format
+        ));
+    }
+    for c in m.consistency() {
+        problems.push(format!("manifest.json: {c}"));
+    }
     let all = m.outputs.iter().chain(&m.excluded).chain(&m.artifacts);
     for f in all {
         let p = dir.join(&f.path);
@@ -322,17 +497,49 @@ pub fn verify(dir: &Path) -> Result<(Manifest, Vec<String>), PipelineError> {
             }
         }
     }
-    for (sub, listed) in [("data", &m.outputs), ("excluded", &m.excluded)] {
-        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
-            for e in rd.flatten() {
-                let rel = format!("{sub}/{}", e.file_name().to_string_lossy());
-                if !listed.iter().any(|f| f.path == rel) {
-                    problems.push(format!("{rel}: not listed in the manifest"));
-                }
-            }
+    let listed: std::collections::BTreeSet<&str> = m
+        .outputs
+        .iter()
+        .chain(&m.excluded)
+        .chain(&m.artifacts)
+        .map(|f| f.path.as_str())
+        .collect();
+    let mut files = Vec::new();
+    snapshot_files(dir, dir, &mut files);
+    for rel in files {
+        if !listed.contains(rel.as_str()) {
+            problems.push(format!("{rel}: not listed in the manifest"));
         }
     }
     Ok((m, problems))
+}
+
+/// Files under a snapshot that the manifest must list: everything but `manifest.json`,
+/// `run.json` and `.curate/` (symbolic links are listed too, never followed).
+fn snapshot_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(&p)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        if dir == root && matches!(rel.as_str(), "manifest.json" | "run.json" | ".curate") {
+            continue;
+        }
+        match e.file_type() {
+            Ok(t) if t.is_dir() => snapshot_files(root, &p, out),
+            _ => out.push(rel),
+        }
+    }
 }
 
 fn parquet_rows(p: &Path) -> Result<u64, String> {

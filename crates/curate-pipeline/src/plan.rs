@@ -75,6 +75,10 @@ pub struct Stage {
     pub tasks: usize,
 }
 
+/// The column taken as the document id when `[input] id_column` is not set and the input has
+/// a string column of this name.
+pub const DEFAULT_ID_COLUMN: &str = "id";
+
 /// Upper bound on assemble tasks (each writes every A-th output file).
 const MAX_ASSEMBLE_TASKS: usize = 64;
 
@@ -92,6 +96,8 @@ pub struct Plan {
     pub steps: Vec<Box<dyn Step>>,
     /// Work directory of each step.
     pub step_dirs: Vec<PathBuf>,
+    /// The input schema and the schemas of the files the run writes.
+    pub schemas: crate::schema::Schemas,
 }
 
 impl std::fmt::Debug for Plan {
@@ -139,7 +145,12 @@ impl Plan {
     }
 
     /// Resolves inputs (reading only footers), splits them into shares and lays out stages.
-    pub fn new(config: &Config, work: &std::path::Path) -> Result<Plan, PipelineError> {
+    ///
+    /// Reads the footers of every input, then resolves what only they can tell: with no
+    /// `[input] id_column` and a string column `id` in the input, `id` becomes the id column
+    /// (`config` is updated, so the fingerprint and the manifest record it); then every step's
+    /// columns are checked ([`crate::schema`]).
+    pub fn new(config: &mut Config, work: &std::path::Path) -> Result<Plan, PipelineError> {
         let base = std::env::current_dir().unwrap_or_default();
         let paths = input::resolve(&config.input.paths, &base).map_err(PipelineError::Inputs)?;
         let mut inputs = Vec::with_capacity(paths.len());
@@ -175,7 +186,17 @@ impl Plan {
         if !errors.is_empty() {
             return Err(PipelineError::Inputs(errors));
         }
+        let input_schema = common_schema(&inputs, config)?;
+        if config.input.id_column.is_none()
+            && input_schema
+                .field_with_name(DEFAULT_ID_COLUMN)
+                .is_ok_and(|f| curate_core::columns::Want::String.accepts(f.data_type()))
+        {
+            config.input.id_column = Some(DEFAULT_ID_COLUMN.to_string());
+        }
         let (steps, step_dirs) = Self::build_steps(config, work)?;
+        let schemas =
+            crate::schema::check(&input_schema, &steps, config).map_err(PipelineError::Config)?;
         let shares = make_shares(&inputs, config.run.task_size);
         let (passes, stages) = layout(&steps, shares.len());
         Ok(Plan {
@@ -185,12 +206,78 @@ impl Plan {
             stages,
             steps,
             step_dirs,
+            schemas,
         })
+    }
+
+    /// An upper estimate of the disk the run needs at its peak, in bytes (before it ends and
+    /// removes its work files): the kept parts of two consecutive passes (a pass's part is
+    /// removed once the next pass has read it) plus every excluded part, Arrow IPC at about the
+    /// inputs' uncompressed size; the finished data and exclusion files (zstd parquet, about the
+    /// inputs' size on disk); and per document a few hundred bytes of dedup and sampling work
+    /// files. Measured against real runs in docs/BENCHMARKS.md ("Scratch space").
+    pub fn scratch_estimate(&self, config: &Config) -> u64 {
+        let uncompressed: u64 = self.shares.iter().map(|s| s.bytes).sum();
+        let on_disk: u64 = self.inputs.iter().map(|f| f.size).sum();
+        let docs: u64 = self.shares.iter().map(|s| s.rows).sum();
+        let parts = if self.passes.len() > 1 {
+            2 * uncompressed
+        } else {
+            uncompressed
+        };
+        let per_doc = 64
+            + 256
+                * config
+                    .steps
+                    .iter()
+                    .filter(|s| matches!(s.config.kind(), "minhash_dedup" | "exact_dedup"))
+                    .count() as u64;
+        parts + on_disk + docs * per_doc
     }
 
     /// The stage with this name.
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// The schema every input yields (they must agree).
+fn common_schema(
+    inputs: &[InputFile],
+    config: &Config,
+) -> Result<arrow::datatypes::SchemaRef, PipelineError> {
+    let spec = curate_io::read::ReadSpec {
+        text_column: config.input.text_column.clone(),
+        batch_rows: 1,
+        columns: config.input.columns.clone(),
+    };
+    let Some(first) = inputs.first() else {
+        return Err(PipelineError::Inputs(vec!["no input files".into()]));
+    };
+    let schema = curate_io::read::output_schema(first, &spec);
+    let mut errors = Vec::new();
+    for f in &inputs[1..] {
+        let s = curate_io::read::output_schema(f, &spec);
+        let names = |s: &arrow::datatypes::Schema| {
+            s.fields()
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+        };
+        if names(&s) != names(&schema) {
+            errors.push(format!(
+                "{}: its columns ({}) differ from {}'s ({}); all inputs of a run must share one schema (or select common ones with [input] columns)",
+                f.path.display(),
+                names(&s).join(", "),
+                first.path.display(),
+                names(&schema).join(", ")
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(schema)
+    } else {
+        Err(PipelineError::Inputs(errors))
     }
 }
 

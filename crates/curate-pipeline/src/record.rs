@@ -53,11 +53,21 @@ pub struct FileRecord {
     pub path: String,
     /// Rows.
     pub rows: u64,
+    /// Size in bytes, as the task wrote it.
+    #[serde(default)]
+    pub bytes: u64,
+    /// xxh3-128 of the content as the task wrote it: finalize accepts the file only if it
+    /// still has this content (no other writer replaced it).
+    #[serde(default)]
+    pub xxh3_128: String,
 }
 
 /// What a finished task leaves behind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
+    /// The run the task belongs to ([`State::run_id`](crate::state::State::run_id)).
+    #[serde(default)]
+    pub run_id: String,
     /// Stage name.
     pub stage: String,
     /// Task index.
@@ -81,10 +91,12 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
-    /// Reads a task's record, if it finished.
+    /// Reads a task's record, if it finished in this layout's run. A record another run left
+    /// (a straggler of a run restarted with `--fresh`) is not this run's: `None`.
     pub fn load(layout: &Layout, stage: &str, task: usize) -> Option<TaskRecord> {
         let bytes = std::fs::read(layout.done(stage, task)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let r: TaskRecord = serde_json::from_slice(&bytes).ok()?;
+        (r.run_id == layout.run_id).then_some(r)
     }
 
     /// Commits the record (atomically).

@@ -37,10 +37,25 @@ macro_rules! registry {
                 }
             }
 
+            /// Options of the step that cannot change the output (left out of the fingerprint).
+            pub fn run_only(&self) -> &'static [&'static str] {
+                match self { $(Self::$variant(_) => <$spec as StepSpec>::RUN_ONLY,)* }
+            }
+
             /// Builds the runtime step.
             pub fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
                 match self { $(Self::$variant(s) => s.build(env),)* }
             }
+        }
+
+        /// The run-only options of the step type `kind` (see [`StepSpec::RUN_ONLY`]).
+        pub fn run_only_of(kind: &str) -> &'static [&'static str] {
+            $(
+                if kind == <$spec as StepSpec>::TYPE {
+                    return <$spec as StepSpec>::RUN_ONLY;
+                }
+            )*
+            &[]
         }
 
         /// Documentation of every step, in registry order.
@@ -105,6 +120,25 @@ mod presets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_only_options_are_real_options() {
+        let mut marked = 0;
+        for d in docs() {
+            for k in run_only_of(&d.name) {
+                assert!(
+                    d.options.iter().any(|o| o.name == *k && o.run_only),
+                    "{}: RUN_ONLY names `{k}`, which is not one of its options",
+                    d.name
+                );
+                marked += 1;
+            }
+        }
+        assert!(
+            marked >= 3,
+            "memory limits and the label step's transport options are run-only"
+        );
+    }
 
     #[test]
     fn every_step_documents_itself() {

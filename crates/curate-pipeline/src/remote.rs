@@ -53,9 +53,10 @@ fn io(context: &str, e: IoError) -> PipelineError {
     PipelineError::io(context.to_string(), e)
 }
 
-/// Whether a local file name is a temp file (never uploaded).
+/// Whether a local file name is a temp file (never uploaded): an atomic commit's temp file, or
+/// a dot file (the lock, shared-holder notes).
 fn is_temp(name: &str) -> bool {
-    name.starts_with('.') || name.ends_with(".tmp") || name.contains(".tmp-")
+    curate_io::atomic::is_temp_name(name) || name.starts_with('.')
 }
 
 fn stat(p: &Path) -> Option<(u64, SystemTime)> {
@@ -99,16 +100,22 @@ impl Remote {
             .map(str::to_string)
     }
 
-    /// Whether any object exists under the snapshot prefix.
-    pub fn is_empty(&self) -> Result<bool, PipelineError> {
+    /// Whether any object but the run's lock exists under the snapshot prefix.
+    pub fn has_objects_besides_lock(&self) -> Result<bool, PipelineError> {
         Ok(store::list(&self.url)
             .map_err(|e| io("listing the output", e))?
-            .is_empty())
+            .iter()
+            .any(|o| self.rel_of(&o.url.key).as_deref() != Some(".curate/lock")))
     }
 
-    /// Deletes every object of the snapshot (`--fresh`) and the local scratch content.
+    /// Deletes every object of the snapshot but the run's lock (`--fresh`), and the local
+    /// scratch content.
     pub fn clear(&self) -> Result<(), PipelineError> {
-        store::delete_prefix(&self.url).map_err(|e| io("starting over", e))?;
+        for o in store::list(&self.url).map_err(|e| io("starting over", e))? {
+            if self.rel_of(&o.url.key).as_deref() != Some(".curate/lock") {
+                store::delete(&o.url).map_err(|e| io("starting over", e))?;
+            }
+        }
         self.synced.lock().expect("lock").clear();
         self.fetched.lock().expect("lock").clear();
         let _ = std::fs::remove_dir_all(&self.scratch);
@@ -174,8 +181,10 @@ impl Remote {
     }
 
     /// Fetches the completion records of `stage` (so a resumed run skips finished tasks).
-    pub fn fetch_records(&self, stage: &str) -> Result<(), PipelineError> {
-        self.fetch_prefix(stage, &format!(".curate/done/{stage}"), |_| true)
+    pub fn fetch_records(&self, layout: &Layout, stage: &str) -> Result<(), PipelineError> {
+        self.fetch_prefix(stage, &rel(layout, &layout.done_root().join(stage)), |_| {
+            true
+        })
     }
 
     /// Fetches what task `task` of `stage` reads from earlier stages. Returns false if its
@@ -211,14 +220,16 @@ impl Remote {
                 self.fetch_prefix(name, &steps, |_| true)?;
             }
             StageKind::Assemble => {
-                let last = format!(".curate/work/pass-{}/", passes - 1);
-                self.fetch_prefix(name, ".curate/done", |r| r.contains("/pass-"))?;
-                self.fetch_prefix(name, ".curate/work", |r| {
-                    r.starts_with(&last) || r.starts_with(".curate/work/excluded/")
+                let done = rel(layout, &layout.done_root());
+                let last = format!("{}/", rel(layout, &layout.pass_dir(passes - 1)));
+                let excluded = format!("{}/", rel(layout, &layout.excluded_parts()));
+                self.fetch_prefix(name, &done, |r| r.contains("/pass-"))?;
+                self.fetch_prefix(name, &rel(layout, &layout.work()), |r| {
+                    r.starts_with(&last) || r.starts_with(&excluded)
                 })?;
             }
             StageKind::Finalize => {
-                self.fetch_prefix(name, ".curate/done", |_| true)?;
+                self.fetch_prefix(name, &rel(layout, &layout.done_root()), |_| true)?;
                 self.fetch_prefix(name, &steps, |_| true)?;
                 self.fetch_prefix(name, "data", |_| true)?;
                 self.fetch_prefix(name, "excluded", |_| true)?;
@@ -375,7 +386,13 @@ impl Readable {
                         "no curate run was started here",
                     ));
                 }
-                remote.fetch_prefix("", ".curate/done", |_| true)?;
+                // the records of the run the state names
+                let state = crate::state::State::load(&Layout::new(&remote.scratch))?;
+                let layout = Layout::for_run(
+                    &remote.scratch,
+                    &state.map(|s| s.run_id).unwrap_or_default(),
+                );
+                remote.fetch_prefix("", &rel(&layout, &layout.done_root()), |_| true)?;
                 remote.fetch("manifest.json")?;
             }
             Need::Manifest => {

@@ -597,7 +597,7 @@ pub fn wait(
     sub: &Submission,
     mut report: impl FnMut(&str, usize, usize),
 ) -> Result<(), PipelineError> {
-    let layout = Layout::new(root);
+    let layout = crate::state::run_layout(root);
     let ids: BTreeSet<String> = sub.jobs.iter().map(|j| j.job_id.clone()).collect();
     let mut shown: BTreeMap<String, usize> = BTreeMap::new();
     let mut poll = Duration::from_millis(200);
@@ -654,7 +654,7 @@ pub fn wait(
 
 /// Tasks of a submission that have no completion record, with what Slurm and their logs say.
 pub fn failed_tasks(root: &Path, sub: &Submission, states: &[JobState]) -> Vec<FailedTask> {
-    let layout = Layout::new(root);
+    let layout = crate::state::run_layout(root);
     let mut out = Vec::new();
     for j in &sub.jobs {
         for &i in &j.indices {
@@ -691,7 +691,7 @@ fn last_line(p: &Path) -> Option<String> {
 
 fn failure_report(root: &Path, sub: &Submission, states: &[JobState]) -> PipelineError {
     let failed = failed_tasks(root, sub, states);
-    let layout = Layout::new(root);
+    let layout = crate::state::run_layout(root);
     let mut msg = format!(
         "the Slurm run in {} stopped before finishing: {} task(s) failed",
         root.display(),

@@ -24,8 +24,17 @@ pub struct InputEntry {
 /// The state of a started run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
+    /// This run's id: chosen when the run starts (and again after `--fresh`), carried by every
+    /// completion record and naming the run's work directory, so nothing of another run in the
+    /// same directory (a concurrent `--fresh`, a straggling cluster task) is ever taken for
+    /// this run's.
+    #[serde(default)]
+    pub run_id: String,
     /// Config fingerprint.
     pub config_fingerprint: String,
+    /// The fingerprinted config itself, so a refusal can say which fields changed.
+    #[serde(default)]
+    pub config: serde_json::Value,
     /// Inputs with content hashes.
     pub inputs: Vec<InputEntry>,
     /// Modification times (ns) of the inputs when hashed, to skip re-hashing unchanged files.
@@ -48,8 +57,8 @@ impl State {
     pub fn load(layout: &Layout) -> Result<Option<State>, PipelineError> {
         match std::fs::read(layout.state()) {
             Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-                PipelineError::Other(format!(
-                    "{}: corrupt state file: {e}",
+                PipelineError::Refused(format!(
+                    "{}: damaged run state ({e})\nhint: pass --fresh to discard this run and start over",
                     layout.state().display()
                 ))
             }),
@@ -113,11 +122,26 @@ impl State {
     pub fn differences(&self, other: &State) -> Vec<String> {
         let mut d = Vec::new();
         if self.config_fingerprint != other.config_fingerprint {
-            d.push(format!(
-                "the config changed (fingerprint {} → {})",
-                &self.config_fingerprint[..12],
-                &other.config_fingerprint[..12]
-            ));
+            let mut fields = Vec::new();
+            json_changes("", &self.config, &other.config, &mut fields);
+            if self.config.is_null() || fields.is_empty() {
+                d.push(format!(
+                    "the config changed (fingerprint {} → {})",
+                    short(&self.config_fingerprint),
+                    short(&other.config_fingerprint)
+                ));
+            } else {
+                let shown = fields.len().min(12);
+                d.push(format!(
+                    "the config changed: {}{}",
+                    fields[..shown].join(", "),
+                    if fields.len() > shown {
+                        format!(" and {} more", fields.len() - shown)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
         }
         if self.inputs != other.inputs {
             for e in &other.inputs {
@@ -140,6 +164,70 @@ impl State {
     }
 }
 
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
+}
+
+/// Every leaf that differs between two config JSONs, as `path: old → new`.
+fn json_changes(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    let show = |v: &Value| match v {
+        Value::Null => "(unset)".to_string(),
+        other => {
+            let s = other.to_string();
+            if s.len() > 40 {
+                format!("{}…", &s[..s.floor_char_boundary(40)])
+            } else {
+                s
+            }
+        }
+    };
+    let key = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let (va, vb) = (
+                    x.get(k.as_str()).unwrap_or(&Value::Null),
+                    y.get(k.as_str()).unwrap_or(&Value::Null),
+                );
+                json_changes(&key(k), va, vb, out);
+            }
+        }
+        // steps: compare position by position, naming each by index and type
+        (Value::Array(x), Value::Array(y)) if path == "steps" => {
+            for i in 0..x.len().max(y.len()) {
+                let name = |v: Option<&Value>| {
+                    v.and_then(|v| v.get("type"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let (ta, tb) = (name(x.get(i)), name(y.get(i)));
+                match (x.get(i), y.get(i)) {
+                    (Some(va), Some(vb)) if ta == tb => {
+                        json_changes(&format!("steps[{i}] ({ta})"), va, vb, out)
+                    }
+                    (Some(_), Some(_)) => out.push(format!("steps[{i}]: {ta} → {tb}")),
+                    (Some(_), None) => out.push(format!("steps[{i}] ({ta}) removed")),
+                    (None, Some(_)) => out.push(format!("steps[{i}] ({tb}) added")),
+                    (None, None) => {}
+                }
+            }
+        }
+        (x, y) if x != y => out.push(format!("{path}: {} → {}", show(x), show(y))),
+        _ => {}
+    }
+}
+
 /// Progress of one stage, from completion records alone (no scheduler accounting needed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StageProgress {
@@ -153,15 +241,24 @@ pub struct StageProgress {
     pub pending: Vec<usize>,
 }
 
+/// The layout of the run started in `root` (its run id read from the state), or a layout
+/// without a run when none was started (or its state is unreadable).
+pub fn run_layout(root: &Path) -> Layout {
+    match State::load(&Layout::new(root)) {
+        Ok(Some(s)) => Layout::for_run(root, &s.run_id),
+        _ => Layout::new(root),
+    }
+}
+
 /// Per-stage progress of the run started in `root`.
 pub fn progress(root: &Path) -> Result<Vec<StageProgress>, PipelineError> {
-    let layout = Layout::new(root);
-    let state = State::load(&layout)?.ok_or_else(|| {
+    let state = State::load(&Layout::new(root))?.ok_or_else(|| {
         PipelineError::Other(format!(
             "{}: no curate run was started here",
             root.display()
         ))
     })?;
+    let layout = Layout::for_run(root, &state.run_id);
     Ok(state
         .stages
         .iter()

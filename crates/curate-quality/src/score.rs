@@ -147,6 +147,28 @@ impl Step for Score {
         "score"
     }
 
+    fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
+        c.add(
+            Some("column"),
+            &self.cfg.column,
+            arrow::datatypes::DataType::Float32,
+        );
+        if let Some((lo, hi)) = c.scale(crate::train::MODEL_SCALE) {
+            if let Some(Keep::Threshold(t)) = self.cfg.keep
+                && !(lo..=hi).contains(&t)
+            {
+                c.problem(
+                    "keep",
+                    format!(
+                        "threshold {t} is outside the model's score scale {lo}–{hi} (the teacher's), so it would keep {} document",
+                        if t > hi { "no" } else { "every" }
+                    ),
+                );
+            }
+            c.set_scale(&self.cfg.column, lo, hi);
+        }
+    }
+
     fn reasons(&self) -> Vec<String> {
         vec!["below_quality_threshold".into()]
     }

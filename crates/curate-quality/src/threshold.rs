@@ -77,6 +77,25 @@ impl Step for QualityThreshold {
         "quality_threshold"
     }
 
+    fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
+        c.need(
+            "column",
+            &self.cfg.column,
+            curate_core::columns::Want::Numeric,
+        );
+        if let (Keep::Threshold(t), Some((lo, hi))) = (self.cfg.keep, c.scale(&self.cfg.column))
+            && !(lo..=hi).contains(&t)
+        {
+            c.problem(
+                "keep",
+                format!(
+                    "threshold {t} is outside the scale of `{}` ({lo}–{hi})",
+                    self.cfg.column
+                ),
+            );
+        }
+    }
+
     fn reasons(&self) -> Vec<String> {
         vec![
             "below_quality_threshold".into(),

@@ -622,9 +622,32 @@ impl Evaluation {
     }
 }
 
+/// The scale key under which `train` records its model's score range for later steps.
+pub const MODEL_SCALE: &str = "model:quality";
+
 impl Step for Train {
     fn kind(&self) -> &'static str {
         "train"
+    }
+
+    fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
+        use curate_core::columns::Want;
+        c.need("label_column", &self.cfg.label_column, Want::Numeric);
+        // the split is optional (a seeded hash stands in), but must be strings when present
+        if c.get(&self.cfg.split_column).is_some() {
+            c.need("split_column", &self.cfg.split_column, Want::String);
+        }
+        // the model's scale, as `fit` will choose it from the labels
+        let hi = match (self.cfg.scale_max, c.scale(&self.cfg.label_column)) {
+            (Some(s), _) => Some(s),
+            (None, Some((_, hi))) if hi <= 1.0 => Some(1.0),
+            (None, Some((_, hi))) if hi <= 5.0 => Some(5.0),
+            (None, Some((_, hi))) => Some(hi.ceil()),
+            (None, None) => None,
+        };
+        if let Some(hi) = hi {
+            c.set_scale(MODEL_SCALE, 0.0, hi);
+        }
     }
 
     fn processor(&self, _cx: &TaskContext<'_>) -> Result<Box<dyn Processor>, StepError> {

@@ -184,6 +184,7 @@ pub fn corpus_slice(dir: &Path, docs: usize, row_group: usize) -> (PathBuf, Vec<
 /// Asserts two snapshots have the same data and exclusion files and manifest, byte for byte;
 /// a differing manifest is reported field by field.
 pub fn assert_same_snapshot(got: &Path, want: &Path, what: &str) {
+    assert_verifies(got, what);
     let (a, b) = (snapshot_bytes(got), snapshot_bytes(want));
     let names = |v: &[(String, Vec<u8>)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
     assert_eq!(names(&a), names(&b), "{what}: files");
@@ -199,6 +200,21 @@ pub fn assert_same_snapshot(got: &Path, want: &Path, what: &str) {
         }
         assert!(x.1 == y.1, "{what}: {} differs", x.0);
     }
+}
+
+/// `curate snapshot verify` passes on the snapshot (a local path or an `s3://` URL).
+pub fn assert_verifies(dir: &Path, what: &str) {
+    let o = curate()
+        .args(["snapshot", "verify"])
+        .arg(dir)
+        .output()
+        .expect("spawn curate");
+    assert!(
+        o.status.success(),
+        "{what}: `curate snapshot verify {}` failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Leaf paths where two JSON values differ (for a readable failure).
