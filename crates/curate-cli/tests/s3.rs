@@ -238,6 +238,7 @@ fn local_run(dir: &Path, body: &str) -> PathBuf {
 /// Compares a local snapshot with a remote one. `inputs` are the (local, remote) locations of the
 /// input, the one thing the dataset card and report may name differently.
 fn assert_same_snapshot(local: &Path, remote_prefix: &str, inputs: (&str, &str)) {
+    common::assert_verifies(Path::new(remote_prefix), remote_prefix);
     let l = files(local);
     let mut r = objects(remote_prefix);
     r.retain(|(k, _)| !k.starts_with(".curate/") && k != "run.json");
@@ -314,10 +315,7 @@ fn run_with_inputs_outputs_and_work_on_s3_matches_a_local_run() {
         !keys.iter().any(|k| k.contains(".curate/work/")),
         "{keys:?}"
     );
-    assert!(
-        keys.iter()
-            .any(|k| k.ends_with(".curate/done/finalize/000000.json"))
-    );
+    assert!(keys.iter().any(|k| k.ends_with("/finalize/000000.json")));
     assert!(keys.iter().any(|k| k.ends_with(".curate/state.json")));
 
     // read-only commands on the URL
@@ -745,4 +743,137 @@ fn the_slurm_executor_refuses_an_s3_output_with_a_reason() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Two `curate run`s into one `s3://` snapshot, the second `--fresh` with another config,
+/// started at several offsets: each outcome is a refusal naming the lock's holder, or a snapshot
+/// that verifies and matches one config exactly.
+#[test]
+fn two_writers_on_s3_never_produce_a_mixed_snapshot() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "race");
+    let dir = tempfile::tempdir().unwrap();
+    let input = upload_small_row_groups(dir.path(), "s3://race/in/docs.parquet");
+    let _ = input;
+    let a = write_config(
+        dir.path(),
+        "a.toml",
+        &filters_and_dedup("s3://race/in/docs.parquet", "s3://race/snap")
+            .replace("min_words = 100", "min_words = 20"),
+    );
+    let b = write_config(
+        dir.path(),
+        "b.toml",
+        &filters_and_dedup("s3://race/in/docs.parquet", "s3://race/snap"),
+    );
+    let mut refused = 0;
+    for (trial, delay) in [0u64, 200, 500, 1500].into_iter().enumerate() {
+        let mut first = common::curate()
+            .args(["run", "--quiet", "--fresh", "--config", a.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let second = common::run(&["run", "--quiet", "--fresh", "--config", b.to_str().unwrap()]);
+        let first = first.wait_with_output().unwrap();
+        let e2 = String::from_utf8_lossy(&second.stderr);
+        if !second.status.success() {
+            assert!(e2.contains("is in use by `curate run`"), "trial {trial}: {e2}");
+            refused += 1;
+        }
+        let e1 = String::from_utf8_lossy(&first.stderr);
+        if !first.status.success() {
+            assert!(e1.contains("is in use by") || e1.contains("replaced"), "trial {trial}: {e1}");
+        }
+        let snap = Path::new("s3://race/snap");
+        if store::head(&url("s3://race/snap/manifest.json")).unwrap().is_some() {
+            common::assert_verifies(snap, &format!("trial {trial}"));
+            let m: serde_json::Value = serde_json::from_slice(
+                &store::get_bytes(&url("s3://race/snap/manifest.json")).unwrap().unwrap(),
+            )
+            .unwrap();
+            let min = m["config"]["steps"][0]["min_words"].as_u64().unwrap();
+            // every kept document has the config's minimum
+            for o in store::list(&url("s3://race/snap/data")).unwrap() {
+                let k = o.url.to_string();
+                let bytes = store::get_bytes(&o.url).unwrap().unwrap();
+                let rows = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                    bytes,
+                )
+                .unwrap()
+                .build()
+                .unwrap();
+                for rb in rows {
+                    let rb = rb.unwrap();
+                    let t = rb.column_by_name("text").unwrap();
+                    let t = arrow::array::AsArray::as_string::<i32>(t);
+                    for i in 0..t.len() {
+                        assert!(
+                            t.value(i).split_whitespace().count() as u64 >= min,
+                            "trial {trial}: {k} holds a document of another config"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(refused > 0, "overlapping writers were refused");
+    // no lock is left behind by runs that ended
+    assert!(store::head(&url("s3://race/snap/.curate/lock")).unwrap().is_none());
+}
+
+/// A cluster task of a run that another writer replaced (`--fresh` with another config) gives
+/// up instead of committing, and the replacing run's snapshot verifies.
+#[test]
+fn a_straggling_task_of_a_replaced_s3_run_commits_nothing() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "straggle");
+    let dir = tempfile::tempdir().unwrap();
+    upload_small_row_groups(dir.path(), "s3://straggle/in/docs.parquet");
+    let a = write_config(
+        dir.path(),
+        "a.toml",
+        &filters_and_dedup("s3://straggle/in/docs.parquet", "s3://straggle/snap")
+            .replace("min_words = 100", "min_words = 20"),
+    );
+    let b = write_config(
+        dir.path(),
+        "b.toml",
+        &filters_and_dedup("s3://straggle/in/docs.parquet", "s3://straggle/snap"),
+    );
+    common::run_ok(&["plan", "--config", a.to_str().unwrap()]);
+    let task = |cfg: &Path, stage: &str, i: usize| {
+        common::run(&[
+            "task",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--stage",
+            stage,
+            "--index",
+            &i.to_string(),
+        ])
+    };
+    let o = task(&a, "pass-0", 0);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // a task of A that is still working when another writer starts over with config B
+    let straggler = common::curate()
+        .env("CURATE_TEST_PAUSE_BEFORE_COMMIT_MS", "8000")
+        .args(["task", "--config", a.to_str().unwrap(), "--stage", "pass-0", "--index", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    common::run_ok(&["run", "--quiet", "--fresh", "--config", b.to_str().unwrap()]);
+    let o = straggler.wait_with_output().unwrap();
+    assert!(!o.status.success(), "the straggler committed");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("was replaced by another"), "{e}");
+    common::assert_verifies(Path::new("s3://straggle/snap"), "after the straggler");
+    // a task of A started after B took over refuses before touching anything
+    let o = task(&a, "pass-0", 1);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("different pipeline"), "{e}");
 }

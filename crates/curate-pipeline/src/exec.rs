@@ -94,11 +94,14 @@ impl Run {
         let mut record = record;
         record.run_id = self.layout.run_id.clone();
         let finalize = matches!(stage.kind, StageKind::Finalize);
+        pause_for_tests("CURATE_TEST_PAUSE_BEFORE_COMMIT_MS");
+        // nothing of this task becomes visible if another writer replaced the run meanwhile
+        self.check_still_this_run()?;
         if let Some(r) = &self.remote {
             // finalize removed the local work directory; its objects go only after the record
             r.push(finalize)?;
+            self.check_still_this_run()?;
         }
-        self.check_still_this_run()?;
         record
             .commit(&self.layout)
             .map_err(|e| PipelineError::io(format!("stage {} task {task}", stage.name), e))?;
@@ -608,6 +611,15 @@ impl Run {
             Some(s) => s.finish(),
             None => Ok(0),
         }
+    }
+}
+
+/// A test hook: sleeps for the milliseconds the environment variable `var` names, if set (the
+/// concurrency tests use it to hold a task between its work and its commit while another
+/// writer replaces the run; nothing else sets it).
+fn pause_for_tests(var: &str) {
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 

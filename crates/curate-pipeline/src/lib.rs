@@ -205,13 +205,16 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
                     diff.join("; ")
                 )));
             }
-            if prev.mtimes != state.mtimes || prev.config.is_null() {
+            // a task never writes the run's state (the run's starter owns it)
+            if !task && (prev.mtimes != state.mtimes || prev.config.is_null()) {
                 state.commit(&layout)?;
             }
         }
         None => state.commit(&layout)?,
     }
-    if let Some(r) = &remote {
+    if let Some(r) = &remote
+        && !task
+    {
         r.push(false)?;
     }
     let read_spec = curate_io::read::ReadSpec {

@@ -275,3 +275,40 @@ pub fn progress(root: &Path) -> Result<Vec<StageProgress>, PipelineError> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_changes_are_named_field_by_field() {
+        let a = serde_json::json!({
+            "input": { "paths": ["a.parquet"], "id_column": null },
+            "steps": [
+                { "type": "length", "min_words": 50 },
+                { "type": "minhash_dedup", "bands": 14 }
+            ],
+            "run": { "seed": 42 }
+        });
+        let b = serde_json::json!({
+            "input": { "paths": ["a.parquet"], "id_column": "id" },
+            "steps": [
+                { "type": "length", "min_words": 60 },
+                { "type": "exact_dedup" },
+                { "type": "score" }
+            ],
+            "run": { "seed": 42 }
+        });
+        let mut out = Vec::new();
+        json_changes("", &a, &b, &mut out);
+        assert_eq!(
+            out,
+            [
+                "input.id_column: (unset) → \"id\"",
+                "steps[0] (length).min_words: 50 → 60",
+                "steps[1]: minhash_dedup → exact_dedup",
+                "steps[2] (score) added",
+            ]
+        );
+    }
+}
