@@ -79,7 +79,8 @@ fn an_empty_output_dir_is_a_config_problem_and_never_the_working_directory() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("output directory is empty"));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("a value is required for '--output"), "{e}");
     for out in [".", "./", ""] {
         let o = curate()
             .current_dir(&cwd)
@@ -552,7 +553,7 @@ fn done_dir(out: &Path) -> PathBuf {
 fn a_resumed_run_removes_the_temp_files_a_kill_left_and_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let input = small_input(tmp.path(), 60, 10);
-    let cfg = length_config(tmp.path(), "c.toml", &input, 3, "[run]\nkeep_work = true\n");
+    let cfg = length_config(tmp.path(), "c.toml", &input, 8, "[run]\nkeep_work = true\n");
     let out = tmp.path().join("out");
     run_ok(&["run", "-q", "--config", s(&cfg), "--output", s(&out)]);
     // the state SIGKILL in assemble leaves: temp files beside the outputs, no finalize

@@ -261,8 +261,8 @@ fn bad_config_cases() {
 
 #[test]
 fn validate_reads_no_data() {
-    // a config naming files that do not exist is still structurally valid: validate must not
-    // touch inputs (run reports them)
+    // a config naming files that do not exist is still structurally valid: validate reads only
+    // footers, and inputs it cannot reach are the run's to report (it says it did not check)
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(
         tmp.path(),
@@ -271,6 +271,7 @@ fn validate_reads_no_data() {
     );
     let err = run_ok(&["validate", "--config", cfg.to_str().unwrap()]);
     assert!(err.contains("valid (1 step(s)"), "{err}");
+    assert!(err.contains("the inputs were not checked"), "{err}");
 }
 
 #[test]

@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use arrow::array::Array;
 use common::{q, write_config};
 use curate_io::store::{self, ObjectUrl, Put};
 
@@ -779,18 +780,29 @@ fn two_writers_on_s3_never_produce_a_mixed_snapshot() {
         let first = first.wait_with_output().unwrap();
         let e2 = String::from_utf8_lossy(&second.stderr);
         if !second.status.success() {
-            assert!(e2.contains("is in use by `curate run`"), "trial {trial}: {e2}");
+            assert!(
+                e2.contains("is in use by `curate run`"),
+                "trial {trial}: {e2}"
+            );
             refused += 1;
         }
         let e1 = String::from_utf8_lossy(&first.stderr);
         if !first.status.success() {
-            assert!(e1.contains("is in use by") || e1.contains("replaced"), "trial {trial}: {e1}");
+            assert!(
+                e1.contains("is in use by") || e1.contains("replaced"),
+                "trial {trial}: {e1}"
+            );
         }
         let snap = Path::new("s3://race/snap");
-        if store::head(&url("s3://race/snap/manifest.json")).unwrap().is_some() {
+        if store::head(&url("s3://race/snap/manifest.json"))
+            .unwrap()
+            .is_some()
+        {
             common::assert_verifies(snap, &format!("trial {trial}"));
             let m: serde_json::Value = serde_json::from_slice(
-                &store::get_bytes(&url("s3://race/snap/manifest.json")).unwrap().unwrap(),
+                &store::get_bytes(&url("s3://race/snap/manifest.json"))
+                    .unwrap()
+                    .unwrap(),
             )
             .unwrap();
             let min = m["config"]["steps"][0]["min_words"].as_u64().unwrap();
@@ -798,12 +810,11 @@ fn two_writers_on_s3_never_produce_a_mixed_snapshot() {
             for o in store::list(&url("s3://race/snap/data")).unwrap() {
                 let k = o.url.to_string();
                 let bytes = store::get_bytes(&o.url).unwrap().unwrap();
-                let rows = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                    bytes,
-                )
-                .unwrap()
-                .build()
-                .unwrap();
+                let rows =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                        .unwrap()
+                        .build()
+                        .unwrap();
                 for rb in rows {
                     let rb = rb.unwrap();
                     let t = rb.column_by_name("text").unwrap();
@@ -820,7 +831,11 @@ fn two_writers_on_s3_never_produce_a_mixed_snapshot() {
     }
     assert!(refused > 0, "overlapping writers were refused");
     // no lock is left behind by runs that ended
-    assert!(store::head(&url("s3://race/snap/.curate/lock")).unwrap().is_none());
+    assert!(
+        store::head(&url("s3://race/snap/.curate/lock"))
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// A cluster task of a run that another writer replaced (`--fresh` with another config) gives
@@ -859,7 +874,15 @@ fn a_straggling_task_of_a_replaced_s3_run_commits_nothing() {
     // a task of A that is still working when another writer starts over with config B
     let straggler = common::curate()
         .env("CURATE_TEST_PAUSE_BEFORE_COMMIT_MS", "8000")
-        .args(["task", "--config", a.to_str().unwrap(), "--stage", "pass-0", "--index", "1"])
+        .args([
+            "task",
+            "--config",
+            a.to_str().unwrap(),
+            "--stage",
+            "pass-0",
+            "--index",
+            "1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

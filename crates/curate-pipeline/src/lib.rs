@@ -130,6 +130,9 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
         }
     };
     let scratch_or_root = remote.as_ref().map_or(root.clone(), |r| r.scratch.clone());
+    if remote.is_none() {
+        refuse_symlinks(&root)?;
+    }
     if opts.fresh {
         if task {
             return Err(PipelineError::Other(
@@ -161,9 +164,6 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
             root.display(),
             root.display()
         )));
-    }
-    if remote.is_none() {
-        refuse_symlinks(&root)?;
     }
     // a run started by a curate without run ids keeps its work directory layout (id "")
     let run_id = match &previous {
@@ -338,8 +338,8 @@ fn check_local_output(
         )));
     }
     check_inputs_outside(root, &absolute(root), config, inputs)?;
-    let owned = root.join(".curate").join("state.json").exists()
-        || root.join(".curate").join("lock").exists();
+    // `.curate/` is created (with the lock file in it) before anything else a run writes
+    let owned = root.join(".curate").is_dir();
     if !owned
         && std::fs::read_dir(root)
             .map(|mut d| d.next().is_some())
