@@ -197,6 +197,27 @@ impl DocBatch {
         }
     }
 
+    /// Removes a column by name (nothing when absent). The text and id columns cannot be
+    /// removed.
+    pub fn remove_column(&mut self, name: &str) {
+        let Ok(i) = self.record.schema_ref().index_of(name) else {
+            return;
+        };
+        assert!(
+            i != self.text && Some(i) != self.id,
+            "the text and id columns stay"
+        );
+        self.record.remove_column(i);
+        if self.text > i {
+            self.text -= 1;
+        }
+        if let Some(id) = self.id.as_mut()
+            && *id > i
+        {
+            *id -= 1;
+        }
+    }
+
     fn replace_column_at(&mut self, i: usize, values: ArrayRef) {
         let schema = self.record.schema();
         let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
@@ -286,6 +307,10 @@ mod tests {
         assert_eq!(b.record().num_columns(), 2);
         b.set_texts(StringArray::from(vec!["x", "y"]));
         assert_eq!(b.text(1), "y");
+        b.remove_column("score");
+        b.remove_column("absent");
+        assert_eq!(b.record().num_columns(), 1);
+        assert_eq!(b.text(0), "x");
     }
 
     #[test]

@@ -155,6 +155,14 @@ pub trait Step: Send + Sync {
         Vec::new()
     }
 
+    /// Columns this step sets on the documents it drops to say why (e.g. `decontaminate`'s
+    /// `contaminated_by`). The pipeline writes them with the exclusion rows (null where another
+    /// step dropped the row) and removes them from the documents the step keeps. A batch may
+    /// lack them (no row dropped); their values are then null.
+    fn exclusion_columns(&self) -> Vec<arrow::datatypes::Field> {
+        Vec::new()
+    }
+
     /// A per-task processor for the pass that contains this step.
     fn processor(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Processor>, StepError>;
 

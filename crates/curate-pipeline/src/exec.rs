@@ -186,6 +186,13 @@ impl Run {
         } else {
             None
         };
+        // columns each step sets only to explain its drops: kept rows lose them
+        let explain: Vec<Vec<Field>> = self
+            .plan
+            .steps
+            .iter()
+            .map(|s| s.exclusion_columns())
+            .collect();
         let mut counts: BTreeMap<usize, StepCounts> = BTreeMap::new();
         for i in p.steps.clone().chain(p.barrier) {
             counts.insert(i, StepCounts::default());
@@ -225,7 +232,10 @@ impl Run {
                         source: e,
                     })?;
                 // The dropped rows are copied out only when they are written.
-                let (k, reasons, dropped) = doc.split(excl.is_some());
+                let (mut k, reasons, dropped) = doc.split(excl.is_some());
+                for f in &explain[*i] {
+                    k.remove_column(f.name());
+                }
                 if !reasons.is_empty() {
                     let names = &self.reasons[*i];
                     let mut per: Vec<u64> = vec![0; names.len().max(1)];
@@ -345,6 +355,18 @@ impl Run {
                 )));
                 cols.push(rec.column(i).clone());
             }
+        }
+        // every step's explaining columns, so all exclusion rows share one schema
+        for f in self.plan.steps.iter().flat_map(|s| s.exclusion_columns()) {
+            if fields.iter().any(|x| x.name() == f.name()) {
+                continue;
+            }
+            let col = match rec.column_by_name(f.name()) {
+                Some(c) if c.data_type() == f.data_type() => c.clone(),
+                _ => arrow::array::new_null_array(f.data_type(), d.len()),
+            };
+            fields.push(Arc::new(Field::new(f.name(), f.data_type().clone(), true)));
+            cols.push(col);
         }
         let kind = self.plan.steps[step].kind();
         let names = &self.reasons[step];
