@@ -56,9 +56,7 @@ pub fn normalize_words(text: &str, out: &mut String, mut word: impl FnMut(&str, 
                 start = out.len();
                 in_word = true;
             }
-            for l in c.to_lowercase() {
-                out.push(l);
-            }
+            fold(c, out);
         } else if c.is_whitespace() && in_word {
             in_word = false;
             word(out, start);
@@ -66,6 +64,24 @@ pub fn normalize_words(text: &str, out: &mut String, mut word: impl FnMut(&str, 
     }
     if in_word {
         word(out, start);
+    }
+}
+
+/// Appends `c` case-folded: lowercase, final sigma as sigma, `ß` as `ss`; characters the
+/// lowercase mapping adds that are not letters or digits (the dot of `İ`) are dropped, as
+/// punctuation is.
+#[inline]
+fn fold(c: char, out: &mut String) {
+    match c {
+        'ς' => out.push('σ'),
+        'ß' | 'ẞ' => out.push_str("ss"),
+        _ => {
+            for l in c.to_lowercase() {
+                if l.is_alphanumeric() {
+                    out.push(if l == 'ς' { 'σ' } else { l });
+                }
+            }
+        }
     }
 }
 
@@ -339,6 +355,11 @@ mod tests {
         assert_eq!(words("Ünïcode ÉTÉ 3.14"), "ünïcode été 314");
         assert_eq!(words("a\u{00a0}b\tc"), "a b c");
         assert_eq!(words("!!!"), "");
+        assert_eq!(
+            words("ΓΡΑΜΜΑΤΟΣΕΙΡΆΣ Straße"),
+            words("γραμματοσειράς STRASSE")
+        );
+        assert_eq!(words("İstanbul"), "istanbul");
     }
 
     #[test]
@@ -348,7 +369,7 @@ mod tests {
             "What is the boiling point of water?",
             "too short",
         ];
-        let (idx, kinds) = GramIndex::build(items.iter().copied(), 5, 4, 7);
+        let (idx, kinds) = GramIndex::build(items.iter().copied(), 8, 4, 7);
         assert_eq!(
             kinds,
             [ItemKind::Ngrams, ItemKind::Whole, ItemKind::TooShort]
@@ -357,7 +378,13 @@ mod tests {
         let mut got = Vec::new();
         let doc = "Intro text. THE QUICK brown fox -- jumps; over the lazy DOG! and more";
         assert!(idx.scan(doc, &mut s, |g, it| got.push((g.to_string(), it.to_vec()))));
-        assert_eq!(got[0], ("the quick brown fox jumps".to_string(), vec![0]));
+        assert_eq!(
+            got[0],
+            (
+                "the quick brown fox jumps over the lazy".to_string(),
+                vec![0]
+            )
+        );
         got.clear();
         let doc = "Quiz: what is the BOILING point of water? Answer below.";
         assert!(idx.scan(doc, &mut s, |g, it| got.push((g.to_string(), it.to_vec()))));

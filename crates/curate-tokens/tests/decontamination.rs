@@ -1,8 +1,11 @@
 //! Decontamination accuracy on real text: benchmark items (sentences from held-out corpus
 //! documents, as question + answer fields) are planted into corpus documents with their
 //! formatting changed — line breaks, casing, punctuation, surrounding text — and must be found
-//! (recall ≥ 0.95); on the rest of the corpus, documents flagged by mistake must stay ≤ 1 % of
-//! all flagged documents.
+//! (recall ≥ 0.95). Documents flagged by mistake must stay ≤ 1 % of all flagged documents: a
+//! flag is a mistake when a brute-force reference (its own normalization, 13-word windows as
+//! strings in a `HashSet`, no hashing of ours) finds no window the document shares with an item.
+//! Web text repeats boilerplate, so some unplanted documents really do contain a held-out
+//! sentence; those are true matches, counted and printed, not mistakes.
 
 use std::sync::Arc;
 
@@ -49,15 +52,25 @@ fn corpus(n: usize) -> Vec<String> {
     docs
 }
 
-/// Sentences of 18–40 words from `docs`, one per document at most.
+/// The reference normalization, written independently of the crate's: case-folded (final
+/// sigma, sharp s), only letters, digits and whitespace kept, split on whitespace.
+fn words(t: &str) -> Vec<String> {
+    let lower = t.to_lowercase().replace('ς', "σ").replace('ß', "ss");
+    let kept: String = lower
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect();
+    kept.split_whitespace().map(String::from).collect()
+}
+
+/// Sentences of 18–40 words (of letters or digits) from `docs`, one per document at most.
 fn sentences(docs: &[String], want: usize) -> Vec<String> {
     let mut out = Vec::new();
     for d in docs {
-        if let Some(s) = d
-            .split(['.', '?', '!', '\n'])
-            .map(str::trim)
-            .find(|s| (18..=40).contains(&s.split_whitespace().count()))
-        {
+        if let Some(s) = d.split(['.', '?', '!', '\n']).map(str::trim).find(|s| {
+            (18..=40).contains(&s.split_whitespace().count())
+                && words(s).len() == s.split_whitespace().count()
+        }) {
             out.push(s.to_string());
         }
         if out.len() == want {
@@ -144,6 +157,7 @@ fn planted_items_are_found_and_the_rest_is_rarely_flagged() {
     let mut rng = Rng(0xDEC0_17A7);
     let mut texts: Vec<String> = docs.to_vec();
     let mut planted = vec![false; texts.len()];
+    let mut planted_text: Vec<Vec<String>> = vec![Vec::new(); texts.len()];
     for item in &items {
         // into a random document, between two of its lines or words
         let d = rng.below(texts.len());
@@ -154,7 +168,9 @@ fn planted_items_are_found_and_the_rest_is_rarely_flagged() {
         } else {
             cuts[rng.below(cuts.len())]
         };
-        texts[d] = format!("{} {} {}", &t[..at], perturb(item, &mut rng), &t[at..]);
+        let p = perturb(item, &mut rng);
+        texts[d] = format!("{} {} {}", &t[..at], p, &t[at..]);
+        planted_text[d].push(p);
         planted[d] = true;
     }
 
@@ -187,26 +203,47 @@ fn planted_items_are_found_and_the_rest_is_rarely_flagged() {
     p.finish(&mut c).unwrap();
 
     let flagged: Vec<bool> = (0..b.len()).map(|i| b.is_dropped(i)).collect();
-    let planted_n = planted.iter().filter(|x| **x).count();
-    let found = (0..b.len()).filter(|&i| planted[i] && flagged[i]).count();
-    let false_flags = (0..b.len()).filter(|&i| !planted[i] && flagged[i]).count();
-    let total_flags = flagged.iter().filter(|x| **x).count();
+    // the brute-force truth: does the document share a 13-word window with an item?
+    let mut grams = std::collections::HashSet::new();
+    for it in &items {
+        for w in words(it).windows(13) {
+            grams.insert(w.join(" "));
+        }
+    }
+    let truth: Vec<bool> = texts
+        .iter()
+        .map(|t| words(t).windows(13).any(|w| grams.contains(&w.join(" "))))
+        .collect();
+    let count = |f: &dyn Fn(usize) -> bool| (0..b.len()).filter(|&i| f(i)).count();
+    let planted_n = count(&|i| planted[i]);
+    let found = count(&|i| planted[i] && flagged[i]);
+    let total_flags = count(&|i| flagged[i]);
+    let mistakes = count(&|i| flagged[i] && !truth[i]);
+    let missed_truth = count(&|i| truth[i] && !flagged[i]);
+    let unplanted_true = count(&|i| !planted[i] && flagged[i] && truth[i]);
     let recall = found as f64 / planted_n as f64;
-    let fp_share = false_flags as f64 / total_flags.max(1) as f64;
+    let mistake_share = mistakes as f64 / total_flags.max(1) as f64;
     eprintln!(
-        "{} items, {planted_n} planted documents among {}: recall {recall:.4}, {false_flags} of {total_flags} flags unplanted ({:.2}%)",
+        "{} items, {planted_n} planted documents among {}: recall {recall:.4}; {total_flags} flagged, {mistakes} by mistake ({:.2}%), {missed_truth} true matches missed; {unplanted_true} unplanted documents really contain a held-out sentence",
         items.len(),
         texts.len(),
-        100.0 * fp_share
+        100.0 * mistake_share
     );
-    for i in (0..b.len()).filter(|&i| !planted[i] && flagged[i]).take(5) {
-        let g = b.column(CONTAMINATION_NGRAM).unwrap().as_string::<i32>();
-        eprintln!("  unplanted flag: {:?}", g.value(i));
+    for i in (0..b.len()).filter(|&i| planted[i] && !flagged[i]) {
+        eprintln!("  missed: {:?}", planted_text[i]);
+    }
+    let g = b.column(CONTAMINATION_NGRAM).unwrap().as_string::<i32>();
+    for i in (0..b.len()).filter(|&i| !planted[i] && flagged[i]).take(3) {
+        eprintln!("  unplanted true match: {:?}", g.value(i));
     }
     assert!(recall >= 0.95, "recall {recall}");
     assert!(
-        fp_share <= 0.01,
-        "{false_flags} of {total_flags} flags unplanted"
+        mistake_share <= 0.01,
+        "{mistakes} of {total_flags} flags are mistakes"
+    );
+    assert_eq!(
+        missed_truth, 0,
+        "documents sharing a window with an item were not flagged"
     );
 
     // every flagged row names the benchmark and a normalized n-gram of 13 words

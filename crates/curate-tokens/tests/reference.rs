@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use curate_tokens::encoder::Encoder;
 
 /// Documents: the first `n` corpus texts (trimmed to keep the test quick) and edge cases.
