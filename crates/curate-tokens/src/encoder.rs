@@ -93,6 +93,8 @@ pub struct EncoderInfo {
 
 enum Backend {
     Tiktoken(&'static CoreBPE),
+    /// Plain byte-level BPE tokenizer.json: ids only ([`crate::bytebpe`]).
+    ByteBpe(Box<crate::bytebpe::ByteBpe>),
     HuggingFace(Box<tokenizers::Tokenizer>),
 }
 
@@ -124,6 +126,20 @@ impl Encoder {
         need_eos: bool,
         add_special_tokens: bool,
         base: &Path,
+    ) -> Result<Encoder, StepError> {
+        Self::load_with(spec, eos_token, need_eos, add_special_tokens, base, true)
+    }
+
+    /// [`load`](Self::load), choosing whether a plain byte-level BPE tokenizer.json may use
+    /// curate's own encoder ([`crate::bytebpe`]) or always goes through Hugging Face's crate
+    /// (the ids are the same; tests and benchmarks compare the two).
+    pub fn load_with(
+        spec: &str,
+        eos_token: Option<&str>,
+        need_eos: bool,
+        add_special_tokens: bool,
+        base: &Path,
+        fast: bool,
     ) -> Result<Encoder, StepError> {
         if is_tiktoken(spec) {
             let bpe = match spec {
@@ -194,8 +210,16 @@ impl Encoder {
                 path.display()
             )));
         }
+        let byte_bpe = fast
+            .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .flatten()
+            .and_then(|j| crate::bytebpe::ByteBpe::from_json(&j, add_special_tokens));
+        let backend = match byte_bpe {
+            Some(f) => Backend::ByteBpe(Box::new(f)),
+            None => Backend::HuggingFace(Box::new(tok)),
+        };
         Ok(Encoder {
-            backend: Backend::HuggingFace(Box::new(tok)),
+            backend,
             add_special_tokens,
             info: EncoderInfo {
                 name: spec.to_string(),
@@ -207,6 +231,16 @@ impl Encoder {
                 add_special_tokens,
             },
         })
+    }
+
+    /// Which implementation encodes: `tiktoken`, `byte_bpe` (curate's byte-level BPE) or
+    /// `tokenizers` (Hugging Face's crate).
+    pub fn engine(&self) -> &'static str {
+        match self.backend {
+            Backend::Tiktoken(_) => "tiktoken",
+            Backend::ByteBpe(_) => "byte_bpe",
+            Backend::HuggingFace(_) => "tokenizers",
+        }
     }
 
     /// What this tokenizer is.
@@ -225,6 +259,9 @@ impl Encoder {
     pub fn encode_into(&self, text: &str, out: &mut Vec<u32>) -> Result<(), StepError> {
         match &self.backend {
             Backend::Tiktoken(bpe) => out.extend(bpe.encode_ordinary(text)),
+            Backend::ByteBpe(b) => b
+                .encode(text, out)
+                .map_err(|e| StepError::Other(format!("tokenizer.json failed: {e}")))?,
             Backend::HuggingFace(tok) => {
                 let enc = tok
                     .encode_fast(text, self.add_special_tokens)

@@ -16,6 +16,7 @@
 //! Like every capability crate this one depends on `curate-core` only.
 
 pub mod benchmarks;
+pub mod bytebpe;
 pub mod decontaminate;
 pub mod encoder;
 pub mod megatron;

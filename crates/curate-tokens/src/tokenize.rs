@@ -125,6 +125,11 @@ impl StepSpec for TokenizeConfig {
                 "tokenizer",
                 "must name a tiktoken encoding (cl100k_base, o200k_base) or a tokenizer.json path",
             );
+        } else if t.starts_with("s3://") {
+            p.push(
+                "tokenizer",
+                format!("\"{t}\": a tokenizer.json in object storage is not supported yet; copy it locally"),
+            );
         } else if !is_tiktoken(t) && !t.ends_with(".json") && !t.contains('/') {
             p.one_of("tokenizer", t, &TIKTOKEN_ENCODINGS);
         }

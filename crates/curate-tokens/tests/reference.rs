@@ -183,66 +183,83 @@ fn tokenizer_json_ids_are_hugging_faces() {
     let (train, docs) = texts.split_at(250);
     let train_path = dir.path().join("train.json");
     std::fs::write(&train_path, serde_json::to_vec(&train).unwrap()).unwrap();
-    let tok = dir.path().join("tokenizer.json");
-    if python(&[
-        &script("hf_tokenizer.py"),
-        &"train",
-        &train_path,
-        &"4000",
-        &tok,
-    ])
-    .is_none()
-    {
-        return;
-    }
     let docs_path = dir.path().join("docs.json");
     std::fs::write(&docs_path, serde_json::to_vec(&docs).unwrap()).unwrap();
-    for add in [false, true] {
-        let out = python(&[
+    for style in ["gpt2", "llama3"] {
+        let tok = dir.path().join(format!("{style}.json"));
+        let trained = python(&[
             &script("hf_tokenizer.py"),
-            &"encode",
+            &"train",
+            &train_path,
+            &"4000",
             &tok,
-            &docs_path,
-            &if add { "1" } else { "0" },
-        ])
-        .unwrap();
-        let eos = out["eos"].as_u64().unwrap() as u32;
-        let enc = Encoder::load(tok.to_str().unwrap(), None, true, add, Path::new(".")).unwrap();
-        assert_eq!(enc.info().eos_id, Some(eos));
-        assert_eq!(enc.info().vocab_size, 4000);
-        assert_eq!(enc.dtype(), curate_tokens::encoder::Dtype::Uint16);
-        let theirs: Vec<Vec<u32>> = ids_of(&out["ids"])
-            .into_iter()
-            .map(|mut d| {
-                d.push(eos);
-                d
-            })
-            .collect();
-        let ours: Vec<Vec<u32>> = docs
-            .iter()
-            .map(|d| {
-                let mut v = Vec::new();
-                enc.encode_into(d, &mut v).unwrap();
-                v.push(eos);
-                v
-            })
-            .collect();
-        compare(
-            &ours,
-            &theirs,
-            docs,
-            &format!("tokenizer.json (add_special_tokens={add})"),
-        );
+            &style,
+        ]);
+        if trained.is_none() {
+            return;
+        }
+        for add in [false, true] {
+            let out = python(&[
+                &script("hf_tokenizer.py"),
+                &"encode",
+                &tok,
+                &docs_path,
+                &if add { "1" } else { "0" },
+            ])
+            .unwrap();
+            let eos = out["eos"].as_u64().unwrap() as u32;
+            let theirs: Vec<Vec<u32>> = ids_of(&out["ids"])
+                .into_iter()
+                .map(|mut d| {
+                    d.push(eos);
+                    d
+                })
+                .collect();
+            // curate's byte-level BPE and Hugging Face's crate, both against Python
+            for fast in [true, false] {
+                let enc = Encoder::load_with(
+                    tok.to_str().unwrap(),
+                    None,
+                    true,
+                    add,
+                    Path::new("."),
+                    fast,
+                )
+                .unwrap();
+                assert_eq!(enc.engine(), if fast { "byte_bpe" } else { "tokenizers" });
+                assert_eq!(enc.info().eos_id, Some(eos));
+                assert_eq!(enc.info().vocab_size, 4000);
+                assert_eq!(enc.dtype(), curate_tokens::encoder::Dtype::Uint16);
+                let ours: Vec<Vec<u32>> = docs
+                    .iter()
+                    .map(|d| {
+                        let mut v = Vec::new();
+                        enc.encode_into(d, &mut v).unwrap();
+                        v.push(eos);
+                        v
+                    })
+                    .collect();
+                compare(
+                    &ours,
+                    &theirs,
+                    docs,
+                    &format!(
+                        "{style} tokenizer.json via {} (add_special_tokens={add})",
+                        enc.engine()
+                    ),
+                );
+            }
+        }
+        // a vocabulary without the end-of-text token is an error when eos is wanted
+        let e = Encoder::load(
+            tok.to_str().unwrap(),
+            Some("</s>"),
+            true,
+            false,
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("has no token \"</s>\""), "{e}");
     }
-    // a vocabulary without the end-of-text token is an error when eos is wanted
-    let e = Encoder::load(
-        tok.to_str().unwrap(),
-        Some("</s>"),
-        true,
-        false,
-        Path::new("."),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("has no token \"</s>\""), "{e}");
 }
