@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use common::{corpus_slice, manifest, q, read_dir_batches, run_ok, write_config};
 
 fn config(input: &Path, tokenize: &str, task_size: usize) -> String {
