@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use curate_core::{BuildEnv, Counters, DocBatch, StepSpec, TaskContext};
@@ -103,6 +103,37 @@ fn bench(c: &mut Criterion) {
         "{} documents, {bytes} bytes; benchmark: {items} items",
         docs.len()
     );
+    // CPU time of whole passes on this thread (the machine may be shared: wall time is not
+    // a per-core figure then), from /proc/thread-self/schedstat (ns on CPU)
+    let cpu_ns = || -> Option<u64> {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    {
+        let mut p = step.processor(&cx).unwrap();
+        let (c0, t0) = (cpu_ns(), std::time::Instant::now());
+        let passes = 5;
+        for _ in 0..passes {
+            let mut counters = Counters::default();
+            for rb in &batches {
+                let keys = UInt64Array::from_iter_values(0..rb.num_rows() as u64);
+                let mut d = DocBatch::new(rb.clone(), 0, None, keys);
+                p.process(&mut d, &mut counters).unwrap();
+            }
+        }
+        if let (Some(a), Some(b)) = (c0, cpu_ns()) {
+            let cpu = (b - a) as f64 / 1e9;
+            eprintln!(
+                "{passes} passes: {cpu:.3} CPU s, {:.1} MB/s per core (CPU time); wall {:.3} s",
+                (passes * bytes) as f64 / 1e6 / cpu,
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    }
     let mut g = c.benchmark_group("decontaminate");
     g.throughput(Throughput::Bytes(bytes as u64));
     g.sample_size(10);

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use curate_tokens::encoder::Encoder;
 

@@ -23,6 +23,9 @@ const MULTI: u32 = 1 << 31;
 /// Bits of the prefilter for items shorter than `n` (2^20 bits = 128 KiB).
 const FILTER_BITS: u32 = 20;
 
+/// Bits of the prefilter of all keys (2^22 bits = 512 KiB).
+const KEY_FILTER_BITS: u32 = 22;
+
 /// Splits text into normalized words, appending them to `out` separated by single spaces and
 /// calling `word(start)` with each word's start offset once it is complete.
 #[inline]
@@ -161,6 +164,9 @@ pub struct GramIndex {
     /// Word counts of whole-item keys shorter than `n`, ascending.
     short_lens: Vec<usize>,
     short_filter: Vec<u64>,
+    /// One bit per key prefix (top [`KEY_FILTER_BITS`] bits): most windows of a clean document
+    /// are rejected here, in cache, before the table's random access.
+    key_filter: Vec<u64>,
     distinct: usize,
 }
 
@@ -236,6 +242,11 @@ impl GramIndex {
                 short_filter[b >> 6] |= 1 << (b & 63);
             }
         }
+        let mut key_filter = vec![0u64; 1 << (KEY_FILTER_BITS - 6)];
+        for (k, _) in &pairs {
+            let b = (Table::fix(*k) >> (64 - KEY_FILTER_BITS)) as usize;
+            key_filter[b >> 6] |= 1 << (b & 63);
+        }
         let idx = GramIndex {
             n,
             seed,
@@ -243,6 +254,7 @@ impl GramIndex {
             multi,
             short_lens: short_lens.into_iter().collect(),
             short_filter,
+            key_filter,
             distinct,
         };
         (idx, kinds)
@@ -267,6 +279,7 @@ impl GramIndex {
     pub fn memory_bytes(&self) -> usize {
         self.table.bytes()
             + self.short_filter.len() * 8
+            + self.key_filter.len() * 8
             + self
                 .multi
                 .iter()
@@ -294,7 +307,10 @@ impl GramIndex {
             let k = starts.len();
             if k >= n {
                 let key = h64(&hashes[(k - n) * 8..k * 8], seed);
-                if let Some(v) = self.table.get(key) {
+                let b = (Table::fix(key) >> (64 - KEY_FILTER_BITS)) as usize;
+                if self.key_filter[b >> 6] & (1 << (b & 63)) == 0 {
+                    // not a benchmark key: nothing to look up
+                } else if let Some(v) = self.table.get(key) {
                     any = true;
                     report(self, v, out, starts, k - n, items, &mut hit);
                 }
