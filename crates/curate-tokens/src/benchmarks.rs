@@ -238,7 +238,7 @@ mod tests {
         )
         .unwrap();
         let fields = vec!["question".to_string(), "answer".into(), "choices".into()];
-        let b = load(&[p.clone()], &fields).unwrap();
+        let b = load(std::slice::from_ref(&p), &fields).unwrap();
         assert_eq!(b[0].name, "gsm");
         assert_eq!(b[0].rows, 2);
         assert_eq!(b[0].items, ["Q1?\n42", "Q2\na\nb"]);

@@ -237,7 +237,7 @@ impl ByteBpe {
             added[bytes[0] as usize].push(Added { bytes, id });
         }
         for list in &mut added {
-            list.sort_by(|a, b| b.bytes.len().cmp(&a.bytes.len()));
+            list.sort_by_key(|b| std::cmp::Reverse(b.bytes.len()));
         }
         let regex = fancy_regex::Regex::new(&pattern).ok()?;
         Some(ByteBpe {

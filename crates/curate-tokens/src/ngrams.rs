@@ -44,11 +44,9 @@ pub fn normalize_words(text: &str, out: &mut String, mut word: impl FnMut(&str, 
                     in_word = true;
                 }
                 out.push(b.to_ascii_lowercase() as char);
-            } else if b.is_ascii_whitespace() || b.is_ascii_control() {
-                if in_word {
-                    in_word = false;
-                    word(out, start);
-                }
+            } else if (b.is_ascii_whitespace() || b.is_ascii_control()) && in_word {
+                in_word = false;
+                word(out, start);
             }
             // ASCII punctuation and symbols: deleted
         } else if c.is_alphanumeric() {
@@ -201,7 +199,7 @@ impl GramIndex {
             let mut words = 0usize;
             normalize_words(text, &mut s.norm, |out, start| {
                 s.hashes
-                    .extend_from_slice(&h64(out[start..].as_bytes(), seed).to_le_bytes());
+                    .extend_from_slice(&h64(&out.as_bytes()[start..], seed).to_le_bytes());
                 words += 1;
             });
             let kind = if words >= n {
@@ -303,7 +301,7 @@ impl GramIndex {
         } = s;
         normalize_words(text, norm, |out, start| {
             starts.push(start as u32);
-            hashes.extend_from_slice(&h64(out[start..].as_bytes(), seed).to_le_bytes());
+            hashes.extend_from_slice(&h64(&out.as_bytes()[start..], seed).to_le_bytes());
             let k = starts.len();
             if k >= n {
                 let key = h64(&hashes[(k - n) * 8..k * 8], seed);

@@ -249,9 +249,9 @@ fn planted_items_are_found_and_the_rest_is_rarely_flagged() {
     // every flagged row names the benchmark and a normalized n-gram of 13 words
     let by = b.column(CONTAMINATED_BY).unwrap().as_string::<i32>();
     let g = b.column(CONTAMINATION_NGRAM).unwrap().as_string::<i32>();
-    for i in 0..b.len() {
-        assert_eq!(flagged[i], !by.is_null(i));
-        if flagged[i] {
+    for (i, &f) in flagged.iter().enumerate() {
+        assert_eq!(f, !by.is_null(i));
+        if f {
             assert_eq!(by.value(i), "heldout_qa");
             assert_eq!(g.value(i).split(' ').count(), 13, "{}", g.value(i));
             assert_eq!(g.value(i), g.value(i).to_lowercase());
