@@ -306,6 +306,10 @@ mod tests {
         assert_eq!(b.record().num_columns(), 2);
         b.set_texts(StringArray::from(vec!["x", "y"]));
         assert_eq!(b.text(1), "y");
+        b.remove_column("score");
+        b.remove_column("absent");
+        assert_eq!(b.record().num_columns(), 1);
+        assert_eq!(b.text(0), "x");
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub trait StepSpec: DeserializeOwned + Serialize + schemars::JsonSchema + Sized 
         &[]
     }
 
+    /// Whether the step must be the pipeline's last (e.g. `tokenize`, whose output describes the
+    /// final documents). Checked by the pipeline with the other problems.
+    fn must_be_last(&self) -> bool {
+        false
+    }
+
     /// Builds the runtime step.
     fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError>;
 }
@@ -145,6 +151,35 @@ impl Problems {
     pub fn extend(&mut self, other: Problems) {
         self.items.extend(other.items);
     }
+}
+
+/// Parses a byte size such as `"512MiB"`, `"2GB"`, `"64k"` or `"1048576"`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a byte size (e.g. \"512MiB\", \"2GB\")"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        u => {
+            return Err(format!(
+                "unknown unit \"{u}\" in \"{s}\"; use B, KB, KiB, MB, MiB, GB, GiB"
+            ));
+        }
+    };
+    Ok((v * mult as f64) as u64)
 }
 
 /// The closest candidate to `name`, if one is close enough to be a likely typo.
@@ -327,6 +362,15 @@ fn type_name(p: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("2GB").unwrap(), 2_000_000_000);
+        assert_eq!(parse_bytes("1024").unwrap(), 1024);
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+    }
 
     #[test]
     fn did_you_mean_finds_typos() {

@@ -602,34 +602,7 @@ impl KeyCursor {
     }
 }
 
-/// Parses a byte size such as `"512MiB"`, `"2GB"`, `"64k"` or `"1048576"`.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("\"{s}\" is not a byte size (e.g. \"512MiB\", \"2GB\")"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        u => {
-            return Err(format!(
-                "unknown unit \"{u}\" in \"{s}\"; use B, KB, KiB, MB, MiB, GB, GiB"
-            ));
-        }
-    };
-    Ok((v * mult as f64) as u64)
-}
+pub use curate_core::config::parse_bytes;
 
 #[cfg(test)]
 mod tests {
@@ -699,14 +672,5 @@ mod tests {
         assert!(c.find(16).unwrap().is_some());
         assert!(c.find(17).unwrap().is_none());
         assert!(c.find(2).unwrap().is_some(), "a smaller key repositions");
-    }
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
-        assert_eq!(parse_bytes("2GB").unwrap(), 2_000_000_000);
-        assert_eq!(parse_bytes("1024").unwrap(), 1024);
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("5 parsecs").is_err());
     }
 }

@@ -98,6 +98,16 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), IoError> {
     f.commit()
 }
 
+/// Copies `src` to `dest` atomically, streaming (in-kernel where the OS can): a published
+/// artefact of any size (multi-GB token files) never passes through memory.
+pub fn copy_atomic(src: &Path, dest: &Path) -> Result<u64, IoError> {
+    let mut r = File::open(src).map_err(|e| IoError::os(src, e))?;
+    let mut f = AtomicFile::create(dest)?;
+    let n = std::io::copy(&mut r, f.file()).map_err(|e| IoError::os(dest, e))?;
+    f.commit()?;
+    Ok(n)
+}
+
 /// Streams a file (or an `s3://` object) through xxh3-128; returns (size in bytes, hash).
 pub fn hash_file(path: &Path) -> Result<(u64, u128), IoError> {
     if let Some(url) = crate::store::ObjectUrl::from_path(path) {
@@ -141,6 +151,9 @@ mod tests {
         assert_eq!(fs::read_dir(dest.parent().unwrap()).unwrap().count(), 0);
         write_atomic(&dest, b"whole").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"whole");
+        let copy = dir.path().join("c/copy.txt");
+        assert_eq!(copy_atomic(&dest, &copy).unwrap(), 5);
+        assert_eq!(fs::read(&copy).unwrap(), b"whole");
         let (size, h) = hash_file(&dest).unwrap();
         assert_eq!(size, 5);
         assert_eq!(h, hash_bytes(b"whole"));

@@ -53,6 +53,7 @@ fn bench(c: &mut Criterion) {
         holdout: 0.2,
         seed: Some(1),
         length_buckets: vec![500, 2000, 8000, 32000],
+        column: "split".into(),
     };
     let env = BuildEnv {
         seed: 1,

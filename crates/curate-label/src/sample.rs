@@ -596,6 +596,7 @@ mod tests {
             holdout: 0.25,
             seed: Some(7),
             length_buckets: default_buckets(),
+            column: default_split_column(),
         };
         let one = split_of(&cfg, 1, 400);
         for tasks in [2, 3, 7] {
@@ -632,6 +633,7 @@ mod tests {
             holdout: 1.5,
             seed: None,
             length_buckets: vec![10, 5],
+            column: default_split_column(),
         };
         let mut p = Problems::new();
         cfg.validate(&mut p);

@@ -100,6 +100,7 @@ fn sample_then_label(
         holdout: 0.2,
         seed: Some(3),
         length_buckets: vec![500, 2000],
+        column: "split".into(),
     };
     std::fs::create_dir_all(run.sample_dir()).unwrap();
     std::fs::create_dir_all(run.label_dir()).unwrap();
@@ -636,6 +637,7 @@ fn dry_run_draws_the_same_documents_as_the_sample_step() {
         holdout: 0.0,
         seed: Some(3),
         length_buckets: vec![600, 900],
+        column: "split".into(),
     };
     let input = crate::estimate::DryRunInput {
         paths: &paths,

@@ -688,6 +688,19 @@ fn parse_steps(value: Option<&toml::Value>, p: &mut Problems) -> Option<Vec<Step
             previous.push(kind.clone());
         }
     }
+    if let Some((last, rest)) = out.split_last() {
+        for s in rest.iter().filter(|s| s.config.must_be_last()) {
+            p.set_scope(format!("steps[{}] ({})", s.index, s.config.kind()));
+            p.push(
+                "type",
+                format!(
+                    "must be the last step (steps[{}] ({}) comes after it)",
+                    last.index,
+                    last.config.kind()
+                ),
+            );
+        }
+    }
     Some(out)
 }
 

@@ -337,9 +337,7 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
             })?;
         steps[i].stats = published.stats;
         for (rel, src) in published.files {
-            let bytes = std::fs::read(&src)
-                .map_err(|e| PipelineError::io("publishing", curate_io::IoError::os(&src, e)))?;
-            write_atomic(&root.join(&rel), &bytes)
+            curate_io::atomic::copy_atomic(&src, &root.join(&rel))
                 .map_err(|e| PipelineError::io("publishing", e))?;
             artifacts.push(entry(root, &rel, None)?);
         }

@@ -42,6 +42,11 @@ macro_rules! registry {
                 match self { $(Self::$variant(_) => <$spec as StepSpec>::RUN_ONLY,)* }
             }
 
+            /// Whether the step must be the pipeline's last.
+            pub fn must_be_last(&self) -> bool {
+                match self { $(Self::$variant(s) => s.must_be_last(),)* }
+            }
+
             /// Builds the runtime step.
             pub fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
                 match self { $(Self::$variant(s) => s.build(env),)* }
@@ -94,6 +99,8 @@ registry! {
     QualityThreshold => curate_quality::threshold::QualityThresholdConfig,
     ExactDedup => curate_dedup::exact::ExactDedupConfig,
     MinhashDedup => curate_dedup::minhash::MinhashDedupConfig,
+    Decontaminate => curate_tokens::decontaminate::DecontaminateConfig,
+    Tokenize => curate_tokens::tokenize::TokenizeConfig,
 }
 
 /// A TOML table (a step entry).

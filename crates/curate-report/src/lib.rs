@@ -20,6 +20,7 @@ pub mod diff;
 pub mod labels;
 pub mod profile;
 pub mod report;
+pub mod training;
 pub mod view;
 
 use std::path::Path;

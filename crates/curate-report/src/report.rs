@@ -36,6 +36,8 @@ pub const CHARTS: &[&str] = &[
     "student-scores",
     "reliability",
     "threshold-curve",
+    "decontamination",
+    "tokens",
 ];
 
 const CSS: &str = r#"
@@ -688,6 +690,9 @@ pub fn render(i: &Inputs) -> String {
     o.push_str(&scores_chart(m, p, metrics));
     o.push_str(&reliability_chart(metrics));
     o.push_str(&threshold_chart(m, p, metrics));
+    o.push_str("<h2>Training data</h2>\n");
+    o.push_str(&crate::training::decontamination_chart(m));
+    o.push_str(&crate::training::tokens_chart(m));
     o.push_str("<h2>Steps</h2>\n");
     o.push_str(&steps_table(m));
     o.push_str("<h2>Rebuild</h2>\n<p>The resolved config is in <code>manifest.json</code> (<code>config</code>), with every input's size and xxh3-128. Run it with <code>curate run --config &lt;config&gt;</code>; the same config and input give byte-identical data files and manifest. Check this snapshot with <code>curate snapshot verify &lt;dir&gt;</code>.</p>\n</body>\n</html>\n");
@@ -760,6 +765,8 @@ mod tests {
             ("teacher-labels", "no label step"),
             ("student-scores", "no `quality_score` column"),
             ("reliability", "trained no student"),
+            ("decontamination", "no decontaminate step"),
+            ("tokens", "no tokenize step"),
         ] {
             let f = &html[html.find(&format!("data-chart=\"{id}\"")).unwrap()..];
             let f = &f[..f.find("</figure>").unwrap()];

@@ -1,0 +1,426 @@
+//! Word n-grams of normalized text, and the set of benchmark n-grams documents are checked
+//! against.
+//!
+//! **Normalization** (the same for benchmark items and documents): lowercase; every character
+//! that is neither a letter, a digit nor whitespace (punctuation, symbols, emoji, combining
+//! marks) is deleted; whitespace separates words. So `"Who wrote\n'Hamlet'?"` and
+//! `"who  wrote hamlet"` are the same three words.
+//!
+//! **Hashes** (scheme [`NGRAM_SCHEME`]): each word is hashed with seeded xxh3-64; an n-gram's key
+//! is the seeded xxh3-64 of its n word hashes (little-endian, in order). Keys live in an
+//! open-addressing table sized to a power of two at most half full: 8 bytes of key and 4 of
+//! posting per slot, so 16–24 bytes per distinct n-gram (see [`GramIndex::memory_bytes`]).
+//! The corpus side streams: a document costs one reused buffer of its own size.
+
+use curate_core::hash::h64;
+
+/// Version of the normalization and hashing; recorded in the manifest.
+pub const NGRAM_SCHEME: &str = "decontaminate-v1";
+
+/// Postings with this bit set index the multi-item lists.
+const MULTI: u32 = 1 << 31;
+
+/// Bits of the prefilter for items shorter than `n` (2^20 bits = 128 KiB).
+const FILTER_BITS: u32 = 20;
+
+/// Bits of the prefilter of all keys (2^22 bits = 512 KiB).
+const KEY_FILTER_BITS: u32 = 22;
+
+/// Splits text into normalized words, appending them to `out` separated by single spaces and
+/// calling `word(start)` with each word's start offset once it is complete.
+#[inline]
+pub fn normalize_words(text: &str, out: &mut String, mut word: impl FnMut(&str, usize)) {
+    let mut start = out.len();
+    let mut in_word = false;
+    for c in text.chars() {
+        if c.is_ascii() {
+            let b = c as u8;
+            if b.is_ascii_alphanumeric() {
+                if !in_word {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    start = out.len();
+                    in_word = true;
+                }
+                out.push(b.to_ascii_lowercase() as char);
+            } else if (b.is_ascii_whitespace() || b.is_ascii_control()) && in_word {
+                in_word = false;
+                word(out, start);
+            }
+            // ASCII punctuation and symbols: deleted
+        } else if c.is_alphanumeric() {
+            if !in_word {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                start = out.len();
+                in_word = true;
+            }
+            fold(c, out);
+        } else if c.is_whitespace() && in_word {
+            in_word = false;
+            word(out, start);
+        }
+    }
+    if in_word {
+        word(out, start);
+    }
+}
+
+/// Appends `c` case-folded: lowercase, final sigma as sigma, `ß` as `ss`; characters the
+/// lowercase mapping adds that are not letters or digits (the dot of `İ`) are dropped, as
+/// punctuation is.
+#[inline]
+fn fold(c: char, out: &mut String) {
+    match c {
+        'ς' => out.push('σ'),
+        'ß' | 'ẞ' => out.push_str("ss"),
+        _ => {
+            for l in c.to_lowercase() {
+                if l.is_alphanumeric() {
+                    out.push(if l == 'ς' { 'σ' } else { l });
+                }
+            }
+        }
+    }
+}
+
+/// An open-addressing map from n-gram key to posting.
+#[derive(Debug, Default)]
+struct Table {
+    keys: Vec<u64>,
+    vals: Vec<u32>,
+    mask: usize,
+}
+
+impl Table {
+    fn with_entries(n: usize) -> Table {
+        let cap = (n.max(1) * 2).next_power_of_two();
+        Table {
+            keys: vec![0; cap],
+            vals: vec![0; cap],
+            mask: cap - 1,
+        }
+    }
+
+    /// Keys are never 0 (0 marks an empty slot).
+    #[inline]
+    fn fix(k: u64) -> u64 {
+        k.max(1)
+    }
+
+    fn insert(&mut self, key: u64, val: u32) {
+        let key = Self::fix(key);
+        let mut i = key as usize & self.mask;
+        while self.keys[i] != 0 {
+            i = (i + 1) & self.mask;
+        }
+        self.keys[i] = key;
+        self.vals[i] = val;
+    }
+
+    #[inline]
+    fn get(&self, key: u64) -> Option<u32> {
+        let key = Self::fix(key);
+        let mut i = key as usize & self.mask;
+        loop {
+            let k = self.keys[i];
+            if k == key {
+                return Some(self.vals[i]);
+            }
+            if k == 0 {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.keys.len() * 8 + self.vals.len() * 4
+    }
+}
+
+/// How one item was indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// At least `n` words: its n-grams are in the set.
+    Ngrams,
+    /// Fewer than `n` words but at least `min_words`: matches as a whole normalized item.
+    Whole,
+    /// Fewer than `min_words` words: not checked.
+    TooShort,
+}
+
+/// The benchmarks' n-gram set, built once, then shared read-only by every task.
+#[derive(Debug)]
+pub struct GramIndex {
+    n: usize,
+    seed: u64,
+    table: Table,
+    multi: Vec<Vec<u32>>,
+    /// Word counts of whole-item keys shorter than `n`, ascending.
+    short_lens: Vec<usize>,
+    short_filter: Vec<u64>,
+    /// One bit per key prefix (top [`KEY_FILTER_BITS`] bits): most windows of a clean document
+    /// are rejected here, in cache, before the table's random access.
+    key_filter: Vec<u64>,
+    distinct: usize,
+}
+
+/// Per-document scratch for [`GramIndex::scan`]: reused, so scanning allocates nothing per
+/// document once the buffers have grown.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    norm: String,
+    starts: Vec<u32>,
+    hashes: Vec<u8>,
+    items: Vec<u32>,
+}
+
+impl GramIndex {
+    /// Indexes `items` (texts) under `n`-grams and `seed`; items of fewer than `min_words`
+    /// words are not indexed. Returns the index and how each item was indexed.
+    pub fn build<'a>(
+        items: impl IntoIterator<Item = &'a str>,
+        n: usize,
+        min_words: usize,
+        seed: u64,
+    ) -> (GramIndex, Vec<ItemKind>) {
+        assert!(n >= 1, "n-grams of at least one word");
+        let mut pairs: Vec<(u64, u32)> = Vec::new();
+        let mut kinds = Vec::new();
+        let mut s = Scratch::default();
+        let mut short_lens = std::collections::BTreeSet::new();
+        let mut whole_keys = Vec::new();
+        for (id, text) in items.into_iter().enumerate() {
+            s.norm.clear();
+            s.hashes.clear();
+            let mut words = 0usize;
+            normalize_words(text, &mut s.norm, |out, start| {
+                s.hashes
+                    .extend_from_slice(&h64(&out.as_bytes()[start..], seed).to_le_bytes());
+                words += 1;
+            });
+            let kind = if words >= n {
+                for w in n..=words {
+                    pairs.push((h64(&s.hashes[(w - n) * 8..w * 8], seed), id as u32));
+                }
+                ItemKind::Ngrams
+            } else if words >= min_words.max(1) {
+                let key = h64(&s.hashes, seed);
+                pairs.push((key, id as u32));
+                whole_keys.push(Table::fix(key));
+                short_lens.insert(words);
+                ItemKind::Whole
+            } else {
+                ItemKind::TooShort
+            };
+            kinds.push(kind);
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        let distinct = pairs.chunk_by(|a, b| a.0 == b.0).count();
+        let mut table = Table::with_entries(distinct);
+        let mut multi: Vec<Vec<u32>> = Vec::new();
+        for group in pairs.chunk_by(|a, b| a.0 == b.0) {
+            let val = if group.len() == 1 {
+                group[0].1
+            } else {
+                multi.push(group.iter().map(|p| p.1).collect());
+                MULTI | (multi.len() - 1) as u32
+            };
+            table.insert(group[0].0, val);
+        }
+        let mut short_filter = Vec::new();
+        if !whole_keys.is_empty() {
+            short_filter = vec![0u64; 1 << (FILTER_BITS - 6)];
+            for k in &whole_keys {
+                let b = (k >> (64 - FILTER_BITS)) as usize;
+                short_filter[b >> 6] |= 1 << (b & 63);
+            }
+        }
+        let mut key_filter = vec![0u64; 1 << (KEY_FILTER_BITS - 6)];
+        for (k, _) in &pairs {
+            let b = (Table::fix(*k) >> (64 - KEY_FILTER_BITS)) as usize;
+            key_filter[b >> 6] |= 1 << (b & 63);
+        }
+        let idx = GramIndex {
+            n,
+            seed,
+            table,
+            multi,
+            short_lens: short_lens.into_iter().collect(),
+            short_filter,
+            key_filter,
+            distinct,
+        };
+        (idx, kinds)
+    }
+
+    /// Distinct keys (n-grams and whole short items).
+    pub fn len(&self) -> usize {
+        self.distinct
+    }
+
+    /// True when no item was indexed.
+    pub fn is_empty(&self) -> bool {
+        self.distinct == 0
+    }
+
+    /// Words per n-gram.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Bytes the index holds in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.table.bytes()
+            + self.short_filter.len() * 8
+            + self.key_filter.len() * 8
+            + self
+                .multi
+                .iter()
+                .map(|m| m.len() * 4 + std::mem::size_of::<Vec<u32>>())
+                .sum::<usize>()
+    }
+
+    /// Scans `text`; for every n-gram (or whole short item) it shares with the index, calls
+    /// `hit(normalized words, item ids)`. Returns whether anything matched.
+    pub fn scan(&self, text: &str, s: &mut Scratch, mut hit: impl FnMut(&str, &[u32])) -> bool {
+        s.norm.clear();
+        s.starts.clear();
+        s.hashes.clear();
+        let (n, seed) = (self.n, self.seed);
+        let mut any = false;
+        let Scratch {
+            norm,
+            starts,
+            hashes,
+            items,
+        } = s;
+        normalize_words(text, norm, |out, start| {
+            starts.push(start as u32);
+            hashes.extend_from_slice(&h64(&out.as_bytes()[start..], seed).to_le_bytes());
+            let k = starts.len();
+            if k >= n {
+                let key = h64(&hashes[(k - n) * 8..k * 8], seed);
+                let b = (Table::fix(key) >> (64 - KEY_FILTER_BITS)) as usize;
+                if self.key_filter[b >> 6] & (1 << (b & 63)) == 0 {
+                    // not a benchmark key: nothing to look up
+                } else if let Some(v) = self.table.get(key) {
+                    any = true;
+                    report(self, v, out, starts, k - n, items, &mut hit);
+                }
+            }
+            for &l in &self.short_lens {
+                if l > k {
+                    break;
+                }
+                let key = h64(&hashes[(k - l) * 8..k * 8], seed);
+                let b = (key >> (64 - FILTER_BITS)) as usize;
+                if self.short_filter[b >> 6] & (1 << (b & 63)) == 0 {
+                    continue;
+                }
+                if let Some(v) = self.table.get(key) {
+                    any = true;
+                    report(self, v, out, starts, k - l, items, &mut hit);
+                }
+            }
+        });
+        any
+    }
+}
+
+/// Calls `hit` with the words from word `first` to the end of `norm` and the posting's items.
+fn report(
+    idx: &GramIndex,
+    val: u32,
+    norm: &str,
+    starts: &[u32],
+    first: usize,
+    items: &mut Vec<u32>,
+    hit: &mut impl FnMut(&str, &[u32]),
+) {
+    items.clear();
+    if val & MULTI == 0 {
+        items.push(val);
+    } else {
+        items.extend_from_slice(&idx.multi[(val & !MULTI) as usize]);
+    }
+    hit(&norm[starts[first] as usize..], items);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(t: &str) -> String {
+        let mut o = String::new();
+        normalize_words(t, &mut o, |_, _| {});
+        o
+    }
+
+    #[test]
+    fn normalization_deletes_punctuation_and_case() {
+        assert_eq!(words("Who wrote\n'Hamlet'?"), "who wrote hamlet");
+        assert_eq!(words("  who  WROTE hamlet "), "who wrote hamlet");
+        assert_eq!(words("don't — stop!"), "dont stop");
+        assert_eq!(words("Ünïcode ÉTÉ 3.14"), "ünïcode été 314");
+        assert_eq!(words("a\u{00a0}b\tc"), "a b c");
+        assert_eq!(words("!!!"), "");
+        assert_eq!(
+            words("ΓΡΑΜΜΑΤΟΣΕΙΡΆΣ Straße"),
+            words("γραμματοσειράς STRASSE")
+        );
+        assert_eq!(words("İstanbul"), "istanbul");
+    }
+
+    #[test]
+    fn finds_ngrams_and_whole_short_items() {
+        let items = [
+            "The quick brown fox jumps over the lazy dog near the river bank today.",
+            "What is the boiling point of water?",
+            "too short",
+        ];
+        let (idx, kinds) = GramIndex::build(items.iter().copied(), 8, 4, 7);
+        assert_eq!(
+            kinds,
+            [ItemKind::Ngrams, ItemKind::Whole, ItemKind::TooShort]
+        );
+        let mut s = Scratch::default();
+        let mut got = Vec::new();
+        let doc = "Intro text. THE QUICK brown fox -- jumps; over the lazy DOG! and more";
+        assert!(idx.scan(doc, &mut s, |g, it| got.push((g.to_string(), it.to_vec()))));
+        assert_eq!(
+            got[0],
+            (
+                "the quick brown fox jumps over the lazy".to_string(),
+                vec![0]
+            )
+        );
+        got.clear();
+        let doc = "Quiz: what is the BOILING point of water? Answer below.";
+        assert!(idx.scan(doc, &mut s, |g, it| got.push((g.to_string(), it.to_vec()))));
+        assert_eq!(
+            got,
+            [("what is the boiling point of water".to_string(), vec![1])]
+        );
+        assert!(!idx.scan("the quick brown cat jumps over", &mut s, |_, _| {}));
+        assert!(!idx.scan("this is too short to say", &mut s, |_, _| {}));
+        assert!(idx.memory_bytes() >= idx.len() * 12);
+    }
+
+    #[test]
+    fn shared_ngrams_name_every_item() {
+        let items = ["one two three four five six", "zero one two three four"];
+        let (idx, _) = GramIndex::build(items.iter().copied(), 4, 4, 1);
+        let mut s = Scratch::default();
+        let mut got = Vec::new();
+        idx.scan("one two three four", &mut s, |_, it| {
+            got.extend_from_slice(it)
+        });
+        got.sort();
+        assert_eq!(got, [0, 1]);
+    }
+}
