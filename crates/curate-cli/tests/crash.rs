@@ -171,29 +171,6 @@ seed = 11
     }
 }
 
-/// Committed completion records of a stage (a record's temp file does not count).
-fn committed(out: &Path, stage_prefix: &str) -> usize {
-    let Ok(stages) = std::fs::read_dir(out.join(".curate/done")) else {
-        return 0;
-    };
-    stages
-        .flatten()
-        .filter(|s| s.file_name().to_string_lossy().starts_with(stage_prefix))
-        .map(|s| {
-            std::fs::read_dir(s.path())
-                .map(|d| {
-                    d.flatten()
-                        .filter(|e| {
-                            let n = e.file_name().to_string_lossy().into_owned();
-                            n.ends_with(".json") && !n.starts_with('.')
-                        })
-                        .count()
-                })
-                .unwrap_or(0)
-        })
-        .sum()
-}
-
 /// Waits for the trial's moment, then SIGKILLs the run. Returns whether it was still running
 /// (a kill after the run finished proves nothing and is not counted).
 fn kill_at(fx: &Fixture, child: &mut Child, out: &Path, target: Target, rng: &mut Rng) -> bool {
@@ -205,9 +182,9 @@ fn kill_at(fx: &Fixture, child: &mut Child, out: &Path, target: Target, rng: &mu
             return false;
         }
         let reached = match target {
-            Target::FilterPass => committed(out, "pass-0") >= 1,
+            Target::FilterPass => common::committed(out, "pass-0") >= 1,
             // The only barrier stages before labeling are MinHash's (band keys, clusters, index).
-            Target::MinHash => committed(out, "step-") >= 1,
+            Target::MinHash => common::committed(out, "step-") >= 1,
             Target::Label => fx.server.stats().messages_ok - answered_before >= want_answers,
         };
         if reached {

@@ -275,18 +275,8 @@ fn resumes_after_sigkill_with_identical_output() {
         .spawn()
         .unwrap();
     // wait until at least one task has committed, then SIGKILL mid-run
-    let done = out.join(".curate/done/pass-0");
     let start = Instant::now();
-    while std::fs::read_dir(&done)
-        // committed records only: a temp file is not a finished task
-        .map(|d| {
-            d.flatten()
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .count()
-        })
-        .unwrap_or(0)
-        == 0
-    {
+    while common::committed(&out, "pass-0") == 0 {
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "no task finished"

@@ -283,26 +283,6 @@ fn shuffled_split_datasets_are_identical_for_any_threads_and_task_size() {
     assert_eq!(seen, kept.len());
 }
 
-/// Completion records of stages whose name starts with `prefix`.
-fn committed(out: &Path, prefix: &str) -> usize {
-    let Ok(stages) = std::fs::read_dir(out.join(".curate/done")) else {
-        return 0;
-    };
-    stages
-        .flatten()
-        .filter(|s| s.file_name().to_string_lossy().starts_with(prefix))
-        .map(|s| {
-            std::fs::read_dir(s.path())
-                .map(|d| {
-                    d.flatten()
-                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                        .count()
-                })
-                .unwrap_or(0)
-        })
-        .sum()
-}
-
 #[test]
 fn sigkill_mid_tokenization_resumes_to_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
@@ -340,7 +320,7 @@ fn sigkill_mid_tokenization_resumes_to_the_same_bytes() {
                 .unwrap();
             let t0 = Instant::now();
             let need = if k == 0 { tasks } else { tasks + 8 };
-            while committed(&out, stage) < need && child.try_wait().unwrap().is_none() {
+            while common::committed(&out, stage) < need && child.try_wait().unwrap().is_none() {
                 assert!(t0.elapsed() < Duration::from_secs(120), "never reached");
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -71,10 +71,14 @@ impl Drop for AtomicFile {
     }
 }
 
-/// The temp file name of a commit to `name`: `.{name}.{pid}.tmp`. The one temp naming scheme
-/// of every file curate writes (see [`is_temp_name`]).
+/// The temp file name of a commit to `name`: `.{name}.{pid}-{n}.tmp`, `n` counting this
+/// process's temp files, so two threads committing the same file (two tasks fetching one shared
+/// object) never share a temp file. The one temp naming scheme of every file curate writes (see
+/// [`is_temp_name`]).
 pub fn temp_name(name: &str) -> String {
-    format!(".{name}.{}.tmp", std::process::id())
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".{name}.{}-{n}.tmp", std::process::id())
 }
 
 /// Whether a file name is a temp file of an atomic commit ([`temp_name`]): never part of a

@@ -361,6 +361,13 @@ pub fn put_bytes(url: &ObjectUrl, bytes: Vec<u8>, create_only: bool) -> Result<P
     match block_on(store.put_opts(&url.object_path(), PutPayload::from(bytes), opts)) {
         Ok(_) => Ok(Put::Written),
         Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::AlreadyExists),
+        // a PUT finds no object to miss: a 404 means the bucket is missing (the client drops
+        // the server's NoSuchBucket code)
+        Err(object_store::Error::NotFound { .. }) => Err(IoError::Remote {
+            path: url.to_path(),
+            at: Location::File,
+            message: format!("bucket `{}` does not exist (the PUT answered 404)", url.bucket),
+        }),
         Err(e) => Err(remote_error(url, Location::File, &e)),
     }
 }

@@ -149,7 +149,10 @@ pub fn acquire(root: &Path, mode: Mode, command: &str) -> Result<RunLock, Pipeli
         Mode::Shared => {
             let d = holders_dir(root);
             std::fs::create_dir_all(&d).map_err(|e| io(&d, e))?;
-            let p = d.join(format!("{}-{}.json", me.host, me.pid));
+            // one file per lock held (a process may hold more than one)
+            static HELD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = HELD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = d.join(format!("{}-{}-{n}.json", me.host, me.pid));
             std::fs::write(&p, &json).map_err(|e| io(&p, e))?;
             Some(p)
         }

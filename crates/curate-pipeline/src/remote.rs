@@ -436,7 +436,6 @@ mod tests {
             ".part-00000.parquet.123.tmp",
             "model.bin.tmp",
             ".x.tmp-9",
-            "a.tmp-12",
         ] {
             assert!(is_temp(t), "{t}");
         }

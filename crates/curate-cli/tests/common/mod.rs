@@ -259,3 +259,22 @@ pub fn assert_every_document_once(out: &Path, input_ids: &[String]) {
     assert!(lost.is_empty(), "documents lost: {lost:?}");
     assert_eq!(seen.len(), input_ids.len());
 }
+
+/// Completion records committed so far by the stages whose name starts with `stage_prefix`
+/// (`.curate/done/<run id>/<stage>/<task>.json`; a temp file is not a finished task).
+pub fn committed(out: &Path, stage_prefix: &str) -> usize {
+    let Ok(runs) = std::fs::read_dir(out.join(".curate/done")) else {
+        return 0;
+    };
+    runs.flatten()
+        .filter_map(|r| std::fs::read_dir(r.path()).ok())
+        .flat_map(|stages| stages.flatten())
+        .filter(|s| s.file_name().to_string_lossy().starts_with(stage_prefix))
+        .filter_map(|s| std::fs::read_dir(s.path()).ok())
+        .flat_map(|d| d.flatten())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".json") && !n.starts_with('.')
+        })
+        .count()
+}
