@@ -67,6 +67,8 @@ pub(crate) struct Dictionary {
     pub(crate) minn: i32,
     pub(crate) maxn: i32,
     pub(crate) bucket: u32,
+    /// Lemire's fastmod constant for `bucket` (`h % bucket` without a division).
+    bucket_m: u64,
     pub(crate) word_ngrams: i32,
     /// Rows an n-gram id can reach beyond `nwords` (for checking the input matrix's size).
     pub(crate) ngram_rows: u64,
@@ -189,6 +191,11 @@ impl Dictionary {
             minn: a.minn,
             maxn: a.maxn,
             bucket: a.bucket as u32,
+            bucket_m: if a.bucket > 0 {
+                (u64::MAX / a.bucket as u64).wrapping_add(1)
+            } else {
+                0
+            },
             word_ngrams: a.word_ngrams,
             ngram_rows,
         };
@@ -281,6 +288,14 @@ impl Dictionary {
         }
     }
 
+    /// `h % bucket` (Lemire, Kaser & Kurz, "Faster remainder by direct computation", 2019:
+    /// exact for every 32-bit `h` and divisor).
+    #[inline(always)]
+    fn bucket_of(&self, h: u32) -> u32 {
+        let low = self.bucket_m.wrapping_mul(h as u64);
+        ((low as u128 * self.bucket as u128) >> 64) as u32
+    }
+
     /// fastText's `computeSubwords` on a word already wrapped in `<` `>`: every n-gram of
     /// `minn..=maxn` characters (UTF-8 aware; not the lone `<` or `>`), hashed into buckets.
     fn char_ngrams(&self, word: &[u8], out: &mut Vec<i32>) {
@@ -304,7 +319,7 @@ impl Dictionary {
                     j += 1;
                 }
                 if n >= minn && !(n == 1 && (i == 0 || j == len)) {
-                    self.push_hash(out, (h % self.bucket) as i32);
+                    self.push_hash(out, self.bucket_of(h) as i32);
                 }
                 n += 1;
             }
@@ -398,6 +413,39 @@ impl Dictionary {
             for &hj in &hashes[i + 1..hashes.len().min(i + n)] {
                 h = h.wrapping_mul(116_049_371).wrapping_add(hj as i64 as u64);
                 self.push_hash(&mut lb.ids, (h % bucket) as i32);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fastmod_is_exact() {
+        let mut state = 3u64;
+        for bucket in [
+            1u32,
+            2,
+            3,
+            7,
+            200_000,
+            2_000_000,
+            2_000_003,
+            i32::MAX as u32,
+        ] {
+            let m = (u64::MAX / bucket as u64).wrapping_add(1);
+            let f = |h: u32| ((m.wrapping_mul(h as u64) as u128 * bucket as u128) >> 64) as u32;
+            for h in [0u32, 1, bucket - 1, bucket, u32::MAX, u32::MAX - 1] {
+                assert_eq!(f(h), h % bucket, "{h} % {bucket}");
+            }
+            for _ in 0..10_000 {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let h = (state >> 32) as u32;
+                assert_eq!(f(h), h % bucket, "{h} % {bucket}");
             }
         }
     }

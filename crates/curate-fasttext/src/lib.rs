@@ -66,7 +66,11 @@ pub struct Model {
     loss_kind: LossKind,
     dim: usize,
     labels: Vec<String>,
+    quantized: bool,
 }
+
+/// Quantized input matrices up to this many values (128 MB as `f32`) are decoded once at load.
+const DECODE_MAX_VALUES: usize = 1 << 25;
 
 /// How to predict.
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +162,17 @@ impl Model {
 
     /// Loads a model from the bytes of a `.bin` or `.ftz` file.
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, LoadError> {
+        Model::load(bytes, DECODE_MAX_VALUES)
+    }
+
+    /// As [`Model::from_bytes`], but a quantized input matrix stays quantized however small
+    /// (rows are decoded at every use, as fastText does); for tests of that path.
+    #[doc(hidden)]
+    pub fn from_bytes_undecoded(bytes: &[u8]) -> Result<Model, LoadError> {
+        Model::load(bytes, 0)
+    }
+
+    fn load(bytes: &[u8], decode_max: usize) -> Result<Model, LoadError> {
         let mut r = Reader::new(bytes);
         let magic = r.i32("the magic number")? as u32;
         if magic != MAGIC {
@@ -241,12 +256,13 @@ impl Model {
             .collect();
         Ok(Model {
             dict,
-            input,
+            input: input.decoded(decode_max),
             output,
             loss,
             loss_kind,
             dim,
             labels,
+            quantized: quant_input,
         })
     }
 
@@ -282,7 +298,7 @@ impl Model {
 
     /// Whether the input matrix is product-quantized (an `.ftz`).
     pub fn is_quantized(&self) -> bool {
-        self.input.is_quantized()
+        self.quantized
     }
 
     /// Words in the dictionary.

@@ -105,6 +105,30 @@ impl Matrix {
         })))
     }
 
+    /// A quantized matrix of at most `max_values` values decoded to a dense one, row `i` holding
+    /// `norm(i) · centroid` per value: the very products fastText adds, so sums of decoded rows
+    /// round as fastText's do. Saves the decoding on every use of a row.
+    pub(crate) fn decoded(self, max_values: usize) -> Self {
+        let Matrix::Quant(q) = self else {
+            return self;
+        };
+        if q.rows.saturating_mul(q.cols) > max_values {
+            return Matrix::Quant(q);
+        }
+        let mut data = Vec::with_capacity(q.rows * q.cols);
+        let mut row = vec![0.0f32; q.cols];
+        for i in 0..q.rows {
+            row.fill(0.0);
+            q.pq.add_code(&mut row, &q.codes, i, q.norm(i));
+            data.extend_from_slice(&row);
+        }
+        Matrix::Dense(Dense {
+            rows: q.rows,
+            cols: q.cols,
+            data,
+        })
+    }
+
     pub(crate) fn rows(&self) -> usize {
         match self {
             Matrix::Dense(d) => d.rows,
@@ -117,10 +141,6 @@ impl Matrix {
             Matrix::Dense(d) => d.cols,
             Matrix::Quant(q) => q.cols,
         }
-    }
-
-    pub(crate) fn is_quantized(&self) -> bool {
-        matches!(self, Matrix::Quant(_))
     }
 
     /// `out` = the mean of rows `ids` (fastText's `averageRowsToVector`; `ids` not empty, every

@@ -253,6 +253,8 @@ fn lid176_matches_fasttext() {
     let refs = reference(&py, &model_path, &input, dir.path());
     let model = Model::open(&model_path).unwrap();
     assert_conforms("lid.176.ftz", &compare(&model, &docs, &refs));
+    let raw = Model::from_bytes_undecoded(curate_fasttext::LID176_FTZ).unwrap();
+    assert_conforms("lid.176.ftz (undecoded)", &compare(&raw, &docs, &refs));
 }
 
 #[test]
@@ -292,5 +294,10 @@ fn trained_models_match_fasttext() {
         assert_eq!(model.is_quantized(), quantized, "{file}");
         let refs = reference(&py, &path, &test_input, dir.path());
         assert_conforms(file, &compare(&model, &docs, &refs));
+        if quantized {
+            // the same with rows decoded at every use instead of once at load
+            let raw = Model::from_bytes_undecoded(&std::fs::read(&path).unwrap()).unwrap();
+            assert_conforms(&format!("{file} (undecoded)"), &compare(&raw, &docs, &refs));
+        }
     }
 }

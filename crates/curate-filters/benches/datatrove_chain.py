@@ -26,11 +26,11 @@ from datatrove.pipeline.writers import ParquetWriter
 inp, out = sys.argv[1], sys.argv[2]
 language = []
 if len(sys.argv) > 4 and sys.argv[3] == "--lid":
-    from fasttext.FastText import _FastText
+    import datatrove.utils.lid
 
-    lf = LanguageFilter(languages=["en"], language_threshold=0.65)
-    lf.model._model = _FastText(sys.argv[4])
-    language = [lf]
+    # the model file instead of datatrove's download of lid.176.bin (loaded lazily, as usual)
+    datatrove.utils.lid.cached_asset_path_or_download = lambda *a, **k: sys.argv[4]
+    language = [LanguageFilter(languages=["en"], language_threshold=0.65)]
 text_bytes = sum(
     sum(len(t.encode()) for t in pq.read_table(os.path.join(inp, f), columns=["text"]).column("text").to_pylist())
     for f in sorted(os.listdir(inp))
