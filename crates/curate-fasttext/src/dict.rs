@@ -187,7 +187,7 @@ impl Dictionary {
             subwords: Vec::new(),
             sub_start: Vec::new(),
             pruneidx_size,
-            prune: PruneMap::new(&pairs),
+            prune: PruneMap::new(&pairs, a.bucket as u32),
             minn: a.minn,
             maxn: a.maxn,
             bucket: a.bucket as u32,
@@ -451,26 +451,37 @@ mod tests {
     }
 }
 
-/// The pruned-bucket map of a quantized model (bucket → row), open addressing.
+/// The pruned-bucket map of a quantized model (bucket → row), open addressing, behind a
+/// bitmap of the kept buckets (one bit per bucket: most n-grams of a pruned model fall in
+/// dropped buckets, and the bitmap answers those from cache).
 #[derive(Debug)]
 struct PruneMap {
     slots: Vec<(i32, i32)>,
     mask: usize,
+    kept: Vec<u64>,
 }
 
 impl PruneMap {
-    fn new(pairs: &[(i32, i32)]) -> Self {
+    fn new(pairs: &[(i32, i32)], bucket: u32) -> Self {
         if pairs.is_empty() {
             return PruneMap {
                 slots: Vec::new(),
                 mask: 0,
+                kept: Vec::new(),
             };
         }
         let cap = (pairs.len() * 2).next_power_of_two();
         let mut m = PruneMap {
             slots: vec![(-1, 0); cap],
             mask: cap - 1,
+            kept: vec![0; (bucket as usize).div_ceil(64)],
         };
+        for &(k, _) in pairs {
+            // (a key ≥ bucket can never be looked up)
+            if let Some(w) = m.kept.get_mut(k as usize / 64) {
+                *w |= 1 << (k % 64);
+            }
+        }
         for &(k, v) in pairs {
             let mut i = Self::start(k, m.mask);
             // a repeated key keeps its last value, as std::unordered_map's `[]=` does
@@ -489,8 +500,9 @@ impl PruneMap {
 
     #[inline]
     fn get(&self, k: i32) -> Option<i32> {
-        if self.slots.is_empty() {
-            return None;
+        match self.kept.get(k as usize / 64) {
+            Some(w) if w >> (k % 64) & 1 == 1 => {}
+            _ => return None,
         }
         let mut i = Self::start(k, self.mask);
         loop {
