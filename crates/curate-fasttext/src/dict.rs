@@ -279,9 +279,8 @@ impl Dictionary {
             return;
         }
         if self.pruneidx_size > 0 {
-            match self.prune.get(id) {
-                Some(row) => out.push(self.nwords + row),
-                None => {}
+            if let Some(row) = self.prune.get(id) {
+                out.push(self.nwords + row);
             }
         } else {
             out.push(self.nwords + id);
