@@ -52,7 +52,7 @@ fn corpus_docs(max: usize, stride: usize, offset: usize, max_chars: usize) -> Ve
                 .map(|c| c.as_string::<i32>().clone());
             for i in 0..b.num_rows() {
                 row += 1;
-                if (row + offset) % stride != 0 || text.is_null(i) {
+                if !(row + offset).is_multiple_of(stride) || text.is_null(i) {
                     continue;
                 }
                 let mut t = text.value(i);

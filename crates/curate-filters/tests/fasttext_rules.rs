@@ -46,7 +46,7 @@ fn docs(max: usize, stride: usize, offset: usize) -> Vec<Doc> {
             let lang = b.column_by_name("language").unwrap().as_string::<i32>();
             for i in 0..b.num_rows() {
                 row += 1;
-                if (row + offset) % stride != 0 || text.is_null(i) {
+                if !(row + offset).is_multiple_of(stride) || text.is_null(i) {
                     continue;
                 }
                 let lang = if lang.is_null(i) {
