@@ -419,8 +419,6 @@ impl Dictionary {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn fastmod_is_exact() {
         let mut state = 3u64;
