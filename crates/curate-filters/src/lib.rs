@@ -16,7 +16,8 @@
 //! | `c4_badwords` | [`c4_badwords`] | LDNOOBW bad-words lists (shipped) |
 //! | `c4_quality` | [`c4_quality`] | C4's line and document rules, rewriting the text |
 //! | `fineweb_quality` | [`fineweb_quality`] | FineWeb's line rules |
-//! | `language` | [`language`] | language ID (embedded model), `language` / `language_score` columns |
+//! | `language` | [`language`] | language ID (fastText lid.176 built in, or whatlang), `language` / `language_score` columns |
+//! | `fasttext_classifier` | [`fasttext_classifier`] | any fastText classifier's label score as a column, kept above a threshold |
 //! | `pii` | [`pii`] | email and IP redaction |
 //! | `regex` | [`regex_filter`] | drop documents or remove lines matching patterns |
 //! | `url_filter` | [`url_filter`] | domain, URL and word block lists |
@@ -24,6 +25,8 @@
 pub mod c4_badwords;
 pub mod c4_quality;
 mod datatrove_tables;
+pub mod fasttext_classifier;
+mod fasttext_model;
 pub mod filter;
 pub mod fineweb_quality;
 pub mod gopher_quality;

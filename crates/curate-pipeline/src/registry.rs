@@ -92,6 +92,7 @@ registry! {
     UrlFilter => curate_filters::url_filter::UrlFilterConfig,
     Pii => curate_filters::pii::PiiConfig,
     Regex => curate_filters::regex_filter::RegexConfig,
+    FasttextClassifier => curate_filters::fasttext_classifier::FastTextClassifierConfig,
     Sample => curate_label::sample::SampleConfig,
     Label => curate_label::label::LabelConfig,
     Train => curate_quality::train::TrainConfig,

@@ -1,0 +1,516 @@
+//! The dictionary: words and labels, and how a line of text becomes input-matrix rows exactly as
+//! fastText's `Dictionary::getLine` makes them (whitespace tokens, an end-of-sentence token,
+//! each word's id and character n-grams, word n-grams, all hashed into `bucket` rows).
+
+use crate::error::LoadError;
+use crate::read::Reader;
+
+/// The end-of-sentence token fastText adds at a newline.
+pub const EOS: &[u8] = b"</s>";
+/// The prefix that makes a token a label.
+pub const LABEL_PREFIX: &[u8] = b"__label__";
+
+/// fastText's string hash: 32-bit FNV-1a over the bytes taken as *signed* chars.
+#[inline]
+pub fn hash(bytes: &[u8]) -> u32 {
+    let mut h = FNV_OFFSET;
+    for &b in bytes {
+        h = fnv_step(h, b);
+    }
+    h
+}
+
+const FNV_OFFSET: u32 = 2_166_136_261;
+
+#[inline(always)]
+fn fnv_step(h: u32, b: u8) -> u32 {
+    // `uint32_t(int8_t(c))`: bytes ≥ 0x80 are sign-extended.
+    (h ^ (b as i8 as i32 as u32)).wrapping_mul(16_777_619)
+}
+
+/// fastText's token separators (`Dictionary::readWord`).
+#[inline(always)]
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c | 0)
+}
+
+/// How a newline in the text is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Newline {
+    /// As fastText reads a line: the first newline ends the text (what follows is not read).
+    EndsLine,
+    /// As a space (what datatrove's `text.replace("\n", " ")` does before predicting).
+    Space,
+}
+
+/// Word and label entries, the lookup table and each word's precomputed subword rows.
+#[derive(Debug)]
+pub(crate) struct Dictionary {
+    /// Every entry's bytes, concatenated.
+    arena: Vec<u8>,
+    /// (start, end) of each entry in `arena`; words first, then labels.
+    spans: Vec<(u32, u32)>,
+    pub(crate) nwords: i32,
+    pub(crate) nlabels: i32,
+    /// Label counts in label order (the Huffman tree of hierarchical softmax is built on them).
+    pub(crate) label_counts: Vec<i64>,
+    /// Open-addressing table: (hash, entry id), id −1 = empty.
+    table: Vec<(u32, i32)>,
+    table_mask: usize,
+    /// Input rows of word `i`: `subwords[sub_start[i]..sub_start[i + 1]]` (the word's own id,
+    /// then its character n-grams, as `Dictionary::initNgrams`).
+    subwords: Vec<i32>,
+    sub_start: Vec<u32>,
+    /// `pruneidx_size` from the file: −1 not pruned, 0 no n-gram rows, > 0 the rows in `prune`.
+    pruneidx_size: i64,
+    prune: PruneMap,
+    pub(crate) minn: i32,
+    pub(crate) maxn: i32,
+    pub(crate) bucket: u32,
+    /// Lemire's fastmod constant for `bucket` (`h % bucket` without a division).
+    bucket_m: u64,
+    pub(crate) word_ngrams: i32,
+    /// Rows an n-gram id can reach beyond `nwords` (for checking the input matrix's size).
+    pub(crate) ngram_rows: u64,
+}
+
+/// Per-thread buffers for turning a line into rows.
+#[derive(Debug, Default)]
+pub(crate) struct LineBuf {
+    pub(crate) ids: Vec<i32>,
+    hashes: Vec<i32>,
+    word: Vec<u8>,
+}
+
+pub(crate) struct DictArgs {
+    pub minn: i32,
+    pub maxn: i32,
+    pub bucket: i32,
+    pub word_ngrams: i32,
+}
+
+impl Dictionary {
+    pub(crate) fn load(r: &mut Reader<'_>, a: &DictArgs) -> Result<Self, LoadError> {
+        let size = r.i32("dictionary size")?;
+        let nwords = r.i32("dictionary word count")?;
+        let nlabels = r.i32("dictionary label count")?;
+        let _ntokens = r.i64("dictionary token count")?;
+        let pruneidx_size = r.i64("dictionary pruneidx size")?;
+        if size < 0 || nwords < 0 || nlabels < 0 || nwords as i64 + nlabels as i64 != size as i64 {
+            return Err(LoadError::invalid(
+                "dictionary",
+                format!("{size} entries is not {nwords} words + {nlabels} labels"),
+            ));
+        }
+        if nlabels == 0 {
+            return Err(LoadError::invalid("dictionary", "no labels"));
+        }
+        // every entry takes at least 10 bytes (NUL, count, type)
+        r.expect(size as u128 * 10, "dictionary entries")?;
+        let mut arena = Vec::new();
+        let mut spans = Vec::with_capacity(size as usize);
+        let mut label_counts = Vec::with_capacity(nlabels as usize);
+        for i in 0..size {
+            let w = r.cstr("dictionary entry")?;
+            let count = r.i64("dictionary entry count")?;
+            let ty = r.u8("dictionary entry type")?;
+            let want = u8::from(i >= nwords);
+            if ty != want {
+                return Err(LoadError::invalid(
+                    "dictionary entry type",
+                    format!(
+                        "entry {i} ({:?}) has type {ty}; words (0) come first, then labels (1)",
+                        String::from_utf8_lossy(w)
+                    ),
+                ));
+            }
+            if ty == 1 {
+                label_counts.push(count);
+            }
+            let start = arena.len() as u32;
+            arena.extend_from_slice(w);
+            spans.push((start, arena.len() as u32));
+        }
+        if pruneidx_size < -1 {
+            return Err(LoadError::invalid(
+                "dictionary pruneidx size",
+                format!("{pruneidx_size}"),
+            ));
+        }
+        r.expect(
+            pruneidx_size.max(0) as u128 * 8,
+            "dictionary pruneidx entries",
+        )?;
+        let mut pairs = Vec::with_capacity(pruneidx_size.max(0) as usize);
+        let mut max_row = -1i64;
+        for _ in 0..pruneidx_size.max(0) {
+            let from = r.i32("dictionary pruneidx entry")?;
+            let to = r.i32("dictionary pruneidx entry")?;
+            if from < 0 || to < 0 {
+                return Err(LoadError::invalid(
+                    "dictionary pruneidx entry",
+                    format!("{from} → {to}"),
+                ));
+            }
+            max_row = max_row.max(to as i64);
+            pairs.push((from, to));
+        }
+        if a.bucket < 0 || a.minn < 0 || a.maxn < 0 || a.word_ngrams < 0 {
+            return Err(LoadError::invalid(
+                "arguments",
+                format!(
+                    "bucket {}, minn {}, maxn {}, wordNgrams {}",
+                    a.bucket, a.minn, a.maxn, a.word_ngrams
+                ),
+            ));
+        }
+        let hashes_ngrams = a.maxn > 0 || a.word_ngrams > 1;
+        if a.bucket == 0 && hashes_ngrams {
+            return Err(LoadError::invalid(
+                "arguments",
+                "bucket is 0 but the model uses character or word n-grams",
+            ));
+        }
+        let ngram_rows = match pruneidx_size {
+            -1 if hashes_ngrams => a.bucket as u64,
+            -1 | 0 => 0,
+            _ => (max_row + 1) as u64,
+        };
+        let mut d = Dictionary {
+            arena,
+            spans,
+            nwords,
+            nlabels,
+            label_counts,
+            table: Vec::new(),
+            table_mask: 0,
+            subwords: Vec::new(),
+            sub_start: Vec::new(),
+            pruneidx_size,
+            prune: PruneMap::new(&pairs, a.bucket as u32),
+            minn: a.minn,
+            maxn: a.maxn,
+            bucket: a.bucket as u32,
+            bucket_m: if a.bucket > 0 {
+                (u64::MAX / a.bucket as u64).wrapping_add(1)
+            } else {
+                0
+            },
+            word_ngrams: a.word_ngrams,
+            ngram_rows,
+        };
+        d.build_table();
+        d.build_subwords();
+        Ok(d)
+    }
+
+    fn build_table(&mut self) {
+        let cap = (self.spans.len() * 2).next_power_of_two().max(16);
+        self.table = vec![(0, -1); cap];
+        self.table_mask = cap - 1;
+        for id in 0..self.spans.len() {
+            let w = self.entry(id as i32);
+            let h = hash(w);
+            // A repeated entry maps to its last occurrence, as fastText's table does.
+            let slot = self.slot(w, h);
+            self.table[slot] = (h, id as i32);
+        }
+    }
+
+    fn build_subwords(&mut self) {
+        let mut subwords = Vec::new();
+        let mut sub_start = Vec::with_capacity(self.nwords as usize + 1);
+        let mut word = Vec::new();
+        for id in 0..self.nwords {
+            sub_start.push(subwords.len() as u32);
+            subwords.push(id);
+            let w = self.entry(id);
+            if w != EOS {
+                word.clear();
+                word.push(b'<');
+                word.extend_from_slice(w);
+                word.push(b'>');
+                self.char_ngrams(&word, &mut subwords);
+            }
+        }
+        sub_start.push(subwords.len() as u32);
+        self.subwords = subwords;
+        self.sub_start = sub_start;
+    }
+
+    /// Whether the n-gram rows were pruned (a quantized model's dictionary).
+    pub(crate) fn is_pruned(&self) -> bool {
+        self.pruneidx_size >= 0
+    }
+
+    /// The bytes of entry `id`.
+    pub(crate) fn entry(&self, id: i32) -> &[u8] {
+        let (s, e) = self.spans[id as usize];
+        &self.arena[s as usize..e as usize]
+    }
+
+    /// Label `i` (with its prefix, e.g. `__label__en`).
+    pub(crate) fn label(&self, i: usize) -> &[u8] {
+        self.entry(self.nwords + i as i32)
+    }
+
+    #[inline]
+    fn slot(&self, w: &[u8], h: u32) -> usize {
+        let mut i = (h.wrapping_mul(0x9E37_79B1) as usize) & self.table_mask;
+        loop {
+            let (eh, id) = self.table[i];
+            if id < 0 || (eh == h && self.entry(id) == w) {
+                return i;
+            }
+            i = (i + 1) & self.table_mask;
+        }
+    }
+
+    /// The entry id of `w` (hash `h`), or −1.
+    #[inline]
+    pub(crate) fn find(&self, w: &[u8], h: u32) -> i32 {
+        self.table[self.slot(w, h)].1
+    }
+
+    /// fastText's `pushHash`: n-gram bucket `id` → its input row, if the model kept it.
+    #[inline]
+    fn push_hash(&self, out: &mut Vec<i32>, id: i32) {
+        if self.pruneidx_size == 0 || id < 0 {
+            return;
+        }
+        if self.pruneidx_size > 0 {
+            if let Some(row) = self.prune.get(id) {
+                out.push(self.nwords + row);
+            }
+        } else {
+            out.push(self.nwords + id);
+        }
+    }
+
+    /// `h % bucket` (Lemire, Kaser & Kurz, "Faster remainder by direct computation", 2019:
+    /// exact for every 32-bit `h` and divisor).
+    #[inline(always)]
+    fn bucket_of(&self, h: u32) -> u32 {
+        let low = self.bucket_m.wrapping_mul(h as u64);
+        ((low as u128 * self.bucket as u128) >> 64) as u32
+    }
+
+    /// fastText's `computeSubwords` on a word already wrapped in `<` `>`: every n-gram of
+    /// `minn..=maxn` characters (UTF-8 aware; not the lone `<` or `>`), hashed into buckets.
+    fn char_ngrams(&self, word: &[u8], out: &mut Vec<i32>) {
+        let (minn, maxn) = (self.minn as usize, self.maxn as usize);
+        if maxn == 0 {
+            return;
+        }
+        let len = word.len();
+        for i in 0..len {
+            if word[i] & 0xC0 == 0x80 {
+                continue;
+            }
+            let mut h = FNV_OFFSET;
+            let mut j = i;
+            let mut n = 1;
+            while j < len && n <= maxn {
+                h = fnv_step(h, word[j]);
+                j += 1;
+                while j < len && word[j] & 0xC0 == 0x80 {
+                    h = fnv_step(h, word[j]);
+                    j += 1;
+                }
+                if n >= minn && !(n == 1 && (i == 0 || j == len)) {
+                    self.push_hash(out, self.bucket_of(h) as i32);
+                }
+                n += 1;
+            }
+        }
+    }
+
+    /// One token of a line (fastText's `getLine` body). Returns false at an end-of-sentence
+    /// token, after which fastText reads no further.
+    #[inline]
+    fn token(&self, tok: &[u8], lb: &mut LineBuf) -> bool {
+        let h = hash(tok);
+        let wid = self.find(tok, h);
+        if wid >= 0 {
+            if wid < self.nwords {
+                if self.maxn <= 0 {
+                    lb.ids.push(wid);
+                } else {
+                    let (s, e) = (
+                        self.sub_start[wid as usize],
+                        self.sub_start[wid as usize + 1],
+                    );
+                    lb.ids
+                        .extend_from_slice(&self.subwords[s as usize..e as usize]);
+                }
+                lb.hashes.push(h as i32);
+            }
+        } else if !tok.starts_with(LABEL_PREFIX) {
+            if tok != EOS {
+                lb.word.clear();
+                lb.word.push(b'<');
+                lb.word.extend_from_slice(tok);
+                lb.word.push(b'>');
+                self.char_ngrams(&lb.word, &mut lb.ids);
+            }
+            lb.hashes.push(h as i32);
+        }
+        tok != EOS
+    }
+
+    /// The input rows of one line of text, as fastText's `predict` computes them for `text`
+    /// followed by a newline: whitespace-separated tokens, then `</s>`; reading stops after a
+    /// `</s>` token (a literal one in the text included). Leaves them in `lb.ids`.
+    pub(crate) fn line(&self, text: &[u8], newline: Newline, lb: &mut LineBuf) {
+        lb.ids.clear();
+        lb.hashes.clear();
+        let mut start = None;
+        let mut i = 0;
+        let n = text.len();
+        let mut open = true;
+        while i < n {
+            let b = text[i];
+            if is_space(b) {
+                if let Some(s) = start.take()
+                    && !self.token(&text[s..i], lb)
+                {
+                    open = false;
+                    break;
+                }
+                if b == b'\n' && newline == Newline::EndsLine {
+                    break;
+                }
+            } else if start.is_none() {
+                start = Some(i);
+            }
+            i += 1;
+        }
+        if open
+            && let Some(s) = start
+            && i == n
+            && !self.token(&text[s..], lb)
+        {
+            open = false;
+        }
+        if open {
+            self.token(EOS, lb);
+        }
+        self.word_ngrams(lb);
+    }
+
+    /// fastText's `addWordNgrams`: hashes of runs of 2..=wordNgrams consecutive words.
+    fn word_ngrams(&self, lb: &mut LineBuf) {
+        let n = self.word_ngrams as usize;
+        if n <= 1 {
+            return;
+        }
+        let bucket = self.bucket as u64;
+        let hashes = &lb.hashes;
+        for i in 0..hashes.len() {
+            // `uint64_t h = hashes[i]` on an int32: sign-extended.
+            let mut h = hashes[i] as i64 as u64;
+            for &hj in &hashes[i + 1..hashes.len().min(i + n)] {
+                h = h.wrapping_mul(116_049_371).wrapping_add(hj as i64 as u64);
+                self.push_hash(&mut lb.ids, (h % bucket) as i32);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fastmod_is_exact() {
+        let mut state = 3u64;
+        for bucket in [
+            1u32,
+            2,
+            3,
+            7,
+            200_000,
+            2_000_000,
+            2_000_003,
+            i32::MAX as u32,
+        ] {
+            let m = (u64::MAX / bucket as u64).wrapping_add(1);
+            let f = |h: u32| ((m.wrapping_mul(h as u64) as u128 * bucket as u128) >> 64) as u32;
+            for h in [0u32, 1, bucket - 1, bucket, u32::MAX, u32::MAX - 1] {
+                assert_eq!(f(h), h % bucket, "{h} % {bucket}");
+            }
+            for _ in 0..10_000 {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let h = (state >> 32) as u32;
+                assert_eq!(f(h), h % bucket, "{h} % {bucket}");
+            }
+        }
+    }
+}
+
+/// The pruned-bucket map of a quantized model (bucket → row), open addressing, behind a
+/// bitmap of the kept buckets (one bit per bucket: most n-grams of a pruned model fall in
+/// dropped buckets, and the bitmap answers those from cache).
+#[derive(Debug)]
+struct PruneMap {
+    slots: Vec<(i32, i32)>,
+    mask: usize,
+    kept: Vec<u64>,
+}
+
+impl PruneMap {
+    fn new(pairs: &[(i32, i32)], bucket: u32) -> Self {
+        if pairs.is_empty() {
+            return PruneMap {
+                slots: Vec::new(),
+                mask: 0,
+                kept: Vec::new(),
+            };
+        }
+        let cap = (pairs.len() * 2).next_power_of_two();
+        let mut m = PruneMap {
+            slots: vec![(-1, 0); cap],
+            mask: cap - 1,
+            kept: vec![0; (bucket as usize).div_ceil(64)],
+        };
+        for &(k, _) in pairs {
+            // (a key ≥ bucket can never be looked up)
+            if let Some(w) = m.kept.get_mut(k as usize / 64) {
+                *w |= 1 << (k % 64);
+            }
+        }
+        for &(k, v) in pairs {
+            let mut i = Self::start(k, m.mask);
+            // a repeated key keeps its last value, as std::unordered_map's `[]=` does
+            while m.slots[i].0 >= 0 && m.slots[i].0 != k {
+                i = (i + 1) & m.mask;
+            }
+            m.slots[i] = (k, v);
+        }
+        m
+    }
+
+    #[inline]
+    fn start(k: i32, mask: usize) -> usize {
+        ((k as u32).wrapping_mul(0x9E37_79B1) as usize ^ (k as usize >> 16)) & mask
+    }
+
+    #[inline]
+    fn get(&self, k: i32) -> Option<i32> {
+        match self.kept.get(k as usize / 64) {
+            Some(w) if w >> (k % 64) & 1 == 1 => {}
+            _ => return None,
+        }
+        let mut i = Self::start(k, self.mask);
+        loop {
+            let (sk, v) = self.slots[i];
+            if sk == k {
+                return Some(v);
+            }
+            if sk < 0 {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
