@@ -550,14 +550,20 @@ fn snapshot_diff_counts_documents_not_distinct_ids() {
     ]));
     // A: 60 documents sharing 6 ids; B: the 6 ids once each
     let snap = |name: &str, n: usize| {
-        let texts: Vec<String> = (0..n).map(|i| format!("document number {i} here")).collect();
+        let texts: Vec<String> = (0..n)
+            .map(|i| format!("document number {i} here"))
+            .collect();
         let ids: Vec<String> = (0..n).map(|i| format!("id-{}", i % 6)).collect();
         let cols: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(texts)),
             Arc::new(StringArray::from(ids)),
         ];
         let input = tmp.path().join(format!("{name}.parquet"));
-        write_batch(&input, RecordBatch::try_new(schema.clone(), cols).unwrap(), 100);
+        write_batch(
+            &input,
+            RecordBatch::try_new(schema.clone(), cols).unwrap(),
+            100,
+        );
         let cfg = write_config(
             tmp.path(),
             &format!("{name}.toml"),
@@ -567,22 +573,22 @@ fn snapshot_diff_counts_documents_not_distinct_ids() {
             ),
         );
         let out = tmp.path().join(name);
-        run_ok(&[
-            "run",
-            "-q",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ]);
+        run_config_ok(&cfg, &out);
         out
     };
     let (a, b) = (snap("a", 60), snap("b", 6));
     let d = diff_json(&a, &b);
     let docs = &d["documents"];
-    assert_eq!((docs["in_a"].as_u64(), docs["in_b"].as_u64()), (Some(60), Some(6)), "{d:#}");
+    assert_eq!(
+        (docs["in_a"].as_u64(), docs["in_b"].as_u64()),
+        (Some(60), Some(6)),
+        "{d:#}"
+    );
     assert_eq!(docs["distinct_a"], 6);
-    assert_eq!((docs["common"].as_u64(), docs["removed"].as_u64()), (Some(6), Some(54)));
+    assert_eq!(
+        (docs["common"].as_u64(), docs["removed"].as_u64()),
+        (Some(6), Some(54))
+    );
     assert_eq!(docs["added"], 0);
     let human = String::from_utf8_lossy(
         &run(&["snapshot", "diff", a.to_str().unwrap(), b.to_str().unwrap()]).stdout,

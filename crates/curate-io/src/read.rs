@@ -263,15 +263,10 @@ impl<'a> ParquetShare<'a> {
             None => Some(File::open(path).map_err(|e| IoError::os(path, e))?),
         };
         let mask = spec.columns.as_ref().map(|cols| {
-            let idx: Vec<usize> = file
-                .schema
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| cols.iter().any(|c| c == f.name()))
-                .map(|(i, _)| i)
-                .collect();
-            ProjectionMask::roots(meta.metadata().file_metadata().schema_descr(), idx)
+            ProjectionMask::roots(
+                meta.metadata().file_metadata().schema_descr(),
+                column_indices(&file.schema, cols),
+            )
         });
         Ok(ParquetShare {
             file,
@@ -431,6 +426,17 @@ fn read_parquet<E>(
         first_row += file.row_groups[rg].rows;
     }
     Ok(())
+}
+
+/// The indices of `schema`'s fields named in `cols`, in schema order.
+fn column_indices(schema: &Schema, cols: &[String]) -> Vec<usize> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| cols.iter().any(|c| c == f.name()))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Casts the text column to Utf8 if it is LargeUtf8 or Utf8View.
@@ -1032,18 +1038,9 @@ impl<'a> JsonlRead<'a> {
         let b = normalize_text(self.path(), b, &self.spec.text_column)?;
         match &self.spec.columns {
             None => Ok(b),
-            Some(cols) => {
-                let idx: Vec<usize> = b
-                    .schema()
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| cols.iter().any(|c| c == f.name()))
-                    .map(|(i, _)| i)
-                    .collect();
-                b.project(&idx)
-                    .map_err(|e| IoError::format(self.path(), Location::File, e))
-            }
+            Some(cols) => b
+                .project(&column_indices(&b.schema(), cols))
+                .map_err(|e| IoError::format(self.path(), Location::File, e)),
         }
     }
 }

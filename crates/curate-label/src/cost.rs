@@ -369,26 +369,21 @@ mod tests {
         let counted = 1000 + 333;
         let (ci, cu) = worst_case_counted(&p, counted, 256, true, true);
         assert!(ci < bi && cu < bu, "{ci} {cu} vs {bi} {bu}");
-        // the most such a request can cost: every counted token a 1 h cache write, all output
-        let most = Usage {
+        // the most such a request can cost: every counted token a cache write of the TTL it
+        // asks for, all output
+        let most = |ttl_1h: bool| Usage {
             cache_creation_input_tokens: counted,
-            cache_write_1h: counted,
+            cache_write_1h: if ttl_1h { counted } else { 0 },
+            cache_write_5m: if ttl_1h { 0 } else { counted },
             output_tokens: 256,
             ..Default::default()
         };
-        assert!(cost(&p, &most, true) < cu);
+        assert!(cost(&p, &most(true), true) < cu);
         assert!(cu < 0.01, "a $0.01 budget buys such a request: {cu}");
         assert!(bu > 0.01, "the byte bound alone does not fit: {bu}");
-        // a 5-minute cache write is the most a request asking for one can bill
         let (_, c5) = worst_case_counted(&p, counted, 256, true, false);
         assert!(c5 < cu);
-        let most5 = Usage {
-            cache_creation_input_tokens: counted,
-            cache_write_5m: counted,
-            output_tokens: 256,
-            ..Default::default()
-        };
-        assert!(cost(&p, &most5, true) < c5);
+        assert!(cost(&p, &most(false), true) < c5);
     }
 
     #[test]
