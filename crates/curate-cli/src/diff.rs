@@ -162,6 +162,29 @@ fn print_human(d: &Diff, a: &Path, b: &Path) {
         int(docs.added),
         int(docs.removed)
     );
+    if docs.keys_repeat() {
+        let side = |n: &str, docs_n: u64, distinct: u64, unkeyed: u64| {
+            let keyed = docs_n - unkeyed;
+            if distinct < keyed {
+                outln!(
+                    "  note: keys are not unique in {n}: {} documents share {} distinct keys; \
+                     a key's documents are matched in file order, as many as both sides have",
+                    int(keyed),
+                    int(distinct)
+                );
+            }
+        };
+        side("A", docs.in_a, docs.distinct_a, docs.unkeyed_a);
+        side("B", docs.in_b, docs.distinct_b, docs.unkeyed_b);
+    }
+    for (n, unkeyed) in [("A", docs.unkeyed_a), ("B", docs.unkeyed_b)] {
+        if unkeyed > 0 {
+            outln!(
+                "  note: {} document(s) of {n} have no key (null) and are not matched",
+                int(unkeyed)
+            );
+        }
+    }
     for e in &docs.added_examples {
         outln!("  + {e}");
     }

@@ -160,6 +160,69 @@ fn non_utf8_and_bad_json_lines_name_the_line() {
 }
 
 #[test]
+fn jsonl_errors_name_the_real_line_and_the_decompressor_and_a_bom_is_accepted() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = |n: usize, bad: Option<(usize, &str)>| {
+        let mut s = String::new();
+        for i in 1..=n {
+            match bad {
+                Some((at, line)) if at == i => s.push_str(line),
+                _ => s.push_str(&format!(
+                    "{{\"text\": \"document {i} has words\", \"n\": {i}}}"
+                )),
+            }
+            s.push('\n');
+        }
+        s
+    };
+    // a wrong-typed field past the lines the schema is inferred from, in the middle of a
+    // 256-line batch: named at its own line (not at the batch's last, 1280)
+    let p = tmp.path().join("typed.jsonl");
+    std::fs::write(
+        &p,
+        lines(1300, Some((1101, "{\"text\": \"x\", \"n\": \"seven\"}"))),
+    )
+    .unwrap();
+    let err = run_on(tmp.path(), &p, "");
+    assert!(err.contains("typed.jsonl, line 1101: "), "{err}");
+    assert!(!err.contains("line 1280"), "{err}");
+
+    // a corrupt .zst names the decompressor, not the JSON
+    let mut e = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    e.include_checksum(true).unwrap();
+    e.write_all(lines(3000, None).as_bytes()).unwrap();
+    let mut z = e.finish().unwrap();
+    let m = z.len() / 10;
+    for x in &mut z[m..m + 64] {
+        *x ^= 0x5A;
+    }
+    let p = tmp.path().join("corrupt.jsonl.zst");
+    std::fs::write(&p, &z).unwrap();
+    let err = run_on(tmp.path(), &p, "");
+    assert!(err.contains("corrupt.jsonl.zst, line "), "{err}");
+    assert!(err.contains(": zstd: "), "{err}");
+    assert!(!err.contains("not valid JSON"), "{err}");
+
+    // a UTF-8 byte order mark at the start is accepted
+    let p = tmp.path().join("bom.jsonl");
+    std::fs::write(&p, format!("\u{feff}{}", lines(20, None))).unwrap();
+    let cfg = one_step_config(tmp.path(), &p, "");
+    let out = tmp.path().join("bom-out");
+    run_config_ok(&cfg, &out);
+    assert_eq!(manifest(&out)["totals"]["input_rows"], 20);
+}
+
+#[test]
+fn a_regex_that_matches_every_document_is_a_config_problem() {
+    let err = validate(
+        "[input]\npaths = \"x.parquet\"\n[[steps]]\ntype = \"regex\"\npatterns = [\"spam\", \"\"]\n",
+    );
+    assert!(err.contains("patterns[1]"), "{err}");
+    assert!(err.contains("matches every document"), "{err}");
+}
+
+#[test]
 fn empty_and_unreadable_paths() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("empty.parquet");

@@ -542,6 +542,73 @@ fn snapshot_diff_of_identical_and_of_differing_snapshots() {
 }
 
 #[test]
+fn snapshot_diff_counts_documents_not_distinct_ids() {
+    use arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("text", DataType::Utf8, false),
+        Field::new("id", DataType::Utf8, false),
+    ]));
+    // A: 60 documents sharing 6 ids; B: the 6 ids once each
+    let snap = |name: &str, n: usize| {
+        let texts: Vec<String> = (0..n)
+            .map(|i| format!("document number {i} here"))
+            .collect();
+        let ids: Vec<String> = (0..n).map(|i| format!("id-{}", i % 6)).collect();
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(texts)),
+            Arc::new(StringArray::from(ids)),
+        ];
+        let input = tmp.path().join(format!("{name}.parquet"));
+        write_batch(
+            &input,
+            RecordBatch::try_new(schema.clone(), cols).unwrap(),
+            100,
+        );
+        let cfg = write_config(
+            tmp.path(),
+            &format!("{name}.toml"),
+            &format!(
+                "[input]\npaths = [{}]\nid_column = \"id\"\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+                q(&input)
+            ),
+        );
+        let out = tmp.path().join(name);
+        run_config_ok(&cfg, &out);
+        out
+    };
+    let (a, b) = (snap("a", 60), snap("b", 6));
+    let d = diff_json(&a, &b);
+    let docs = &d["documents"];
+    assert_eq!(
+        (docs["in_a"].as_u64(), docs["in_b"].as_u64()),
+        (Some(60), Some(6)),
+        "{d:#}"
+    );
+    assert_eq!(docs["distinct_a"], 6);
+    assert_eq!(
+        (docs["common"].as_u64(), docs["removed"].as_u64()),
+        (Some(6), Some(54))
+    );
+    assert_eq!(docs["added"], 0);
+    let human = String::from_utf8_lossy(
+        &run(&["snapshot", "diff", a.to_str().unwrap(), b.to_str().unwrap()]).stdout,
+    )
+    .into_owned();
+    assert!(
+        human.contains("60 in A, 6 in B, 6 in both, +0 added, −54 removed"),
+        "{human}"
+    );
+    assert!(
+        human.contains("keys are not unique in A: 60 documents share 6 distinct keys"),
+        "{human}"
+    );
+    assert!(!human.contains("not unique in B"), "{human}");
+}
+
+#[test]
 fn stats_prints_the_manifest_counters_as_text_and_json() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("qs");

@@ -27,6 +27,10 @@ use crate::words::{
 /// spaCy's sentencizer over blank-English tokens. Only `split_paragraph = true` (datatrove's
 /// default) is supported.
 ///
+/// Every document is decided whole. A document longer than 1 MiB
+/// ([`crate::filter::PREFIX_BYTES`]) has its sentences counted line by line instead of from a
+/// word list of the whole text (same counts, memory bounded by the longest line).
+///
 /// Example:
 ///
 /// ```toml
@@ -152,7 +156,7 @@ impl StepSpec for C4QualityConfig {
     }
 
     fn build(&self, _env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
-        Ok(FilterStep::boxed(C4Quality { cfg: self.clone() }))
+        Ok(FilterStep::boxed(C4Quality::new(self.clone())))
     }
 }
 
@@ -160,12 +164,24 @@ impl StepSpec for C4QualityConfig {
 #[derive(Debug)]
 pub struct C4Quality {
     cfg: C4QualityConfig,
+    /// Documents longer than this count sentences line by line (no whole-text word list).
+    whole_split_bytes: usize,
 }
 
 impl C4Quality {
     /// Builds the filter from its config.
     pub fn new(cfg: C4QualityConfig) -> Self {
-        Self { cfg }
+        Self {
+            cfg,
+            whole_split_bytes: crate::filter::PREFIX_BYTES,
+        }
+    }
+
+    /// The filter counting sentences line by line in documents longer than `limit` bytes
+    /// (tests use small limits; the step uses [`crate::filter::PREFIX_BYTES`]).
+    pub fn with_whole_split_bytes(mut self, limit: usize) -> Self {
+        self.whole_split_bytes = limit;
+        self
     }
 }
 
@@ -193,33 +209,40 @@ impl TextFilter for C4Quality {
     }
 
     fn check(&self, doc: Doc<'_>, sc: &mut Scratch, out: &mut String) -> Verdict {
-        if self.cfg.min_num_sentences != -1 {
+        if self.cfg.min_num_sentences != -1 && doc.text.len() <= self.whole_split_bytes {
             // Sentences are counted from the text's words (shared with the other word-based
             // steps of the chain): a line's words are the text's words inside it.
-            let v = shared_words(doc.text, |words| self.lines(doc.text, words, sc, out));
+            let v = shared_words(doc.text, |words| self.lines(doc.text, Some(words), sc, out));
             if v == Verdict::Rewrite && sc.out_words_known {
                 // The next word-based step (`fineweb_quality`) reuses them.
                 share_words(out, &sc.out_words);
             }
             v
         } else {
-            sc.out_words_known = false;
-            self.lines(doc.text, &[], sc, out)
+            // no sentences to count, or a document too long for a word list of the whole text:
+            // sentences are counted line by line
+            self.lines(doc.text, None, sc, out)
         }
     }
 }
 
 impl C4Quality {
-    /// The line rules and the rewrite; `words` are the words of `text` when sentences are
-    /// counted.
-    fn lines(&self, text: &str, words: &[Span], sc: &mut Scratch, out: &mut String) -> Verdict {
+    /// The line rules and the rewrite; `words` are the words of `text`, if known (sentences are
+    /// then counted from them, else line by line).
+    fn lines(
+        &self,
+        text: &str,
+        words: Option<&[Span]>,
+        sc: &mut Scratch,
+        out: &mut String,
+    ) -> Verdict {
         let c = &self.cfg;
         let mut sentences = 0i64;
         let mut first = true;
         // Index of the first word not before the current line.
         let mut next_word = 0usize;
         sc.out_words.clear();
-        sc.out_words_known = c.min_num_sentences != -1;
+        sc.out_words_known = c.min_num_sentences != -1 && words.is_some();
         for raw in splitlines(text) {
             let stripped = py_strip(raw);
             let mut n_words = 0i64;
@@ -278,10 +301,7 @@ impl C4Quality {
             // The line's words in `words` and the line's start in `text`.
             let mut line_words = None;
             if c.min_num_sentences != -1 {
-                sentences += if cited {
-                    // Citation markers cut out: not a stretch of the text.
-                    sc.splitter.count_sentences(line, &mut sc.tokens)
-                } else {
+                sentences += if let (false, Some(words)) = (cited, words) {
                     let start = stripped.as_ptr() as usize - text.as_ptr() as usize;
                     let end = (start + stripped.len()) as u32;
                     let start = start as u32;
@@ -294,13 +314,16 @@ impl C4Quality {
                     }
                     line_words = Some((first_word..next_word, start));
                     count_sentences_in_words(text, &words[first_word..next_word])
+                } else {
+                    // Citation markers cut out (not a stretch of the text), or no word list.
+                    sc.splitter.count_sentences(line, &mut sc.tokens)
                 } as i64;
             }
             if !first {
                 out.push('\n');
             }
-            match line_words {
-                Some((range, start)) if sc.out_words_known => {
+            match (line_words, words) {
+                (Some((range, start)), Some(words)) if sc.out_words_known => {
                     let at = out.len() as u32;
                     sc.out_words.extend(
                         words[range]
@@ -340,9 +363,8 @@ mod tests {
     use crate::filter::testing::{batch, run};
 
     fn rewrite(cfg: &C4QualityConfig, text: &str) -> (Verdict, String) {
-        let mut p = crate::filter::FilterProcessor::new(std::sync::Arc::new(C4Quality {
-            cfg: cfg.clone(),
-        }));
+        let mut p =
+            crate::filter::FilterProcessor::new(std::sync::Arc::new(C4Quality::new(cfg.clone())));
         let (v, out) = p.check(text, 0);
         (v, out.to_string())
     }
@@ -366,7 +388,7 @@ mod tests {
         };
         let filter = C4Quality::new(cfg.clone());
         let (mut sc, mut out) = (Scratch::default(), String::new());
-        let v = filter.lines(text, &split(text), &mut sc, &mut out);
+        let v = filter.lines(text, Some(&split(text)), &mut sc, &mut out);
         assert_eq!(v, Verdict::Rewrite);
         assert!(sc.out_words_known);
         assert_eq!(sc.out_words, split(&out));
@@ -382,9 +404,53 @@ mod tests {
         // A line with a citation marker cut is not a stretch of the text: nothing is shared.
         let cited = format!("{text}A line with a citation.[1] Ninth sentence here.\n");
         let (mut sc, mut out) = (Scratch::default(), String::new());
-        let v = filter.lines(&cited, &split(&cited), &mut sc, &mut out);
+        let v = filter.lines(&cited, Some(&split(&cited)), &mut sc, &mut out);
         assert_eq!(v, Verdict::Rewrite);
         assert!(!sc.out_words_known);
+    }
+
+    #[test]
+    fn long_documents_count_sentences_line_by_line_with_the_same_result() {
+        let texts = [
+            "  The first sentence is here.  And a second  one\tfollows!\n\
+             Menu\nSee e.g. example.com/x?y for it's (details). Third one? Yes.\r\n\
+             Fifth: \u{2028}don't stop... ok. Sixth sentence, really.\n\
+             Seventh:-) sentence\u{a0}here. Eighth one, 3.5 km away!  \n"
+                .to_string(),
+            "A line with a citation.[1] Ninth sentence here.\nTwo. Three. Four. Five. Six.\n"
+                .repeat(3),
+            "Too few. Sentences.\n".to_string(),
+            "Mr. Smith went to Washington. He arrived at 3 p.m. sharp! Did he? Yes.\n\
+             \"Quoted.\" 'Single.' (Paren.) Last one here."
+                .to_string(),
+        ];
+        for cfg in [
+            C4QualityConfig::default(),
+            C4QualityConfig {
+                filter_no_terminal_punct: false,
+                ..C4QualityConfig::default()
+            },
+        ] {
+            for text in &texts {
+                let mut words = Vec::new();
+                WordSplitter::new().split(text, &mut words);
+                let f = C4Quality::new(cfg.clone());
+                let (mut sc, mut whole) = (Scratch::default(), String::new());
+                let v = f.lines(text, Some(&words), &mut sc, &mut whole);
+                let (mut sc, mut by_line) = (Scratch::default(), String::new());
+                assert_eq!(f.lines(text, None, &mut sc, &mut by_line), v, "{text:?}");
+                assert_eq!(by_line, whole);
+                // and through the processor, with a limit below the text's length
+                let mut p = crate::filter::FilterProcessor::new(std::sync::Arc::new(
+                    C4Quality::new(cfg.clone()).with_whole_split_bytes(10),
+                ));
+                let (v2, out) = p.check(text, 0);
+                assert_eq!(v2, v, "{text:?}");
+                if v == Verdict::Rewrite {
+                    assert_eq!(out, whole);
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,15 @@
 //! The machinery every per-document filter shares: a [`TextFilter`] decides about one text;
 //! [`FilterStep`] turns it into a curate [`Step`] whose [`Processor`] walks a batch with one
 //! reused scratch value per task (no allocation per document or per word).
+//!
+//! # Documents beyond [`PREFIX_BYTES`]
+//!
+//! A filter whose working memory grows with the document (the n-gram tables of
+//! `gopher_repetition`, the word spans every word-based rule needs) opts in to deciding a
+//! document longer than [`PREFIX_BYTES`] on its prefix ([`TextFilter::prefix_bytes`]): the
+//! processor hands it [`decision_prefix`] of the text instead of the text, and counts the
+//! document in the step's `decided_on_prefix` counter. Documents within the limit are decided
+//! exactly as before; the document itself is kept or dropped whole (these filters never rewrite).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -28,6 +37,28 @@ pub struct Doc<'a> {
     pub key: DocKey,
 }
 
+/// The size beyond which the filters that opt in decide a document on its prefix: 1 MiB of
+/// UTF-8 text. Common Crawl truncates records at 1 MiB of HTML, so web text this long is rare;
+/// `gopher_repetition` needs about 20 bytes of working memory per byte it decides on.
+pub const PREFIX_BYTES: usize = 1 << 20;
+
+/// The part of `text` a filter with limit `limit` decides on: all of it when it is at most
+/// `limit` bytes, else its first `limit` bytes cut back to the last line break in them (the
+/// `\n` left out), or to a character boundary when they hold no line break.
+pub fn decision_prefix(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut cut = limit;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    match memchr::memrchr(b'\n', &text.as_bytes()[..cut]) {
+        Some(nl) => &text[..nl],
+        None => &text[..cut],
+    }
+}
+
 /// A per-document rule.
 pub trait TextFilter: Send + Sync + 'static {
     /// Reusable per-task working memory.
@@ -42,6 +73,13 @@ pub trait TextFilter: Send + Sync + 'static {
     /// Decides about `doc`. A filter that returns [`Verdict::Rewrite`] must have written the
     /// new text into `out` (which is empty on entry).
     fn check(&self, doc: Doc<'_>, scratch: &mut Self::Scratch, out: &mut String) -> Verdict;
+
+    /// `Some(limit)`: a document longer than `limit` bytes is decided on its
+    /// [`decision_prefix`] (the filter must then never return [`Verdict::Rewrite`]). `None`
+    /// (the default): every document is decided whole.
+    fn prefix_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A [`TextFilter`] as a pipeline step.
@@ -94,10 +132,26 @@ impl<F: TextFilter> FilterProcessor<F> {
     /// Runs the filter on one text (tests and benches use this directly).
     pub fn check(&mut self, text: &str, key: DocKey) -> (Verdict, &str) {
         self.out.clear();
+        let v = self.decide(text, key).0;
+        (v, &self.out)
+    }
+
+    /// The filter's verdict on `text` (or on its [`decision_prefix`], when the filter decides
+    /// long documents on one: then also `true`).
+    #[inline]
+    fn decide(&mut self, text: &str, key: DocKey) -> (Verdict, bool) {
+        let (text, on_prefix) = match self.filter.prefix_bytes() {
+            Some(limit) if text.len() > limit => (decision_prefix(text, limit), true),
+            _ => (text, false),
+        };
         let v = self
             .filter
             .check(Doc { text, key }, &mut self.scratch, &mut self.out);
-        (v, &self.out)
+        debug_assert!(
+            !(on_prefix && v == Verdict::Rewrite),
+            "a prefix is never rewritten"
+        );
+        (v, on_prefix)
     }
 }
 
@@ -107,6 +161,7 @@ impl<F: TextFilter> Processor for FilterProcessor<F> {
         self.spans.clear();
         let n = batch.len();
         let mut drops: Vec<(usize, usize)> = Vec::new();
+        let mut on_prefix = 0usize;
         {
             let texts = batch.texts();
             let keys = batch.keys();
@@ -116,11 +171,9 @@ impl<F: TextFilter> Processor for FilterProcessor<F> {
                 }
                 let text = if texts.is_null(i) { "" } else { texts.value(i) };
                 self.out.clear();
-                let doc = Doc {
-                    text,
-                    key: keys.value(i),
-                };
-                match self.filter.check(doc, &mut self.scratch, &mut self.out) {
+                let (verdict, prefix) = self.decide(text, keys.value(i));
+                on_prefix += prefix as usize;
+                match verdict {
                     Verdict::Keep => {}
                     Verdict::Drop(r) => drops.push((i, r)),
                     Verdict::Rewrite => {
@@ -135,6 +188,9 @@ impl<F: TextFilter> Processor for FilterProcessor<F> {
         }
         for &(i, r) in &drops {
             batch.drop_row(i, r);
+        }
+        if on_prefix > 0 {
+            counters.add("decided_on_prefix", on_prefix as f64);
         }
         if !self.spans.is_empty() {
             counters.add("rewritten", self.spans.len() as f64);
@@ -154,6 +210,21 @@ impl<F: TextFilter> Processor for FilterProcessor<F> {
             batch.set_texts(b.finish());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decision_prefix;
+
+    #[test]
+    fn prefixes_end_at_a_line_break_or_a_character_boundary() {
+        assert_eq!(decision_prefix("short", 10), "short");
+        assert_eq!(decision_prefix("exactly10!", 10), "exactly10!");
+        assert_eq!(decision_prefix("one\ntwo\nthree", 10), "one\ntwo");
+        assert_eq!(decision_prefix("no line breaks here", 10), "no line br");
+        // 'é' is two bytes: a cut inside it goes back before it
+        assert_eq!(decision_prefix("abcdefghié and more", 10), "abcdefghi");
     }
 }
 
@@ -186,6 +257,26 @@ pub(crate) mod testing {
             previous: vec![],
             config_dir: std::env::temp_dir(),
         }
+    }
+
+    /// Runs a filter over `texts` through its processor; returns per-text `None` (kept) or
+    /// `Some(reason)`, and the `decided_on_prefix` counter.
+    pub fn run_filter<F: crate::filter::TextFilter>(
+        f: F,
+        texts: &[&str],
+    ) -> (Vec<Option<&'static str>>, f64) {
+        use curate_core::Processor;
+        let reasons = f.reasons().to_vec();
+        let mut p = crate::filter::FilterProcessor::new(Arc::new(f));
+        let mut b = batch(texts);
+        let mut c = Counters::default();
+        p.process(&mut b, &mut c).unwrap();
+        let got = b
+            .verdicts()
+            .iter()
+            .map(|v| (*v != 0).then(|| reasons[*v as usize - 1]))
+            .collect();
+        (got, c.0.get("decided_on_prefix").copied().unwrap_or(0.0))
     }
 
     /// Runs a spec over one batch; returns per-row `None` (kept) or `Some(reason)`.

@@ -21,6 +21,11 @@ use crate::words::shared_words;
 /// blank-English tokens. Rules run in datatrove's order; a text without non-blank lines is
 /// dropped with reason `empty`.
 ///
+/// A document longer than 1 MiB is decided on its first 1 MiB, cut back to the last line break
+/// in it ([`crate::filter::PREFIX_BYTES`]: its line table and word list would grow with the
+/// document), and counted in the step's `decided_on_prefix` counter; it is kept or dropped
+/// whole.
+///
 /// Example:
 ///
 /// ```toml
@@ -128,6 +133,8 @@ impl StepSpec for FineWebQualityConfig {
 pub struct FineWebQuality {
     cfg: FineWebQualityConfig,
     stop_chars: Option<Vec<char>>,
+    /// Documents longer than this are decided on their prefix.
+    prefix_bytes: usize,
 }
 
 impl FineWebQuality {
@@ -137,7 +144,18 @@ impl FineWebQuality {
             .stop_chars
             .as_ref()
             .map(|v| v.iter().filter_map(|s| s.chars().next()).collect());
-        Self { cfg, stop_chars }
+        Self {
+            cfg,
+            stop_chars,
+            prefix_bytes: crate::filter::PREFIX_BYTES,
+        }
+    }
+
+    /// The filter deciding documents longer than `limit` bytes on their prefix (tests use small
+    /// limits; the step uses [`crate::filter::PREFIX_BYTES`]).
+    pub fn with_prefix_bytes(mut self, limit: usize) -> Self {
+        self.prefix_bytes = limit;
+        self
     }
 
     fn is_stop(&self, c: char) -> bool {
@@ -163,6 +181,10 @@ impl TextFilter for FineWebQuality {
 
     fn reasons(&self) -> &[&'static str] {
         REASONS
+    }
+
+    fn prefix_bytes(&self) -> Option<usize> {
+        Some(self.prefix_bytes)
     }
 
     fn check(&self, doc: Doc<'_>, sc: &mut Scratch, _: &mut String) -> Verdict {
@@ -203,6 +225,21 @@ impl TextFilter for FineWebQuality {
 mod tests {
     use super::*;
     use crate::filter::testing::{batch, run};
+
+    #[test]
+    fn long_documents_are_decided_on_their_prefix() {
+        use crate::filter::testing::run_filter;
+        // proper lines, then a tail of menu lines: dropped whole, kept on its prose prefix
+        let line = "This is a complete sentence number N that ends properly, as prose does.\n";
+        let head: String = (0..30).map(|i| line.replace('N', &i.to_string())).collect();
+        let long = format!("{head}{}", "Home\nAbout\nContact\n".repeat(200));
+        let texts = [long.as_str()];
+        let (whole, n) = run_filter(FineWebQuality::new(Default::default()), &texts);
+        assert_eq!((whole[0], n), (Some("line_punct_ratio"), 0.0));
+        let f = FineWebQuality::new(Default::default()).with_prefix_bytes(head.len() + 20);
+        let (prefix, n) = run_filter(f, &texts);
+        assert_eq!((prefix[0], n), (None, 1.0));
+    }
 
     #[test]
     fn reasons() {

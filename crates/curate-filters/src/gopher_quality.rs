@@ -21,6 +21,10 @@ use crate::words::{Span, py_isalpha, shared_words};
 /// are words with at least one character outside datatrove's punctuation set. A numeric option
 /// set to 0 disables its rule (as `None`/0 does in datatrove).
 ///
+/// A document longer than 1 MiB is decided on its first 1 MiB, cut back to the last line break
+/// in it ([`crate::filter::PREFIX_BYTES`]: its word list would grow with the document), and
+/// counted in the step's `decided_on_prefix` counter; it is kept or dropped whole.
+///
 /// Example:
 ///
 /// ```toml
@@ -208,6 +212,8 @@ pub struct GopherQuality {
     /// are told apart from every stop word by these before any string comparison.
     stop_lens: u64,
     stop_first: [bool; 256],
+    /// Documents longer than this are decided on their prefix.
+    prefix_bytes: usize,
 }
 
 impl GopherQuality {
@@ -231,7 +237,15 @@ impl GopherQuality {
             stop_words,
             stop_lens,
             stop_first,
+            prefix_bytes: crate::filter::PREFIX_BYTES,
         }
+    }
+
+    /// The filter deciding documents longer than `limit` bytes on their prefix (tests use small
+    /// limits; the step uses [`crate::filter::PREFIX_BYTES`]).
+    pub fn with_prefix_bytes(mut self, limit: usize) -> Self {
+        self.prefix_bytes = limit;
+        self
     }
 
     /// Whether `w` can be a stop word (false: it is none).
@@ -256,6 +270,10 @@ impl TextFilter for GopherQuality {
 
     fn reasons(&self) -> &[&'static str] {
         REASONS
+    }
+
+    fn prefix_bytes(&self) -> Option<usize> {
+        Some(self.prefix_bytes)
     }
 
     fn check(&self, doc: Doc<'_>, sc: &mut Scratch, _: &mut String) -> Verdict {
@@ -417,6 +435,26 @@ mod tests {
                 Some("gopher_enough_stop_words".into())
             ]
         );
+    }
+
+    #[test]
+    fn long_documents_are_decided_on_their_prefix() {
+        use crate::filter::testing::run_filter;
+        // good prose, then a tail of hashes: dropped whole, kept on its prose prefix
+        let head = prose(20).replace(". ", ".\n");
+        let long = format!("{head}{}", "#".repeat(2000));
+        let short = prose(2);
+        let texts = [long.as_str(), short.as_str()];
+        let (whole, n) = run_filter(GopherQuality::new(Default::default()), &texts);
+        assert_eq!(
+            whole,
+            [Some("gopher_too_many_hashes"), Some("gopher_short_doc")]
+        );
+        assert_eq!(n, 0.0);
+        let f = GopherQuality::new(Default::default()).with_prefix_bytes(head.len() + 100);
+        let (prefix, n) = run_filter(f, &texts);
+        assert_eq!(prefix, [None, Some("gopher_short_doc")]);
+        assert_eq!(n, 1.0);
     }
 
     #[test]

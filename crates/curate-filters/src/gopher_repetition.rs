@@ -22,6 +22,11 @@ use crate::words::{Span, shared_words};
 /// blank-English tokens. Rules run in datatrove's order; the first failing one names the reason.
 /// A fraction set to 0 disables its rule. An empty text is dropped with reason `empty`.
 ///
+/// A document longer than 1 MiB is decided on its first 1 MiB, cut back to the last line break
+/// in it (the n-gram tables take about 20 bytes per byte of text; see
+/// [`crate::filter::PREFIX_BYTES`]), and counted in the step's `decided_on_prefix` counter;
+/// it is kept or dropped whole. Shorter documents are decided exactly as datatrove does.
+///
 /// Example:
 ///
 /// ```toml
@@ -132,6 +137,8 @@ pub struct GopherRepetition {
     reasons: Vec<&'static str>,
     /// The distinct n of `top_n_grams` (n >= 1), ascending.
     top_levels: Vec<usize>,
+    /// Documents longer than this are decided on their prefix.
+    prefix_bytes: usize,
 }
 
 impl GopherRepetition {
@@ -162,7 +169,15 @@ impl GopherRepetition {
             cfg,
             reasons,
             top_levels,
+            prefix_bytes: crate::filter::PREFIX_BYTES,
         }
+    }
+
+    /// The filter deciding documents longer than `limit` bytes on their prefix (tests use small
+    /// limits; the step uses [`crate::filter::PREFIX_BYTES`]).
+    pub fn with_prefix_bytes(mut self, limit: usize) -> Self {
+        self.prefix_bytes = limit;
+        self
     }
 }
 
@@ -234,6 +249,10 @@ impl TextFilter for GopherRepetition {
 
     fn reasons(&self) -> &[&'static str] {
         &self.reasons
+    }
+
+    fn prefix_bytes(&self) -> Option<usize> {
+        Some(self.prefix_bytes)
     }
 
     fn check(&self, doc: Doc<'_>, sc: &mut Scratch, _: &mut String) -> Verdict {
@@ -647,6 +666,43 @@ mod tests {
             "{:?}",
             got[4]
         );
+    }
+
+    #[test]
+    fn long_documents_are_decided_on_their_prefix_and_counted() {
+        use crate::filter::{FilterProcessor, decision_prefix};
+        use curate_core::{Counters, Processor};
+        let distinct: String = (0..40)
+            .map(|i| format!("alpha{i} beta{i} gamma{i} delta{i}.\n"))
+            .collect();
+        let spam = "buy cheap pills now\n".repeat(50);
+        // clean start, repetitive tail: dropped whole, kept on a prefix of the clean start
+        let long = format!("{distinct}{spam}");
+        let limit = distinct.len() + 5;
+        assert_eq!(
+            decision_prefix(&long, limit),
+            distinct.trim_end_matches('\n')
+        );
+        let f = GopherRepetition::new(Default::default());
+        let mut whole = FilterProcessor::new(std::sync::Arc::new(f));
+        assert!(matches!(whole.check(&long, 0).0, Verdict::Drop(_)));
+        let f = GopherRepetition::new(Default::default()).with_prefix_bytes(limit);
+        let mut p = FilterProcessor::new(std::sync::Arc::new(f));
+        assert_eq!(p.check(&long, 0).0, Verdict::Keep);
+        // a document of exactly the limit is decided whole
+        let at_limit = format!("{}{}", &distinct[..limit - 20], "x".repeat(20));
+        assert_eq!(at_limit.len(), limit);
+        let mut b = batch(&[
+            long.as_str(),
+            spam.as_str(),
+            at_limit.as_str(),
+            distinct.as_str(),
+        ]);
+        let mut c = Counters::default();
+        p.process(&mut b, &mut c).unwrap();
+        assert_eq!(c.0.get("decided_on_prefix"), Some(&1.0));
+        let dropped: Vec<bool> = (0..4).map(|i| b.is_dropped(i)).collect();
+        assert_eq!(dropped, [false, true, false, false]);
     }
 
     #[test]

@@ -15,7 +15,9 @@ use crate::filter::{Doc, FilterStep, TextFilter, Verdict};
 ///
 /// Patterns use Rust's `regex` syntax (like Python's `re`, without look-around or
 /// backreferences; as in Python, `^` and `$` match at the text's ends unless `(?m)` is given);
-/// they are validated before any data is read. Lines are split on `\n`.
+/// they are validated before any data is read. A pattern that matches every text (one that can
+/// match the empty string anywhere, such as `""`, `a*` or `^`) is refused: it would drop every
+/// document (or remove every line). Lines are split on `\n`.
 ///
 /// Example:
 ///
@@ -57,11 +59,28 @@ impl StepSpec for RegexConfig {
         if self.patterns.is_empty() {
             problems.push("patterns", "is empty; give at least one pattern");
         }
+        let remove_lines = self.mode == "remove_lines";
         for (i, p) in self.patterns.iter().enumerate() {
             if let Err(e) = regex::Regex::new(p) {
                 problems.push(
                     &format!("patterns[{i}]"),
                     format!("invalid pattern \"{p}\": {e}"),
+                );
+            } else if matches_everything(p) {
+                let (what, all) = if remove_lines {
+                    (
+                        "line",
+                        "every line would be removed and every document dropped",
+                    )
+                } else {
+                    ("document", "every document would be dropped")
+                };
+                problems.push(
+                    &format!("patterns[{i}]"),
+                    format!(
+                        "pattern \"{p}\" matches every {what} (it can match the empty string \
+                         anywhere), so {all}; give a pattern that needs at least one character"
+                    ),
                 );
             }
         }
@@ -78,6 +97,33 @@ impl StepSpec for RegexConfig {
             remove_lines: self.mode == "remove_lines",
         }))
     }
+}
+
+/// Whether `pattern` (valid) matches every text: it can match the empty string at the text's
+/// start or at its end, whatever the text (an empty alternative or repetition, `^`, `$`, `(?m)^`).
+/// Sound but not complete: patterns that only match every text through word-boundary tricks
+/// (`\b|\B`) are not caught.
+fn matches_everything(pattern: &str) -> bool {
+    use regex_syntax::hir::{Hir, HirKind, Look};
+    /// Whether `h` matches the empty string where only the looks `ok` are known to hold.
+    fn empty(h: &Hir, ok: &[Look]) -> bool {
+        match h.kind() {
+            HirKind::Empty => true,
+            HirKind::Literal(_) | HirKind::Class(_) => false,
+            HirKind::Look(l) => ok.contains(l),
+            HirKind::Repetition(r) => r.min == 0 || empty(&r.sub, ok),
+            HirKind::Capture(c) => empty(&c.sub, ok),
+            HirKind::Concat(v) => v.iter().all(|x| empty(x, ok)),
+            HirKind::Alternation(v) => v.iter().any(|x| empty(x, ok)),
+        }
+    }
+    let Ok(hir) = regex_syntax::parse(pattern) else {
+        return false;
+    };
+    // what holds at offset 0 of every text, and at its end
+    let start = [Look::Start, Look::StartLF, Look::StartCRLF];
+    let end = [Look::End, Look::EndLF, Look::EndCRLF];
+    empty(&hir, &start) || empty(&hir, &end)
 }
 
 /// The runtime filter.
@@ -161,6 +207,48 @@ mod tests {
         assert_eq!(got, vec![None, Some("regex_empty".into()), None]);
         assert_eq!(b.text(0), "Keep me\nAnd me");
         assert_eq!(b.text(2), "untouched");
+    }
+
+    #[test]
+    fn patterns_that_match_every_text_are_refused() {
+        for (p, everything) in [
+            ("", true),
+            ("a*", true),
+            ("(?:x|)", true),
+            ("^", true),
+            ("$", true),
+            ("(?m)^", true),
+            ("\\s*", true),
+            ("(?i)(lorem)?", true),
+            ("^$", false),
+            ("(?m)^$", false),
+            ("\\b", false),
+            ("a+", false),
+            ("^Share this", false),
+            ("x*y", false),
+        ] {
+            assert_eq!(matches_everything(p), everything, "{p:?}");
+            if everything {
+                // the check is sound: the pattern does match every text
+                let re = regex::Regex::new(p).unwrap();
+                for t in ["", "x", "\n", "two words\nand lines"] {
+                    assert!(re.is_match(t), "{p:?} on {t:?}");
+                }
+            }
+        }
+        for mode in ["drop_document", "remove_lines"] {
+            let cfg: RegexConfig =
+                toml::from_str(&format!("patterns = ['ok', '']\nmode = '{mode}'")).unwrap();
+            let mut p = Problems::new();
+            cfg.validate(&mut p);
+            assert_eq!(p.items().len(), 1, "{mode}");
+            assert_eq!(p.items()[0].field, "patterns[1]");
+            assert!(
+                p.items()[0].message.contains("matches every"),
+                "{:?}",
+                p.items()
+            );
+        }
     }
 
     #[test]

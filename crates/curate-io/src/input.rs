@@ -13,6 +13,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use serde::Serialize;
 
 use crate::error::{IoError, Location};
+use crate::read::ReadMode;
 use crate::store::{self, ObjectUrl};
 
 /// Compression of a JSONL file.
@@ -158,6 +159,13 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
 
 /// Reads an input's footer (parquet) or first lines (JSONL) and checks the text column.
 pub fn inspect(path: &Path, text_column: &str) -> Result<InputFile, IoError> {
+    inspect_with(path, text_column, ReadMode::Fail)
+}
+
+/// [`inspect`]; in [`ReadMode::Skip`] a JSONL file's schema is inferred from its readable lines
+/// only (see [`crate::read::infer_jsonl_schema_with`]), so that its bad lines are left to the
+/// read to skip. A parquet footer is needed either way.
+pub fn inspect_with(path: &Path, text_column: &str, mode: ReadMode) -> Result<InputFile, IoError> {
     let format = Format::detect(path).ok_or_else(|| {
         IoError::format(
             path,
@@ -167,7 +175,7 @@ pub fn inspect(path: &Path, text_column: &str) -> Result<InputFile, IoError> {
     })?;
     if let Some(url) = ObjectUrl::from_path(path) {
         let url = url.map_err(|m| IoError::format(path, Location::File, m))?;
-        return inspect_object(path, &url, format, text_column);
+        return inspect_object(path, &url, format, text_column, mode);
     }
     let file = File::open(path).map_err(|e| IoError::os(path, e))?;
     let size = file.metadata().map_err(|e| IoError::os(path, e))?.len();
@@ -191,7 +199,7 @@ pub fn inspect(path: &Path, text_column: &str) -> Result<InputFile, IoError> {
             (row_group_shapes(&meta), meta.schema().clone(), Some(meta))
         }
         Format::Jsonl(comp) => {
-            let schema = crate::read::infer_jsonl_schema(path, comp)?;
+            let schema = crate::read::infer_jsonl_schema_with(path, comp, mode)?;
             (Vec::new(), schema, None)
         }
     };
@@ -213,6 +221,7 @@ fn inspect_object(
     url: &ObjectUrl,
     format: Format,
     text_column: &str,
+    mode: ReadMode,
 ) -> Result<InputFile, IoError> {
     let size = store::head(url)?
         .ok_or_else(|| IoError::Remote {
@@ -246,7 +255,7 @@ fn inspect_object(
         }
         Format::Jsonl(comp) => (
             Vec::new(),
-            crate::read::infer_jsonl_schema(path, comp)?,
+            crate::read::infer_jsonl_schema_with(path, comp, mode)?,
             None,
         ),
     };

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::LabelError;
 use crate::client::{ApiError, ApiKey, Client, ClientConfig};
-use crate::cost::{Budget, Prices, Usage, cost, worst_case};
+use crate::cost::{Budget, Prices, Usage, cost, worst_case, worst_case_counted};
 use crate::rubric::{PRESENTATION_VERSION, Rubric};
 use crate::store::{Pending, Record, Store, status};
 use crate::util::truncate_utf8;
@@ -93,7 +93,26 @@ impl ClaudeSettings {
         })
     }
 
-    /// Worst-case (input tokens, USD) of labeling `text`.
+    /// The `count_tokens` body of labeling `text`: its Messages params without `max_tokens`.
+    pub fn count_body(&self, rubric: &Rubric, text: &str) -> Value {
+        let mut body = self.params(rubric, text);
+        body.as_object_mut().expect("object").remove("max_tokens");
+        body
+    }
+
+    /// Worst-case (input tokens, USD) of a request whose input `count_tokens` counted at
+    /// `counted` tokens ([`worst_case_counted`]).
+    pub fn worst_case_counted(&self, counted: u64) -> (u64, f64) {
+        worst_case_counted(
+            &self.prices,
+            counted,
+            self.max_tokens,
+            self.batch,
+            self.cache_ttl_1h,
+        )
+    }
+
+    /// Worst-case (input tokens, USD) of labeling `text`, from its bytes alone.
     pub fn worst_case(&self, rubric: &Rubric, text: &str) -> (u64, f64) {
         let doc = truncate_utf8(text, self.max_doc_bytes).len() + "<document>\n\n</document>".len();
         worst_case(
@@ -102,6 +121,7 @@ impl ClaudeSettings {
             doc,
             self.max_tokens,
             self.batch,
+            self.cache_ttl_1h,
         )
     }
 
@@ -356,11 +376,19 @@ async fn run_online(
     let shared_s = Arc::new(s.clone());
     let shared_rubric = Arc::new(rubric.clone());
     let shared_hash: Arc<str> = Arc::from(prompt_hash);
+    // count_tokens' answer for the document at the head of the queue
+    let mut counted = None;
     loop {
         while fatal.is_none() && set.len() < limit {
             let Some((_, text)) = queue.peek() else { break };
-            let (wi, wu) = s.worst_case(rubric, text);
-            if !sh.lock().expect("lock").budget.try_reserve(wi, wu) {
+            let reserved = match reserve(s, rubric, client, sh, text, &mut counted).await {
+                Ok(r) => r,
+                Err(e) => {
+                    fatal = Some(e);
+                    break;
+                }
+            };
+            let Some((wi, wu)) = reserved else {
                 if set.is_empty() {
                     // Nothing in flight can free budget: the rest stays unlabeled.
                     let n = queue.len();
@@ -372,7 +400,8 @@ async fn run_online(
                     queue = Vec::new().into_iter().peekable();
                 }
                 break; // wait for a request in flight to settle, then try again
-            }
+            };
+            counted = None;
             let (th, text) = queue.next().expect("peeked");
             let body = s.params(rubric, &text);
             let c = client.clone();
@@ -416,6 +445,42 @@ async fn run_online(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Reserves room in the budget for labeling `text`: its byte bound ([`ClaudeSettings::worst_case`])
+/// when that fits; otherwise (near the cap) the bound from the API's own count of the request
+/// (`count_tokens`, free; kept in `counted` while the same document waits for room). `None`:
+/// neither fits now.
+async fn reserve(
+    s: &ClaudeSettings,
+    rubric: &Rubric,
+    client: &Client,
+    sh: &Arc<Mutex<Shared>>,
+    text: &str,
+    counted: &mut Option<u64>,
+) -> Result<Option<(u64, f64)>, LabelError> {
+    let (wi, wu) = s.worst_case(rubric, text);
+    if sh.lock().expect("lock").budget.try_reserve(wi, wu) {
+        return Ok(Some((wi, wu)));
+    }
+    let tokens = match *counted {
+        Some(t) => t,
+        None => {
+            let t = client
+                .count_tokens(&s.count_body(rubric, text))
+                .await
+                .map_err(LabelError::Api)?;
+            *counted = Some(t);
+            t
+        }
+    };
+    let (ci, cu) = s.worst_case_counted(tokens);
+    Ok(sh
+        .lock()
+        .expect("lock")
+        .budget
+        .try_reserve(ci, cu)
+        .then_some((ci, cu)))
 }
 
 fn custom_id(text_hash: &str) -> String {
@@ -476,11 +541,22 @@ async fn run_batches(
         let mut stopped_at = None;
         for (i, th) in todo.iter().enumerate() {
             let text = &texts[th];
-            let (wi, wu) = s.worst_case(rubric, text);
-            if !sh.lock().expect("lock").budget.try_reserve(wi, wu) {
+            let reserved = match reserve(s, rubric, client, sh, text, &mut None).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // nothing was sent: release what the batches built so far reserved
+                    let mut g = sh.lock().expect("lock");
+                    for (_, _, ri, ru) in &batches {
+                        g.budget.settle(*ri, *ru, 0, 0.0);
+                    }
+                    g.budget.settle(cur.2, cur.3, 0, 0.0);
+                    return Err(e);
+                }
+            };
+            let Some((wi, wu)) = reserved else {
                 stopped_at = Some(i);
                 break;
-            }
+            };
             let req = json!({"custom_id": custom_id(th), "params": s.params(rubric, text)});
             let bytes = req.to_string().len();
             if !cur.0.is_empty()
@@ -782,11 +858,9 @@ pub fn count_tokens(
     rt.block_on(async {
         let mut out = Vec::new();
         for t in texts {
-            let mut body = s.params(rubric, t);
-            body.as_object_mut().expect("object").remove("max_tokens");
             out.push(
                 client
-                    .count_tokens(&body)
+                    .count_tokens(&s.count_body(rubric, t))
                     .await
                     .map_err(|e: ApiError| LabelError::Api(e))?,
             );

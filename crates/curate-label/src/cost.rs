@@ -4,6 +4,14 @@
 //! included), with the batch discount applied to every category. The budget is checked *before*
 //! a request or batch is sent, against a worst-case bound of what it can cost, so it can never be
 //! exceeded: see [`Budget::try_reserve`] and [`worst_case`].
+//!
+//! The bound comes in two strengths. [`worst_case`] needs nothing but the request's bytes (a
+//! token is at least one byte); it is what most requests reserve. Near the cap, where that bound
+//! no longer fits (with a tight budget, for every request), the API's own count of the request's
+//! input tokens (`count_tokens`, free) gives a much smaller one, [`worst_case_counted`]: the
+//! count plus [`count_margin`], every input token at the highest input or cache-write price,
+//! `max_tokens` of output. An estimate from `bytes_per_token` alone could never promise the cap:
+//! text that tokenizes worse than the estimate (code, non-Latin scripts) would overspend it.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -191,20 +199,55 @@ pub fn cost(p: &Prices, u: &Usage, batch: bool) -> f64 {
 /// has more tokens than UTF-8 bytes; `PART_OVERHEAD` covers the framing tokens of a part.
 pub const PART_OVERHEAD: u64 = 16;
 
+/// The highest price an input token of a request can bill at: input, or a cache write of the TTL
+/// the request asks for (`ttl_1h`; the API writes no other).
+fn top_input_rate(rates: &[f64; 5], ttl_1h: bool) -> f64 {
+    let [inp, _, w5, w1, _] = *rates;
+    inp.max(if ttl_1h { w1 } else { w5 })
+}
+
 /// Worst-case (input tokens, USD) of one request: the system prompt billed at the highest of
-/// the input and cache-write prices, the document at input price, `max_tokens` of output.
+/// the input and (its TTL's) cache-write prices, the document at input price, `max_tokens` of
+/// output.
 pub fn worst_case(
     p: &Prices,
     system_bytes: usize,
     doc_bytes: usize,
     max_tokens: u32,
     batch: bool,
+    ttl_1h: bool,
 ) -> (u64, f64) {
     let sys = system_bytes as u64 + PART_OVERHEAD;
     let doc = doc_bytes as u64 + PART_OVERHEAD;
     let total = sys + doc;
-    let [inp, out, w5, w1, _] = p.rates(total);
-    let usd = (sys as f64 * inp.max(w5).max(w1) + doc as f64 * inp + max_tokens as f64 * out) / 1e6;
+    let rates = p.rates(total);
+    let usd = (sys as f64 * top_input_rate(&rates, ttl_1h)
+        + doc as f64 * rates[0]
+        + max_tokens as f64 * rates[1])
+        / 1e6;
+    (total, if batch { usd * p.batch_discount } else { usd })
+}
+
+/// Tokens added to a `count_tokens` answer (which the API calls an estimate) before it is
+/// reserved: 2 % plus [`PART_OVERHEAD`].
+pub fn count_margin(tokens: u64) -> u64 {
+    tokens / 50 + PART_OVERHEAD
+}
+
+/// Worst-case (input tokens, USD) of one request whose input the API counted at `counted`
+/// tokens: the count plus [`count_margin`], every input token at the highest of the input and
+/// (its TTL's) cache-write prices (the count does not say which tokens are the cached rubric),
+/// `max_tokens` of output.
+pub fn worst_case_counted(
+    p: &Prices,
+    counted: u64,
+    max_tokens: u32,
+    batch: bool,
+    ttl_1h: bool,
+) -> (u64, f64) {
+    let total = counted + count_margin(counted);
+    let rates = p.rates(total);
+    let usd = (total as f64 * top_input_rate(&rates, ttl_1h) + max_tokens as f64 * rates[1]) / 1e6;
     (total, if batch { usd * p.batch_discount } else { usd })
 }
 
@@ -316,6 +359,31 @@ mod tests {
             ..Default::default()
         };
         assert!((cost(&p, &u, false) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_counted_request_reserves_less_than_its_byte_bound_and_more_than_it_costs() {
+        let p = Prices::default_for("claude-sonnet-4-6").unwrap();
+        // a 3 KB rubric and a 1 KB document at ~3 bytes per token, 256 output tokens, batch
+        let (bi, bu) = worst_case(&p, 3000, 1000, 256, true, true);
+        let counted = 1000 + 333;
+        let (ci, cu) = worst_case_counted(&p, counted, 256, true, true);
+        assert!(ci < bi && cu < bu, "{ci} {cu} vs {bi} {bu}");
+        // the most such a request can cost: every counted token a cache write of the TTL it
+        // asks for, all output
+        let most = |ttl_1h: bool| Usage {
+            cache_creation_input_tokens: counted,
+            cache_write_1h: if ttl_1h { counted } else { 0 },
+            cache_write_5m: if ttl_1h { 0 } else { counted },
+            output_tokens: 256,
+            ..Default::default()
+        };
+        assert!(cost(&p, &most(true), true) < cu);
+        assert!(cu < 0.01, "a $0.01 budget buys such a request: {cu}");
+        assert!(bu > 0.01, "the byte bound alone does not fit: {bu}");
+        let (_, c5) = worst_case_counted(&p, counted, 256, true, false);
+        assert!(c5 < cu);
+        assert!(cost(&p, &most(false), true) < c5);
     }
 
     #[test]

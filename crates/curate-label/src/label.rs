@@ -157,7 +157,9 @@ pub struct LabelConfig {
     #[serde(default = "d_batch_rounds")]
     pub max_batch_rounds: u32,
 
-    /// [file] Parquet or JSONL file of labels.
+    /// [file] Parquet or JSONL file of labels. An id (or text) may occur more than once only
+    /// with the same score and reason; two different labels for one document are an error that
+    /// names both rows.
     #[serde(default)]
     pub path: Option<String>,
     /// [file] Match labels to documents by `id` or by `text`.
@@ -907,7 +909,8 @@ fn label_file(
     items: &[Item],
 ) -> Result<(Vec<Row>, Stats), LabelError> {
     let key_col = if by_text { "text" } else { "id" };
-    let mut map: HashMap<String, (Option<f64>, String)> = HashMap::new();
+    // key → (score, reason, where it was read)
+    let mut map: HashMap<String, (Option<f64>, String, String)> = HashMap::new();
     let mut rows_in = 0usize;
     let mut add =
         |k: Option<String>, s: Option<f64>, r: String, where_: String| -> Result<(), LabelError> {
@@ -915,13 +918,50 @@ fn label_file(
                 path: path.to_path_buf(),
                 message: format!("{where_}: no `{key_col}`"),
             })?;
-            let k = if by_text { text_hash(&k) } else { k };
             rows_in += 1;
-            map.entry(k).or_insert((s, r));
+            let (k, text) = if by_text {
+                (text_hash(&k), Some(k))
+            } else {
+                (k, None)
+            };
+            match map.entry(k) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((s, r, where_));
+                }
+                // the same label twice is harmless; two different ones are a choice curate
+                // will not make for the user
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    let (s0, r0, w0) = o.get();
+                    if *s0 != s || *r0 != r {
+                        let who = match &text {
+                            Some(t) => format!("text \"{}\"", snippet(t)),
+                            None => format!("id \"{}\"", o.key()),
+                        };
+                        let show = |s: &Option<f64>, r: &str| {
+                            let s = s.map_or("null".to_string(), |x| x.to_string());
+                            if r.is_empty() {
+                                format!("score {s}")
+                            } else {
+                                format!("score {s}, reason \"{}\"", snippet(r))
+                            }
+                        };
+                        return Err(LabelError::Input {
+                            path: path.to_path_buf(),
+                            message: format!(
+                                "conflicting labels for {who}: {w0} has {}, {where_} has {}; \
+                                 keep one label per {key_col} (identical repeats are accepted)",
+                                show(s0, r0),
+                                show(&s, &r)
+                            ),
+                        });
+                    }
+                }
+            }
             Ok(())
         };
     if is_parquet(path) {
-        for (b, rb) in read_parquet(path, None)?.iter().enumerate() {
+        let mut row = 0usize;
+        for rb in read_parquet(path, None)?.iter() {
             let kc = crate::util::column(rb, key_col, path)?;
             let sc = crate::util::column(rb, score_column, path)?;
             let rc = rb.column_by_name("reason");
@@ -933,8 +973,9 @@ fn label_file(
                     str_value(kc.as_ref(), i),
                     f64_value(sc.as_ref(), i),
                     reason,
-                    format!("batch {b} row {i}"),
+                    format!("row {row}"),
                 )?;
+                row += 1;
             }
         }
     } else {
@@ -1000,6 +1041,15 @@ fn label_file(
     st.insert("matched".into(), matched.into());
     st.insert("match_on".into(), key_col.into());
     Ok((rows, st))
+}
+
+/// The start of a text for a message: one line, at most 60 characters.
+fn snippet(s: &str) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &one[..i]),
+        None => one,
+    }
 }
 
 fn is_parquet(p: &Path) -> bool {

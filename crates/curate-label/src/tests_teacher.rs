@@ -319,6 +319,54 @@ fn budget_is_never_exceeded_online_and_batch() {
     }
 }
 
+/// Sonnet 4.6's prices, in the order [`Billed::cost`](curate_testkit::anthropic::Billed::cost)
+/// takes them.
+const SONNET_4_6: [f64; 5] = [3.0, 15.0, 3.75, 6.0, 0.3];
+
+#[test]
+fn a_tight_budget_buys_labels_on_a_sonnet_class_model_and_never_overspends() {
+    // $0.01 is less than one request's byte bound on Sonnet (the rubric alone, counted as one
+    // token per byte at the cache-write price), so every label here is bought on the API's
+    // count; with and without injected faults, online and in batches
+    for (mode, faults) in [
+        ("online", 0.0),
+        ("batch", 0.0),
+        ("online", 0.3),
+        ("batch", 0.3),
+    ] {
+        let mut fc = FakeConfig::new(KEY);
+        fc.faults = Faults {
+            seed: 7,
+            ..Faults::all(faults)
+        };
+        fc.faults.slow = std::time::Duration::from_millis(10);
+        let server = FakeAnthropic::start(fc);
+        let run = Run::new();
+        let docs = corpus(40);
+        let mut cfg = claude_cfg(&server, &run, mode);
+        cfg.model = "claude-sonnet-4-6".into();
+        cfg.max_usd = Some(0.01);
+        cfg.max_batch_requests = 10;
+        let out = sample_then_label(&cfg, &docs, 40, &run, Some(KEY)).unwrap();
+        let (sampled, labeled) = check_labels(&out);
+        let st = server.stats();
+        let spent = st.online.cost(SONNET_4_6, 1.0) + st.batch.cost(SONNET_4_6, 0.5);
+        assert!(
+            spent <= 0.01,
+            "{mode} {faults}: spent {spent} over the budget"
+        );
+        assert!(
+            labeled > 0 && labeled < sampled,
+            "{mode} {faults}: a tight budget buys some labels ({labeled}/{sampled})"
+        );
+        assert!(st.count_tokens > 0, "{mode}: the count decided");
+        assert_eq!(st.max_bills_per_document(), 1, "no document billed twice");
+        let s = stats(&run);
+        assert_close(s["this_run"]["spent_usd"].as_f64().unwrap(), spent);
+        assert!(s["this_run"]["budget_skipped"].as_u64().unwrap() > 0);
+    }
+}
+
 #[test]
 fn input_token_budget_is_never_exceeded() {
     let server = FakeAnthropic::start(FakeConfig::new(KEY));
@@ -548,6 +596,37 @@ fn file_annotator_imports_by_id_and_text() {
     }
     let st = stats(&run);
     assert_eq!(st["matched"].as_u64(), Some(15));
+}
+
+#[test]
+fn file_annotator_refuses_conflicting_labels_and_accepts_identical_repeats() {
+    let run = Run::new();
+    let docs = corpus(30);
+    let jsonl = run.dir.path().join("labels.jsonl");
+    let line = |id: &str, score: f64| {
+        serde_json::json!({"id": id, "score": score, "reason": "imported"}).to_string() + "\n"
+    };
+    let (a, b) = (&docs[0].0, &docs[1].0);
+    // an identical repeat is accepted
+    std::fs::write(&jsonl, line(a, 3.0) + &line(b, 1.0) + &line(a, 3.0)).unwrap();
+    let mut cfg = LabelConfig::new("file");
+    cfg.path = Some(jsonl.display().to_string());
+    sample_then_label(&cfg, &docs, 30, &run, None).unwrap();
+    assert_eq!(stats(&run)["matched"].as_u64(), Some(2));
+    // two different labels for one id name the file, the id and both lines
+    let run = Run::new();
+    let jsonl = run.dir.path().join("labels.jsonl");
+    std::fs::write(&jsonl, line(a, 3.0) + &line(b, 1.0) + &line(a, 4.0)).unwrap();
+    cfg.path = Some(jsonl.display().to_string());
+    let err = sample_then_label(&cfg, &docs, 30, &run, None).unwrap_err();
+    assert!(err.contains("labels.jsonl"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "conflicting labels for id \"{a}\": line 1 has score 3, reason \"imported\", \
+             line 3 has score 4, reason \"imported\""
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -2,8 +2,12 @@
 //! added or removed, and how the kept documents' quality scores moved.
 //!
 //! Documents are matched by the configured id column when both snapshots have the same one, else
-//! by a hash of their text. Memory: 8 bytes per document of each snapshot (a sorted key hash)
-//! plus 4 bytes per scored document; examples are found in a second pass.
+//! by a hash of their text. Counts are of documents, not of distinct keys: when a key occurs
+//! `a` times in A and `b` times in B, `min(a, b)` of its documents are in both and the rest are
+//! added or removed (the first occurrences in file order are the matched ones). Documents
+//! without a key (a null id or text) cannot be matched and are counted apart. Memory: 8 bytes
+//! per document of each snapshot (a sorted key hash) plus 4 bytes per scored document; examples
+//! are found in a second pass.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -98,20 +102,29 @@ impl StepDiff {
     }
 }
 
-/// Kept documents matched across the snapshots.
+/// Kept documents matched across the snapshots. Every count is of documents: `in_a = common +
+/// removed + unkeyed_a` and `in_b = common + added + unkeyed_b`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DocsDiff {
     /// What identifies a document: `id column "…"` or `text hash`.
     pub key: String,
-    /// Distinct keys in A.
+    /// Documents in A.
     pub in_a: u64,
-    /// Distinct keys in B.
+    /// Documents in B.
     pub in_b: u64,
-    /// In both.
+    /// Distinct keys in A (less than `in_a` when keys repeat).
+    pub distinct_a: u64,
+    /// Distinct keys in B.
+    pub distinct_b: u64,
+    /// Documents of A without a key (null id or text): never matched.
+    pub unkeyed_a: u64,
+    /// Documents of B without a key.
+    pub unkeyed_b: u64,
+    /// Documents in both (per key, the smaller of its counts in A and B).
     pub common: u64,
-    /// In B only.
+    /// Documents in B only.
     pub added: u64,
-    /// In A only.
+    /// Documents in A only.
     pub removed: u64,
     /// Some added documents (id, or the start of the text), in B's order.
     pub added_examples: Vec<String>,
@@ -326,11 +339,27 @@ fn steps_diff(a: &ManifestView, b: &ManifestView) -> Vec<StepDiff> {
         .collect()
 }
 
+impl DocsDiff {
+    /// Whether some key is shared by several documents of one side.
+    pub fn keys_repeat(&self) -> bool {
+        self.distinct_a + self.unkeyed_a < self.in_a || self.distinct_b + self.unkeyed_b < self.in_b
+    }
+}
+
 /// What one snapshot's kept documents look like to the diff.
 struct Side {
+    /// The key hash of every keyed document, sorted (repeats kept).
     keys: Vec<u64>,
+    /// Documents without a key.
+    unkeyed: u64,
     scores: Vec<f32>,
     has_scores: bool,
+}
+
+impl Side {
+    fn distinct(&self) -> u64 {
+        self.keys.chunk_by(|a, b| a == b).count() as u64
+    }
 }
 
 /// The column documents are matched by: the id column, or `None` for the text.
@@ -381,14 +410,16 @@ fn read_side(root: &Path, m: &ManifestView, key: &str) -> Result<Side, ReportErr
     let text = m.text_column();
     let mut side = Side {
         keys: Vec::with_capacity(m.totals.kept_rows as usize),
+        unkeyed: 0,
         scores: Vec::new(),
         has_scores: false,
     };
     for f in &m.outputs {
         crate::profile::scan(&root.join(&f.path), &text, &[key, "quality_score"], |b| {
             for i in 0..b.num_rows() {
-                if let Some((h, _)) = row_key(b, key, i) {
-                    side.keys.push(h);
+                match row_key(b, key, i) {
+                    Some((h, _)) => side.keys.push(h),
+                    None => side.unkeyed += 1,
                 }
             }
             if let Some(s) = scores_of(b) {
@@ -399,23 +430,25 @@ fn read_side(root: &Path, m: &ManifestView, key: &str) -> Result<Side, ReportErr
         })?;
     }
     side.keys.sort_unstable();
-    side.keys.dedup();
     side.scores.sort_by(f32::total_cmp);
     Ok(side)
 }
 
-/// The first `n` documents of `m` (in file order) whose key hash is in `wanted` (sorted).
+/// The first `n` unmatched documents of `m` (in file order): `wanted` holds, sorted by key hash,
+/// each key with unmatched documents and how many of its first occurrences are matched.
 fn examples(
     root: &Path,
     m: &ManifestView,
     key: &str,
-    wanted: &[u64],
+    wanted: &[(u64, u64)],
     n: usize,
 ) -> Result<Vec<String>, ReportError> {
     let mut out = Vec::new();
     if wanted.is_empty() || n == 0 {
         return Ok(out);
     }
+    // occurrences seen so far of each wanted key
+    let mut seen = vec![0u64; wanted.len()];
     let text = m.text_column();
     for f in &m.outputs {
         if out.len() >= n {
@@ -427,15 +460,76 @@ fn examples(
                     break;
                 }
                 if let Some((h, s)) = row_key(b, key, i)
-                    && wanted.binary_search(&h).is_ok()
+                    && let Ok(w) = wanted.binary_search_by_key(&h, |x| x.0)
                 {
-                    out.push(if key == text { snippet(&s) } else { s });
+                    seen[w] += 1;
+                    if seen[w] > wanted[w].1 {
+                        out.push(if key == text { snippet(&s) } else { s });
+                    }
                 }
             }
             Ok(())
         })?;
     }
     Ok(out)
+}
+
+/// Two sorted multisets of key hashes, matched.
+#[derive(Debug, Default, PartialEq)]
+struct Matched {
+    /// Documents in both.
+    common: u64,
+    /// Per key with documents only in B: (key, its documents matched in A, its documents only
+    /// in B), sorted by key.
+    added: Vec<(u64, u64, u64)>,
+    /// The same for A.
+    removed: Vec<(u64, u64, u64)>,
+}
+
+impl Matched {
+    /// (key, matched occurrences to pass over) for [`examples`].
+    fn wanted(&self, side: &[(u64, u64, u64)]) -> Vec<(u64, u64)> {
+        side.iter().map(|&(k, skip, _)| (k, skip)).collect()
+    }
+}
+
+/// Matches the documents of `a` and `b` (sorted key hashes, repeats kept): per key, the smaller
+/// count is common and the rest added or removed.
+fn match_keys(a: &[u64], b: &[u64]) -> Matched {
+    let mut m = Matched::default();
+    let (mut ga, mut gb) = (
+        a.chunk_by(|x, y| x == y).peekable(),
+        b.chunk_by(|x, y| x == y).peekable(),
+    );
+    loop {
+        let (x, y) = (ga.peek().map(|g| g[0]), gb.peek().map(|g| g[0]));
+        let (na, nb) = match (x, y) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x == y => (
+                ga.next().expect("peeked").len(),
+                gb.next().expect("peeked").len(),
+            ),
+            (Some(x), Some(y)) if x < y => (ga.next().expect("peeked").len(), 0),
+            (Some(_), None) => (ga.next().expect("peeked").len(), 0),
+            _ => (0, gb.next().expect("peeked").len()),
+        };
+        let key = match (x, y) {
+            (Some(x), Some(y)) => x.min(y),
+            (Some(x), None) => x,
+            (None, Some(y)) => y,
+            (None, None) => unreachable!(),
+        };
+        let (na, nb) = (na as u64, nb as u64);
+        let both = na.min(nb);
+        m.common += both;
+        if na > both {
+            m.removed.push((key, both, na - both));
+        }
+        if nb > both {
+            m.added.push((key, both, nb - both));
+        }
+    }
+    m
 }
 
 fn snippet(s: &str) -> String {
@@ -549,39 +643,20 @@ pub fn diff(a: &Path, b: &Path, examples_n: usize) -> Result<Diff, ReportError> 
     };
     let sa = read_side(a, &ma, &key_a)?;
     let sb = read_side(b, &mb, &key_b)?;
-    let (mut added, mut removed, mut common) = (Vec::new(), Vec::new(), 0u64);
-    let (mut i, mut j) = (0, 0);
-    while i < sa.keys.len() || j < sb.keys.len() {
-        match (sa.keys.get(i), sb.keys.get(j)) {
-            (Some(x), Some(y)) if x == y => {
-                common += 1;
-                i += 1;
-                j += 1;
-            }
-            (Some(x), Some(y)) if x < y => {
-                removed.push(*x);
-                i += 1;
-            }
-            (Some(x), None) => {
-                removed.push(*x);
-                i += 1;
-            }
-            (_, Some(y)) => {
-                added.push(*y);
-                j += 1;
-            }
-            (None, None) => break,
-        }
-    }
+    let m = match_keys(&sa.keys, &sb.keys);
     let documents = DocsDiff {
         key: key_name,
-        in_a: sa.keys.len() as u64,
-        in_b: sb.keys.len() as u64,
-        common,
-        added: added.len() as u64,
-        removed: removed.len() as u64,
-        added_examples: examples(b, &mb, &key_b, &added, examples_n)?,
-        removed_examples: examples(a, &ma, &key_a, &removed, examples_n)?,
+        in_a: sa.keys.len() as u64 + sa.unkeyed,
+        in_b: sb.keys.len() as u64 + sb.unkeyed,
+        distinct_a: sa.distinct(),
+        distinct_b: sb.distinct(),
+        unkeyed_a: sa.unkeyed,
+        unkeyed_b: sb.unkeyed,
+        common: m.common,
+        added: m.added.iter().map(|&(_, _, n)| n).sum(),
+        removed: m.removed.iter().map(|&(_, _, n)| n).sum(),
+        added_examples: examples(b, &mb, &key_b, &m.wanted(&m.added), examples_n)?,
+        removed_examples: examples(a, &ma, &key_a, &m.wanted(&m.removed), examples_n)?,
     };
     let scores = (sa.has_scores || sb.has_scores).then(|| {
         let (lo, hi) = (
@@ -647,6 +722,98 @@ mod tests {
         let mut ps = vec!["steps[10].a", "steps[2]", "steps[1].b", "input.x"];
         ps.sort_by_key(|p| path_order(p));
         assert_eq!(ps, ["input.x", "steps[1].b", "steps[2]", "steps[10].a"]);
+    }
+
+    #[test]
+    fn documents_are_counted_with_their_repeats() {
+        // 60 documents sharing 6 keys in A, 6 documents in B: 6 in both, 54 removed
+        let a: Vec<u64> = (0..60).map(|i| i % 6).collect::<Vec<_>>();
+        let mut a = a;
+        a.sort_unstable();
+        let b: Vec<u64> = (0..6).collect();
+        let m = match_keys(&a, &b);
+        assert_eq!(m.common, 6);
+        assert_eq!(m.removed.iter().map(|r| r.2).sum::<u64>(), 54);
+        assert!(m.added.is_empty());
+        assert_eq!(m.removed[0], (0, 1, 9));
+        // disjoint keys and partial overlaps
+        let m = match_keys(&[1, 1, 2, 5], &[1, 3, 5, 5, 5]);
+        assert_eq!(m.common, 2);
+        assert_eq!(m.removed, vec![(1, 1, 1), (2, 0, 1)]);
+        assert_eq!(m.added, vec![(3, 0, 1), (5, 1, 2)]);
+        assert_eq!(match_keys(&[], &[]), Matched::default());
+    }
+
+    /// A snapshot directory with one data file of `ids` (and texts) and a manifest that names it.
+    fn snapshot(dir: &Path, ids: &[Option<&str>]) {
+        use arrow::array::StringArray;
+        use arrow::datatypes::{Field, Schema};
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("text", DataType::Utf8, false),
+        ]));
+        let texts: Vec<String> = (0..ids.len()).map(|i| format!("doc {i}")).collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                std::sync::Arc::new(StringArray::from(ids.to_vec())),
+                std::sync::Arc::new(StringArray::from(texts)),
+            ],
+        )
+        .unwrap();
+        let props = curate_io::write::OutputProps {
+            zstd_level: 3,
+            row_group_rows: 1000,
+            data_page_bytes: 1 << 20,
+            created_by: "test".into(),
+        };
+        let path = dir.join("data/part-00000.parquet");
+        let mut w = curate_io::write::ParquetSink::create(&path, schema, &props).unwrap();
+        w.write(batch).unwrap();
+        w.finish().unwrap();
+        let n = ids.len();
+        let m = json!({
+            "curate_version": "0.1.0",
+            "config": {"input": {"text_column": "text", "id_column": "id"}, "steps": []},
+            "config_fingerprint": "f",
+            "seed": 1,
+            "inputs": [],
+            "totals": {"input_rows": n, "kept_rows": n, "dropped_rows": 0, "skipped_rows": 0},
+            "steps": [],
+            "outputs": [{"path": "data/part-00000.parquet", "rows": n, "bytes": 1, "xxh3_128": "00"}]
+        });
+        std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+    }
+
+    #[test]
+    fn diff_counts_documents_when_ids_repeat() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        // 60 documents sharing 6 ids, then a null id; B has each id once and a new one
+        let ids_a: Vec<String> = (0..60).map(|i| format!("id-{}", i % 6)).collect();
+        let mut ia: Vec<Option<&str>> = ids_a.iter().map(|s| Some(s.as_str())).collect();
+        ia.push(None);
+        snapshot(&a, &ia);
+        snapshot(
+            &b,
+            &["id-0", "id-1", "id-2", "id-3", "id-4", "id-5", "id-new"].map(Some),
+        );
+        let d = diff(&a, &b, 3).unwrap();
+        let docs = &d.documents;
+        assert_eq!((docs.in_a, docs.in_b), (61, 7));
+        assert_eq!((docs.distinct_a, docs.distinct_b), (6, 7));
+        assert_eq!((docs.unkeyed_a, docs.unkeyed_b), (1, 0));
+        assert_eq!((docs.common, docs.added, docs.removed), (6, 1, 54));
+        assert_eq!(docs.in_a, docs.common + docs.removed + docs.unkeyed_a);
+        assert_eq!(docs.in_b, docs.common + docs.added + docs.unkeyed_b);
+        assert!(docs.keys_repeat());
+        assert_eq!(docs.added_examples, ["id-new"]);
+        // the removed ones are the repeats past each id's first occurrence, in file order
+        assert_eq!(docs.removed_examples, ["id-0", "id-1", "id-2"]);
+        let same = diff(&b, &b, 3).unwrap();
+        assert!(!same.documents.keys_repeat());
+        assert_eq!(same.documents.common, 7);
     }
 
     #[test]

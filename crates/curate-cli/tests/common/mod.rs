@@ -43,6 +43,18 @@ pub fn run_err(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `curate run -q --config CFG --output OUT`, which must succeed; returns its stdout.
+pub fn run_config_ok(cfg: &Path, out: &Path) -> String {
+    run_ok(&[
+        "run",
+        "-q",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// Writes a config file into `dir` and returns its path.
 pub fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
