@@ -1,13 +1,17 @@
 //! End to end through the `curate` binary: exact + MinHash dedup on real corpus text with
 //! injected duplicates, the same snapshot for any thread count, and a second run deduplicated
-//! `against` the first snapshot's published index.
+//! `against` the first snapshot's published index. Every removed duplicate names its survivor in
+//! the exclusion output (`duplicate_of`, `duplicate_of_snapshot`), read back and checked.
 
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -128,6 +132,133 @@ fn dropped(m: &serde_json::Value, kind: &str, reason: &str) -> u64 {
     step(m, kind)["dropped"][reason].as_u64().unwrap_or(0)
 }
 
+/// One row of a snapshot's `data/` or `excluded/` files.
+#[derive(Debug, Clone)]
+struct Row {
+    text: String,
+    id: String,
+    cluster: Option<u64>,
+    duplicate_of: Option<String>,
+    duplicate_of_snapshot: Option<String>,
+    step: Option<String>,
+    reason: Option<String>,
+}
+
+/// The rows of `dir/sub/*.parquet`.
+fn rows(dir: &Path, sub: &str) -> Vec<Row> {
+    let mut out = Vec::new();
+    for b in common::read_dir_batches(&dir.join(sub)) {
+        let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
+        let text = s("text").expect("text");
+        let id = s("id").expect("id");
+        let cluster = b
+            .column_by_name("cluster")
+            .map(|c| c.as_primitive::<arrow::datatypes::UInt64Type>().clone());
+        let (dup, snap, step, reason) = (
+            s("duplicate_of"),
+            s("duplicate_of_snapshot"),
+            s("step"),
+            s("reason"),
+        );
+        let opt = |c: &Option<StringArray>, i: usize| {
+            c.as_ref()
+                .filter(|c| c.is_valid(i))
+                .map(|c| c.value(i).to_string())
+        };
+        for i in 0..b.num_rows() {
+            out.push(Row {
+                text: text.value(i).to_string(),
+                id: id.value(i).to_string(),
+                cluster: cluster
+                    .as_ref()
+                    .filter(|c| c.is_valid(i))
+                    .map(|c| c.value(i)),
+                duplicate_of: opt(&dup, i),
+                duplicate_of_snapshot: opt(&snap, i),
+                step: opt(&step, i),
+                reason: opt(&reason, i),
+            });
+        }
+    }
+    out
+}
+
+/// Text as `exact_dedup` compares it by default (full normalization).
+fn normalized(text: &str) -> String {
+    curate_dedup::normalize::Normalizer::new(curate_dedup::normalize::NormFlags::full())
+        .normalize_to_string(text)
+}
+
+/// Jaccard similarity of two texts' normalized word 5-gram sets.
+fn jaccard(a: &str, b: &str) -> f64 {
+    let set = |t: &str| -> BTreeSet<Vec<String>> {
+        let words: Vec<String> = normalized(t).split_whitespace().map(String::from).collect();
+        words.windows(5).map(|w| w.to_vec()).collect()
+    };
+    let (x, y) = (set(a), set(b));
+    let inter = x.intersection(&y).count();
+    inter as f64 / (x.len() + y.len() - inter).max(1) as f64
+}
+
+/// Checks every duplicate of a snapshot names its survivor: an exact duplicate, a document of
+/// the snapshot (in `data/`, or excluded by the later MinHash step) with the same normalized
+/// text; a near duplicate, a document in `data/` of the same cluster with a near-identical text.
+/// Returns how many of each were checked.
+fn assert_survivors_named(out: &Path) -> (usize, usize) {
+    let data = rows(out, "data");
+    let excluded = rows(out, "excluded");
+    let by_id = |rs: &[Row]| -> BTreeMap<String, Row> {
+        rs.iter().map(|r| (r.id.clone(), r.clone())).collect()
+    };
+    let (kept, gone) = (by_id(&data), by_id(&excluded));
+    assert_eq!(kept.len(), data.len(), "ids are unique");
+    // The survivor of a near duplicate is its cluster id, on both sides.
+    assert!(
+        data.iter().any(|r| r.cluster.is_some()),
+        "cluster ids in data/"
+    );
+    let (mut exact, mut near) = (0, 0);
+    for r in &excluded {
+        let name = r.duplicate_of.as_deref();
+        match r.reason.as_deref() {
+            Some("exact_duplicate") => {
+                exact += 1;
+                let name = name.unwrap_or_else(|| panic!("{} names no survivor", r.id));
+                let s = kept.get(name).or_else(|| {
+                    gone.get(name)
+                        .filter(|s| s.step.as_deref() == Some("minhash_dedup"))
+                });
+                let s = s.unwrap_or_else(|| panic!("{}: survivor {name} not found", r.id));
+                assert_eq!(
+                    normalized(&s.text),
+                    normalized(&r.text),
+                    "{} vs {name}",
+                    r.id
+                );
+                assert!(r.cluster.is_none(), "removed before the MinHash step");
+            }
+            Some("minhash_duplicate") => {
+                near += 1;
+                let name = name.unwrap_or_else(|| panic!("{} names no survivor", r.id));
+                let s = kept
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{}: survivor {name} not in data/", r.id));
+                assert!(
+                    r.cluster.is_some(),
+                    "{}: cluster id on the excluded side",
+                    r.id
+                );
+                assert_eq!(r.cluster, s.cluster, "{} and {name}: one cluster", r.id);
+                let j = jaccard(&r.text, &s.text);
+                assert!(j >= 0.5, "{} vs {name}: Jaccard {j}", r.id);
+            }
+            other => panic!("unexpected reason {other:?}"),
+        }
+        assert!(r.duplicate_of_snapshot.is_none());
+    }
+    (exact, near)
+}
+
 const STEPS: &str = r#"
 [[steps]]
 type = "exact_dedup"
@@ -184,6 +315,9 @@ fn exact_and_minhash_dedup_end_to_end() {
         m1["totals"]["kept_rows"].as_u64().unwrap(),
         docs.len() as u64 - exact - near
     );
+    let (named_exact, named_near) = assert_survivors_named(&out1);
+    assert_eq!(named_exact as u64, exact);
+    assert_eq!(named_near as u64, near);
     let artifacts: Vec<&str> = m1["artifacts"]
         .as_array()
         .unwrap()
@@ -214,6 +348,32 @@ fn exact_and_minhash_dedup_end_to_end() {
         (95..150).contains(&hits),
         "near copies of the first snapshot removed: {hits} of 100"
     );
+    // Each names the first snapshot and the survivor there it nearly copies.
+    let snap1 = rows(&out1, "data");
+    let snap1: BTreeMap<&str, &Row> = snap1.iter().map(|r| (r.id.as_str(), r)).collect();
+    let label = out1.display().to_string();
+    let mut named = 0;
+    for r in rows(&out3, "excluded") {
+        if r.reason.as_deref() != Some("minhash_duplicate_of_snapshot") {
+            assert!(r.duplicate_of_snapshot.is_none());
+            continue;
+        }
+        named += 1;
+        assert_eq!(r.duplicate_of_snapshot.as_deref(), Some(label.as_str()));
+        let name = r.duplicate_of.as_deref().expect("named");
+        let s = snap1
+            .get(name)
+            .unwrap_or_else(|| panic!("{}: {name} is not in the first snapshot", r.id));
+        let j = jaccard(&r.text, &s.text);
+        assert!(j >= 0.5, "{} vs {name}: Jaccard {j}", r.id);
+        if let Some(i) = r.id.strip_prefix("again-") {
+            let i: usize = i.parse().unwrap();
+            if name == base[400 + i].1 {
+                assert!(j >= 0.8, "{j}");
+            }
+        }
+    }
+    assert_eq!(named as u64, hits);
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //!     ../shared/corpus/shard-00001.parquet 20089 4 256MiB [verify]
 //! ```
 //!
-//! Arguments: parquet file, number of documents, tasks, memory limit, optional `verify`.
+//! Arguments: parquet file, number of documents, tasks, memory limit, then optionally `verify`
+//! and / or `id` (read the file's `id` column as the id column, so the step records ids and
+//! names survivors by them, as the `curate` binary does by default on FineWeb).
 //! Prints per-stage wall times, MB/s and the removed count.
 
 use std::fs::File;
@@ -22,25 +24,32 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Streams the first `limit` documents as batches of `DocBatch` for task `task` of `tasks`
-/// (contiguous row ranges), calling `f` on each.
+/// (contiguous row ranges), calling `f` on each; with `ids`, the `id` column too.
 fn for_task_batches(
     path: &Path,
     limit: usize,
     task: usize,
     tasks: usize,
+    ids: bool,
     mut f: impl FnMut(DocBatch),
 ) {
     let per = limit.div_ceil(tasks);
     let (lo, hi) = (task * per, ((task + 1) * per).min(limit));
     let file = File::open(path).expect("open parquet");
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
-    let text_idx = builder
-        .parquet_schema()
-        .columns()
-        .iter()
-        .position(|c| c.name() == "text")
-        .expect("text column");
-    let mask = ProjectionMask::leaves(builder.parquet_schema(), [text_idx]);
+    let leaf = |name: &str| {
+        builder
+            .parquet_schema()
+            .columns()
+            .iter()
+            .position(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("{name} column"))
+    };
+    let mut leaves = vec![leaf("text")];
+    if ids {
+        leaves.push(leaf("id"));
+    }
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(1024)
@@ -56,7 +65,9 @@ fn for_task_batches(
             (row..row + n).map(|r| doc_key(0, r)).collect::<Vec<_>>(),
         );
         row += n;
-        f(DocBatch::new(b, 0, None, keys));
+        let text = b.schema().index_of("text").expect("text");
+        let id = b.schema().index_of("id").ok();
+        f(DocBatch::new(b, text, id, keys));
     }
 }
 
@@ -75,7 +86,7 @@ fn cpu_seconds() -> f64 {
 /// three rounds, reported per CPU second.
 fn sketch_only(path: &Path, limit: usize) {
     let mut texts = Vec::new();
-    for_task_batches(path, limit, 0, 1, |b| {
+    for_task_batches(path, limit, 0, 1, false, |b| {
         for i in 0..b.len() {
             texts.push(b.text(i).to_string());
         }
@@ -123,7 +134,8 @@ fn main() {
     let limit: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20089);
     let tasks: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
     let memory = args.get(4).cloned().unwrap_or_else(|| "256MiB".to_string());
-    let verify = args.get(5).is_some_and(|s| s == "verify");
+    let verify = args.iter().skip(5).any(|s| s == "verify");
+    let ids = args.iter().skip(5).any(|s| s == "id");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = MinhashDedupConfig {
         memory_limit: memory.clone(),
@@ -134,7 +146,7 @@ fn main() {
         seed: 0,
         index: 0,
         text_column: "text".into(),
-        id_column: None,
+        id_column: ids.then(|| "id".to_string()),
         previous: vec![],
         config_dir: ".".into(),
     };
@@ -154,7 +166,7 @@ fn main() {
             seed: 0,
         };
         let mut obs = barrier.observer(&cx).expect("observer");
-        for_task_batches(&path, limit, t, tasks, |b| {
+        for_task_batches(&path, limit, t, tasks, ids, |b| {
             bytes += b.texts().values().len();
             obs.observe(&b, &mut counters).expect("observe");
         });
@@ -191,7 +203,7 @@ fn main() {
             seed: 0,
         };
         let mut p = step.processor(&cx).expect("processor");
-        for_task_batches(&path, limit, t, tasks, |mut b| {
+        for_task_batches(&path, limit, t, tasks, ids, |mut b| {
             p.process(&mut b, &mut counters).expect("process");
             removed += b.dropped();
         });
@@ -201,7 +213,7 @@ fn main() {
     let c_total = cpu_seconds() - c0;
     let mb = bytes as f64 / 1e6;
     println!(
-        "input: {limit} documents, {mb:.1} MB of text, {tasks} tasks, memory_limit {memory}, verify {verify}"
+        "input: {limit} documents, {mb:.1} MB of text, {tasks} tasks, memory_limit {memory}, verify {verify}, ids {ids}"
     );
     println!(
         "observe (read + signatures + runs): {:.2} s wall, {c_obs:.2} CPU s = {:.1} MB/s per core",

@@ -161,11 +161,12 @@ impl NodeLookup {
         Ok(Self { cursors })
     }
 
-    /// The node record of `key`, if the document is in a duplicate group.
-    pub(crate) fn get(&mut self, key: u64) -> Result<Option<NodeRec>, StepError> {
-        for c in &mut self.cursors {
+    /// The node record of `key` and the index of the file holding it, if the document is in a
+    /// duplicate group.
+    pub(crate) fn get(&mut self, key: u64) -> Result<Option<(usize, NodeRec)>, StepError> {
+        for (i, c) in self.cursors.iter_mut().enumerate() {
             if let Some(b) = c.find(key)? {
-                return Ok(Some(NodeRec::decode(&b)));
+                return Ok(Some((i, NodeRec::decode(b))));
             }
         }
         Ok(None)

@@ -6,7 +6,10 @@
 //!    equal hashes the first record (best priority, then smallest key) survives. The group's
 //!    other members are written, sorted by key through an external sorter, to the partition's
 //!    node file.
-//! 3. **filter**: each task walks the node files forward in key order and drops its duplicates.
+//! 3. **filter**: each task walks the node files forward in key order and drops its duplicates,
+//!    naming each one's survivor in `duplicate_of` (see [`crate::provenance`]: with an id column
+//!    the observers also write `(key → id)` and the groups stage writes, per partition, the
+//!    survivors' ids for its duplicates, sorted by key).
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +27,10 @@ use crate::common::{
     manifest_path, priorities, read_json, read_manifests, validate_keep, write_json,
 };
 use crate::normalize::{Normalizer, TextNormalization};
+use crate::provenance::{
+    DUPLICATE_OF, DropNames, NamesTable, NamesWriter, ProvBuilder, ProvLookup, RootKey,
+    name_survivors, names_paths, observer_names, render_key,
+};
 use crate::runs::{
     ExternalSorter, Merger, PartReader, Record, RunStreamWriter, Source, parse_bytes, spill_sorted,
     u32_at, u64_at,
@@ -35,6 +42,10 @@ use crate::runs::{
 /// is the same for any number of tasks or threads.
 ///
 /// Runs as resumable stages bounded by `memory_limit` per task (sorted runs spill to disk).
+///
+/// Each removed document names its survivor in the exclusion output's `duplicate_of` column:
+/// the survivor's id (`[input] id_column`), or its document key (16 hex digits) when the input
+/// has no id column.
 ///
 /// Example:
 ///
@@ -101,12 +112,13 @@ impl StepSpec for ExactDedupConfig {
         }
     }
 
-    fn build(&self, _env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
+    fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
         let memory = parse_bytes(&self.memory_limit).map_err(StepError::Other)? as usize;
         Ok(Box::new(ExactDedup {
             cfg: self.clone(),
             memory,
             seed: curate_core::hash::derive_seed(0, "exact_dedup"),
+            has_ids: env.id_column.is_some(),
         }))
     }
 }
@@ -116,6 +128,8 @@ pub struct ExactDedup {
     cfg: ExactDedupConfig,
     memory: usize,
     seed: u64,
+    /// The input has an id column: observers record ids, the groups stage names survivors.
+    has_ids: bool,
 }
 
 /// `(hash, priority, key)`, sorted in that order.
@@ -162,6 +176,15 @@ impl ExactDedup {
         dir.join("groups").join(format!("p{p:05}.json"))
     }
 
+    /// The partition's provenance: one record per duplicate (sorted by key) and the survivors'
+    /// ids.
+    fn prov_paths(dir: &Path, p: usize) -> (PathBuf, PathBuf) {
+        (
+            dir.join("groups").join(format!("p{p:05}.prov")),
+            dir.join("groups").join(format!("p{p:05}.names")),
+        )
+    }
+
     fn run_groups(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
         let p = cx.task;
         let manifests = read_manifests(cx.dir, cx.observed_tasks)?;
@@ -178,6 +201,10 @@ impl ExactDedup {
         let tmp = cx.dir.join("groups").join(format!("tmp-{p:05}"));
         std::fs::create_dir_all(&tmp).map_err(|e| StepError::io(&tmp, e))?;
         let mut sorter = ExternalSorter::<NodeRec>::new(&tmp, "nodes", self.memory / 4);
+        // (survivor, duplicate) pairs, to name the survivors once the merge is done.
+        let mut pairs = self
+            .has_ids
+            .then(|| ExternalSorter::<RootKey>::new(&tmp, "pairs", self.memory / 4));
         let mut stats = ExactStats::default();
         let mut current: Option<(u128, u64)> = None; // (hash, survivor key)
         let mut size = 0u64;
@@ -197,6 +224,9 @@ impl ExactDedup {
                         root,
                         status: REMOVED,
                     })?;
+                    if let Some(pairs) = pairs.as_mut() {
+                        pairs.push(RootKey { root, key: r.key })?;
+                    }
                 }
                 _ => {
                     close(size, &mut stats);
@@ -213,11 +243,25 @@ impl ExactDedup {
         }
         w.finish()?;
         sorted.cleanup();
+        drop(merger);
+        let mut prov_spills = 0;
+        if let Some(pairs) = pairs {
+            let (run, blob) = Self::prov_paths(cx.dir, p);
+            let mut names = NamesTable::open(observer_names(cx.dir, cx.observed_tasks))?;
+            let mut prov = ProvBuilder::create(&tmp, &blob, self.memory / 4)?;
+            prov_spills += pairs.spills();
+            let mut sorted = pairs.finish()?;
+            name_survivors(&mut sorted, &mut names, &mut prov)?;
+            sorted.cleanup();
+            prov_spills += prov.spills();
+            prov.finish(&run)?;
+        }
         let _ = std::fs::remove_dir(&tmp);
         write_json(&Self::stats_path(cx.dir, p), &stats)?;
         let mut c = cx.counters.lock().expect("counters");
         c.add("exact_groups", stats.groups as f64);
         c.add("exact_duplicates", stats.duplicates_removed as f64);
+        c.add("exact_provenance_spills", prov_spills as f64);
         Ok(())
     }
 }
@@ -229,6 +273,7 @@ impl Step for ExactDedup {
 
     fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
         crate::common::need_score_column(c, self.cfg.keep, &self.cfg.score_column);
+        c.add_on_dropped(DUPLICATE_OF, arrow::datatypes::DataType::Utf8);
     }
 
     fn reasons(&self) -> Vec<String> {
@@ -239,8 +284,21 @@ impl Step for ExactDedup {
         let paths: Vec<PathBuf> = (0..self.cfg.partitions)
             .map(|p| Self::nodes_path(cx.dir, p))
             .collect();
+        let prov = if self.has_ids {
+            (0..self.cfg.partitions)
+                .map(|p| {
+                    let (run, blob) = Self::prov_paths(cx.dir, p);
+                    ProvLookup::open(&run, &blob)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
         Ok(Box::new(ExactFilter {
             lookup: NodeLookup::open(&paths)?,
+            prov,
+            names: DropNames::default(),
+            buf: Vec::new(),
         }))
     }
 
@@ -282,7 +340,13 @@ impl Barrier for ExactDedup {
         std::fs::create_dir_all(&runs_dir).map_err(|e| StepError::io(&runs_dir, e))?;
         clear_task_files(&runs_dir, &format!("task-{:05}-", cx.task))?;
         let cap = (self.memory / 4 / std::mem::size_of::<(u32, HashRec)>()).max(16);
+        let names = if self.has_ids {
+            Some(NamesWriter::create(&names_paths(cx.dir, cx.task))?)
+        } else {
+            None
+        };
         Ok(Box::new(ExactObserver {
+            names,
             dir: cx.dir.to_path_buf(),
             task: cx.task,
             normalizer: self.cfg.normalization.flags().map(Normalizer::new),
@@ -329,6 +393,7 @@ impl ExactPartitioner {
 }
 
 struct ExactObserver {
+    names: Option<NamesWriter>,
     dir: PathBuf,
     task: usize,
     normalizer: Option<Normalizer>,
@@ -396,6 +461,9 @@ impl Observer for ExactObserver {
                 },
             ));
         }
+        if let Some(w) = self.names.as_mut() {
+            w.push_all(batch)?;
+        }
         self.documents += n as u64;
         counters.add("exact_documents", n as f64);
         Ok(())
@@ -403,6 +471,9 @@ impl Observer for ExactObserver {
 
     fn finish(mut self: Box<Self>, counters: &mut Counters) -> Result<(), StepError> {
         self.spill()?;
+        if let Some(w) = self.names.take() {
+            w.finish()?;
+        }
         counters.add("exact_runs", self.runs.len() as f64);
         let m = ObserverManifest {
             runs: std::mem::take(&mut self.runs),
@@ -414,20 +485,33 @@ impl Observer for ExactObserver {
 
 struct ExactFilter {
     lookup: NodeLookup,
+    /// Per partition, with an id column: the survivors' ids of its duplicates.
+    prov: Vec<ProvLookup>,
+    names: DropNames,
+    buf: Vec<u8>,
 }
 
 impl Processor for ExactFilter {
     fn process(&mut self, batch: &mut DocBatch, counters: &mut Counters) -> Result<(), StepError> {
         let mut dropped = 0u64;
+        self.names.clear();
         for i in 0..batch.len() {
             let key = batch.keys().value(i);
-            if let Some(n) = self.lookup.get(key)?
+            if let Some((part, n)) = self.lookup.get(key)?
                 && n.status == REMOVED
             {
                 batch.drop_row(i, 0);
                 dropped += 1;
+                match self.prov.get_mut(part) {
+                    Some(prov) => {
+                        prov.get(key, &mut self.buf)?;
+                    }
+                    None => render_key(n.root, &mut self.buf),
+                }
+                self.names.push(i, 0, Some(&self.buf));
             }
         }
+        self.names.apply(batch, None);
         counters.add("exact_removed", dropped as f64);
         Ok(())
     }

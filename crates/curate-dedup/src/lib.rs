@@ -16,6 +16,7 @@ pub mod exact;
 pub mod local;
 pub mod minhash;
 pub mod normalize;
+pub mod provenance;
 pub mod runs;
 pub mod signature;
 

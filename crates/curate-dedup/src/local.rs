@@ -20,6 +20,10 @@ pub struct LocalRun {
     pub removed: BTreeMap<u64, String>,
     /// Values of the cluster-id column, if the step adds one (non-null only).
     pub cluster_ids: BTreeMap<u64, u64>,
+    /// `duplicate_of` of every dropped document (None: null).
+    pub duplicate_of: BTreeMap<u64, Option<String>>,
+    /// `duplicate_of_snapshot` of dropped documents, where set.
+    pub duplicate_of_snapshot: BTreeMap<u64, String>,
     /// All counters (observers, stages, processors).
     pub counters: Counters,
     /// What the step publishes.
@@ -80,7 +84,13 @@ pub fn run_barrier(
     }
     // Pass N+1: processors.
     let reasons = step.reasons();
-    type TaskOut = (BTreeMap<u64, String>, BTreeMap<u64, u64>, Counters);
+    type TaskOut = (
+        BTreeMap<u64, String>,
+        BTreeMap<u64, u64>,
+        BTreeMap<u64, Option<String>>,
+        BTreeMap<u64, String>,
+        Counters,
+    );
     let per_task: Vec<TaskOut> = tasks
         .par_iter()
         .enumerate()
@@ -95,12 +105,28 @@ pub fn run_barrier(
             let mut p = step.processor(&cx)?;
             let mut c = Counters::default();
             let (mut removed, mut ids) = (BTreeMap::new(), BTreeMap::new());
+            let (mut dup_of, mut dup_snap) = (BTreeMap::new(), BTreeMap::new());
             for b in batches {
                 let mut b = b.clone();
                 p.process(&mut b, &mut c)?;
+                let names = b
+                    .column(crate::provenance::DUPLICATE_OF)
+                    .map(|c| c.as_string::<i32>().clone());
+                let snaps = b
+                    .column(crate::provenance::DUPLICATE_OF_SNAPSHOT)
+                    .map(|c| c.as_string::<i32>().clone());
                 for (i, v) in b.verdicts().iter().enumerate() {
                     if *v != 0 {
-                        removed.insert(b.keys().value(i), reasons[*v as usize - 1].clone());
+                        let key = b.keys().value(i);
+                        removed.insert(key, reasons[*v as usize - 1].clone());
+                        let name = names
+                            .as_ref()
+                            .filter(|c| c.is_valid(i))
+                            .map(|c| c.value(i).to_string());
+                        dup_of.insert(key, name);
+                        if let Some(s) = snaps.as_ref().filter(|c| c.is_valid(i)) {
+                            dup_snap.insert(key, s.value(i).to_string());
+                        }
                     }
                 }
                 if let Some(col) = cluster_col.and_then(|name| b.column(name)) {
@@ -113,13 +139,15 @@ pub fn run_barrier(
                 }
             }
             p.finish(&mut c)?;
-            Ok((removed, ids, c))
+            Ok((removed, ids, dup_of, dup_snap, c))
         })
         .collect::<Result<_, _>>()?;
     let mut out = LocalRun::default();
-    for (r, i, c) in per_task {
+    for (r, i, d, s, c) in per_task {
         out.removed.extend(r);
         out.cluster_ids.extend(i);
+        out.duplicate_of.extend(d);
+        out.duplicate_of_snapshot.extend(s);
         out.counters.merge(&c);
     }
     out.counters

@@ -17,7 +17,11 @@
 //!    node file the filter reads.
 //! 4. **index** (`bands` tasks, when `write_index`): the band keys of the survivors, published in
 //!    the snapshot so a later run can dedup `against` it without reading this corpus again.
-//! 5. **filter** (pass after the barrier): drops the removed documents of each task's key range.
+//! 5. **filter** (pass after the barrier): drops the removed documents of each task's key range,
+//!    naming each one's survivor in `duplicate_of` (and `duplicate_of_snapshot` for a match of an
+//!    earlier snapshot): see [`crate::provenance`]. With an id column the observers also write
+//!    `(key → id)`, the cluster stage writes the survivors' names for every removed document
+//!    (`cluster/prov.run`, sorted by key), and the index publishes its survivors' ids.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -42,6 +46,11 @@ use crate::common::{
 use crate::components::{
     Edge, ExternalReport, HIT, LabelRec, Node, TABLE_BYTES_PER_NODE, external_components, find,
 };
+use crate::provenance::{
+    DUPLICATE_OF, DUPLICATE_OF_SNAPSHOT, DropNames, NULL_LEN, NamesCopier, NamesScan, NamesTable,
+    NamesWriter, ProvBuilder, ProvLookup, ProvRec, RootKey, name_survivors, names_paths,
+    observer_names, render_key,
+};
 use crate::runs::{
     ExternalSorter, KeyCursor, Merger, PartReader, Record, RunStreamWriter, Source, parse_bytes,
     read_header, spill_sorted, u32_at, u64_at,
@@ -65,6 +74,12 @@ use crate::signature::{Hasher, MAX_NGRAM, MinhashParams, Sketcher, jaccard_sorte
 /// similarity on their shingle sets before they join a cluster. The survivors' band keys are
 /// published in the snapshot (`dedup/minhash/`), and `against` removes documents that duplicate
 /// earlier snapshots' survivors without reading those corpora again.
+///
+/// Each removed document names its survivor in the exclusion output: `duplicate_of` is the
+/// survivor's id (`[input] id_column`), or its document key (16 hex digits) when the input has no
+/// id column; with `against`, `duplicate_of_snapshot` is the `against` entry of the earlier
+/// snapshot a match came from (null for a survivor of this run) and `duplicate_of` the
+/// survivor's id there.
 ///
 /// Example:
 ///
@@ -162,18 +177,29 @@ impl Default for MinhashDedupConfig {
     }
 }
 
-/// Version of the on-disk index format (recorded in `index.json`).
-pub const INDEX_FORMAT: &str = "curate-minhash-index-v1";
+/// Version of the on-disk index format this curate writes (recorded in `index.json`): band
+/// records `(band key, survivor key)` and, with an id column, the survivors' ids
+/// (`names.keys` + `names.bin`).
+pub const INDEX_FORMAT: &str = "curate-minhash-index-v2";
+
+/// The first index format (band keys only, no survivor): still read by `against`; its matches
+/// cannot name the survivor (`duplicate_of` is null, counter `minhash_against_unnamed`).
+pub const INDEX_FORMAT_V1: &str = "curate-minhash-index-v1";
 
 /// The published index's description, checked by `against`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexMeta {
-    /// [`INDEX_FORMAT`].
+    /// [`INDEX_FORMAT`] (or [`INDEX_FORMAT_V1`] for an index written before survivors were
+    /// named).
     pub format: String,
     /// The MinHash scheme.
     pub params: MinhashParams,
     /// Number of survivors indexed.
     pub documents: u64,
+    /// True when the index carries the survivors' ids (`names.keys` + `names.bin`); without,
+    /// a survivor is named by its document key in that run.
+    #[serde(default)]
+    pub names: bool,
 }
 
 impl StepSpec for MinhashDedupConfig {
@@ -221,9 +247,10 @@ impl StepSpec for MinhashDedupConfig {
             let dir = env.config_dir.join(a).join("dedup").join("minhash");
             let meta_path = dir.join("index.json");
             let meta: IndexMeta = read_json(&meta_path)?;
-            if meta.format != INDEX_FORMAT {
+            let v1 = meta.format == INDEX_FORMAT_V1;
+            if meta.format != INDEX_FORMAT && !v1 {
                 return Err(StepError::Data(format!(
-                    "{}: index format {:?}, this curate reads {INDEX_FORMAT:?}",
+                    "{}: index format {:?}, this curate reads {INDEX_FORMAT:?} and {INDEX_FORMAT_V1:?}",
                     meta_path.display(),
                     meta.format
                 )));
@@ -236,7 +263,24 @@ impl StepSpec for MinhashDedupConfig {
                     params
                 )));
             }
-            against.push(dir);
+            let names = (!v1 && meta.names).then(|| index_names_paths(&dir));
+            if let Some((keys, bin)) = &names {
+                for p in [keys, bin] {
+                    if !p.exists() {
+                        return Err(StepError::Data(format!(
+                            "{}: says the index carries survivor ids, but {} is missing",
+                            meta_path.display(),
+                            p.display()
+                        )));
+                    }
+                }
+            }
+            against.push(Against {
+                label: a.clone(),
+                dir,
+                v1,
+                names,
+            });
         }
         let memory = parse_bytes(&self.memory_limit).map_err(StepError::Other)? as usize;
         Ok(Box::new(MinhashDedup {
@@ -244,6 +288,7 @@ impl StepSpec for MinhashDedupConfig {
             cfg: self.clone(),
             memory,
             against,
+            has_ids: env.id_column.is_some(),
         }))
     }
 }
@@ -253,7 +298,26 @@ pub struct MinhashDedup {
     hasher: Arc<Hasher>,
     cfg: MinhashDedupConfig,
     memory: usize,
-    against: Vec<PathBuf>,
+    against: Vec<Against>,
+    /// The input has an id column: observers record ids, survivors are named by them.
+    has_ids: bool,
+}
+
+/// An earlier snapshot's published index (`against`).
+struct Against {
+    /// The `against` entry as written (the `duplicate_of_snapshot` of its matches).
+    label: String,
+    /// Its `dedup/minhash/` directory.
+    dir: PathBuf,
+    /// A [`INDEX_FORMAT_V1`] index: band keys only (8-byte records), no survivor.
+    v1: bool,
+    /// Its survivors' ids, when it carries them.
+    names: Option<(PathBuf, PathBuf)>,
+}
+
+/// The published survivors' ids of an index directory.
+fn index_names_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("names.keys"), dir.join("names.bin"))
 }
 
 const STAGE_BUCKETS: usize = 0;
@@ -308,17 +372,105 @@ impl Record for KeyNode {
     }
 }
 
-/// A band key of a published index.
+/// A band key of a published index and the smallest key of a survivor that has it (v2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct IdxRec(u64);
+struct IdxRec {
+    hash: u64,
+    key: u64,
+}
 
 impl Record for IdxRec {
-    const SIZE: usize = 8;
+    const SIZE: usize = 16;
     fn encode(&self, out: &mut [u8]) {
-        out.copy_from_slice(&self.0.to_le_bytes());
+        out[..8].copy_from_slice(&self.hash.to_le_bytes());
+        out[8..16].copy_from_slice(&self.key.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
-        IdxRec(u64_at(b, 0))
+        IdxRec {
+            hash: u64_at(b, 0),
+            key: u64_at(b, 8),
+        }
+    }
+}
+
+/// Record size of a [`INDEX_FORMAT_V1`] band file (the band key alone).
+const IDX_V1_SIZE: usize = 8;
+
+/// The survivor key of a match against a v1 index (which does not say).
+const UNKNOWN_KEY: u64 = u64::MAX;
+
+/// A document of this run sharing a band key with a survivor of an earlier snapshot: the
+/// snapshot (`against` position) and that survivor's key there. Sorted by key, so a document's
+/// first hit is its smallest (snapshot, survivor key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct HitRec {
+    key: u64,
+    snap: u32,
+    skey: u64,
+}
+
+impl Record for HitRec {
+    const SIZE: usize = 20;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.key.to_le_bytes());
+        out[8..12].copy_from_slice(&self.snap.to_le_bytes());
+        out[12..20].copy_from_slice(&self.skey.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        HitRec {
+            key: u64_at(b, 0),
+            snap: u32_at(b, 8),
+            skey: u64_at(b, 12),
+        }
+    }
+}
+
+/// A match of a cluster with an earlier snapshot, sorted by the cluster's root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct RootHit {
+    root: u64,
+    snap: u32,
+    skey: u64,
+}
+
+impl Record for RootHit {
+    const SIZE: usize = 20;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.root.to_le_bytes());
+        out[8..12].copy_from_slice(&self.snap.to_le_bytes());
+        out[12..20].copy_from_slice(&self.skey.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        RootHit {
+            root: u64_at(b, 0),
+            snap: u32_at(b, 8),
+            skey: u64_at(b, 12),
+        }
+    }
+}
+
+/// A removed document and the earlier snapshot's survivor it names, sorted by (snapshot,
+/// survivor key) for the lookups of the survivors' ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SnapMatch {
+    snap: u32,
+    skey: u64,
+    key: u64,
+}
+
+impl Record for SnapMatch {
+    const SIZE: usize = 20;
+    fn encode(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.snap.to_le_bytes());
+        out[4..12].copy_from_slice(&self.skey.to_le_bytes());
+        out[12..20].copy_from_slice(&self.key.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        SnapMatch {
+            snap: u32_at(b, 0),
+            skey: u64_at(b, 4),
+            key: u64_at(b, 12),
+        }
     }
 }
 
@@ -383,6 +535,25 @@ impl MinhashDedup {
         dir.join("buckets").join(format!("p{p:05}.json"))
     }
 
+    /// The partition's matches against earlier snapshots (with `against`).
+    fn hits_path(dir: &Path, p: usize) -> PathBuf {
+        dir.join("buckets").join(format!("p{p:05}.hits"))
+    }
+
+    /// The survivors' names of every removed document (sorted by key) and the names' bytes.
+    fn prov_paths(dir: &Path) -> (PathBuf, PathBuf) {
+        (
+            dir.join("cluster").join("prov.run"),
+            dir.join("cluster").join("prov.names"),
+        )
+    }
+
+    /// Whether the cluster stage writes provenance files: ids to name survivors with, or
+    /// earlier snapshots to name.
+    fn writes_provenance(&self) -> bool {
+        self.has_ids || !self.against.is_empty()
+    }
+
     fn cluster_run_path(dir: &Path) -> PathBuf {
         dir.join("cluster").join("run.json")
     }
@@ -416,17 +587,25 @@ impl MinhashDedup {
         }
         let first_index = sources.len();
         for a in &self.against {
-            let path = a.join(format!("band-{band:04}.bin"));
+            let path = a.dir.join(format!("band-{band:04}.bin"));
             let (lo, hi) = range_bounds(range, self.cfg.hash_ranges);
-            sources.push(Box::new(IndexSource::open(&path, lo, hi)?));
+            sources.push(Box::new(IndexSource::open(&path, a.v1, lo, hi)?));
         }
         let mut merger = Merger::new(sources)?;
         let verifier = match self.cfg.verify {
             Some(t) => Some(Verifier::open(cx.dir, cx.observed_tasks, t)?),
             None => None,
         };
+        let hits = if self.against.is_empty() {
+            None
+        } else {
+            Some(RunStreamWriter::<HitRec>::create(&Self::hits_path(
+                cx.dir, p,
+            ))?)
+        };
         let mut groups = GroupWriter {
             out: RunStreamWriter::<Edge>::create(&Self::edges_path(cx.dir, p))?,
+            hits,
             verifier,
             summary: BucketSummary::default(),
             locs: Vec::new(),
@@ -435,15 +614,17 @@ impl MinhashDedup {
         };
         let mut group: Vec<Node> = Vec::new();
         let mut group_hash = 0u64;
-        let mut group_hit = false;
+        // The group's match with an earlier snapshot: the smallest (snapshot, survivor key).
+        let mut group_hit: Option<(u32, u64)> = None;
         while let Some((r, src)) = merger.next_record()? {
-            if r.hash != group_hash || (group.is_empty() && !group_hit) {
+            if r.hash != group_hash || (group.is_empty() && group_hit.is_none()) {
                 groups.flush(&mut group, group_hit)?;
-                group_hit = false;
+                group_hit = None;
                 group_hash = r.hash;
             }
             if src >= first_index {
-                group_hit = true;
+                let hit = ((src - first_index) as u32, r.key);
+                group_hit = Some(group_hit.map_or(hit, |h| h.min(hit)));
             } else if group.last().is_none_or(|l| l.key != r.key) {
                 group.push(Node {
                     prio: r.prio,
@@ -452,8 +633,13 @@ impl MinhashDedup {
             }
         }
         groups.flush(&mut group, group_hit)?;
-        let GroupWriter { out, summary, .. } = groups;
+        let GroupWriter {
+            out, hits, summary, ..
+        } = groups;
         out.finish()?;
+        if let Some(h) = hits {
+            h.finish()?;
+        }
         write_json(&Self::summary_path(cx.dir, p), &summary)?;
         let mut c = cx.counters.lock().expect("counters");
         c.add("minhash_candidate_edges", summary.candidate_edges as f64);
@@ -532,6 +718,7 @@ impl MinhashDedup {
             cluster_in_memory(&nodes_path, &edge_files, &out, &mut stats)?;
             ExternalReport::default()
         };
+        let (unnamed, prov_spills) = self.write_provenance(cx, &tmp, &out)?;
         write_json(&Self::stats_path(cx.dir), &stats)?;
         let run = ClusterRun {
             nodes: n,
@@ -556,7 +743,179 @@ impl MinhashDedup {
         c.add("minhash_cluster_external", external as u8 as f64);
         c.add("minhash_cluster_rounds", run.rounds as f64);
         c.add("minhash_cluster_spill_files", run.spill_files as f64);
+        c.add("minhash_against_unnamed", unnamed as f64);
+        c.add("minhash_provenance_spills", prov_spills as f64);
         Ok(())
+    }
+
+    /// Names the survivor of every removed document in `cluster/prov.run` (sorted by key) and
+    /// `cluster/prov.names`, from the node file `nodes`, with bounded memory (external sorts of
+    /// `memory_limit / 8`, at most four alive at once):
+    ///
+    /// - a duplicate of this run (with an id column): its cluster root's id, looked up in the
+    ///   observers' names in ascending root order;
+    /// - a match of an earlier snapshot: the survivor there that the document itself shares a
+    ///   band key with (its smallest (snapshot, key) over all bands), or, for a document removed
+    ///   only because its cluster matched, the smallest match of any member of its cluster; named
+    ///   by its id in that snapshot's index (its key there when the index has no ids, unknown for
+    ///   a v1 index).
+    ///
+    /// Returns the number of matches an old index could not name and the number of sorted
+    /// runs its sorts spilled.
+    fn write_provenance(
+        &self,
+        cx: &StageContext<'_>,
+        tmp: &Path,
+        nodes: &Path,
+    ) -> Result<(u64, usize), StepError> {
+        if !self.writes_provenance() {
+            return Ok((0, 0));
+        }
+        let mut spills = 0;
+        let budget = (self.memory / 8).max(1);
+        let (run_path, blob_path) = Self::prov_paths(cx.dir);
+        let mut prov = ProvBuilder::create(tmp, &blob_path, budget)?;
+        if self.has_ids {
+            let mut pairs = ExternalSorter::<RootKey>::new(tmp, "pairs", budget);
+            let mut nr = PartReader::<NodeRec>::open(nodes, 0, 1 << 16)?;
+            while let Some(n) = nr.next_record()? {
+                if n.status == REMOVED {
+                    pairs.push(RootKey {
+                        root: n.root,
+                        key: n.key,
+                    })?;
+                }
+            }
+            let mut names = NamesTable::open(observer_names(cx.dir, cx.observed_tasks))?;
+            spills += pairs.spills();
+            let mut sorted = pairs.finish()?;
+            name_survivors(&mut sorted, &mut names, &mut prov)?;
+            sorted.cleanup();
+        }
+        let mut unnamed = 0u64;
+        if !self.against.is_empty() {
+            // Every document's own matches, smallest first.
+            let mut hits = ExternalSorter::<HitRec>::new(tmp, "hits", budget);
+            for p in 0..self.parts() {
+                let mut r = PartReader::<HitRec>::open(&Self::hits_path(cx.dir, p), 0, 1 << 16)?;
+                while let Some(h) = r.next_record()? {
+                    hits.push(h)?;
+                }
+            }
+            spills += hits.spills();
+            let mut hits = hits.finish()?;
+            let mut matches = ExternalSorter::<SnapMatch>::new(tmp, "matches", budget);
+            let mut root_hits = ExternalSorter::<RootHit>::new(tmp, "roothits", budget);
+            let mut unmatched = ExternalSorter::<RootKey>::new(tmp, "unmatched", budget);
+            let mut nr = PartReader::<NodeRec>::open(nodes, 0, 1 << 16)?;
+            let mut h = hits.next_record()?;
+            while let Some(n) = nr.next_record()? {
+                if n.status != REMOVED_AGAINST {
+                    continue;
+                }
+                while h.is_some_and(|h| h.key < n.key) {
+                    h = hits.next_record()?;
+                }
+                match h {
+                    Some(h) if h.key == n.key => {
+                        matches.push(SnapMatch {
+                            snap: h.snap,
+                            skey: h.skey,
+                            key: n.key,
+                        })?;
+                        root_hits.push(RootHit {
+                            root: n.root,
+                            snap: h.snap,
+                            skey: h.skey,
+                        })?;
+                    }
+                    _ => unmatched.push(RootKey {
+                        root: n.root,
+                        key: n.key,
+                    })?,
+                }
+            }
+            hits.cleanup();
+            // Members without a match of their own take their cluster's smallest.
+            spills += root_hits.spills() + unmatched.spills();
+            let mut root_hits = root_hits.finish()?;
+            let mut unmatched = unmatched.finish()?;
+            let mut rh = root_hits.next_record()?;
+            while let Some(u) = unmatched.next_record()? {
+                while rh.is_some_and(|r| r.root < u.root) {
+                    rh = root_hits.next_record()?;
+                }
+                let r = rh.filter(|r| r.root == u.root).ok_or_else(|| {
+                    StepError::Other(format!(
+                        "{}: cluster {:016x} is marked as matching an earlier snapshot, but none of its members has a match in buckets/*.hits",
+                        nodes.display(),
+                        u.root
+                    ))
+                })?;
+                matches.push(SnapMatch {
+                    snap: r.snap,
+                    skey: r.skey,
+                    key: u.key,
+                })?;
+            }
+            root_hits.cleanup();
+            unmatched.cleanup();
+            // The earlier survivors' names, each looked up once, in (snapshot, key) order.
+            let mut tables: Vec<Option<NamesTable>> = Vec::with_capacity(self.against.len());
+            for a in &self.against {
+                tables.push(match &a.names {
+                    Some(files) => Some(NamesTable::open(vec![files.clone()])?),
+                    None => None,
+                });
+            }
+            let mut buf = Vec::new();
+            let mut cur: Option<((u32, u64), (u64, u32))> = None;
+            spills += matches.spills();
+            let mut sorted = matches.finish()?;
+            while let Some(m) = sorted.next_record()? {
+                let at = match cur {
+                    Some((k, at)) if k == (m.snap, m.skey) => at,
+                    _ => {
+                        let a = &self.against[m.snap as usize];
+                        let name = if a.v1 {
+                            None
+                        } else {
+                            match tables[m.snap as usize].as_mut() {
+                                Some(t) => match t.get(m.skey, &mut buf)? {
+                                    Some(true) => {}
+                                    Some(false) => render_key(m.skey, &mut buf),
+                                    None => {
+                                        return Err(StepError::Data(format!(
+                                            "{}: survivor {:016x} of the index has no entry in its names",
+                                            a.dir.display(),
+                                            m.skey
+                                        )));
+                                    }
+                                },
+                                None => render_key(m.skey, &mut buf),
+                            }
+                            Some(buf.as_slice())
+                        };
+                        let at = prov.name(name)?;
+                        cur = Some(((m.snap, m.skey), at));
+                        at
+                    }
+                };
+                if at.1 == NULL_LEN {
+                    unnamed += 1;
+                }
+                prov.push(ProvRec {
+                    key: m.key,
+                    snap: m.snap + 1,
+                    off: at.0,
+                    len: at.1,
+                })?;
+            }
+            sorted.cleanup();
+        }
+        spills += prov.spills();
+        prov.finish(&run_path)?;
+        Ok((unnamed, spills))
     }
 
     /// The cluster stage past memory: components by contraction rounds
@@ -683,6 +1042,9 @@ impl MinhashDedup {
     }
 
     fn run_index(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
+        if cx.task == self.cfg.bands {
+            return self.run_index_names(cx);
+        }
         let band = cx.task;
         let manifests = read_manifests(cx.dir, cx.observed_tasks)?;
         let runs: Vec<PathBuf> = manifests
@@ -695,8 +1057,9 @@ impl MinhashDedup {
         let buf = (self.memory / 2 / runs.len().max(1)).clamp(4096, 1 << 20);
         // The removed set, sorted by key, in chunks of at most `chunk` keys (8 bytes each). One
         // chunk: one pass over the band's records. More: one pass per chunk over the records
-        // whose keys fall in the chunk's key range, survivors' band keys through an external
-        // sort. The same file either way.
+        // whose keys fall in the chunk's key range, (band key, survivor key) pairs through an
+        // external sort. Each band key is written once, with the smallest key of a survivor
+        // that has it: the same file either way.
         let chunk = (self.memory / 4 / 8).max(16);
         let mut nodes = PartReader::<NodeRec>::open(&Self::nodes_path(cx.dir), 0, 1 << 16)?;
         let mut carry: Option<u64> = None;
@@ -725,7 +1088,14 @@ impl MinhashDedup {
                 std::fs::create_dir_all(&tmp).map_err(|e| StepError::io(&tmp, e))?;
                 sorter = Some(ExternalSorter::new(&tmp, "survivors", self.memory / 4));
             }
-            let mut last: Option<u64> = None;
+            // The current band key and the smallest survivor key seen with it.
+            let mut cur: Option<IdxRec> = None;
+            let mut emit = |r: IdxRec| -> Result<(), StepError> {
+                match sorter.as_mut() {
+                    Some(s) => s.push(r),
+                    None => w.push(r),
+                }
+            };
             for range in 0..self.cfg.hash_ranges {
                 let p = band * self.cfg.hash_ranges + range;
                 let mut sources: Vec<Box<dyn Source<BandRec> + Send>> =
@@ -737,17 +1107,25 @@ impl MinhashDedup {
                 while let Some((rec, _)) = m.next_record()? {
                     if rec.key < lo
                         || hi.is_some_and(|h| rec.key >= h)
-                        || last == Some(rec.hash)
                         || removed.binary_search(&rec.key).is_ok()
                     {
                         continue;
                     }
-                    match sorter.as_mut() {
-                        Some(s) => s.push(IdxRec(rec.hash))?,
-                        None => w.push(IdxRec(rec.hash))?,
+                    match cur.as_mut() {
+                        Some(c) if c.hash == rec.hash => c.key = c.key.min(rec.key),
+                        _ => {
+                            if let Some(c) = cur.replace(IdxRec {
+                                hash: rec.hash,
+                                key: rec.key,
+                            }) {
+                                emit(c)?;
+                            }
+                        }
                     }
-                    last = Some(rec.hash);
                 }
+            }
+            if let Some(c) = cur {
+                emit(c)?;
             }
             match hi {
                 Some(h) => lo = h,
@@ -757,10 +1135,10 @@ impl MinhashDedup {
         if let Some(s) = sorter {
             let mut sorted = s.finish()?;
             let mut last: Option<u64> = None;
-            while let Some(IdxRec(h)) = sorted.next_record()? {
-                if last != Some(h) {
-                    w.push(IdxRec(h))?;
-                    last = Some(h);
+            while let Some(r) = sorted.next_record()? {
+                if last != Some(r.hash) {
+                    w.push(r)?;
+                    last = Some(r.hash);
                 }
             }
             sorted.cleanup();
@@ -773,12 +1151,35 @@ impl MinhashDedup {
                 format: INDEX_FORMAT.to_string(),
                 params: self.hasher.params().clone(),
                 documents,
+                names: self.has_ids,
             };
             write_json(&dir.join("index.json"), &meta)?;
         }
         let mut c = cx.counters.lock().expect("counters");
         c.add("minhash_index_passes", passes as f64);
         Ok(())
+    }
+
+    /// The index's last task (with an id column): the ids of this run's survivors (every
+    /// observed document with a signature that was not removed), in key order, copied from the
+    /// observers' names while walking the node file.
+    fn run_index_names(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
+        let out = index_names_paths(&Self::index_dir(cx.dir));
+        let mut copier = NamesCopier::create(&out)?;
+        let mut scan = NamesScan::new(observer_names(cx.dir, cx.observed_tasks));
+        let mut nodes = PartReader::<NodeRec>::open(&Self::nodes_path(cx.dir), 0, 1 << 16)?;
+        let mut node = nodes.next_record()?;
+        let mut buf = Vec::new();
+        while let Some((key, named)) = scan.next_entry(&mut buf)? {
+            while node.is_some_and(|n| n.key < key) {
+                node = nodes.next_record()?;
+            }
+            if node.is_some_and(|n| n.key == key && n.status != KEPT) {
+                continue;
+            }
+            copier.push(key, named.then_some(buf.as_slice()))?;
+        }
+        copier.finish()
     }
 }
 
@@ -803,17 +1204,20 @@ fn range_bounds(r: usize, ranges: usize) -> (u64, Option<u64>) {
     (lo, hi)
 }
 
-/// Band keys of an earlier snapshot's index within one hash range, as merge input.
+/// Band keys of an earlier snapshot's index within one hash range, as merge input: a record
+/// whose `key` is the survivor's key in that snapshot ([`UNKNOWN_KEY`] for a v1 index).
 struct IndexSource {
     cursor: KeyCursor,
+    v1: bool,
     hi: Option<u64>,
 }
 
 impl IndexSource {
-    fn open(path: &Path, lo: u64, hi: Option<u64>) -> Result<Self, StepError> {
-        let mut cursor = KeyCursor::open(path, IdxRec::SIZE)?;
+    fn open(path: &Path, v1: bool, lo: u64, hi: Option<u64>) -> Result<Self, StepError> {
+        let size = if v1 { IDX_V1_SIZE } else { IdxRec::SIZE };
+        let mut cursor = KeyCursor::open(path, size)?;
         cursor.seek(lo)?;
-        Ok(Self { cursor, hi })
+        Ok(Self { cursor, v1, hi })
     }
 }
 
@@ -826,11 +1230,12 @@ impl Source<BandRec> for IndexSource {
         if self.hi.is_some_and(|hi| h >= hi) {
             return Ok(None);
         }
+        let key = if self.v1 { UNKNOWN_KEY } else { u64_at(b, 8) };
         self.cursor.advance();
         Ok(Some(BandRec {
             hash: h,
             prio: 0,
-            key: 0,
+            key,
         }))
     }
 }
@@ -1004,6 +1409,8 @@ impl Record for CompRec {
 /// The buckets stage's group → edges step, with the optional Jaccard check.
 struct GroupWriter {
     out: RunStreamWriter<Edge>,
+    /// With `against`: every member of a group matching an earlier snapshot, with the match.
+    hits: Option<RunStreamWriter<HitRec>>,
     verifier: Option<Verifier>,
     summary: BucketSummary,
     locs: Vec<Option<Loc>>,
@@ -1014,8 +1421,8 @@ struct GroupWriter {
 impl GroupWriter {
     /// Writes the edges (or index hits) of one group of documents sharing a band key and
     /// empties it.
-    fn flush(&mut self, group: &mut Vec<Node>, hit: bool) -> Result<(), StepError> {
-        if hit {
+    fn flush(&mut self, group: &mut Vec<Node>, hit: Option<(u32, u64)>) -> Result<(), StepError> {
+        if let Some((snap, skey)) = hit {
             for &a in group.iter() {
                 self.out.push(Edge {
                     a,
@@ -1024,6 +1431,13 @@ impl GroupWriter {
                         key: HIT,
                     },
                 })?;
+                if let Some(h) = self.hits.as_mut() {
+                    h.push(HitRec {
+                        key: a.key,
+                        snap,
+                        skey,
+                    })?;
+                }
             }
         } else if group.len() >= 2 {
             self.summary.groups += 1;
@@ -1267,6 +1681,10 @@ impl Step for MinhashDedup {
                 arrow::datatypes::DataType::UInt64,
             );
         }
+        c.add_on_dropped(DUPLICATE_OF, arrow::datatypes::DataType::Utf8);
+        if !self.against.is_empty() {
+            c.add_on_dropped(DUPLICATE_OF_SNAPSHOT, arrow::datatypes::DataType::Utf8);
+        }
     }
 
     fn reasons(&self) -> Vec<String> {
@@ -1277,9 +1695,20 @@ impl Step for MinhashDedup {
     }
 
     fn processor(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Processor>, StepError> {
+        let prov = if self.writes_provenance() {
+            let (run, blob) = Self::prov_paths(cx.dir);
+            Some(ProvLookup::open(&run, &blob)?)
+        } else {
+            None
+        };
         Ok(Box::new(MinhashFilter {
             lookup: NodeLookup::open(&[Self::nodes_path(cx.dir)])?,
             cluster_col: self.cfg.cluster_id_column.clone(),
+            prov,
+            has_ids: self.has_ids,
+            snapshots: self.against.iter().map(|a| a.label.clone()).collect(),
+            names: DropNames::default(),
+            buf: Vec::new(),
         }))
     }
 
@@ -1304,6 +1733,11 @@ impl Step for MinhashDedup {
             for b in 0..self.cfg.bands {
                 let name = format!("band-{b:04}.bin");
                 files.push((format!("dedup/minhash/{name}"), idx.join(&name)));
+            }
+            if self.has_ids {
+                let (keys, bin) = index_names_paths(&idx);
+                files.push(("dedup/minhash/names.keys".to_string(), keys));
+                files.push(("dedup/minhash/names.bin".to_string(), bin));
             }
         }
         let stats = stats.map(|s| {
@@ -1332,7 +1766,13 @@ impl Barrier for MinhashDedup {
         // Records: 20 bytes plus the partition tag; a quarter of the budget for the buffer.
         let cap =
             (self.memory / 4 / std::mem::size_of::<(u32, BandRec)>()).max(self.cfg.bands * 64);
+        let names = if self.has_ids {
+            Some(NamesWriter::create(&names_paths(cx.dir, cx.task))?)
+        } else {
+            None
+        };
         Ok(Box::new(MinhashObserver {
+            names,
             step: MinhashDedupView {
                 hasher: self.hasher.clone(),
                 bands: self.cfg.bands,
@@ -1364,9 +1804,10 @@ impl Barrier for MinhashDedup {
             },
         ];
         if self.cfg.write_index {
+            // One task per band, and one for the survivors' ids.
             s.push(StageSpec {
                 name: "index".to_string(),
-                tasks: self.cfg.bands,
+                tasks: self.cfg.bands + self.has_ids as usize,
             });
         }
         s
@@ -1406,6 +1847,9 @@ struct MinhashDedupView {
 }
 
 struct MinhashObserver {
+    /// With an id column: the ids of the documents with a signature (the only ones that can
+    /// survive a cluster or be indexed).
+    names: Option<NamesWriter>,
     step: MinhashDedupView,
     dir: PathBuf,
     task: usize,
@@ -1503,6 +1947,9 @@ impl Observer for MinhashObserver {
                 );
                 self.last_key = Some(key);
                 let prio = self.prio[row];
+                if let Some(w) = self.names.as_mut() {
+                    w.push(batch, row)?;
+                }
                 for b in 0..bands {
                     if self.buf.len() >= self.cap {
                         self.spill()?;
@@ -1538,6 +1985,9 @@ impl Observer for MinhashObserver {
             data.finish()?;
             index.finish()?;
         }
+        if let Some(w) = self.names.take() {
+            w.finish()?;
+        }
         counters.add("minhash_runs", self.runs.len() as f64);
         let m = ObserverManifest {
             runs: std::mem::take(&mut self.runs),
@@ -1551,6 +2001,27 @@ impl Observer for MinhashObserver {
 struct MinhashFilter {
     lookup: NodeLookup,
     cluster_col: Option<String>,
+    /// The survivors' names (with an id column or `against`).
+    prov: Option<ProvLookup>,
+    has_ids: bool,
+    /// The `against` entries, for `duplicate_of_snapshot`.
+    snapshots: Vec<String>,
+    names: DropNames,
+    buf: Vec<u8>,
+}
+
+impl MinhashFilter {
+    /// Names the survivor of removed document `key` (root `root`) in `self.buf`; returns the
+    /// snapshot number (0: this run) and false when the name is unknown.
+    fn name(&mut self, key: u64, root: u64, status: u8) -> Result<(u32, bool), StepError> {
+        match self.prov.as_mut() {
+            Some(p) if status == REMOVED_AGAINST || self.has_ids => p.get(key, &mut self.buf),
+            _ => {
+                render_key(root, &mut self.buf);
+                Ok((0, true))
+            }
+        }
+    }
 }
 
 impl Processor for MinhashFilter {
@@ -1559,28 +2030,33 @@ impl Processor for MinhashFilter {
         let mut ids: Option<Vec<Option<u64>>> =
             self.cluster_col.as_ref().map(|_| Vec::with_capacity(n));
         let (mut dup, mut against) = (0u64, 0u64);
+        self.names.clear();
         for i in 0..n {
             let key = batch.keys().value(i);
-            let node = self.lookup.get(key)?;
+            let node = self.lookup.get(key)?.map(|(_, x)| x);
             if let Some(ids) = ids.as_mut() {
                 ids.push(node.map(|x| x.root));
             }
-            match node.map(|x| x.status) {
-                Some(REMOVED) => {
-                    batch.drop_row(i, 0);
-                    dup += 1;
-                }
-                Some(REMOVED_AGAINST) => {
-                    batch.drop_row(i, 1);
-                    against += 1;
-                }
-                _ => {}
+            let Some(node) = node.filter(|x| x.status != KEPT) else {
+                continue;
+            };
+            if node.status == REMOVED {
+                batch.drop_row(i, 0);
+                dup += 1;
+            } else {
+                batch.drop_row(i, 1);
+                against += 1;
             }
+            let (snap, named) = self.name(key, node.root, node.status)?;
+            self.names
+                .push(i, snap, named.then_some(self.buf.as_slice()));
         }
         if let (Some(name), Some(ids)) = (&self.cluster_col, ids) {
             let col: ArrayRef = Arc::new(UInt64Array::from(ids));
             batch.set_column(name, col);
         }
+        let snapshots = (!self.snapshots.is_empty()).then_some(self.snapshots.as_slice());
+        self.names.apply(batch, snapshots);
         counters.add("minhash_removed", dup as f64);
         counters.add("minhash_removed_against", against as f64);
         Ok(())

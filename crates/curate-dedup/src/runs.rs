@@ -8,8 +8,15 @@
 //! magic "CDRUN001" | record size u32 | partitions u32 | counts: u64 × partitions | records...
 //! ```
 //!
-//! A *record file* (`CDREC001`) is the one-partition case, used for sorted outputs that are
-//! looked up by key (removed-document sets) with a binary search.
+//! A one-partition run is used for sorted outputs that are looked up by key (removed-document
+//! sets) with a [`KeyCursor`].
+//!
+//! A *blob file* holds variable-length byte strings (document ids) that fixed-size records point
+//! into by absolute offset and length:
+//!
+//! ```text
+//! magic "CDBLOB01" | bytes...
+//! ```
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -21,6 +28,7 @@ use std::path::{Path, PathBuf};
 use curate_core::StepError;
 
 const RUN_MAGIC: &[u8; 8] = b"CDRUN001";
+const BLOB_MAGIC: &[u8; 8] = b"CDBLOB01";
 
 /// A fixed-size, totally ordered record.
 pub trait Record: Copy + Ord + Send + Sync + 'static {
@@ -235,6 +243,104 @@ impl<R: Record> RunStreamWriter<R> {
     }
 }
 
+/// Streaming writer of a blob file (atomically renamed into place on
+/// [`finish`](Self::finish)): byte strings appended in order, addressed by absolute offset.
+pub struct BlobWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    w: BufWriter<File>,
+    pos: u64,
+}
+
+impl BlobWriter {
+    /// Starts writing `path`.
+    pub fn create(path: &Path) -> Result<Self, StepError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let file = File::create(&tmp).map_err(|e| StepError::io(&tmp, e))?;
+        let mut w = BufWriter::with_capacity(1 << 16, file);
+        w.write_all(BLOB_MAGIC)
+            .map_err(|e| StepError::io(&tmp, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            w,
+            pos: BLOB_MAGIC.len() as u64,
+        })
+    }
+
+    /// Appends `bytes`; returns their offset.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<u64, StepError> {
+        let at = self.pos;
+        self.w
+            .write_all(bytes)
+            .map_err(|e| StepError::io(&self.tmp, e))?;
+        self.pos += bytes.len() as u64;
+        Ok(at)
+    }
+
+    /// Fsyncs and renames into place.
+    pub fn finish(self) -> Result<(), StepError> {
+        let Self { path, tmp, w, .. } = self;
+        let res = (|| {
+            let file = w.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            if let Some(d) = path.parent().and_then(|d| File::open(d).ok()) {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        })();
+        res.map_err(|e: std::io::Error| StepError::io(&path, e))
+    }
+}
+
+/// Random reads of a blob file.
+pub struct BlobReader {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl BlobReader {
+    /// Opens `path`, checking its magic.
+    pub fn open(path: &Path) -> Result<Self, StepError> {
+        let file = File::open(path).map_err(|e| StepError::io(path, e))?;
+        let mut head = [0u8; 8];
+        file.read_exact_at(&mut head, 0)
+            .map_err(|e| StepError::io(path, e))?;
+        if &head != BLOB_MAGIC {
+            return Err(StepError::Data(format!(
+                "{}: not a curate blob file (bad header)",
+                path.display()
+            )));
+        }
+        let len = file.metadata().map_err(|e| StepError::io(path, e))?.len();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            len,
+        })
+    }
+
+    /// Reads `len` bytes at `off` into `out` (replacing its contents).
+    pub fn read(&self, off: u64, len: u32, out: &mut Vec<u8>) -> Result<(), StepError> {
+        if off < BLOB_MAGIC.len() as u64 || off + len as u64 > self.len {
+            return Err(StepError::Data(format!(
+                "{}: {len} bytes at offset {off} are outside the file ({} bytes)",
+                self.path.display(),
+                self.len
+            )));
+        }
+        out.resize(len as usize, 0);
+        self.file
+            .read_exact_at(out, off)
+            .map_err(|e| StepError::io(&self.path, e))
+    }
+}
+
 /// Header of a run file.
 #[derive(Debug, Clone)]
 pub struct RunHeader {
@@ -415,7 +521,9 @@ impl<R: Record> ExternalSorter<R> {
     /// A sorter spilling to `dir/{prefix}-NNNN.run` whenever `budget` bytes of records are
     /// buffered.
     pub fn new(dir: &Path, prefix: &str, budget: usize) -> Self {
-        let cap = (budget / std::mem::size_of::<R>().max(1)).max(1024);
+        // At least 64 records per spill: a real budget (`memory_limit` ≥ 4 MiB) holds far more;
+        // the floor only matters to tests that force spills with tiny limits.
+        let cap = (budget / std::mem::size_of::<R>().max(1)).max(64);
         Self {
             dir: dir.to_path_buf(),
             prefix: prefix.to_string(),
@@ -488,6 +596,12 @@ impl<R: Record> SortedOutput<R> {
     }
 }
 
+impl<R: Record> Source<R> for SortedOutput<R> {
+    fn next_record(&mut self) -> Result<Option<R>, StepError> {
+        SortedOutput::next_record(self)
+    }
+}
+
 /// Random-access view of a one-partition run file of records sorted by a u64 key in their first
 /// eight bytes, read forward with a moving cursor (binary search to reposition).
 pub struct KeyCursor {
@@ -500,12 +614,20 @@ pub struct KeyCursor {
     buf: Vec<u8>,
     buf_first: u64,
     buf_len: u64,
+    block: u64,
     last: Option<u64>,
 }
 
 impl KeyCursor {
-    /// Opens `path`, a run file of `size`-byte records keyed by their leading little-endian u64.
+    /// Opens `path`, a run file of `size`-byte records keyed by their leading little-endian u64,
+    /// read in blocks of 4096 records (lookups of most of the file's keys).
     pub fn open(path: &Path, size: usize) -> Result<Self, StepError> {
+        Self::with_block(path, size, 4096)
+    }
+
+    /// [`open`](Self::open) with blocks of `block` records: small blocks suit lookups of a few
+    /// keys spread over a large file.
+    pub fn with_block(path: &Path, size: usize, block: u64) -> Result<Self, StepError> {
         let file = File::open(path).map_err(|e| StepError::io(path, e))?;
         let head = read_header(&file, path, size)?;
         let n = head.counts.iter().sum();
@@ -519,6 +641,7 @@ impl KeyCursor {
             buf: Vec::new(),
             buf_first: 0,
             buf_len: 0,
+            block: block.max(1),
             last: None,
         })
     }
@@ -543,7 +666,12 @@ impl KeyCursor {
 
     /// Moves the cursor to the first record whose key is `>= key`.
     pub fn seek(&mut self, key: u64) -> Result<(), StepError> {
-        let (mut lo, mut hi) = (0u64, self.n);
+        self.seek_from(0, key)
+    }
+
+    /// [`seek`](Self::seek) among records `lo..` (all records before `lo` have smaller keys).
+    fn seek_from(&mut self, lo: u64, key: u64) -> Result<(), StepError> {
+        let (mut lo, mut hi) = (lo, self.n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if self.key_at(mid)? < key {
@@ -562,7 +690,7 @@ impl KeyCursor {
             return Ok(None);
         }
         if self.pos < self.buf_first || self.pos >= self.buf_first + self.buf_len {
-            let count = (self.n - self.pos).min(4096);
+            let count = (self.n - self.pos).min(self.block);
             self.buf.resize(count as usize * self.size, 0);
             self.file
                 .read_exact_at(&mut self.buf, self.start + self.pos * self.size as u64)
@@ -574,6 +702,15 @@ impl KeyCursor {
         Ok(Some(&self.buf[at..at + self.size]))
     }
 
+    /// True when the block in memory holds the cursor and a key `>= key`.
+    fn buffered_beyond(&self, key: u64) -> bool {
+        let end = self.buf_first + self.buf_len;
+        self.buf_len > 0
+            && self.pos >= self.buf_first
+            && self.pos < end
+            && u64_at(&self.buf, (self.buf_len as usize - 1) * self.size) >= key
+    }
+
     /// Advances past the record under the cursor.
     pub fn advance(&mut self) {
         self.pos += 1;
@@ -581,24 +718,30 @@ impl KeyCursor {
 
     /// Finds the record with exactly `key`, moving forward (keys must be asked in ascending
     /// order; a smaller key repositions with a binary search).
-    pub fn find(&mut self, key: u64) -> Result<Option<Vec<u8>>, StepError> {
+    pub fn find(&mut self, key: u64) -> Result<Option<&[u8]>, StepError> {
         // Every record before the cursor has a key below the last key asked for.
         if self.last.is_none_or(|l| key < l) {
             self.seek(key)?;
+        } else if self.pos < self.n && !self.buffered_beyond(key) {
+            // The key lies past the block in memory: a binary search over the rest rather than
+            // reading every block in between (lookups of keys far apart).
+            self.seek_from(self.pos, key)?;
         }
         self.last = Some(key);
-        while let Some(cur) = self.peek()? {
-            let k = u64_at(cur, 0);
+        loop {
+            let k = match self.peek()? {
+                Some(cur) => u64_at(cur, 0),
+                None => return Ok(None),
+            };
             if k < key {
                 self.advance();
                 continue;
             }
             if k == key {
-                return Ok(Some(cur.to_vec()));
+                return self.peek();
             }
             return Ok(None);
         }
-        Ok(None)
     }
 }
 
@@ -667,10 +810,40 @@ mod tests {
         w.finish().unwrap();
         let mut c = KeyCursor::open(&q, 16).unwrap();
         assert!(c.find(1).unwrap().is_none());
-        assert_eq!(u64_at(&c.find(4).unwrap().unwrap(), 8), 40);
+        assert_eq!(u64_at(c.find(4).unwrap().unwrap(), 8), 40);
         assert!(c.find(5).unwrap().is_none());
         assert!(c.find(16).unwrap().is_some());
         assert!(c.find(17).unwrap().is_none());
         assert!(c.find(2).unwrap().is_some(), "a smaller key repositions");
     }
+
+    #[test]
+    fn cursor_finds_sparse_and_dense_keys_for_any_block_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("c.run");
+        let keys: Vec<u64> = (0..5000u64).map(|i| i * 8 + (i % 7)).collect();
+        let mut w = RunStreamWriter::<K>::create(&q).unwrap();
+        for k in &keys {
+            w.push(K(*k, k ^ 0xabc)).unwrap();
+        }
+        w.finish().unwrap();
+        let set: std::collections::BTreeSet<u64> = keys.iter().copied().collect();
+        for block in [1u64, 3, 64, 4096] {
+            // Dense (every key up to 2000), then sparse jumps, then a restart from a smaller key.
+            let asks: Vec<u64> = (0..2000u64)
+                .chain((2000..40_000).step_by(997))
+                .chain([5, 9, 39_999])
+                .collect();
+            let mut c = KeyCursor::with_block(&q, 16, block).unwrap();
+            for k in asks {
+                let got = c.find(k).unwrap().map(|b| u64_at(b, 8));
+                assert_eq!(
+                    got,
+                    set.contains(&k).then_some(k ^ 0xabc),
+                    "key {k} block {block}"
+                );
+            }
+        }
+    }
+
 }

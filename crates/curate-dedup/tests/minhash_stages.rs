@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{Doc, Rng, edit_words, read_docs, split};
+use common::{Doc, Rng, edit_words, jaccard, named_key, read_docs, split_ids, survivor_name};
 use curate_core::batch::doc_key;
 use curate_core::{BuildEnv, Problems, StepSpec};
 use curate_dedup::MinhashDedupConfig;
@@ -14,11 +14,16 @@ use curate_dedup::common::Keep;
 use curate_dedup::local::{LocalRun, run_barrier};
 
 fn env(dir: &Path) -> BuildEnv {
+    env_ids(dir, false)
+}
+
+/// The build environment with (`ids`) or without an id column.
+fn env_ids(dir: &Path, ids: bool) -> BuildEnv {
     BuildEnv {
         seed: 0,
         index: 0,
         text_column: "text".into(),
-        id_column: None,
+        id_column: ids.then(|| "id".to_string()),
         previous: vec![],
         config_dir: dir.to_path_buf(),
     }
@@ -27,10 +32,15 @@ fn env(dir: &Path) -> BuildEnv {
 /// Real documents, plus near copies (a few words edited) and exact copies of some of them, in
 /// key order: file 0 holds the originals, file 1 the copies.
 fn corpus_with_duplicates(n: usize) -> Vec<Doc> {
+    corpus_copying_every(n, 5)
+}
+
+/// [`corpus_with_duplicates`] with a copy of every `k`-th document.
+fn corpus_copying_every(n: usize, k: usize) -> Vec<Doc> {
     let mut docs = read_docs(&curate_testkit::corpus_shard_or_sample(), n, 30);
     let mut rng = Rng(42);
     let mut copies = Vec::new();
-    for (i, d) in docs.iter().enumerate().filter(|(i, _)| i % 5 == 0) {
+    for (i, d) in docs.iter().enumerate().filter(|(i, _)| i % k == 0) {
         let words: Vec<&str> = d.text.split_whitespace().collect();
         let k = match i % 3 {
             0 => 0,                     // exact copy
@@ -60,8 +70,20 @@ fn run(
     batch: usize,
     threads: usize,
 ) -> (LocalRun, tempfile::TempDir) {
+    run_ids(cfg, docs, tasks, batch, threads, false)
+}
+
+/// [`run`] with (`ids`) or without an id column.
+fn run_ids(
+    cfg: &MinhashDedupConfig,
+    docs: &[Doc],
+    tasks: usize,
+    batch: usize,
+    threads: usize,
+    ids: bool,
+) -> (LocalRun, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let step = cfg.build(&env(dir.path())).unwrap();
+    let step = cfg.build(&env_ids(dir.path(), ids)).unwrap();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -69,7 +91,7 @@ fn run(
     let out = pool.install(|| {
         run_barrier(
             step.as_ref(),
-            &split(docs, tasks, batch),
+            &split_ids(docs, tasks, batch, ids),
             dir.path(),
             0,
             Some("cluster"),
@@ -90,7 +112,8 @@ fn same_result_for_any_split_batch_size_and_thread_count() {
         cluster_id_column: Some("cluster".into()),
         ..Default::default()
     };
-    let (base, base_dir) = run(&cfg, &docs, 1, 1000, 1);
+    let (base, base_dir) = run_ids(&cfg, &docs, 1, 1000, 1, true);
+    assert_survivors_named(&base, &docs, true);
     assert!(
         base.removed.len() >= 50,
         "injected copies are found: {}",
@@ -102,18 +125,23 @@ fn same_result_for_any_split_batch_size_and_thread_count() {
             .all(|k| *k >> 40 == 1 || base.cluster_ids[k] != *k)
     );
     for (tasks, batch, threads) in [(4, 97, 2), (7, 33, 1), (3, 1000, 2)] {
-        let (other, other_dir) = run(&cfg, &docs, tasks, batch, threads);
+        let (other, other_dir) = run_ids(&cfg, &docs, tasks, batch, threads, true);
         assert_eq!(
             other.removed, base.removed,
             "tasks={tasks} batch={batch} threads={threads}"
         );
         assert_eq!(other.cluster_ids, base.cluster_ids);
+        assert_eq!(other.duplicate_of, base.duplicate_of);
         for f in [
             "cluster/nodes.run",
             "cluster/stats.json",
+            "cluster/prov.run",
+            "cluster/prov.names",
             "index/band-0000.bin",
             "index/band-0013.bin",
             "index/index.json",
+            "index/names.keys",
+            "index/names.bin",
         ] {
             assert_eq!(
                 read(&other_dir.path().join(f)),
@@ -146,7 +174,8 @@ fn same_result_for_any_split_batch_size_and_thread_count() {
 
 #[test]
 fn spills_under_a_tiny_memory_limit_with_the_same_result() {
-    let docs = corpus_with_duplicates(400);
+    // Copies of every other document: enough duplicates for the provenance sorts to spill.
+    let docs = corpus_copying_every(400, 2);
     let big = MinhashDedupConfig {
         verify: Some(0.8),
         cluster_id_column: Some("cluster".into()),
@@ -158,10 +187,18 @@ fn spills_under_a_tiny_memory_limit_with_the_same_result() {
         memory_limit: "1KiB".into(),
         ..big.clone()
     };
-    let (a, d1) = run(&big, &docs, 2, 100, 2);
-    let (b, d2) = run(&tiny, &docs, 2, 100, 2);
+    let (a, d1) = run_ids(&big, &docs, 2, 100, 2, true);
+    let (b, d2) = run_ids(&tiny, &docs, 2, 100, 2, true);
     assert_eq!(a.removed, b.removed);
     assert_eq!(a.cluster_ids, b.cluster_ids);
+    assert_eq!(a.duplicate_of, b.duplicate_of);
+    assert_survivors_named(&b, &docs, true);
+    assert_eq!(a.counters.get("minhash_provenance_spills"), 0.0);
+    assert!(
+        b.counters.get("minhash_provenance_spills") >= 2.0,
+        "the survivor pairs and the provenance records spill: {}",
+        b.counters.get("minhash_provenance_spills")
+    );
     assert_eq!(
         a.counters.get("minhash_runs"),
         2.0,
@@ -203,7 +240,8 @@ fn cluster_run(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&read(&dir.join("cluster/run.json"))).unwrap()
 }
 
-/// The files every later consumer reads are byte-identical.
+/// The files every later consumer reads are byte-identical (the provenance and index names
+/// where the run wrote them).
 fn assert_same_files(a: &Path, b: &Path, what: &str) {
     for f in [
         "cluster/nodes.run",
@@ -214,6 +252,80 @@ fn assert_same_files(a: &Path, b: &Path, what: &str) {
         "index/index.json",
     ] {
         assert!(read(&a.join(f)) == read(&b.join(f)), "{f} differs: {what}");
+    }
+    for f in [
+        "cluster/prov.run",
+        "cluster/prov.names",
+        "index/names.keys",
+        "index/names.bin",
+    ] {
+        let (x, y) = (a.join(f), b.join(f));
+        assert_eq!(x.exists(), y.exists(), "{f}: {what}");
+        if x.exists() {
+            assert!(read(&x) == read(&y), "{f} differs: {what}");
+        }
+    }
+}
+
+/// Every document removed as a duplicate of this run names its cluster's survivor: the
+/// survivor's id (its key without an id column or with a null id), a kept document whose key is
+/// the cluster id.
+fn assert_survivors_named(r: &LocalRun, docs: &[Doc], ids: bool) {
+    let mut named = 0;
+    assert_eq!(r.duplicate_of.len(), r.removed.len());
+    for (key, reason) in &r.removed {
+        if reason != "minhash_duplicate" {
+            continue;
+        }
+        let name = r.duplicate_of[key]
+            .as_deref()
+            .unwrap_or_else(|| panic!("{key:016x} names no survivor"));
+        named += 1;
+        let root = r.cluster_ids[key];
+        assert_eq!(name, survivor_name(root, ids), "duplicate {key:016x}");
+        assert_eq!(named_key(name, docs, ids), Some(root));
+        assert!(!r.removed.contains_key(&root), "the survivor is kept");
+        assert_eq!(r.cluster_ids[&root], root);
+        assert!(!r.duplicate_of_snapshot.contains_key(key));
+    }
+    assert!(named > 0);
+}
+
+#[test]
+fn every_duplicate_names_its_survivor_with_and_without_ids() {
+    let docs = corpus_with_duplicates(300);
+    let text: BTreeMap<u64, &str> = docs.iter().map(|d| (d.key, d.text.as_str())).collect();
+    for ids in [false, true] {
+        for cfg in [
+            MinhashDedupConfig {
+                cluster_id_column: Some("cluster".into()),
+                ..Default::default()
+            },
+            MinhashDedupConfig {
+                verify: Some(0.8),
+                keep: Keep::Highest,
+                score_column: Some("score".into()),
+                cluster_id_column: Some("cluster".into()),
+                ..Default::default()
+            },
+        ] {
+            let (r, _d) = run_ids(&cfg, &docs, 3, 50, 2, ids);
+            assert!(r.removed.len() >= 40, "{}", r.removed.len());
+            assert_survivors_named(&r, &docs, ids);
+            if cfg.verify.is_some() {
+                // With verify, most duplicates are direct verified neighbours of the survivor.
+                let close = r
+                    .removed
+                    .keys()
+                    .filter(|k| jaccard(text[*k], text[&r.cluster_ids[*k]]) >= 0.8)
+                    .count();
+                assert!(
+                    close * 10 >= r.removed.len() * 9,
+                    "{close}/{}",
+                    r.removed.len()
+                );
+            }
+        }
     }
 }
 
@@ -295,21 +407,23 @@ fn keep_highest_score_survives() {
     }
 }
 
-#[test]
-fn against_an_earlier_snapshot_without_its_text() {
-    let docs = read_docs(&curate_testkit::corpus_shard_or_sample(), 300, 30);
-    let (old, new) = docs.split_at(150);
-    let cfg = MinhashDedupConfig::default();
-    let (first, _d1) = run(&cfg, old, 2, 50, 2);
-    // Lay the published files out as a snapshot.
+/// Lays a run's published files out as a snapshot directory.
+fn snapshot_of(run: &LocalRun) -> tempfile::TempDir {
     let snap = tempfile::tempdir().unwrap();
-    assert!(!first.published.files.is_empty());
-    for (rel, src) in &first.published.files {
+    assert!(!run.published.files.is_empty());
+    for (rel, src) in &run.published.files {
         let dst = snap.path().join(rel);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(src, dst).unwrap();
     }
-    // New corpus: unseen documents plus near copies of 30 old ones.
+    snap
+}
+
+/// The old corpus (150 real documents) and a new one: 150 unseen documents, near copies of 30
+/// old ones (file 2) and exact copies of 10 new ones (file 3). Returns the copies' keys.
+fn old_and_new() -> (Vec<Doc>, Vec<Doc>, Vec<u64>) {
+    let docs = read_docs(&curate_testkit::corpus_shard_or_sample(), 300, 30);
+    let (old, new) = docs.split_at(150);
     let mut rng = Rng(9);
     let mut docs2: Vec<Doc> = new.to_vec();
     let mut expect = Vec::new();
@@ -323,19 +437,72 @@ fn against_an_earlier_snapshot_without_its_text() {
         });
         expect.push(key);
     }
+    for (i, d) in new.iter().take(10).enumerate() {
+        docs2.push(Doc {
+            key: doc_key(3, i as u64),
+            ..d.clone()
+        });
+    }
+    (old.to_vec(), docs2, expect)
+}
+
+/// Each match of the earlier snapshot names, in `duplicate_of_snapshot`, the `against` entry
+/// and, in `duplicate_of`, a survivor of the old run (as `ids` names it there) that is a near
+/// copy of the removed document.
+fn assert_snapshot_matches_named(
+    r: &LocalRun,
+    docs: &[Doc],
+    old: &[Doc],
+    old_run: &LocalRun,
+    snap: &str,
+    ids: bool,
+) {
+    let text: BTreeMap<u64, &str> = docs.iter().map(|d| (d.key, d.text.as_str())).collect();
+    let old_text: BTreeMap<u64, &str> = old.iter().map(|d| (d.key, d.text.as_str())).collect();
+    let mut n = 0;
+    for (k, reason) in &r.removed {
+        if reason != "minhash_duplicate_of_snapshot" {
+            continue;
+        }
+        n += 1;
+        assert_eq!(r.duplicate_of_snapshot[k], snap);
+        let name = r.duplicate_of[k].as_deref().expect("named");
+        let sk = named_key(name, old, ids).unwrap_or_else(|| panic!("{name} is no old document"));
+        assert!(
+            !old_run.removed.contains_key(&sk),
+            "a survivor of the old run"
+        );
+        let j = jaccard(text[k], old_text[&sk]);
+        assert!(j >= 0.5, "{k:016x} vs {name}: Jaccard {j}");
+    }
+    assert!(n >= 29, "{n}");
+}
+
+#[test]
+fn against_an_earlier_snapshot_without_its_text() {
+    let (old, docs2, expect) = old_and_new();
+    let cfg = MinhashDedupConfig::default();
+    let (first, _d1) = run_ids(&cfg, &old, 2, 50, 2, true);
+    let snap = snapshot_of(&first);
+    let label = snap.path().display().to_string();
+    assert!(snap.path().join("dedup/minhash/names.keys").exists());
     let cfg2 = MinhashDedupConfig {
-        against: vec![snap.path().display().to_string()],
+        against: vec![label.clone()],
+        cluster_id_column: Some("cluster".into()),
         ..Default::default()
     };
-    let (second, d2) = run(&cfg2, &docs2, 2, 40, 2);
-    // The same decisions when the cluster stage runs past memory.
+    let (second, d2) = run_ids(&cfg2, &docs2, 2, 40, 2, true);
+    // The same decisions and files when the cluster stage runs past memory.
     let tiny = MinhashDedupConfig {
         memory_limit: "512B".into(),
         ..cfg2.clone()
     };
-    let (third, d3) = run(&tiny, &docs2, 3, 25, 1);
+    let (third, d3) = run_ids(&tiny, &docs2, 3, 25, 1, true);
     assert_eq!(third.removed, second.removed);
+    assert_eq!(third.duplicate_of, second.duplicate_of);
+    assert_eq!(third.duplicate_of_snapshot, second.duplicate_of_snapshot);
     assert_eq!(cluster_run(d3.path())["external"], true);
+    assert!(third.counters.get("minhash_provenance_spills") >= 2.0);
     assert_same_files(d2.path(), d3.path(), "against, 512B vs 1GiB");
     let against: Vec<u64> = second
         .removed
@@ -352,6 +519,17 @@ fn against_an_earlier_snapshot_without_its_text() {
         against.iter().all(|k| expect.contains(k)),
         "only copies of old documents"
     );
+    assert_snapshot_matches_named(&second, &docs2, &old, &first, &label, true);
+    // The exact copies of new documents are duplicates of this run, named by this run's ids.
+    assert!(second.removed.keys().filter(|k| **k >> 40 == 3).count() >= 10);
+    assert_survivors_named(&second, &docs2, true);
+    assert_eq!(second.counters.get("minhash_against_unnamed"), 0.0);
+
+    // A later run without an id column still names the earlier survivors by their ids.
+    let (noids, _d) = run_ids(&cfg2, &docs2, 2, 40, 1, false);
+    assert_eq!(noids.removed, second.removed);
+    assert_snapshot_matches_named(&noids, &docs2, &old, &first, &label, true);
+    assert_survivors_named(&noids, &docs2, false);
 
     // A different scheme cannot read that index.
     let bad = MinhashDedupConfig {
@@ -364,6 +542,102 @@ fn against_an_earlier_snapshot_without_its_text() {
         .err()
         .expect("mismatched params refused");
     assert!(err.to_string().contains("index.json"), "{err}");
+}
+
+/// A band key of a v2 index record (band key, survivor key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct V2(u64, u64);
+
+impl curate_dedup::runs::Record for V2 {
+    const SIZE: usize = 16;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.0.to_le_bytes());
+        out[8..].copy_from_slice(&self.1.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        V2(
+            u64::from_le_bytes(b[..8].try_into().unwrap()),
+            u64::from_le_bytes(b[8..].try_into().unwrap()),
+        )
+    }
+}
+
+/// A v1 index record (band key only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct V1(u64);
+
+impl curate_dedup::runs::Record for V1 {
+    const SIZE: usize = 8;
+    fn encode(&self, out: &mut [u8]) {
+        out.copy_from_slice(&self.0.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        V1(u64::from_le_bytes(b.try_into().unwrap()))
+    }
+}
+
+/// Rewrites a snapshot's index as the first format (`curate-minhash-index-v1`), as an older
+/// curate wrote it: band keys only, no survivor, no names.
+fn downgrade_to_v1(snap: &Path, bands: usize) {
+    let dir = snap.join("dedup/minhash");
+    for b in 0..bands {
+        let path = dir.join(format!("band-{b:04}.bin"));
+        let mut r = curate_dedup::runs::PartReader::<V2>::open(&path, 0, 4096).unwrap();
+        let mut keys = Vec::new();
+        while let Some(V2(h, _)) = r.next_record().unwrap() {
+            keys.push(V1(h));
+        }
+        curate_dedup::runs::write_run(&path, &[keys.len() as u64], keys.iter()).unwrap();
+    }
+    let meta = dir.join("index.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&read(&meta)).unwrap();
+    v["format"] = "curate-minhash-index-v1".into();
+    v.as_object_mut().unwrap().remove("names");
+    std::fs::write(&meta, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    for f in ["names.keys", "names.bin"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+}
+
+#[test]
+fn snapshot_matches_named_by_key_without_ids_and_unnamed_by_a_v1_index() {
+    let (old, docs2, _) = old_and_new();
+    let cfg = MinhashDedupConfig::default();
+    // The earlier run had no id column: its index names survivors by their keys there.
+    let (first, _d1) = run_ids(&cfg, &old, 2, 50, 2, false);
+    let snap = snapshot_of(&first);
+    assert!(!snap.path().join("dedup/minhash/names.keys").exists());
+    let label = snap.path().display().to_string();
+    let cfg2 = MinhashDedupConfig {
+        against: vec![label.clone()],
+        cluster_id_column: Some("cluster".into()),
+        ..Default::default()
+    };
+    let (second, _d2) = run_ids(&cfg2, &docs2, 2, 40, 2, true);
+    assert_snapshot_matches_named(&second, &docs2, &old, &first, &label, false);
+
+    // The same snapshot with its index in the first format: the same documents are removed,
+    // the snapshot is named, the survivor there cannot be (null, and counted).
+    downgrade_to_v1(snap.path(), cfg.bands);
+    let (v1, _d3) = run_ids(&cfg2, &docs2, 3, 40, 2, true);
+    assert_eq!(v1.removed, second.removed);
+    let matched: Vec<u64> = v1
+        .removed
+        .iter()
+        .filter(|(_, r)| *r == "minhash_duplicate_of_snapshot")
+        .map(|(k, _)| *k)
+        .collect();
+    assert!(matched.len() >= 29);
+    for k in &matched {
+        assert_eq!(v1.duplicate_of[k], None, "{k:016x}");
+        assert_eq!(v1.duplicate_of_snapshot[k], label);
+    }
+    assert_eq!(
+        v1.counters.get("minhash_against_unnamed"),
+        matched.len() as f64
+    );
+    // Duplicates of this run are still named.
+    assert_survivors_named(&v1, &docs2, true);
 }
 
 #[test]
@@ -394,11 +668,11 @@ fn rerun_after_a_crash_gives_the_same_files() {
         memory_limit: "1KiB".into(),
         ..Default::default()
     };
-    let tasks = split(&docs, 2, 40);
-    let (clean, clean_dir) = run(&cfg, &docs, 2, 40, 1);
+    let tasks = split_ids(&docs, 2, 40, true);
+    let (clean, clean_dir) = run_ids(&cfg, &docs, 2, 40, 1, true);
 
     let dir = tempfile::tempdir().unwrap();
-    let step = cfg.build(&env(dir.path())).unwrap();
+    let step = cfg.build(&env_ids(dir.path(), true)).unwrap();
     let barrier = step.barrier().unwrap();
     let step_dirs = vec![dir.path().to_path_buf()];
     let tcx = |t| TaskContext {
@@ -447,8 +721,12 @@ fn rerun_after_a_crash_gives_the_same_files() {
     for f in [
         "cluster/nodes.run",
         "cluster/stats.json",
+        "cluster/prov.run",
+        "cluster/prov.names",
         "index/band-0005.bin",
         "index/index.json",
+        "index/names.keys",
+        "index/names.bin",
     ] {
         assert_eq!(
             read(&dir.path().join(f)),
