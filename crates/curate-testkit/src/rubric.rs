@@ -291,8 +291,9 @@ mod tests {
             .iter()
             .filter(|x| t.score(x) != RubricTeacher { noise: 0.0, ..t }.score(x))
             .count();
-        // 12 % of labels move, except those pushed past 5 (half of the noisy ones here).
-        assert!((60..=180).contains(&changed), "{changed}");
+        // 12 % of labels move (binomial: 240 ± 15 of 2,000; the clean label here is inside 1–4,
+        // so every noisy label moves).
+        assert!((190..=290).contains(&changed), "{changed}");
         assert_eq!(
             texts.iter().map(|x| t.score(x)).collect::<Vec<_>>(),
             texts.iter().map(|x| rubric_score(x)).collect::<Vec<_>>()
