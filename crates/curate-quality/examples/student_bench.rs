@@ -65,7 +65,7 @@ fn student(docs: &[Doc], set: &LabelSet, score_docs: &[Doc]) -> serde_json::Valu
     }
     let alt = set.alt_threshold.map(|t| {
         let e = trained.evaluate_at(t);
-        serde_json::json!({"threshold": t, "auc": e["auc"], "f1": e["f1"], "accuracy": e["accuracy"]})
+        serde_json::json!({"threshold": t, "auc": e["auc"], "spearman": e["spearman"], "f1": e["f1"], "f1_probability": e["f1_probability"], "accuracy": e["accuracy"]})
     });
     let m = &trained.metrics;
     serde_json::json!({
@@ -75,7 +75,7 @@ fn student(docs: &[Doc], set: &LabelSet, score_docs: &[Doc]) -> serde_json::Valu
         "calibration": m["calibration"],
         "selection": m["selection"],
         "n_train": m["n_train"], "n_valid": m["n_validation"], "n_holdout": m["n_holdout"],
-        "auc": m["auc"], "spearman": m["spearman"], "f1": m["f1"], "accuracy": m["accuracy"],
+        "auc": m["auc"], "spearman": m["spearman"], "f1": m["f1"], "f1_probability": m["f1_probability"], "accuracy": m["accuracy"],
         "ece": m["ece"], "ece_raw": m["ece_raw"], "threshold": set.threshold, "alt": alt,
         "train_seconds": train_secs,
         "score_docs": score_docs.len(), "score_bytes": bytes, "score_seconds": best,

@@ -102,11 +102,34 @@ static KIND: [u8; 256] = {
     t
 };
 
-/// A few very common English function words (hashed as the word scanner sees them): their
-/// share of words tells running English text from lists, code and other languages.
-const STOP_WORDS: [&[u8]; 12] = [
-    b"the", b"and", b"of", b"to", b"a", b"in", b"is", b"that", b"for", b"it", b"with", b"as",
+/// A few very common English function words: their share of words tells running English text
+/// from lists, code and other languages. Packed as [`pack`] packs a word.
+const STOP_WORDS: [u32; 12] = [
+    pack(b"the"),
+    pack(b"and"),
+    pack(b"of"),
+    pack(b"to"),
+    pack(b"a"),
+    pack(b"in"),
+    pack(b"is"),
+    pack(b"that"),
+    pack(b"for"),
+    pack(b"it"),
+    pack(b"with"),
+    pack(b"as"),
 ];
+
+/// A word of at most 4 bytes as a u32: its bytes, ASCII-lowercased, big-endian. Word bytes are
+/// never 0, so distinct words give distinct values.
+const fn pack(w: &[u8]) -> u32 {
+    let mut k = 0u32;
+    let mut i = 0;
+    while i < w.len() {
+        k = (k << 8) | w[i].to_ascii_lowercase() as u32;
+        i += 1;
+    }
+    k
+}
 
 const TTR_WINDOW: u32 = 256;
 const TTR_BITS: usize = 2048;
@@ -139,10 +162,10 @@ pub struct DocStats {
 
 #[inline(always)]
 fn is_stop(word: &[u8]) -> bool {
-    word.len() <= 4
-        && STOP_WORDS
-            .iter()
-            .any(|s| s.len() == word.len() && s.iter().zip(word).all(|(a, b)| *a == b | 0x20))
+    word.len() <= 4 && {
+        let k = pack(word);
+        STOP_WORDS.iter().fold(false, |acc, s| acc | (*s == k))
+    }
 }
 
 impl DocStats {

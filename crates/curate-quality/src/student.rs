@@ -518,6 +518,28 @@ pub fn evaluate(
     };
     let positive: Vec<bool> = labels.iter().map(|l| *l >= threshold).collect();
     let conf = Confusion::at(&cross, labels, threshold);
+    // The classifier view: P(label ≥ threshold), calibrated on the 0/1 indicator (cross-fitted
+    // like the rest), predicted positive at ≥ 0.5 — how a softmax classifier such as fastText
+    // is usually read.
+    let indicator: Vec<f32> = positive.iter().map(|p| *p as u8 as f32).collect();
+    let mut p_pos = vec![0.0f32; n];
+    for f in 0..5 {
+        let (mut r, mut l) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            if folds[i] != f {
+                r.push(s[i]);
+                l.push(indicator[i]);
+            }
+        }
+        if let Some(c) = Calibration::fit(&r, &l, 1.0) {
+            for i in 0..n {
+                if folds[i] == f {
+                    p_pos[i] = c.apply(s[i], 1.0);
+                }
+            }
+        }
+    }
+    let conf_p = Confusion::at(&p_pos, &indicator, 0.5);
     let rel_raw = metrics::reliability(&raw, labels, lo, hi, 10);
     let rel_cal = metrics::reliability(&cross, labels, lo, hi, 10);
     let rel_fin = metrics::reliability(&fin, labels, lo, hi, 10);
@@ -535,6 +557,7 @@ pub fn evaluate(
         "recall": conf.recall(),
         "f1": conf.f1(),
         "confusion": conf,
+        "f1_probability": conf_p.f1(),
         "ece": metrics::ece(&rel_cal, lo, hi),
         "ece_raw": metrics::ece(&rel_raw, lo, hi),
         "ece_in_sample": metrics::ece(&rel_fin, lo, hi),
