@@ -326,3 +326,115 @@ fn quality_threshold_recuts_stored_scores_without_the_model() {
         );
     }
 }
+
+/// The quick start's config with absolute paths, its score step's `keep` replaced by `keep`
+/// (the whole `keep = ...` line; empty to score without a cut), run into `out`.
+fn quickstart(dir: &Path, out: &Path, keep: &str, threads: &str) {
+    let root = curate_testkit::repo_root();
+    let cfg = std::fs::read_to_string(root.join("configs/quickstart.toml"))
+        .unwrap()
+        .replace(
+            "\"configs/quickstart/sample.parquet\"",
+            &format!("\"{}\"", root.join("configs/quickstart/sample.parquet").display()),
+        )
+        .replace(
+            "\"configs/quickstart/reference.jsonl\"",
+            &format!("\"{}\"", root.join("configs/quickstart/reference.jsonl").display()),
+        )
+        .replace("keep = { top_fraction = 0.3 }", keep);
+    let name = format!("{}.toml", out.file_name().unwrap().to_string_lossy());
+    let p = dir.join(name);
+    std::fs::write(&p, cfg).unwrap();
+    let o = curate()
+        .args(["run", "--quiet", "--threads", threads, "--config"])
+        .arg(&p)
+        .arg("--output")
+        .arg(out)
+        .output()
+        .unwrap();
+    ok(&o);
+}
+
+#[test]
+fn quickstart_scores_spread_and_reproduce_its_top_fraction_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    // The quick start as shipped: the best 30 % by score.
+    let cut = dir.path().join("cut");
+    quickstart(dir.path(), &cut, "keep = { top_fraction = 0.3 }", "2");
+    let kept = scores(&cut);
+    let m = manifest_of(&cut);
+    let score = m["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == "score")
+        .unwrap();
+    let scored = score["counters"]["scored"].as_f64().unwrap() as usize;
+    assert_eq!(kept.len(), (3 * scored).div_ceil(10), "⌈0.3 · {scored}⌉ kept");
+    // The stored calibrated scores spread: no two kept documents share one, and they span a
+    // range (the isotonic map used to send every kept document to 0.0).
+    let mut bits: Vec<u32> = kept.iter().map(|k| k.1.to_bits()).collect();
+    bits.sort_unstable();
+    bits.dedup();
+    assert_eq!(bits.len(), kept.len(), "ties among the kept scores: {kept:?}");
+    let min = kept.iter().map(|k| k.1).fold(f32::MAX, f32::min);
+    let max = kept.iter().map(|k| k.1).fold(f32::MIN, f32::max);
+    assert!(min > 0.0 && max > 4.0 * min, "kept scores {min}..{max}");
+    // The manifest says which column the cut was made on and the lowest kept score.
+    assert_eq!(score["stats"]["cut_column"], "quality_score");
+    assert_eq!(score["stats"]["keep"]["kept"].as_u64(), Some(kept.len() as u64));
+    assert_eq!(score["stats"]["keep"]["min_kept_score"].as_f64().unwrap() as f32, min);
+
+    // The same pipeline scoring every document without a cut (same model bytes, same scores).
+    let all = dir.path().join("all");
+    quickstart(dir.path(), &all, "", "1");
+    assert_eq!(
+        std::fs::read(cut.join("model/model.bin")).unwrap(),
+        std::fs::read(all.join("model/model.bin")).unwrap()
+    );
+    let every = scores(&all);
+    assert_eq!(every.len(), scored);
+    for (id, s) in &kept {
+        let i = every.binary_search_by(|x| x.0.cmp(id)).unwrap();
+        assert_eq!(every[i].1, *s, "{id}");
+    }
+
+    // Re-cut from the stored column alone: `curate rethreshold` …
+    let o = curate()
+        .args(["rethreshold", "--top-fraction", "0.3", "--json"])
+        .arg(&all)
+        .output()
+        .unwrap();
+    ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["kept"].as_u64(), Some(kept.len() as u64));
+    assert_eq!(r["min_kept_score"].as_f64().unwrap() as f32, min);
+    let o = curate()
+        .args(["rethreshold", "--threshold", &format!("{min:e}"), "--json"])
+        .arg(&all)
+        .output()
+        .unwrap();
+    ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["kept"].as_u64(), Some(kept.len() as u64));
+    // … and the `quality_threshold` step, by top fraction and by the lowest kept score: exactly
+    // the documents the quick start kept.
+    let data = format!("\"{}/data/*.parquet\"", all.display());
+    for (name, rule) in [
+        ("fraction", "top_fraction = 0.3".to_string()),
+        ("threshold", format!("threshold = {min:e}")),
+    ] {
+        let recut = dir.path().join(format!("recut-{name}"));
+        let steps = format!("[[steps]]\ntype = \"quality_threshold\"\nkeep = {{ {rule} }}\n");
+        ok(&run(
+            &write_config(dir.path(), &format!("{name}.toml"), &data, &steps, &recut),
+            "2",
+            None,
+        ));
+        assert_eq!(scores(&recut), kept, "{name}");
+    }
+}
+
+fn manifest_of(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}

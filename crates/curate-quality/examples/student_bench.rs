@@ -1,7 +1,7 @@
-//! Student-vs-fastText benchmark, our side: builds two label sets from the corpus with explicit
-//! rules, writes the shared train / held-out split in fastText's format for the peer script
-//! (`benches/fasttext_peer.py`), trains and evaluates our student on the same split, and measures
-//! its scoring throughput on one core.
+//! Student-vs-fastText benchmark, our side: builds the label sets from the corpus, writes the
+//! shared train / held-out split in fastText's format for the peer script
+//! (`benches/fasttext_peer.py`), trains and evaluates the default student on the same split, and
+//! measures its scoring throughput on one core.
 //!
 //! ```text
 //! cargo run --release -p curate-quality --example student_bench -- OUT_DIR [N_DOCS]
@@ -12,264 +12,95 @@
 //! - `reference`: the `reference` teacher's rule — positives are the quick start's reference
 //!   documents (`configs/quickstart/reference.jsonl`, Rust-book prose), negatives a 3,000-document
 //!   hash sample of the corpus documents below.
-//! - `fake_teacher`: the fake Anthropic server's teacher (`curate_testkit::anthropic::fake_score`,
-//!   the exact rule it answers with: how many of ten teaching words occur, capped at 5) on every
-//!   sampled corpus document; F1 / AUC at keep threshold 2 (and 3, where under 1 % of documents
-//!   are positive).
-//! - `source_rule` (binary, our own rule, harder): 1 when the document comes from the Linux kernel
-//!   documentation or the Debian Administrator's Handbook (URL contains `linux-doc` or
-//!   `debian-handbook`), else 0; the student sees only the text.
+//! - `fake_teacher`: the fake Anthropic server's default teacher
+//!   (`curate_testkit::anthropic::fake_score`: how many of ten teaching words occur, capped at 5)
+//!   on every sampled corpus document; AUC / F1 at keep threshold 2 (and 3, where about 1 % of
+//!   documents are positive).
+//! - `rubric`: the synthetic rubric teacher (`curate_testkit::rubric::rubric_score`: prose vs
+//!   lists, length, vocabulary richness, sentence structure, code/table density, cue words that
+//!   count only in prose, 12 % seeded label noise) on every sampled corpus document; AUC / F1 at 3.
 //!
-//! Documents: a seeded hash sample of N_DOCS (default 20,000) of both corpus shards; held out:
-//! 20 % by a seeded hash of the id; our student carves its 10 % validation split from the rest.
-//! Scoring throughput is measured over the same sampled corpus documents for both models
-//! (written once to OUT_DIR/score.txt for the peer).
+//! Documents: a seeded hash sample of N_DOCS (default 8,000) of both corpus shards; held out:
+//! 20 % by a seeded hash of the id; the student carves its validation split from the rest.
+//! Scoring throughput is measured over the sampled corpus documents (written once to
+//! OUT_DIR/score.txt for the peer, which times fastText on the same texts).
+
+#[path = "bench_common/mod.rs"]
+mod bench_common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use arrow::array::AsArray;
-use curate_core::hash::{derive_seed, h64, mix64, unit};
-use curate_quality::features::Features;
-use curate_quality::fit::{Dataset, FitParams, HeadKind, fit};
-use curate_quality::train::{CalibrationChoice, TrainConfig, evaluate};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-struct Doc {
-    id: String,
-    url: String,
-    text: String,
-}
-
-/// One labelled set: (document index, label, held out).
-struct LabelSet {
-    name: &'static str,
-    rows: Vec<(usize, f32, bool)>,
-    scale_max: f32,
-    threshold: f32,
-    /// A second keep threshold to report F1 / AUC at.
-    alt_threshold: Option<f32>,
-}
-
-fn load_corpus(n_docs: usize) -> Vec<Doc> {
-    let shards = curate_testkit::corpus_shards()
-        .unwrap_or_else(|| vec![curate_testkit::quickstart_sample()]);
-    let mut all = Vec::new();
-    for p in &shards {
-        let f = std::fs::File::open(p).unwrap();
-        let r = ParquetRecordBatchReaderBuilder::try_new(f)
-            .unwrap()
-            .with_batch_size(8192)
-            .build()
-            .unwrap();
-        for b in r {
-            let b = b.unwrap();
-            let t = b.column_by_name("text").unwrap().as_string::<i32>();
-            let u = b.column_by_name("url").unwrap().as_string::<i32>();
-            let id = b.column_by_name("id").unwrap().as_string::<i32>();
-            for i in 0..b.num_rows() {
-                all.push(Doc {
-                    id: id.value(i).to_string(),
-                    url: u.value(i).to_string(),
-                    text: t.value(i).to_string(),
-                });
-            }
-        }
-    }
-    let frac = n_docs as f64 / all.len() as f64;
-    let pick = derive_seed(1, "bench.sample");
-    all.into_iter()
-        .filter(|d| unit(h64(d.id.as_bytes(), pick)) < frac)
-        .collect()
-}
-
-fn load_reference() -> Vec<Doc> {
-    let p = curate_testkit::repo_root().join("configs/quickstart/reference.jsonl");
-    std::fs::read_to_string(&p)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            Doc {
-                id: v["id"].as_str().unwrap().into(),
-                url: String::new(),
-                text: v["text"].as_str().unwrap().into(),
-            }
-        })
-        .collect()
-}
-
-fn held_out(d: &Doc) -> bool {
-    unit(h64(d.id.as_bytes(), derive_seed(1, "bench.holdout"))) < 0.2
-}
-
-fn one_line(t: &str) -> String {
-    t.chars()
-        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-        .collect()
-}
-
-fn write_split(dir: &Path, docs: &[Doc], set: &LabelSet) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut tr = std::io::BufWriter::new(std::fs::File::create(dir.join("train.txt")).unwrap());
-    let mut ho = std::io::BufWriter::new(std::fs::File::create(dir.join("holdout.txt")).unwrap());
-    for &(i, label, hold) in &set.rows {
-        let out = if hold { &mut ho } else { &mut tr };
-        writeln!(out, "__label__{} {}", label as u32, one_line(&docs[i].text)).unwrap();
-    }
-}
+use bench_common::{Doc, LabelSet, label_sets, one_line, write_split};
+use curate_quality::train::{Example, TrainConfig, train_student};
 
 fn student(docs: &[Doc], set: &LabelSet, score_docs: &[Doc]) -> serde_json::Value {
-    let (name, scale_max, threshold) = (set.name, set.scale_max, set.threshold);
-    let mut cfg = TrainConfig::default();
-    // Tuning knobs for experiments only; the recorded figures use the defaults.
-    if let Ok(v) = std::env::var("QB_LR") {
-        cfg.learning_rate = v.parse().unwrap();
-    }
-    if let Ok(v) = std::env::var("QB_PATIENCE") {
-        cfg.patience = v.parse().unwrap();
-    }
-    if let Ok(v) = std::env::var("QB_EPOCHS") {
-        cfg.max_epochs = v.parse().unwrap();
-    }
-    let features = Features {
-        bits: cfg.hash_bits,
-        bigrams: cfg.bigrams,
-        seed: derive_seed(42, "quality.features"),
-    };
-    let t0 = Instant::now();
-    let mut train = Dataset::new();
-    let mut hold = Dataset::new();
-    let (mut s, mut f) = (Vec::new(), Vec::new());
-    for &(i, label, holdout) in &set.rows {
-        features.normalized(docs[i].text.as_bytes(), &mut s, &mut f);
-        let target = if holdout { &mut hold } else { &mut train };
-        target.push(i as u64, label, holdout, 1, &f);
-    }
-    let valid_seed = derive_seed(42, "quality.validation");
-    let (mut tr, mut va) = (Vec::new(), Vec::new());
-    for i in 0..train.len() {
-        if unit(mix64(train.keys[i], valid_seed)) < cfg.validation_fraction {
-            va.push(i);
-        } else {
-            tr.push(i);
-        }
-    }
-    let head = if scale_max == 1.0 {
-        HeadKind::Logistic
-    } else {
-        HeadKind::Ordinal
-    };
-    let prm = FitParams {
-        features,
-        head,
-        scale_max,
-        learning_rate: cfg.learning_rate as f32,
-        max_epochs: cfg.max_epochs,
-        patience: cfg.patience,
-        l2: cfg.l2 as f32,
-        seed: derive_seed(42, "quality.order"),
-    };
-    let (mut model, report) = fit(&train, &tr, &va, &prm);
-    let train_secs = t0.elapsed().as_secs_f64();
-    let raw: Vec<f32> = (0..hold.len())
-        .map(|i| model.header.head.raw(model.linear_sparse(hold.features(i))))
+    let cfg = TrainConfig::default();
+    let examples: Vec<Example<'_>> = set
+        .rows
+        .iter()
+        .map(|&(i, label, holdout)| Example {
+            key: curate_core::hash::h64(docs[i].id.as_bytes(), 3),
+            text: docs[i].text.as_bytes(),
+            label,
+            holdout,
+        })
         .collect();
-    let ev = evaluate(
-        &hold,
-        &raw,
-        scale_max,
-        threshold,
-        CalibrationChoice::Auto,
-        derive_seed(42, "quality.folds"),
-    );
-    model.header.calibration = ev.calibration.clone();
+    let t0 = Instant::now();
+    let trained = train_student(&examples, &cfg, 42).expect("train");
+    let train_secs = t0.elapsed().as_secs_f64();
+    let model = &trained.model;
     // Scoring throughput: every document, one thread, calibrated score from raw text.
     let bytes: usize = score_docs.iter().map(|d| d.text.len()).sum();
     let mut best = f64::MAX;
     let mut sink = 0.0f32;
+    let mut scorer = model.scorer();
     for _ in 0..3 {
         let t = Instant::now();
         for d in score_docs {
-            sink += model.score(d.text.as_bytes());
+            sink += scorer.score(d.text.as_bytes());
         }
         best = best.min(t.elapsed().as_secs_f64());
     }
     let alt = set.alt_threshold.map(|t| {
-        let e = evaluate(&hold, &raw, scale_max, t, CalibrationChoice::Auto, derive_seed(42, "quality.folds"));
-        serde_json::json!({"threshold": t, "auc": e.metrics["auc"], "f1": e.metrics["f1"], "accuracy": e.metrics["accuracy"]})
+        let e = trained.evaluate_at(t);
+        serde_json::json!({"threshold": t, "auc": e["auc"], "spearman": e["spearman"], "f1": e["f1"], "f1_probability": e["f1_probability"], "accuracy": e["accuracy"]})
     });
-    let m = &ev.metrics;
+    let m = &trained.metrics;
     serde_json::json!({
-        "label_set": name,
+        "label_set": set.name,
         "model": "curate student",
         "head": model.header.head.name(),
-        "calibration": if model.header.calibration.is_some() { "isotonic" } else { "none" },
-        "n_train": report.n_train, "n_valid": report.n_valid, "n_holdout": hold.len(),
-        "epochs": report.epochs_run, "best_epoch": report.best_epoch,
-        "auc": m["auc"], "spearman": m["spearman"], "f1": m["f1"], "accuracy": m["accuracy"],
-        "ece": m["ece"], "ece_raw": m["ece_raw"], "threshold": threshold, "alt": alt,
-        "learning_rate": cfg.learning_rate, "max_epochs": cfg.max_epochs,
+        "calibration": m["calibration"],
+        "selection": m["selection"],
+        "n_train": m["n_train"], "n_valid": m["n_validation"], "n_holdout": m["n_holdout"],
+        "auc": m["auc"], "spearman": m["spearman"], "f1": m["f1"], "f1_probability": m["f1_probability"], "accuracy": m["accuracy"],
+        "ece": m["ece"], "ece_raw": m["ece_raw"], "threshold": set.threshold, "alt": alt,
         "train_seconds": train_secs,
         "score_docs": score_docs.len(), "score_bytes": bytes, "score_seconds": best,
         "docs_per_s": score_docs.len() as f64 / best, "mb_per_s": bytes as f64 / best / 1e6,
+        "model_bytes": model.to_bytes().len(),
         "checksum": sink,
     })
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let out = PathBuf::from(args.get(1).expect("usage: student_bench OUT_DIR [N_DOCS]"));
-    let n: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(20_000);
-    let mut docs = load_corpus(n);
-    let n_corpus = docs.len();
-    let refs = load_reference();
-    let n_refs = refs.len();
-    docs.extend(refs);
-    let neg_seed = derive_seed(1, "bench.negatives");
-    let neg_frac = 3000.0 / n_corpus as f64;
-    let reference = LabelSet {
-        name: "reference",
-        rows: (0..docs.len())
-            .filter(|&i| i >= n_corpus || unit(h64(docs[i].id.as_bytes(), neg_seed)) < neg_frac)
-            .map(|i| (i, (i >= n_corpus) as u8 as f32, held_out(&docs[i])))
-            .collect(),
-        scale_max: 1.0,
-        threshold: 0.5,
-        alt_threshold: None,
-    };
-    let fake = LabelSet {
-        name: "fake_teacher",
-        rows: (0..n_corpus)
-            .map(|i| {
-                (
-                    i,
-                    curate_testkit::anthropic::fake_score(&docs[i].text) as f32,
-                    held_out(&docs[i]),
-                )
-            })
-            .collect(),
-        scale_max: 5.0,
-        threshold: 2.0,
-        alt_threshold: Some(3.0),
-    };
-    let source = LabelSet {
-        name: "source_rule",
-        rows: (0..n_corpus)
-            .map(|i| {
-                let u = &docs[i].url;
-                (
-                    i,
-                    (u.contains("linux-doc") || u.contains("debian-handbook")) as u8 as f32,
-                    held_out(&docs[i]),
-                )
-            })
-            .collect(),
-        scale_max: 1.0,
-        threshold: 0.5,
-        alt_threshold: None,
-    };
+    let out = PathBuf::from(
+        args.get(1)
+            .expect("usage: student_bench OUT_DIR [N_DOCS] [--sets a,b]"),
+    );
+    let n: usize = args
+        .get(2)
+        .filter(|a| !a.starts_with("--"))
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(8_000);
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--sets")
+        .map(|i| args[i + 1].split(',').map(String::from).collect());
+    let (docs, n_corpus, sets) = label_sets(n);
     std::fs::create_dir_all(&out).unwrap();
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(out.join("score.txt")).unwrap());
@@ -278,23 +109,52 @@ fn main() {
         }
     }
     let mut results = Vec::new();
-    let mut sets = serde_json::Map::new();
-    for set in [&reference, &fake, &source] {
+    let mut described = Vec::new();
+    for set in &sets {
         write_split(&out.join(set.name), &docs, set);
         let pos = set.rows.iter().filter(|r| r.1 >= set.threshold).count();
         let hold = set.rows.iter().filter(|r| r.2).count();
+        let mut hist = [0usize; 6];
+        for r in &set.rows {
+            hist[(r.1 as usize).min(5)] += 1;
+        }
         eprintln!(
-            "{}: {} rows, {pos} positive, {hold} held out",
+            "{}: {} rows, {pos} positive, {hold} held out, labels {hist:?}",
             set.name,
             set.rows.len()
         );
-        sets.insert(
-            set.name.into(),
-            serde_json::json!({"rows": set.rows.len(), "positives": pos, "holdout": hold}),
+        described.push(serde_json::json!({
+            "name": set.name, "rows": set.rows.len(), "positives": pos, "holdout": hold,
+            "label_counts": hist, "scale_max": set.scale_max, "threshold": set.threshold,
+            "alt_threshold": set.alt_threshold,
+        }));
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|x| x == set.name))
+        {
+            continue;
+        }
+        let r = student(&docs, set, &docs[..n_corpus]);
+        eprintln!(
+            "  student: auc {} spearman {} f1 {} ece {} ({:.1} s, {:.0} MB/s)",
+            r["auc"],
+            r["spearman"],
+            r["f1"],
+            r["ece"],
+            r["train_seconds"].as_f64().unwrap(),
+            r["mb_per_s"].as_f64().unwrap()
         );
-        results.push(student(&docs, set, &docs[..n_corpus]));
+        results.push(r);
     }
-    let summary = serde_json::json!({"corpus_docs": n_corpus, "reference_docs": n_refs, "sets": sets, "results": results});
+    std::fs::write(
+        out.join("sets.json"),
+        serde_json::to_vec_pretty(&described).unwrap(),
+    )
+    .unwrap();
+    let summary = serde_json::json!({
+        "corpus_docs": n_corpus, "reference_docs": docs.len() - n_corpus,
+        "sets": described, "results": results,
+    });
     std::fs::write(
         out.join("ours.json"),
         serde_json::to_vec_pretty(&summary).unwrap(),

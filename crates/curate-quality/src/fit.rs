@@ -1,4 +1,4 @@
-//! Fitting the student: AdaGrad over hashed features, single-threaded in a seeded order, with
+//! Fitting the student: AdaGrad over sparse features, single-threaded in a seeded order, with
 //! early stopping on a validation split.
 //!
 //! Determinism: examples are ordered by document key, each epoch visits them in the order of a
@@ -7,23 +7,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::{FEATURE_SCHEME, Features};
-use crate::model::{Head, Model, ModelHeader, sigmoid};
+use crate::model::sigmoid;
 
-/// Labelled examples as flat arrays (no per-example allocation).
+/// Labelled examples as flat arrays of sparse (parameter index, value) features (no
+/// per-example allocation).
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
     /// Document keys.
     pub keys: Vec<u64>,
     /// Teacher labels.
     pub labels: Vec<f32>,
-    /// Whether each example belongs to the held-out split.
-    pub holdout: Vec<bool>,
-    /// Token counts (held-out examples only; 0 otherwise).
-    pub tokens: Vec<u32>,
     /// `offsets[i]..offsets[i + 1]` indexes example i's features.
     pub offsets: Vec<usize>,
-    /// Feature (bucket, weight) pairs of all examples.
+    /// Feature (parameter index, value) pairs of all examples.
     pub feats: Vec<(u32, f32)>,
 }
 
@@ -47,12 +43,10 @@ impl Dataset {
     }
 
     /// Adds one example.
-    pub fn push(&mut self, key: u64, label: f32, holdout: bool, tokens: u32, feats: &[(u32, f32)]) {
+    pub fn push(&mut self, key: u64, label: f32, feats: impl IntoIterator<Item = (u32, f32)>) {
         self.keys.push(key);
         self.labels.push(label);
-        self.holdout.push(holdout);
-        self.tokens.push(tokens);
-        self.feats.extend_from_slice(feats);
+        self.feats.extend(feats);
         self.offsets.push(self.feats.len());
     }
 
@@ -60,24 +54,6 @@ impl Dataset {
     #[inline]
     pub fn features(&self, i: usize) -> &[(u32, f32)] {
         &self.feats[self.offsets[i]..self.offsets[i + 1]]
-    }
-
-    /// Reorders examples by key (so the result does not depend on how tasks split the input).
-    pub fn sorted_by_key(self) -> Dataset {
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        order.sort_by_key(|&i| self.keys[i]);
-        let mut out = Dataset::new();
-        out.feats.reserve(self.feats.len());
-        for i in order {
-            out.push(
-                self.keys[i],
-                self.labels[i],
-                self.holdout[i],
-                self.tokens[i],
-                self.features(i),
-            );
-        }
-        out
     }
 }
 
@@ -96,8 +72,8 @@ pub enum HeadKind {
 /// Training settings.
 #[derive(Debug, Clone)]
 pub struct FitParams {
-    /// Feature settings.
-    pub features: Features,
+    /// Number of parameters (feature indices are below it).
+    pub n_params: usize,
     /// Head.
     pub head: HeadKind,
     /// Top of the teacher's scale (1 for binary).
@@ -129,13 +105,28 @@ pub struct FitReport {
     pub valid_loss: Vec<f64>,
 }
 
-struct Params {
-    w: Vec<f32>,
-    g2: Vec<f32>,
-    bias: f32,
-    bias_g2: f32,
-    theta: Vec<f32>,
-    theta_g2: Vec<f32>,
+/// A fitted linear score and head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    /// Weights, one per parameter.
+    pub weights: Vec<f32>,
+    /// Bias of the linear score.
+    pub bias: f32,
+    /// Ordinal thresholds (empty for the other heads).
+    pub thresholds: Vec<f32>,
+    /// The training record.
+    pub report: FitReport,
+}
+
+impl Fitted {
+    /// The linear score of sparse features.
+    #[inline]
+    pub fn linear(&self, f: &[(u32, f32)]) -> f32 {
+        self.bias
+            + f.iter()
+                .map(|(b, v)| self.weights[*b as usize] * v)
+                .sum::<f32>()
+    }
 }
 
 /// Per-example loss and its derivative with respect to the linear score (and thresholds).
@@ -167,39 +158,36 @@ fn loss_grad(head: HeadKind, s: f32, y: f32, theta: &[f32], dtheta: &mut [f32]) 
     }
 }
 
-fn mean_loss(
-    p: &Params,
-    head: HeadKind,
-    data: &Dataset,
-    idx: &[usize],
-    scratch: &mut [f32],
-) -> f64 {
+struct Params {
+    w: Vec<f32>,
+    g2: Vec<f32>,
+    bias: f32,
+    bias_g2: f32,
+    theta: Vec<f32>,
+    theta_g2: Vec<f32>,
+}
+
+impl Params {
+    #[inline]
+    fn linear(&self, f: &[(u32, f32)]) -> f32 {
+        self.bias + f.iter().map(|(b, v)| self.w[*b as usize] * v).sum::<f32>()
+    }
+}
+
+fn mean_loss(p: &Params, head: HeadKind, data: &Dataset, idx: &[usize], scratch: &mut [f32]) -> f64 {
     if idx.is_empty() {
         return f64::NAN;
     }
     let mut total = 0.0;
     for &i in idx {
-        let s = p.bias
-            + data
-                .features(i)
-                .iter()
-                .map(|(b, v)| p.w[*b as usize] * v)
-                .sum::<f32>();
+        let s = p.linear(data.features(i));
         total += loss_grad(head, s, data.labels[i], &p.theta, scratch).0;
     }
     total / idx.len() as f64
 }
 
-type Best = (f64, u32, Vec<f32>, f32, Vec<f32>);
-
-/// Fits a model on `train` examples, early-stopping on `valid` (both index into `data`).
-pub fn fit(
-    data: &Dataset,
-    train: &[usize],
-    valid: &[usize],
-    prm: &FitParams,
-) -> (Model, FitReport) {
-    let nb = prm.features.buckets();
+/// Fits on `train` examples, early-stopping on `valid` (both index into `data`).
+pub fn fit(data: &Dataset, train: &[usize], valid: &[usize], prm: &FitParams) -> Fitted {
     let classes = prm.scale_max.round().max(1.0) as usize;
     let mean_y = if train.is_empty() {
         0.5
@@ -225,8 +213,8 @@ pub fn fit(
         }
     };
     let mut p = Params {
-        w: vec![0.0; nb],
-        g2: vec![0.0; nb],
+        w: vec![0.0; prm.n_params],
+        g2: vec![0.0; prm.n_params],
         bias,
         bias_g2: 0.0,
         theta_g2: vec![0.0; theta.len()],
@@ -236,7 +224,7 @@ pub fn fit(
     let eps = 1e-8f32;
     let mut dtheta = vec![0.0f32; p.theta.len()];
     // (validation loss, epoch, weights, bias, thresholds) of the best epoch so far.
-    let mut best: Option<Best> = None;
+    let mut best: Option<(f64, u32, Vec<f32>, f32, Vec<f32>)> = None;
     let mut losses = Vec::new();
     let mut since_best = 0;
     let mut epochs_run = 0;
@@ -253,7 +241,7 @@ pub fn fit(
         order.sort_unstable();
         for &(_, i) in &order {
             let f = data.features(i);
-            let s = p.bias + f.iter().map(|(b, v)| p.w[*b as usize] * v).sum::<f32>();
+            let s = p.linear(f);
             let (_, g) = loss_grad(prm.head, s, data.labels[i], &p.theta, &mut dtheta);
             for &(b, v) in f {
                 let b = b as usize;
@@ -274,8 +262,7 @@ pub fn fit(
         let eval = if valid.is_empty() { train } else { valid };
         let loss = mean_loss(&p, prm.head, data, eval, &mut dtheta);
         losses.push(loss);
-        let better = best.as_ref().is_none_or(|b| loss < b.0);
-        if better {
+        if best.as_ref().is_none_or(|b| loss < b.0) {
             best = Some((loss, epoch + 1, p.w.clone(), p.bias, p.theta.clone()));
             since_best = 0;
         } else {
@@ -285,37 +272,22 @@ pub fn fit(
             }
         }
     }
-    let (best_epoch, w, bias, theta) = match best {
+    let (best_epoch, weights, bias, thresholds) = match best {
         Some((_, e, w, b, t)) => (e, w, b, t),
         None => (0, p.w, p.bias, p.theta),
     };
-    let head = match prm.head {
-        HeadKind::Logistic => Head::Logistic,
-        HeadKind::Linear => Head::Linear,
-        HeadKind::Ordinal => Head::Ordinal { thresholds: theta },
-    };
-    let report = FitReport {
-        n_train: train.len(),
-        n_valid: valid.len(),
-        epochs_run,
-        best_epoch,
-        valid_loss: losses,
-    };
-    let model = Model {
-        header: ModelHeader {
-            format: "curate-quality-model".into(),
-            feature_scheme: FEATURE_SCHEME.into(),
-            features: prm.features,
-            head,
-            bias,
-            scale_max: prm.scale_max,
-            keep_threshold: f32::NAN,
-            calibration: None,
-            training: serde_json::to_value(&report).expect("report serialises"),
+    Fitted {
+        weights,
+        bias,
+        thresholds,
+        report: FitReport {
+            n_train: train.len(),
+            n_valid: valid.len(),
+            epochs_run,
+            best_epoch,
+            valid_loss: losses,
         },
-        weights: w,
-    };
-    (model, report)
+    }
 }
 
 #[cfg(test)]
@@ -323,41 +295,51 @@ pub(crate) mod tests {
     use super::*;
 
     /// Synthetic documents: label = number of "good" words among a few, with filler.
-    pub(crate) fn synthetic(n: usize, seed: u64, f: &Features) -> Dataset {
+    pub(crate) fn synthetic_texts(n: usize, seed: u64) -> Vec<(u64, String, f32)> {
         let good = ["theorem", "proof", "lecture", "chapter", "experiment"];
         let bad = ["click", "buy", "casino", "sale", "viagra"];
+        (0..n as u64)
+            .map(|i| {
+                let h = curate_core::hash::mix64(i, seed);
+                let label = (h % 6) as f32;
+                let mut text = String::new();
+                for w in 0..30u64 {
+                    let r = curate_core::hash::mix64(w, h);
+                    let word = if (r % 5) < label as u64 {
+                        good[(r >> 8) as usize % 5]
+                    } else {
+                        bad[(r >> 8) as usize % 5]
+                    };
+                    text.push_str(word);
+                    text.push(' ');
+                    text.push_str(["the", "a", "of", "and"][(r >> 16) as usize % 4]);
+                    text.push(' ');
+                }
+                (i, text, label)
+            })
+            .collect()
+    }
+
+    fn dataset(n: usize, seed: u64) -> Dataset {
+        let f = crate::features::Features {
+            bits: 12,
+            ngrams: 2,
+            prefix: 0,
+            seed: 1,
+        };
         let mut d = Dataset::new();
-        let (mut s, mut out) = (Vec::new(), Vec::new());
-        let mut text = String::new();
-        for i in 0..n as u64 {
-            let h = curate_core::hash::mix64(i, seed);
-            let label = (h % 6) as f32;
-            text.clear();
-            for w in 0..30u64 {
-                let r = curate_core::hash::mix64(w, h);
-                let word = if (r % 5) < label as u64 {
-                    good[(r >> 8) as usize % 5]
-                } else {
-                    bad[(r >> 8) as usize % 5]
-                };
-                text.push_str(word);
-                text.push(' ');
-                text.push_str(["the", "a", "of", "and"][(r >> 16) as usize % 4]);
-                text.push(' ');
-            }
-            f.normalized(text.as_bytes(), &mut s, &mut out);
-            d.push(i, label, h.is_multiple_of(5), 60, &out);
+        let mut bag = Vec::new();
+        for (k, text, label) in synthetic_texts(n, seed) {
+            f.bag(text.as_bytes(), &mut bag);
+            let w = crate::features::bag_weight(bag.len());
+            d.push(k, label, bag.iter().map(|b| (*b, w)));
         }
         d
     }
 
     fn params(head: HeadKind) -> FitParams {
         FitParams {
-            features: Features {
-                bits: 12,
-                bigrams: true,
-                seed: 1,
-            },
+            n_params: 1 << 12,
             head,
             scale_max: 5.0,
             learning_rate: 0.5,
@@ -371,22 +353,15 @@ pub(crate) mod tests {
     #[test]
     fn fit_is_deterministic_and_learns() {
         let prm = params(HeadKind::Ordinal);
-        let d = synthetic(600, 3, &prm.features);
-        let train: Vec<usize> = (0..d.len())
-            .filter(|&i| !d.holdout[i] && i % 10 != 0)
-            .collect();
-        let valid: Vec<usize> = (0..d.len())
-            .filter(|&i| !d.holdout[i] && i % 10 == 0)
-            .collect();
-        let (m1, r1) = fit(&d, &train, &valid, &prm);
-        let (m2, _) = fit(&d, &train, &valid, &prm);
-        assert_eq!(m1.to_bytes(), m2.to_bytes());
-        assert!(r1.valid_loss.last().unwrap() < &r1.valid_loss[0] || r1.best_epoch > 1);
-        let hold: Vec<usize> = (0..d.len()).filter(|&i| d.holdout[i]).collect();
-        let raw: Vec<f32> = hold
-            .iter()
-            .map(|&i| m1.header.head.raw(m1.linear_sparse(d.features(i))))
-            .collect();
+        let d = dataset(600, 3);
+        let hold: Vec<usize> = (0..d.len()).filter(|i| i % 5 == 0).collect();
+        let train: Vec<usize> = (0..d.len()).filter(|i| i % 5 != 0 && i % 10 != 1).collect();
+        let valid: Vec<usize> = (0..d.len()).filter(|i| i % 10 == 1).collect();
+        let a = fit(&d, &train, &valid, &prm);
+        let b = fit(&d, &train, &valid, &prm);
+        assert_eq!(a, b);
+        assert!(a.report.valid_loss.last().unwrap() < &a.report.valid_loss[0] || a.report.best_epoch > 1);
+        let raw: Vec<f32> = hold.iter().map(|&i| a.linear(d.features(i))).collect();
         let lab: Vec<f32> = hold.iter().map(|&i| d.labels[i]).collect();
         let rho = crate::metrics::spearman(&raw, &lab).unwrap();
         assert!(rho > 0.7, "spearman {rho}");
@@ -396,20 +371,17 @@ pub(crate) mod tests {
     fn every_head_learns() {
         for head in [HeadKind::Linear, HeadKind::Logistic] {
             let mut prm = params(head);
-            let mut d = synthetic(500, 4, &prm.features);
+            let mut d = dataset(500, 4);
             if head == HeadKind::Logistic {
                 prm.scale_max = 1.0;
                 for l in &mut d.labels {
                     *l = (*l >= 3.0) as u8 as f32;
                 }
             }
-            let train: Vec<usize> = (0..d.len()).filter(|&i| !d.holdout[i]).collect();
-            let hold: Vec<usize> = (0..d.len()).filter(|&i| d.holdout[i]).collect();
-            let (m, _) = fit(&d, &train, &[], &prm);
-            let raw: Vec<f32> = hold
-                .iter()
-                .map(|&i| m.header.head.raw(m.linear_sparse(d.features(i))))
-                .collect();
+            let train: Vec<usize> = (0..d.len()).filter(|i| i % 5 != 0).collect();
+            let hold: Vec<usize> = (0..d.len()).filter(|i| i % 5 == 0).collect();
+            let m = fit(&d, &train, &[], &prm);
+            let raw: Vec<f32> = hold.iter().map(|&i| m.linear(d.features(i))).collect();
             let pos: Vec<bool> = hold
                 .iter()
                 .map(|&i| d.labels[i] >= prm.scale_max.min(3.0))

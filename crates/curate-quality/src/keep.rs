@@ -56,6 +56,20 @@ pub fn rank_key(score: f32) -> u32 {
     !asc
 }
 
+/// The score a [`rank_key`] was made from (NaN for the NaN key).
+pub fn score_of_rank_key(k: u32) -> f32 {
+    if k == u32::MAX {
+        return f32::NAN;
+    }
+    let asc = !k;
+    let b = if asc & 0x8000_0000 != 0 {
+        asc & 0x7fff_ffff
+    } else {
+        !asc
+    };
+    f32::from_bits(b)
+}
+
 /// The exact top-fraction cut: the k-th best (rank key, doc key), or `None` to keep nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cut {
@@ -228,6 +242,10 @@ mod tests {
             assert!(rank_key(w[0]) >= rank_key(w[1]), "{w:?}");
         }
         assert!(rank_key(f32::NAN) > rank_key(f32::NEG_INFINITY));
+        for x in xs {
+            assert_eq!(score_of_rank_key(rank_key(x)).to_bits(), x.to_bits());
+        }
+        assert!(score_of_rank_key(rank_key(f32::NAN)).is_nan());
     }
 
     fn brute(records: &[(f32, u64)], fraction: f64) -> Vec<u64> {

@@ -11,8 +11,11 @@
 //!   model (the rethreshold step; [`threshold::rethreshold`] is the library function behind the
 //!   command).
 //!
-//! The model ([`model::Model`]) is hashed word uni+bigram features ([`features`]) with a linear,
-//! logistic or ordinal head and a versioned, deterministic file format.
+//! The model ([`model::Model`]) reads a bag of hashed word features ([`features`]) and learnt
+//! shape functions of document properties ([`doc`]), with a linear, logistic or ordinal head, a
+//! strictly increasing calibration ([`calibrate`]) and a versioned, self-describing,
+//! deterministic file format. [`student`] holds the training algorithm (model selection, fit,
+//! calibration, evaluation).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,13 +23,15 @@ use std::path::{Path, PathBuf};
 use curate_core::StepError;
 
 pub mod calibrate;
+pub mod doc;
 pub mod features;
 pub mod fit;
 pub mod keep;
 pub mod metrics;
 pub mod model;
 pub mod score;
-mod store;
+pub mod store;
+pub mod student;
 pub mod threshold;
 pub mod tokens;
 pub mod train;

@@ -1,5 +1,14 @@
-//! The student model: hashed features, a linear score, a head that maps it to the teacher's
-//! scale, an optional isotonic calibration, and its versioned binary file format.
+//! The student model: a bag of hashed word features plus learnt shape functions of document
+//! properties, a linear score, a head that maps it to the teacher's scale, an optional strictly
+//! increasing calibration, and its versioned, self-describing binary file format.
+//!
+//! Linear score of a document:
+//!
+//! ```text
+//! s = bias + (Σ over its distinct bag buckets b of w[b]) / √(number of distinct buckets)
+//!          + Σ over document features j of w[j, bin_j]                (shape functions)
+//!          + CROSS_VALUE · Σ over feature pairs j < k of w[j, k, coarse bin_j, coarse bin_k]
+//! ```
 //!
 //! File layout (all integers little-endian):
 //!
@@ -7,9 +16,12 @@
 //! b"CURATEQM"            magic
 //! u32                    format version (FORMAT_VERSION)
 //! u32                    header length H
-//! H bytes                JSON header (ModelHeader)
-//! u64                    number of weights W (= 2^bits)
-//! W × f32                weights
+//! H bytes                JSON header (ModelHeader: feature scheme, document-feature bins,
+//!                        head, calibration, training and selection record, held-out metrics,
+//!                        strongest features, parameter layout)
+//! u64                    number of parameters W
+//! W × f32                parameters: the bag (2^bits), then the document-feature bins, then
+//!                        the crosses (ModelHeader::layout gives each block's length)
 //! ```
 //!
 //! The same model always serialises to the same bytes, so the file's hash identifies it.
@@ -19,12 +31,15 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::calibrate::Isotonic;
-use crate::features::{FEATURE_SCHEME, Features};
+use crate::calibrate::Calibration;
+use crate::doc::{DOC_FEATURE_NAMES, DocStats, N_DOC};
+use crate::features::{FEATURE_SCHEME, Features, bag_weight};
 
 /// Version of the model file format.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"CURATEQM";
+/// The value of a cross feature (a shape function's is 1).
+pub const CROSS_VALUE: f32 = 0.25;
 
 /// How the linear score `s` becomes a raw score on the teacher's scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,15 +84,139 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// What was learnt and how, kept in the model header (everything but the weights).
+/// The document-feature part of a model: each feature's bin edges (its shape function has one
+/// weight per bin) and, when crosses are on, coarse edges for the pairwise crosses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocSpec {
+    /// Feature names ([`DOC_FEATURE_NAMES`]).
+    pub names: Vec<String>,
+    /// Per feature: strictly increasing bin edges (a value v falls in bin #{edges ≤ v}).
+    pub edges: Vec<Vec<f32>>,
+    /// Per feature: coarse edges for the crosses; empty when crosses are off.
+    pub cross_edges: Vec<Vec<f32>>,
+}
+
+impl DocSpec {
+    /// Bin edges at the `bins`-quantiles (and `cross_bins`-quantiles when crosses are on) of the
+    /// training rows' feature values.
+    pub fn from_quantiles(rows: &[[f32; N_DOC]], bins: usize, cross_bins: Option<usize>) -> Self {
+        let mut vals = Vec::with_capacity(rows.len());
+        let mut edges_at = |j: usize, bins: usize| -> Vec<f32> {
+            vals.clear();
+            vals.extend(rows.iter().map(|r| r[j]));
+            vals.sort_by(|a, b| a.total_cmp(b));
+            let mut e: Vec<f32> = if vals.is_empty() {
+                Vec::new()
+            } else {
+                (1..bins).map(|k| vals[k * vals.len() / bins]).collect()
+            };
+            e.dedup();
+            e
+        };
+        let edges = (0..N_DOC).map(|j| edges_at(j, bins)).collect();
+        let cross_edges = match cross_bins {
+            Some(c) => (0..N_DOC).map(|j| edges_at(j, c)).collect(),
+            None => Vec::new(),
+        };
+        DocSpec {
+            names: DOC_FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            edges,
+            cross_edges,
+        }
+    }
+
+    /// Number of shape-function parameters.
+    pub fn n_bins(&self) -> usize {
+        self.edges.iter().map(|e| e.len() + 1).sum()
+    }
+
+    /// Number of cross parameters.
+    pub fn n_cross(&self) -> usize {
+        let c = &self.cross_edges;
+        let mut n = 0;
+        for a in 0..c.len() {
+            for b in a + 1..c.len() {
+                n += (c[a].len() + 1) * (c[b].len() + 1);
+            }
+        }
+        n
+    }
+
+    /// Calls `f(parameter index relative to the document block, value)` for every active
+    /// document parameter of a row of feature values.
+    #[inline]
+    pub fn for_each(&self, v: &[f32; N_DOC], mut f: impl FnMut(usize, f32)) {
+        let bin = |edges: &[f32], x: f32| edges.partition_point(|e| *e <= x);
+        let mut off = 0;
+        for (j, e) in self.edges.iter().enumerate() {
+            f(off + bin(e, v[j]), 1.0);
+            off += e.len() + 1;
+        }
+        let c = &self.cross_edges;
+        for a in 0..c.len() {
+            let ba = bin(&c[a], v[a]);
+            for b in a + 1..c.len() {
+                let w = c[b].len() + 1;
+                f(off + ba * w + bin(&c[b], v[b]), CROSS_VALUE);
+                off += (c[a].len() + 1) * w;
+            }
+        }
+    }
+}
+
+/// Lengths of the parameter blocks, in file order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Bag weights (`2^bits`).
+    pub bag: usize,
+    /// Shape-function weights.
+    pub doc: usize,
+    /// Cross weights.
+    pub cross: usize,
+}
+
+impl Layout {
+    /// The layout of a feature scheme and document spec.
+    pub fn of(features: &Features, doc: Option<&DocSpec>) -> Layout {
+        Layout {
+            bag: features.buckets(),
+            doc: doc.map_or(0, DocSpec::n_bins),
+            cross: doc.map_or(0, DocSpec::n_cross),
+        }
+    }
+
+    /// Total parameters.
+    pub fn total(&self) -> usize {
+        self.bag + self.doc + self.cross
+    }
+}
+
+/// A bag feature named by the text that most often produced its bucket in the training rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedWeight {
+    /// The text (lowercased n-gram, or a prefix followed by `*`).
+    pub feature: String,
+    /// Its bucket.
+    pub bucket: u32,
+    /// Its weight.
+    pub weight: f32,
+    /// Training rows that contain it.
+    pub rows: u32,
+}
+
+/// What was learnt and how, kept in the model header (everything but the parameters).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelHeader {
     /// Always `"curate-quality-model"`.
     pub format: String,
     /// The feature scheme the weights were trained under ([`FEATURE_SCHEME`]).
     pub feature_scheme: String,
-    /// Feature settings.
+    /// Bag feature settings.
     pub features: Features,
+    /// Document features (None: the model reads only the bag).
+    pub doc: Option<DocSpec>,
+    /// Parameter blocks.
+    pub layout: Layout,
     /// The head.
     pub head: Head,
     /// Bias added to the linear score.
@@ -86,65 +225,133 @@ pub struct ModelHeader {
     pub scale_max: f32,
     /// The keep threshold the held-out metrics were computed at.
     pub keep_threshold: f32,
-    /// Isotonic calibration raw → teacher scale, if fitted.
-    pub calibration: Option<Isotonic>,
-    /// Training facts (counts, epochs, losses) for the record.
+    /// Calibration linear score → teacher scale, if fitted.
+    pub calibration: Option<Calibration>,
+    /// Training facts: rows, model selection (candidates and their validation metrics), epochs,
+    /// losses.
     pub training: serde_json::Value,
+    /// Held-out metrics of the final model (`null` until calibrated).
+    pub metrics: serde_json::Value,
+    /// The strongest positive and negative bag features, named.
+    pub top_features: Vec<NamedWeight>,
 }
 
 /// A trained student.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
-    /// Everything but the weights.
+    /// Everything but the parameters.
     pub header: ModelHeader,
-    /// One weight per hash bucket.
+    /// All parameters ([`Layout`] order).
     pub weights: Vec<f32>,
 }
 
+/// Reusable per-thread scratch for scoring: the set of buckets seen in the current document.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    seen: Vec<u64>,
+    touched: Vec<u32>,
+}
+
+/// A model with its scratch: scores texts one after another.
+#[derive(Debug)]
+pub struct Scorer<'m> {
+    model: &'m Model,
+    scratch: Scratch,
+}
+
+impl Scorer<'_> {
+    /// The calibrated score of a text.
+    pub fn score(&mut self, text: &[u8]) -> f32 {
+        self.model.score(text, &mut self.scratch)
+    }
+
+    /// The linear score of a text.
+    pub fn linear(&mut self, text: &[u8]) -> f32 {
+        self.model.linear(text, &mut self.scratch)
+    }
+}
+
 impl Model {
-    /// The linear score of a text: bias + (sum of its features' weights) / √(number of features).
-    /// Allocates nothing.
-    #[inline]
-    pub fn linear(&self, text: &[u8]) -> f32 {
-        let w = &self.weights[..];
-        let mut sum = 0.0f32;
-        let n = self
-            .header
-            .features
-            .for_each(text, |b| sum += w[b as usize]);
-        if n == 0 {
-            self.header.bias
-        } else {
-            self.header.bias + sum / (n as f32).sqrt()
+    /// Scratch for [`Model::linear`] (one per thread).
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            seen: vec![0; self.header.features.buckets().div_ceil(64)],
+            touched: Vec::new(),
         }
     }
 
-    /// The linear score from normalised (bucket, weight) features (training and evaluation).
-    #[inline]
-    pub fn linear_sparse(&self, feats: &[(u32, f32)]) -> f32 {
-        let w = &self.weights[..];
-        self.header.bias + feats.iter().map(|(b, v)| w[*b as usize] * v).sum::<f32>()
+    /// A scorer with its own scratch.
+    pub fn scorer(&self) -> Scorer<'_> {
+        Scorer {
+            model: self,
+            scratch: self.scratch(),
+        }
     }
 
-    /// The uncalibrated score of a text on the teacher's scale.
+    /// The document-feature part of the linear score for a row of document feature values.
     #[inline]
-    pub fn raw(&self, text: &[u8]) -> f32 {
-        self.header.head.raw(self.linear(text))
+    pub fn doc_part(&self, v: &[f32; N_DOC]) -> f32 {
+        let Some(spec) = &self.header.doc else {
+            return 0.0;
+        };
+        let w = &self.weights[self.header.layout.bag..];
+        let mut sum = 0.0f32;
+        spec.for_each(v, |i, x| sum += w[i] * x);
+        sum
     }
 
-    /// Calibrates a raw score (identity without calibration).
+    /// The linear score of a text. Allocates nothing once `scratch` has grown.
     #[inline]
-    pub fn calibrate(&self, raw: f32) -> f32 {
+    pub fn linear(&self, text: &[u8], scratch: &mut Scratch) -> f32 {
+        let w = &self.weights[..self.header.layout.bag];
+        let Scratch { seen, touched } = scratch;
+        touched.clear();
+        let mut sum = 0.0f32;
+        self.header.features.for_each(text, |b| {
+            let (word, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
+            if seen[word] & bit == 0 {
+                seen[word] |= bit;
+                touched.push(b);
+                sum += w[b as usize];
+            }
+        });
+        for &b in touched.iter() {
+            seen[(b >> 6) as usize] = 0;
+        }
+        let mut s = self.header.bias + sum * bag_weight(touched.len());
+        if self.header.doc.is_some() {
+            s += self.doc_part(&DocStats::of(text).features());
+        }
+        s
+    }
+
+    /// The linear score from a bag of distinct buckets and document feature values (training).
+    #[inline]
+    pub fn linear_parts(&self, bag: &[u32], doc: &[f32; N_DOC]) -> f32 {
+        let w = &self.weights[..self.header.layout.bag];
+        let sum: f32 = bag.iter().map(|b| w[*b as usize]).sum();
+        self.header.bias + sum * bag_weight(bag.len()) + self.doc_part(doc)
+    }
+
+    /// The uncalibrated score of a linear score, on the teacher's scale.
+    #[inline]
+    pub fn raw_of(&self, s: f32) -> f32 {
+        self.header.head.raw(s)
+    }
+
+    /// The calibrated score of a linear score (the head's raw score without calibration).
+    #[inline]
+    pub fn calibrated_of(&self, s: f32) -> f32 {
         match &self.header.calibration {
-            Some(c) => c.apply(raw),
-            None => raw,
+            Some(c) => c.apply(s, self.header.scale_max),
+            None => self.header.head.raw(s),
         }
     }
 
     /// The calibrated score of a text: what the `score` step writes.
     #[inline]
-    pub fn score(&self, text: &[u8]) -> f32 {
-        self.calibrate(self.raw(text))
+    pub fn score(&self, text: &[u8], scratch: &mut Scratch) -> f32 {
+        self.calibrated_of(self.linear(text, scratch))
     }
 
     /// Serialises the model (deterministic bytes).
@@ -178,8 +385,8 @@ impl Model {
             )));
         }
         let hl = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
-        let hend = 16 + hl;
-        if b.len() < hend + 8 {
+        let hend = 16usize.saturating_add(hl);
+        if b.len() < hend.saturating_add(8) {
             return Err(bad("truncated header".into()));
         }
         let header: ModelHeader =
@@ -190,11 +397,38 @@ impl Model {
                 header.feature_scheme
             )));
         }
+        if !(1..=28).contains(&header.features.bits) || !(1..=3).contains(&header.features.ngrams)
+        {
+            return Err(bad("feature settings out of range".into()));
+        }
+        if let Some(d) = &header.doc {
+            let ok = d.edges.len() == N_DOC
+                && (d.cross_edges.is_empty() || d.cross_edges.len() == N_DOC)
+                && d.edges.iter().chain(&d.cross_edges).all(|e| e.windows(2).all(|w| w[0] < w[1]));
+            if !ok {
+                return Err(bad(format!(
+                    "document features: expected {N_DOC} features with increasing bin edges"
+                )));
+            }
+        }
+        if let Some(c) = &header.calibration {
+            let ok = !c.x.is_empty()
+                && c.x.len() == c.y.len()
+                && c.x.windows(2).all(|w| w[0] < w[1])
+                && c.tail > 0.0;
+            if !ok {
+                return Err(bad("calibration knots are malformed".into()));
+            }
+        }
+        let layout = Layout::of(&header.features, header.doc.as_ref());
         let nw = u64::from_le_bytes(b[hend..hend + 8].try_into().unwrap()) as usize;
-        if nw != header.features.buckets() || b.len() != hend + 8 + nw * 4 {
+        if layout != header.layout
+            || nw != layout.total()
+            || (b.len() - hend - 8) != nw.saturating_mul(4)
+        {
             return Err(bad(format!(
-                "weights section does not hold 2^{} f32 values",
-                header.features.bits
+                "parameters section does not hold the {} f32 values the header's layout needs",
+                layout.total()
             )));
         }
         let weights = b[hend + 8..]
@@ -216,6 +450,54 @@ impl Model {
         crate::write_atomic(path, &bytes)?;
         Ok(content_hash(&bytes))
     }
+
+    /// What the model is, for people: header facts, held-out metrics, calibration, the
+    /// strongest positive and negative bag features, and each document feature's shape
+    /// function (its weight per bin and the range it spans). `top` bounds each feature list.
+    pub fn describe(&self, top: usize) -> serde_json::Value {
+        let h = &self.header;
+        let mut pos: Vec<&NamedWeight> = h.top_features.iter().filter(|f| f.weight > 0.0).collect();
+        let mut neg: Vec<&NamedWeight> = h.top_features.iter().filter(|f| f.weight < 0.0).collect();
+        pos.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        neg.sort_by(|a, b| a.weight.total_cmp(&b.weight));
+        pos.truncate(top);
+        neg.truncate(top);
+        let doc = h.doc.as_ref().map(|d| {
+            let w = &self.weights[h.layout.bag..h.layout.bag + h.layout.doc];
+            let mut off = 0;
+            let mut shapes: Vec<serde_json::Value> = d
+                .edges
+                .iter()
+                .zip(&d.names)
+                .map(|(e, name)| {
+                    let ws = &w[off..off + e.len() + 1];
+                    off += e.len() + 1;
+                    let (lo, hi) = ws
+                        .iter()
+                        .fold((f32::MAX, f32::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+                    serde_json::json!({"feature": name, "span": hi - lo, "edges": e, "weights": ws})
+                })
+                .collect();
+            shapes.sort_by(|a, b| b["span"].as_f64().unwrap_or(0.0).total_cmp(&a["span"].as_f64().unwrap_or(0.0)));
+            serde_json::json!({"crosses": !d.cross_edges.is_empty(), "shape_functions": shapes})
+        });
+        serde_json::json!({
+            "format_version": FORMAT_VERSION,
+            "feature_scheme": h.feature_scheme,
+            "features": h.features,
+            "layout": h.layout,
+            "head": h.head,
+            "bias": h.bias,
+            "scale": [0.0, h.scale_max],
+            "keep_threshold": h.keep_threshold,
+            "calibration": h.calibration,
+            "metrics": h.metrics,
+            "training": h.training,
+            "strongest_positive": pos,
+            "strongest_negative": neg,
+            "document_features": doc,
+        })
+    }
 }
 
 /// The hash recorded for a model file: xxh3-128 (seed 0) of its bytes, in hex.
@@ -224,33 +506,48 @@ pub fn content_hash(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn tiny() -> Model {
         let features = Features {
-            bits: 4,
-            bigrams: true,
+            bits: 6,
+            ngrams: 2,
+            prefix: 4,
             seed: 9,
         };
+        let rows: Vec<[f32; N_DOC]> = ["a b c.\n", "long line of text here.\n\n- x\n", "1 2 3"]
+            .iter()
+            .map(|t| DocStats::of(t.as_bytes()).features())
+            .collect();
+        let doc = DocSpec::from_quantiles(&rows, 3, Some(2));
+        let layout = Layout::of(&features, Some(&doc));
         Model {
             header: ModelHeader {
                 format: "curate-quality-model".into(),
                 feature_scheme: FEATURE_SCHEME.into(),
                 features,
+                doc: Some(doc),
+                layout,
                 head: Head::Ordinal {
                     thresholds: vec![-1.0, 0.0, 1.5],
                 },
                 bias: 0.25,
                 scale_max: 3.0,
                 keep_threshold: 2.0,
-                calibration: Some(Isotonic {
-                    x: vec![0.0, 3.0],
+                calibration: Some(Calibration {
+                    x: vec![-1.0, 3.0],
                     y: vec![0.5, 2.5],
+                    n: vec![4, 4],
+                    tail: 4.0,
                 }),
                 training: serde_json::json!({"epochs": 3}),
+                metrics: serde_json::Value::Null,
+                top_features: Vec::new(),
             },
-            weights: (0..16).map(|i| i as f32 / 8.0 - 1.0).collect(),
+            weights: (0..layout.total())
+                .map(|i| (i % 17) as f32 / 8.0 - 1.0)
+                .collect(),
         }
     }
 
@@ -270,19 +567,27 @@ mod tests {
         let e = Model::from_bytes(Path::new("x"), &b[..b.len() - 1])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("weights"), "{e}");
+        assert!(e.contains("parameters"), "{e}");
     }
 
     #[test]
-    fn text_and_sparse_scores_agree() {
+    fn text_and_parts_scores_agree() {
         let m = tiny();
-        let text = b"the cat sat on the mat, the end";
-        let (mut s, mut f) = (Vec::new(), Vec::new());
-        m.header.features.normalized(text, &mut s, &mut f);
-        assert!((m.linear(text) - m.linear_sparse(&f)).abs() < 1e-5);
-        assert_eq!(m.linear(b""), 0.25);
-        let raw = m.raw(text);
+        let text = b"The cat sat on the mat, the end. The cat sat.\n- list item\n";
+        let mut bag = Vec::new();
+        m.header.features.bag(text, &mut bag);
+        let doc = DocStats::of(text).features();
+        let mut sc = m.scratch();
+        let a = m.linear(text, &mut sc);
+        assert!((a - m.linear_parts(&bag, &doc)).abs() < 1e-5);
+        // The scratch is left clean: the same text scores the same again.
+        assert_eq!(m.linear(text, &mut sc), a);
+        assert!(sc.seen.iter().all(|w| *w == 0));
+        let raw = m.raw_of(a);
         assert!((0.0..=3.0).contains(&raw));
-        assert!((0.5..=2.5).contains(&m.score(text)));
+        let s = m.score(text, &mut sc);
+        assert!((0.0..=3.0).contains(&s), "{s}");
+        let d = m.describe(5);
+        assert_eq!(d["document_features"]["shape_functions"].as_array().unwrap().len(), N_DOC);
     }
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::Float32Array;
+use curate_core::step::Published;
 use curate_core::{
     Barrier, BuildEnv, Counters, DocBatch, Observer, Problems, Processor, StageContext, StageSpec,
     Step, StepError, StepSpec, TaskContext,
@@ -11,8 +12,8 @@ use curate_core::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::keep::{Cut, Keep, ScoreWriter, exact_cut, scores_path};
-use crate::model::Model;
+use crate::keep::{Cut, Keep, ScoreWriter, exact_cut, scores_path, score_of_rank_key};
+use crate::model::{Model, Scratch};
 use crate::train::{model_path, nearest_train_step};
 
 /// Score every document with the student the nearest preceding `train` step fitted, and keep
@@ -20,16 +21,20 @@ use crate::train::{model_path, nearest_train_step};
 ///
 /// Adds a nullable Float32 column (default `quality_score`) holding the *calibrated* score, on
 /// the teacher's scale (0–5 for the Claude rubric, probability of a positive for the 0/1
-/// `reference` teacher). Scoring hashes each document's words once and allocates nothing per
-/// document. Scores are stored, so the keep rule can be changed later without the model (the
-/// `quality_threshold` step, or `curate rethreshold`).
+/// `reference` teacher). The calibration is strictly increasing, so the stored score orders
+/// documents exactly as the model does (no flat steps). Scoring reads each document once (its
+/// words and its document properties) and allocates nothing per document. Scores are stored, so
+/// the keep rule can be changed later without the model (the `quality_threshold` step, or
+/// `curate rethreshold`).
 ///
 /// `keep = { threshold = 3.0 }` drops documents whose score is below 3.0;
-/// `keep = { top_fraction = 0.1 }` keeps exactly ⌈0.1 · n⌉ documents, the best by the model's
-/// raw score (finer than the calibrated one, whose isotonic steps tie), ties broken by document
-/// key — this needs a global view, so the step then becomes a barrier whose one-task stage
-/// finds the cut. Without `keep` every document is kept and only scored. Dropped documents are
-/// recorded as `below_quality_threshold`.
+/// `keep = { top_fraction = 0.1 }` keeps exactly ⌈0.1 · n⌉ documents, the best by the stored
+/// score, ties broken by document key — the very rule `quality_threshold` applies to the stored
+/// column, so re-cutting the snapshot's scores reproduces the kept set. A top fraction needs a
+/// global view: the step then becomes a barrier whose one-task stage finds the cut. Without
+/// `keep` every document is kept and only scored. Dropped documents are recorded as
+/// `below_quality_threshold`. The manifest's stats name the column the cut was made on and the
+/// lowest kept score.
 ///
 /// Counters: `scored`, `scored_bytes`, `score_sum`, `below_quality_threshold`, and the histogram
 /// of every scored document's calibrated score before the cut, `score_hist_00` … `score_hist_09`
@@ -179,8 +184,10 @@ impl Step for Score {
             Some(Keep::Threshold(t)) => Rule::Threshold(t as f32),
             Some(Keep::TopFraction(_)) => Rule::Cut(read_cut(cx.dir)?),
         };
+        let model = self.model(cx.step_dirs)?;
         Ok(Box::new(ScoreProcessor {
-            model: self.model(cx.step_dirs)?,
+            scratch: model.scratch(),
+            model,
             rule,
             column: self.cfg.column.clone(),
             buf: Vec::new(),
@@ -190,12 +197,40 @@ impl Step for Score {
     fn barrier(&self) -> Option<&dyn Barrier> {
         matches!(self.cfg.keep, Some(Keep::TopFraction(_))).then_some(self as &dyn Barrier)
     }
+
+    fn publish(&self, dir: &Path) -> Result<Published, StepError> {
+        let keep = match self.cfg.keep {
+            None => serde_json::json!("all"),
+            Some(Keep::Threshold(t)) => serde_json::json!({"threshold": t}),
+            Some(Keep::TopFraction(f)) => {
+                let cut = read_cut(dir)?;
+                serde_json::json!({
+                    "top_fraction": f,
+                    "documents": cut.n,
+                    "kept": cut.k,
+                    "min_kept_score": cut.last.map(|(rk, _)| score_of_rank_key(rk)),
+                    "ties": "broken by document key",
+                })
+            }
+        };
+        Ok(Published {
+            files: Vec::new(),
+            stats: Some(serde_json::json!({
+                "column": self.cfg.column,
+                "cut_column": self.cfg.column,
+                "score": "calibrated (strictly increasing in the model's linear score)",
+                "keep": keep,
+            })),
+        })
+    }
 }
 
 impl Barrier for Score {
     fn observer(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Observer>, StepError> {
+        let model = self.model(cx.step_dirs)?;
         Ok(Box::new(ScoreObserver {
-            model: self.model(cx.step_dirs)?,
+            scratch: model.scratch(),
+            model,
             out: ScoreWriter::create(scores_path(cx.dir, cx.task))?,
         }))
     }
@@ -224,16 +259,17 @@ impl Barrier for Score {
 
 struct ScoreObserver {
     model: Arc<Model>,
+    scratch: Scratch,
     out: ScoreWriter,
 }
 
 impl Observer for ScoreObserver {
     fn observe(&mut self, batch: &DocBatch, _c: &mut Counters) -> Result<(), StepError> {
         for i in 0..batch.len() {
-            self.out.write(
-                self.model.raw(batch.text(i).as_bytes()),
-                batch.keys().value(i),
-            )?;
+            let score = self
+                .model
+                .score(batch.text(i).as_bytes(), &mut self.scratch);
+            self.out.write(score, batch.keys().value(i))?;
         }
         Ok(())
     }
@@ -265,6 +301,7 @@ pub fn score_hist_counter(k: usize) -> String {
 
 struct ScoreProcessor {
     model: Arc<Model>,
+    scratch: Scratch,
     rule: Rule,
     column: String,
     buf: Vec<f32>,
@@ -281,13 +318,12 @@ impl Processor for ScoreProcessor {
         for i in 0..n {
             let text = batch.text(i).as_bytes();
             bytes += text.len();
-            let raw = self.model.raw(text);
-            let cal = self.model.calibrate(raw);
+            let cal = self.model.score(text, &mut self.scratch);
             scores.push(cal);
             let keep = match self.rule {
                 Rule::All => true,
                 Rule::Threshold(t) => cal >= t,
-                Rule::Cut(c) => c.keeps(raw, batch.keys().value(i)),
+                Rule::Cut(c) => c.keeps(cal, batch.keys().value(i)),
             };
             if !keep {
                 batch.drop_row(i, 0);

@@ -1,17 +1,18 @@
-//! Work files of the `train` step's observers: one per task, holding each labelled row as hashed
-//! features (never its text), so memory stays bounded while the pass runs.
+//! Work files of the `train` step's observers: one per task, holding each labelled row (its key,
+//! label, split, token count and text), so memory stays bounded while the pass runs. The fit
+//! stage derives every candidate model's features from the stored text (model selection tries
+//! several feature settings, and the features of a document are larger than its text).
 //!
-//! Layout: magic `CQOBS001`, then records `key u64, label f32, holdout u8, tokens u32, n u32,
-//! n × (bucket u32, weight f32)`, little-endian.
+//! Layout: magic `CQOBS002`, then records `key u64, label f32, holdout u8, tokens u32, n u32,
+//! n bytes of UTF-8 text`, little-endian.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::Error;
-use crate::fit::Dataset;
 
-const MAGIC: &[u8; 8] = b"CQOBS001";
+const MAGIC: &[u8; 8] = b"CQOBS002";
 
 /// Path of task `task`'s observation file in the step directory.
 pub(crate) fn obs_path(dir: &Path, task: usize) -> PathBuf {
@@ -115,25 +116,23 @@ impl ObsWriter {
         label: f32,
         holdout: bool,
         tokens: u32,
-        feats: &[(u32, f32)],
+        text: &[u8],
     ) -> Result<(), Error> {
         let mut head = [0u8; 21];
         head[..8].copy_from_slice(&key.to_le_bytes());
         head[8..12].copy_from_slice(&label.to_le_bytes());
         head[12] = holdout as u8;
         head[13..17].copy_from_slice(&tokens.to_le_bytes());
-        head[17..21].copy_from_slice(&(feats.len() as u32).to_le_bytes());
+        let n = u32::try_from(text.len()).map_err(|_| Error::Corrupt {
+            path: self.tmp.clone(),
+            message: format!("document {key} is over 4 GiB"),
+        })?;
+        head[17..21].copy_from_slice(&n.to_le_bytes());
         let w = |e| Error::io(&self.tmp, e);
         self.out.write_all(&head).map_err(w)?;
-        for (b, v) in feats {
-            let mut rec = [0u8; 8];
-            rec[..4].copy_from_slice(&b.to_le_bytes());
-            rec[4..].copy_from_slice(&v.to_le_bytes());
-            self.out
-                .write_all(&rec)
-                .map_err(|e| Error::io(&self.tmp, e))?;
-        }
-        Ok(())
+        self.out
+            .write_all(text)
+            .map_err(|e| Error::io(&self.tmp, e))
     }
 
     pub(crate) fn finish(self) -> Result<(), Error> {
@@ -154,13 +153,12 @@ pub(crate) struct ObsHead {
     pub tokens: u32,
 }
 
-/// Reads every record of `path`, calling `f` with its header and features; `want` decides from
-/// the header whether the features are needed (skipped ones are read past without decoding).
+/// Reads every record of `path`, calling `f` with its header and text; `want` decides from the
+/// header whether the text is needed (skipped ones are read past).
 pub(crate) fn read_obs(
     path: &Path,
-    buckets: usize,
     mut want: impl FnMut(&ObsHead) -> bool,
-    mut f: impl FnMut(&ObsHead, &[(u32, f32)]),
+    mut f: impl FnMut(&ObsHead, &[u8]),
 ) -> Result<(), Error> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut r = BufReader::with_capacity(1 << 20, file);
@@ -175,8 +173,7 @@ pub(crate) fn read_obs(
         return Err(corrupt("not a train observation file (bad magic)"));
     }
     let mut head = [0u8; 21];
-    let mut raw = Vec::new();
-    let mut feats = Vec::new();
+    let mut text = Vec::new();
     loop {
         match read_full(&mut r, &mut head).map_err(|e| Error::io(path, e))? {
             0 => return Ok(()),
@@ -190,23 +187,12 @@ pub(crate) fn read_obs(
             tokens: u32::from_le_bytes(head[13..17].try_into().unwrap()),
         };
         let n = u32::from_le_bytes(head[17..21].try_into().unwrap()) as usize;
-        raw.resize(n * 8, 0);
-        r.read_exact(&mut raw)
-            .map_err(|_| corrupt("truncated record features"))?;
-        if !want(&h) {
-            continue;
+        text.resize(n, 0);
+        r.read_exact(&mut text)
+            .map_err(|_| corrupt("truncated record text"))?;
+        if want(&h) {
+            f(&h, &text);
         }
-        feats.clear();
-        for c in raw.chunks_exact(8) {
-            let b = u32::from_le_bytes(c[..4].try_into().unwrap());
-            if b as usize >= buckets {
-                return Err(corrupt(
-                    "feature bucket out of range (observed with other hash bits?)",
-                ));
-            }
-            feats.push((b, f32::from_le_bytes(c[4..].try_into().unwrap())));
-        }
-        f(&h, &feats);
     }
 }
 
@@ -224,17 +210,87 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-/// Loads the examples of every task's observation file that `select` accepts, sorted by key.
-pub(crate) fn load_dataset(
+/// Labelled documents: parallel arrays, texts in one buffer.
+#[derive(Debug, Clone, Default)]
+pub struct Labelled {
+    /// Document keys.
+    pub keys: Vec<u64>,
+    /// Teacher labels.
+    pub labels: Vec<f32>,
+    /// Whether each row is held out.
+    pub holdout: Vec<bool>,
+    /// Token counts (held-out rows only; 0 otherwise).
+    pub tokens: Vec<u32>,
+    /// `offsets[i]..offsets[i + 1]` is row i's text in `bytes`.
+    pub offsets: Vec<usize>,
+    /// All texts.
+    pub bytes: Vec<u8>,
+}
+
+impl Labelled {
+    /// No rows.
+    pub fn new() -> Self {
+        Labelled {
+            offsets: vec![0],
+            ..Default::default()
+        }
+    }
+
+    /// Adds a row.
+    pub fn push(&mut self, key: u64, label: f32, holdout: bool, tokens: u32, text: &[u8]) {
+        self.keys.push(key);
+        self.labels.push(label);
+        self.holdout.push(holdout);
+        self.tokens.push(tokens);
+        self.bytes.extend_from_slice(text);
+        self.offsets.push(self.bytes.len());
+    }
+
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Row i's text.
+    #[inline]
+    pub fn text(&self, i: usize) -> &[u8] {
+        &self.bytes[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// The rows reordered by key (so the result does not depend on how tasks split the input).
+    pub fn sorted_by_key(self) -> Labelled {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_by_key(|&i| self.keys[i]);
+        let mut out = Labelled::new();
+        out.bytes.reserve(self.bytes.len());
+        for i in order {
+            out.push(
+                self.keys[i],
+                self.labels[i],
+                self.holdout[i],
+                self.tokens[i],
+                self.text(i),
+            );
+        }
+        out
+    }
+}
+
+/// Loads the rows of every task's observation file that `select` accepts, sorted by key.
+pub(crate) fn load_labelled(
     dir: &Path,
     tasks: usize,
-    buckets: usize,
     mut select: impl FnMut(&ObsHead) -> bool,
-) -> Result<Dataset, Error> {
-    let mut d = Dataset::new();
+) -> Result<Labelled, Error> {
+    let mut d = Labelled::new();
     for p in obs_files(dir, tasks) {
-        read_obs(&p, buckets, &mut select, |h, f| {
-            d.push(h.key, h.label, h.holdout, h.tokens, f)
+        read_obs(&p, &mut select, |h, t| {
+            d.push(h.key, h.label, h.holdout, h.tokens, t)
         })?;
     }
     Ok(d.sorted_by_key())
@@ -247,30 +303,30 @@ mod tests {
     #[test]
     fn roundtrip_and_truncation() {
         let dir = tempfile::tempdir().unwrap();
-        let p = obs_path(dir.path(), 3);
+        let p = obs_path(dir.path(), 0);
         let mut w = ObsWriter::create(p.clone()).unwrap();
-        w.write(7, 4.0, true, 12, &[(1, 0.5), (9, 0.5)]).unwrap();
-        w.write(2, 1.0, false, 0, &[]).unwrap();
+        w.write(7, 4.0, true, 12, b"some text").unwrap();
+        w.write(2, 1.0, false, 0, b"").unwrap();
         w.finish().unwrap();
         let mut got = Vec::new();
         read_obs(
             &p,
-            16,
             |_| true,
-            |h, f| got.push((h.key, h.label, h.holdout, h.tokens, f.to_vec())),
+            |h, t| got.push((h.key, h.label, h.holdout, h.tokens, t.to_vec())),
         )
         .unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0], (7, 4.0, true, 12, vec![(1, 0.5), (9, 0.5)]));
-        let d = load_dataset(dir.path(), 0, 16, |_| true).unwrap();
-        assert!(d.is_empty());
+        assert_eq!(got[0], (7, 4.0, true, 12, b"some text".to_vec()));
+        let d = load_labelled(dir.path(), 1, |_| true).unwrap();
+        assert_eq!(d.keys, vec![2, 7]);
+        assert_eq!(d.text(1), b"some text");
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
-        let e = read_obs(&p, 16, |_| true, |_, _| {})
+        let e = read_obs(&p, |_| true, |_, _| {})
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("observed-000003.bin") && e.contains("truncated"),
+            e.contains("observed-000000.bin") && e.contains("truncated"),
             "{e}"
         );
     }

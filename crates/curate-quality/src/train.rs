@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use curate_core::hash::{derive_seed, mix64, unit};
+
+pub use crate::student::{Evaluation, Example, Trained, evaluate, train_student};
 use curate_core::step::{PassThrough, Published};
 use curate_core::{
     Barrier, BuildEnv, Counters, DocBatch, Observer, Problems, Processor, StageContext, StageSpec,
@@ -14,34 +16,39 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::calibrate::Isotonic;
-use crate::features::Features;
-use crate::fit::{Dataset, FitParams, FitReport, HeadKind, fit};
-use crate::metrics::{self, Confusion};
 use crate::model::Model;
 use crate::store::{self, ObsWriter, obs_path};
+use crate::student::{FitState, Seeds, calibrate_student, fit_student};
 use crate::tokens::Tokenizer;
 
 /// Train the local quality model (the *student*) on the teacher's labels, calibrate it and
 /// evaluate it on the held-out labels.
 ///
-/// The student is fastText-class: hashed word unigram + bigram features, summed and divided
-/// by the square root of their number, with a linear score and a head mapped to the teacher's
-/// scale — logistic for a 0/1 teacher (such as
-/// `reference`), cumulative-logit ordinal for a 0–5 rubric (such as the Claude teacher). It is
-/// trained with AdaGrad in a seeded order on one thread, so the same labels and seed give the
-/// same model bytes whatever the thread or task count, and stops early on a validation split
-/// carved from the `train` rows. The held-out rows then fit an isotonic calibration (raw score
-/// → teacher scale) and give the metrics: AUC, Spearman ρ, accuracy and F1 at the keep
-/// threshold, expected calibration error before and after calibration (the "after" figure is
-/// cross-fitted over 5 folds, so calibration is never judged on the rows it was fitted on), a
-/// reliability table and a threshold → kept documents / tokens curve.
+/// The student reads two things: a *bag* of hashed word features (unigrams, optionally bigrams,
+/// and 4-byte word prefixes; each distinct one counted once, weighted 1/√(distinct features)),
+/// and 20 *document properties* the filters also look at (length, prose vs. list lines, line
+/// and sentence length, vocabulary richness, digit/symbol/punctuation shares, …), each through a
+/// learnt non-linear shape function (16 quantile bins), optionally with pairwise crosses. A
+/// linear score feeds a head mapped to the teacher's scale — logistic for a 0/1 teacher (such as
+/// `reference`), cumulative-logit ordinal for a 0–5 rubric (such as the Claude teacher).
+///
+/// Model selection: the n-gram order (1 or 2) and the crosses (off or on) are chosen on a
+/// validation split carved from the `train` rows, by the mean of validation AUC and Spearman ρ
+/// (set `ngrams` / `crosses` to fix them). Each candidate is trained with AdaGrad in a seeded
+/// order on one thread and stops early on the validation loss, so the same labels and seed give
+/// the same model bytes whatever the thread or task count. The held-out rows then fit a strictly
+/// increasing isotonic calibration (linear score → teacher scale) and give the metrics: AUC,
+/// Spearman ρ, accuracy and F1 at the keep threshold, expected calibration error before and after
+/// calibration (the "after" figure is cross-fitted over 5 folds, so calibration is never judged on
+/// the rows it was fitted on), a reliability table and a threshold → kept documents / tokens
+/// curve.
 ///
 /// Rows are labelled when `label_column` is not null; `split_column` ("train" / "holdout")
 /// assigns them, and rows without a split value are assigned by a seeded hash of the document
 /// (`holdout_fraction`). Documents pass through unchanged. The snapshot gets `model/model.bin`
-/// (format-versioned; its hash goes into the manifest), `model/model.json` (the header) and
-/// `quality/metrics.json`.
+/// (format-versioned and self-describing: feature scheme, document-feature bins, head,
+/// calibration, selection record, held-out metrics and the strongest features are in its header;
+/// its hash goes into the manifest), `model/model.json` (the header) and `quality/metrics.json`.
 ///
 /// ```toml
 /// [[steps]]
@@ -76,9 +83,23 @@ pub struct TrainConfig {
     /// log2 of the number of feature hash buckets (the model holds 4 · 2^bits bytes of weights).
     #[serde(default = "default_hash_bits")]
     pub hash_bits: u32,
-    /// Use word bigrams as well as unigrams.
-    #[serde(default = "default_true")]
-    pub bigrams: bool,
+    /// Longest word n-gram of the bag: 1 (unigrams), 2 (+ bigrams) or 3 (+ trigrams). Absent:
+    /// chosen on the validation split between 1 and 2.
+    #[serde(default)]
+    pub ngrams: Option<u8>,
+    /// Words longer than this many bytes also count by their first `prefix` bytes (`learning`,
+    /// `learned` → `lear*`); 0 turns prefix features off.
+    #[serde(default = "default_prefix")]
+    pub prefix: u8,
+    /// Read the document properties (length, line structure, punctuation, vocabulary richness …)
+    /// through learnt shape functions, beside the bag of words. Absent: chosen on the
+    /// validation fold.
+    #[serde(default)]
+    pub doc_features: Option<bool>,
+    /// Pairwise crosses of the document properties (4 × 4 bins per pair). Absent: chosen on the
+    /// validation fold.
+    #[serde(default)]
+    pub crosses: Option<bool>,
     /// AdaGrad learning rate.
     #[serde(default = "default_learning_rate")]
     pub learning_rate: f64,
@@ -92,18 +113,23 @@ pub struct TrainConfig {
     /// L2 penalty on the weights.
     #[serde(default)]
     pub l2: f64,
-    /// Share of the `train` rows held back (by seeded hash) for early stopping.
-    #[serde(default = "default_validation_fraction")]
-    pub validation_fraction: f64,
+    /// The `train` rows are split into this many folds (by seeded hash): model selection and
+    /// early stopping validate on the first; with `bagging`, on each in turn.
+    #[serde(default = "default_folds")]
+    pub folds: u32,
+    /// Fit the chosen candidate once per fold and average the fold models (cross-validation
+    /// bagging: every `train` row is learnt from, and the average is steadier than one fit).
+    #[serde(default = "default_true")]
+    pub bagging: bool,
     /// Share of labelled rows without a split value that go to the held-out set.
     #[serde(default = "default_holdout_fraction")]
     pub holdout_fraction: f64,
     /// Most labelled rows to learn from; beyond it a seeded hash of the document picks which
-    /// (bounds the fitting stage's memory).
+    /// (bounds the fitting stage's memory: it holds these rows' text and features).
     #[serde(default = "default_max_examples")]
     pub max_examples: u64,
-    /// Calibration: "auto" (isotonic when it lowers the cross-fitted held-out ECE), "isotonic"
-    /// or "none".
+    /// Calibration: "auto" (strictly increasing isotonic when it lowers the cross-fitted held-out
+    /// ECE), "isotonic" or "none".
     #[serde(default)]
     pub calibration: CalibrationChoice,
     /// Tokenizer for the token counts of the threshold curve: "cl100k_base", "o200k_base" or
@@ -126,6 +152,9 @@ fn default_split_column() -> String {
 fn default_hash_bits() -> u32 {
     20
 }
+fn default_prefix() -> u8 {
+    4
+}
 fn default_true() -> bool {
     true
 }
@@ -138,14 +167,14 @@ fn default_max_epochs() -> u32 {
 fn default_patience() -> u32 {
     2
 }
-fn default_validation_fraction() -> f64 {
-    0.1
+fn default_folds() -> u32 {
+    5
 }
 fn default_holdout_fraction() -> f64 {
     0.2
 }
 fn default_max_examples() -> u64 {
-    1_000_000
+    200_000
 }
 
 impl Default for TrainConfig {
@@ -177,11 +206,11 @@ pub enum HeadChoice {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CalibrationChoice {
-    /// Isotonic when it lowers the cross-fitted held-out ECE, else none (small held-out sets
-    /// can make an isotonic map noisier than an already calibrated head).
+    /// Strictly increasing isotonic when it lowers the cross-fitted held-out ECE, else none
+    /// (small held-out sets can make an isotonic map noisier than an already calibrated head).
     #[default]
     Auto,
-    /// Isotonic regression on the held-out labels, always.
+    /// Strictly increasing isotonic regression on the held-out labels, always.
     Isotonic,
     /// No calibration: scores are the head's raw output.
     None,
@@ -192,6 +221,10 @@ impl StepSpec for TrainConfig {
 
     fn validate(&self, p: &mut Problems) {
         p.range("hash_bits", self.hash_bits, 10, 28);
+        if let Some(n) = self.ngrams {
+            p.range("ngrams", n, 1, 3);
+        }
+        p.range("prefix", self.prefix, 0, 16);
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             p.push(
                 "learning_rate",
@@ -203,7 +236,7 @@ impl StepSpec for TrainConfig {
         if !(self.l2 >= 0.0 && self.l2.is_finite()) {
             p.push("l2", format!("{} must be zero or positive", self.l2));
         }
-        p.range("validation_fraction", self.validation_fraction, 0.0, 0.9);
+        p.range("folds", self.folds, 2, 20);
         p.ratio("holdout_fraction", self.holdout_fraction);
         if self.max_examples == 0 {
             p.push("max_examples", "0 is out of range; allowed: at least 1");
@@ -237,12 +270,7 @@ impl StepSpec for TrainConfig {
 #[derive(Debug, Clone)]
 pub struct Train {
     cfg: TrainConfig,
-    features: Features,
-    order_seed: u64,
-    split_seed: u64,
-    valid_seed: u64,
-    fold_seed: u64,
-    select_seed: u64,
+    seeds: Seeds,
     label_step: Option<usize>,
 }
 
@@ -253,32 +281,11 @@ const HEADER_FILE: &str = "model.json";
 const METRICS_FILE: &str = "metrics.json";
 const FIT_FILE: &str = "fit.json";
 
-/// What the fit stage hands the calibrate stage.
-#[derive(Debug, Serialize, Deserialize)]
-struct FitState {
-    scale_max: f32,
-    threshold: f32,
-    head: HeadKind,
-    select_cutoff: Option<u64>,
-    n_labelled: u64,
-    report: FitReport,
-}
-
 impl Train {
     /// Builds the step from its config and the run seed.
     pub fn new(cfg: TrainConfig, run_seed: u64) -> Self {
-        let features = Features {
-            bits: cfg.hash_bits,
-            bigrams: cfg.bigrams,
-            seed: derive_seed(run_seed, "quality.features"),
-        };
         Train {
-            features,
-            order_seed: derive_seed(run_seed, "quality.order"),
-            split_seed: derive_seed(run_seed, "quality.holdout"),
-            valid_seed: derive_seed(run_seed, "quality.validation"),
-            fold_seed: derive_seed(run_seed, "quality.folds"),
-            select_seed: derive_seed(run_seed, "quality.select"),
+            seeds: Seeds::of(run_seed),
             label_step: None,
             cfg,
         }
@@ -286,16 +293,14 @@ impl Train {
 
     fn fit_stage(&self, cx: &StageContext<'_>) -> Result<(), Error> {
         let dir = cx.dir;
-        let nb = self.features.buckets();
         self.import_external(cx)?;
         // Bound the labelled set: keep the max_examples rows of smallest seeded hash.
         let mut hashes = Vec::new();
         for p in store::obs_files(dir, cx.observed_tasks) {
             store::read_obs(
                 &p,
-                nb,
                 |h| {
-                    hashes.push(mix64(h.key, self.select_seed));
+                    hashes.push(mix64(h.key, self.seeds.select));
                     false
                 },
                 |_, _| {},
@@ -309,76 +314,19 @@ impl Train {
             None
         };
         drop(hashes);
-        let selected = |key: u64| cutoff.is_none_or(|c| mix64(key, self.select_seed) <= c);
-        let data = store::load_dataset(dir, cx.observed_tasks, nb, |h| {
-            !h.holdout && selected(h.key)
+        let select = self.seeds.select;
+        let data = store::load_labelled(dir, cx.observed_tasks, |h| {
+            !h.holdout && cutoff.is_none_or(|c| mix64(h.key, select) <= c)
         })?;
-        if data.is_empty() {
-            return Err(Error::Corrupt {
-                path: dir.to_path_buf(),
-                message: format!(
-                    "train: no labelled `train` rows (column `{}` was null everywhere or every row is held out); \
-                     a `label` step (or labelled input) must come before `train`",
-                    self.cfg.label_column
-                ),
-            });
-        }
-        let max_label = data.labels.iter().fold(0.0f32, |m, l| m.max(*l));
-        let binary = data.labels.iter().all(|l| *l == 0.0 || *l == 1.0);
-        let scale_max = match self.cfg.scale_max {
-            Some(s) => s as f32,
-            None if binary => 1.0,
-            None if max_label <= 5.0 => 5.0,
-            None => max_label.ceil(),
+        let corrupt = |message: String| Error::Corrupt {
+            path: dir.to_path_buf(),
+            message,
         };
-        let threshold = match self.cfg.threshold {
-            Some(t) => t as f32,
-            None if scale_max == 1.0 => 0.5,
-            None => 0.6 * scale_max,
-        };
-        let head = match self.cfg.head {
-            HeadChoice::Auto if scale_max == 1.0 => HeadKind::Logistic,
-            HeadChoice::Auto | HeadChoice::Ordinal => HeadKind::Ordinal,
-            HeadChoice::Logistic => HeadKind::Logistic,
-            HeadChoice::Linear => HeadKind::Linear,
-        };
-        if head == HeadKind::Logistic && !binary {
-            return Err(Error::Corrupt {
-                path: dir.to_path_buf(),
-                message: format!(
-                    "train: head \"logistic\" needs 0/1 labels, but labels reach {max_label}; use \"ordinal\" or \"linear\""
-                ),
-            });
-        }
-        let (mut train, mut valid) = (Vec::new(), Vec::new());
-        for i in 0..data.len() {
-            if unit(mix64(data.keys[i], self.valid_seed)) < self.cfg.validation_fraction {
-                valid.push(i);
-            } else {
-                train.push(i);
-            }
-        }
-        let prm = FitParams {
-            features: self.features,
-            head,
-            scale_max,
-            learning_rate: self.cfg.learning_rate as f32,
-            max_epochs: self.cfg.max_epochs,
-            patience: self.cfg.patience,
-            l2: self.cfg.l2 as f32,
-            seed: self.order_seed,
-        };
-        let (mut model, report) = fit(&data, &train, &valid, &prm);
-        model.header.keep_threshold = threshold;
+        let (mut model, mut state) = fit_student(&data, &self.cfg, &self.seeds).map_err(corrupt)?;
+        state.n_labelled = n_labelled;
+        state.select_cutoff = cutoff;
+        model.header.training = crate::student::training_record(&state, None);
         model.save(&dir.join(RAW_MODEL_FILE))?;
-        let state = FitState {
-            scale_max,
-            threshold,
-            head,
-            select_cutoff: cutoff,
-            n_labelled,
-            report,
-        };
         crate::write_atomic(
             &dir.join(FIT_FILE),
             &serde_json::to_vec_pretty(&state).expect("serialises"),
@@ -388,6 +336,7 @@ impl Train {
             c.add("fit_rows", state.report.n_train as f64);
             c.add("validation_rows", state.report.n_valid as f64);
             c.add("epochs", state.report.epochs_run as f64);
+            c.add("candidates", state.selection.len() as f64);
         }
         Ok(())
     }
@@ -407,8 +356,7 @@ impl Train {
         };
         let mut n = 0u64;
         if let Some(src) = src {
-            let (mut scratch, mut feats) = (Vec::new(), Vec::new());
-            let key_seed = derive_seed(self.select_seed, "external");
+            let key_seed = derive_seed(self.seeds.select, "external");
             store::read_external_labels(&src, |label, holdout, text| {
                 let key = curate_core::hash::h64(text.as_bytes(), key_seed);
                 let tokens = if holdout {
@@ -416,10 +364,8 @@ impl Train {
                 } else {
                     0
                 };
-                self.features
-                    .normalized(text.as_bytes(), &mut scratch, &mut feats);
                 n += 1;
-                out.write(key, label, holdout, tokens, &feats)
+                out.write(key, label, holdout, tokens, text.as_bytes())
             })?;
         }
         out.finish()?;
@@ -438,41 +384,22 @@ impl Train {
                     path: fit_path.clone(),
                     message: e.to_string(),
                 })?;
-        let mut model = Model::load(&dir.join(RAW_MODEL_FILE))?;
-        let cut = state.select_cutoff;
-        let hold = store::load_dataset(dir, cx.observed_tasks, self.features.buckets(), |h| {
-            h.holdout && cut.is_none_or(|c| mix64(h.key, self.select_seed) <= c)
+        let model = Model::load(&dir.join(RAW_MODEL_FILE))?;
+        let (cut, select) = (state.select_cutoff, self.seeds.select);
+        let hold = store::load_labelled(dir, cx.observed_tasks, |h| {
+            h.holdout && cut.is_none_or(|c| mix64(h.key, select) <= c)
         })?;
-        if hold.is_empty() {
-            return Err(Error::Corrupt {
+        let (model, mut metrics) = calibrate_student(model, &state, &hold, &self.cfg, &self.seeds)
+            .map_err(|message| Error::Corrupt {
                 path: dir.to_path_buf(),
-                message: "train: no held-out labelled rows to calibrate and evaluate on; give the sample step a \
-                          holdout share (or raise `holdout_fraction`)"
-                    .into(),
-            });
-        }
-        let raw: Vec<f32> = (0..hold.len())
-            .map(|i| model.header.head.raw(model.linear_sparse(hold.features(i))))
-            .collect();
-        let ev = evaluate(
-            &hold,
-            &raw,
-            state.scale_max,
-            state.threshold,
-            self.cfg.calibration,
-            self.fold_seed,
-        );
-        model.header.calibration = ev.calibration.clone();
-        let mut training = serde_json::to_value(&state.report).expect("serialises");
-        training["n_labelled"] = state.n_labelled.into();
-        training["n_holdout"] = hold.len().into();
-        model.header.training = training;
+                message,
+            })?;
         let model_hash = model.save(&dir.join(MODEL_FILE))?;
         crate::write_atomic(
             &dir.join(HEADER_FILE),
             &serde_json::to_vec_pretty(&model.header).expect("serialises"),
         )?;
-        let metrics = ev.to_json(&state, &model, &model_hash, self.cfg.tokenizer);
+        metrics["model_hash"] = model_hash.into();
         crate::write_atomic(
             &dir.join(METRICS_FILE),
             &serde_json::to_vec_pretty(&metrics).expect("serialises"),
@@ -481,144 +408,6 @@ impl Train {
             c.add("holdout_rows", hold.len() as f64);
         }
         Ok(())
-    }
-}
-
-/// Held-out evaluation of raw scores: calibration and metrics.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    /// The calibration fitted on all held-out rows (None when disabled).
-    pub calibration: Option<Isotonic>,
-    /// The metrics document (without model facts).
-    pub metrics: serde_json::Value,
-    /// ECE of the raw scores.
-    pub ece_raw: Option<f64>,
-    /// ECE of the cross-fitted calibrated scores.
-    pub ece_calibrated: Option<f64>,
-}
-
-/// Calibrates `raw` held-out scores against `hold`'s labels and computes every metric.
-pub fn evaluate(
-    hold: &Dataset,
-    raw: &[f32],
-    scale_max: f32,
-    threshold: f32,
-    cal: CalibrationChoice,
-    fold_seed: u64,
-) -> Evaluation {
-    let labels = &hold.labels;
-    let n = raw.len();
-    let (lo, hi) = (0.0, scale_max as f64);
-    // Cross-fitted calibrated predictions: each fold calibrated by the other four.
-    let folds: Vec<u64> = hold.keys.iter().map(|k| mix64(*k, fold_seed) % 5).collect();
-    let mut cross = raw.to_vec();
-    let mut calibration = match cal {
-        CalibrationChoice::None => None,
-        CalibrationChoice::Isotonic | CalibrationChoice::Auto => {
-            for f in 0..5 {
-                let (mut r, mut l) = (Vec::new(), Vec::new());
-                for i in 0..n {
-                    if folds[i] != f {
-                        r.push(raw[i]);
-                        l.push(labels[i]);
-                    }
-                }
-                if let Some(iso) = Isotonic::fit(&r, &l) {
-                    for i in 0..n {
-                        if folds[i] == f {
-                            cross[i] = iso.apply(raw[i]);
-                        }
-                    }
-                }
-            }
-            Isotonic::fit(raw, labels)
-        }
-    };
-    let ece_of = |p: &[f32]| metrics::ece(&metrics::reliability(p, labels, lo, hi, 10), lo, hi);
-    let mut rejected = false;
-    if cal == CalibrationChoice::Auto && ece_of(&cross) >= ece_of(raw) {
-        // Isotonic did not beat the raw scores on rows it was not fitted on: keep them raw.
-        calibration = None;
-        cross.copy_from_slice(raw);
-        rejected = true;
-    }
-    let fin: Vec<f32> = match &calibration {
-        Some(c) => raw.iter().map(|r| c.apply(*r)).collect(),
-        None => raw.to_vec(),
-    };
-    let positive: Vec<bool> = labels.iter().map(|l| *l >= threshold).collect();
-    let conf = Confusion::at(&cross, labels, threshold);
-    let rel_raw = metrics::reliability(raw, labels, lo, hi, 10);
-    let rel_cal = metrics::reliability(&cross, labels, lo, hi, 10);
-    let rel_fin = metrics::reliability(&fin, labels, lo, hi, 10);
-    let ece_raw = metrics::ece(&rel_raw, lo, hi);
-    debug_assert_eq!(ece_raw, ece_of(raw));
-    let ece_calibrated = metrics::ece(&rel_cal, lo, hi);
-    let curve = metrics::threshold_curve(&fin, labels, &hold.tokens, (lo, hi), 20, threshold);
-    let metrics = serde_json::json!({
-        "n_holdout": n,
-        "n_positive": positive.iter().filter(|p| **p).count(),
-        "threshold": threshold,
-        "scale": [0.0, scale_max],
-        "auc": metrics::auc(raw, &positive),
-        "auc_calibrated": metrics::auc(&fin, &positive),
-        "spearman": metrics::spearman(raw, labels),
-        "accuracy": conf.accuracy(),
-        "precision": conf.precision(),
-        "recall": conf.recall(),
-        "f1": conf.f1(),
-        "confusion": conf,
-        "ece": ece_calibrated,
-        "ece_raw": ece_raw,
-        "ece_in_sample": metrics::ece(&rel_fin, lo, hi),
-        "calibration_rejected": rejected,
-        "reliability": { "raw": rel_raw, "calibrated": rel_cal },
-        "threshold_curve": curve,
-    });
-    Evaluation {
-        calibration,
-        metrics,
-        ece_raw,
-        ece_calibrated,
-    }
-}
-
-impl Evaluation {
-    fn to_json(
-        &self,
-        state: &FitState,
-        model: &Model,
-        model_hash: &str,
-        tok: Tokenizer,
-    ) -> serde_json::Value {
-        let mut m = self.metrics.clone();
-        let o = m.as_object_mut().expect("object");
-        o.insert("format".into(), 1.into());
-        o.insert("head".into(), model.header.head.name().into());
-        o.insert(
-            "calibration".into(),
-            if model.header.calibration.is_some() {
-                "isotonic"
-            } else {
-                "none"
-            }
-            .into(),
-        );
-        o.insert("ece_note".into(), "ece: calibrated scores, cross-fitted over 5 folds of the held-out rows; ece_raw: before calibration; both divided by the scale width".into());
-        o.insert("tokenizer".into(), tok.name().into());
-        o.insert("n_labelled".into(), state.n_labelled.into());
-        o.insert("n_train".into(), state.report.n_train.into());
-        o.insert("n_validation".into(), state.report.n_valid.into());
-        o.insert(
-            "training".into(),
-            serde_json::to_value(&state.report).expect("serialises"),
-        );
-        o.insert("model_hash".into(), model_hash.into());
-        o.insert(
-            "model_format_version".into(),
-            crate::model::FORMAT_VERSION.into(),
-        );
-        m
     }
 }
 
@@ -698,8 +487,6 @@ impl Barrier for Train {
         Ok(Box::new(TrainObserver {
             step: self.clone(),
             out: ObsWriter::create(obs_path(cx.dir, cx.task))?,
-            scratch: Vec::new(),
-            feats: Vec::new(),
         }))
     }
 
@@ -729,8 +516,6 @@ impl Barrier for Train {
 struct TrainObserver {
     step: Train,
     out: ObsWriter,
-    scratch: Vec<u32>,
-    feats: Vec<(u32, f32)>,
 }
 
 impl Observer for TrainObserver {
@@ -770,7 +555,7 @@ impl Observer for TrainObserver {
                 Some("train") => false,
                 _ => {
                     n_hashed += 1;
-                    unit(mix64(key, self.step.split_seed)) < cfg.holdout_fraction
+                    unit(mix64(key, self.step.seeds.holdout)) < cfg.holdout_fraction
                 }
             };
             let text = batch.text(i);
@@ -779,11 +564,8 @@ impl Observer for TrainObserver {
             } else {
                 0
             };
-            self.step
-                .features
-                .normalized(text.as_bytes(), &mut self.scratch, &mut self.feats);
             self.out
-                .write(key, labels.value(i), holdout, tokens, &self.feats)?;
+                .write(key, labels.value(i), holdout, tokens, text.as_bytes())?;
             if holdout {
                 n_hold += 1;
             } else {
@@ -825,13 +607,13 @@ mod tests {
         let mut bad = c.clone();
         bad.hash_bits = 40;
         bad.learning_rate = -1.0;
-        bad.validation_fraction = 2.0;
+        bad.folds = 1;
         let mut p = Problems::new();
         bad.validate(&mut p);
         let fields: Vec<&str> = p.items().iter().map(|x| x.field.as_str()).collect();
         assert_eq!(
             fields,
-            vec!["hash_bits", "learning_rate", "validation_fraction"]
+            vec!["hash_bits", "learning_rate", "folds"]
         );
     }
 }

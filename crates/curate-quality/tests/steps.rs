@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Field, Float32Type, Schema};
 use arrow::record_batch::RecordBatch;
 use curate_core::hash::mix64;
 use curate_core::{BuildEnv, Counters, DocBatch, StageContext, Step, StepSpec, TaskContext};
+use curate_quality::model::Head;
 use curate_quality::train::{CalibrationChoice, evaluate};
 use curate_quality::{Keep, Model, QualityThresholdConfig, ScoreConfig, TrainConfig};
 
@@ -208,8 +209,32 @@ fn train_is_deterministic_across_task_splits_and_reports_metrics() {
     let model = Model::from_bytes(Path::new("model.bin"), &m1).unwrap();
     assert_eq!(
         model.header.calibration.is_some(),
-        metrics["calibration"] == "isotonic"
+        metrics["calibration"] == "isotonic_strict"
     );
+    // The model describes itself: held-out metrics, the selection record and named features.
+    assert_eq!(model.header.metrics["auc"], metrics["auc"]);
+    let d = model.describe(10);
+    let pos: Vec<&str> = d["strongest_positive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect();
+    assert!(
+        pos.iter().any(|f| GOOD.iter().any(|g| f.contains(g))),
+        "{pos:?}"
+    );
+    let neg: Vec<&str> = d["strongest_negative"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect();
+    assert!(
+        neg.iter().any(|f| BAD.iter().any(|b| f.contains(b))),
+        "{neg:?}"
+    );
+    assert!(metrics["selection"].as_array().unwrap().len() >= 2, "{metrics}");
     assert_eq!(
         curate_quality::model::content_hash(&m1),
         metrics["model_hash"].as_str().unwrap()
@@ -250,10 +275,12 @@ fn calibration_improves_ece_on_fresh_held_out_data() {
     let mut raw = Vec::new();
     let mut cal = Vec::new();
     let mut labels = Vec::new();
+    let mut sc = model.scratch();
     for i in 0..3000 {
         let (t, l) = doc(i, 1234);
-        raw.push(model.raw(t.as_bytes()));
-        cal.push(model.score(t.as_bytes()));
+        let s = model.linear(t.as_bytes(), &mut sc);
+        raw.push(model.raw_of(s));
+        cal.push(model.calibrated_of(s));
         labels.push(l);
     }
     let ece = |p: &[f32]| {
@@ -273,16 +300,27 @@ fn calibration_improves_ece_on_fresh_held_out_data() {
 
 #[test]
 fn evaluate_without_calibration_keeps_raw_scores() {
-    let mut d = curate_quality::fit::Dataset::new();
-    for (i, l) in [0.0f32, 1.0, 0.0, 1.0].iter().enumerate() {
-        d.push(i as u64, *l, true, 10, &[]);
-    }
-    let raw = [0.2f32, 0.9, 0.4, 0.6];
-    let ev = evaluate(&d, &raw, 1.0, 0.5, CalibrationChoice::None, 1);
+    let labels = [0.0f32, 1.0, 0.0, 1.0];
+    // Linear scores whose logistic is 0.2, 0.9, 0.4, 0.6.
+    let s: Vec<f32> = [0.2f32, 0.9, 0.4, 0.6]
+        .iter()
+        .map(|p| (p / (1.0 - p)).ln())
+        .collect();
+    let ev = evaluate(
+        &s,
+        &labels,
+        &[0, 1, 2, 3],
+        &[10; 4],
+        &Head::Logistic,
+        1.0,
+        0.5,
+        CalibrationChoice::None,
+        1,
+    );
     assert!(ev.calibration.is_none());
     assert_eq!(ev.metrics["auc"], 1.0);
     assert_eq!(ev.metrics["accuracy"], 1.0);
-    assert_eq!(ev.ece_raw, ev.ece_calibrated);
+    assert_eq!(ev.metrics["ece_raw"], ev.metrics["ece"]);
 }
 
 /// Trains in `dir/0`, returns the step dirs [train, score].
@@ -423,6 +461,60 @@ fn top_fraction_is_exact_and_independent_of_tasks() {
     assert_eq!(b.len() - b.dropped(), 50);
 }
 
+#[test]
+fn the_stored_scores_reproduce_the_score_steps_cut() {
+    // Score every document without a cut, then cut the top 10 % in the score step: the kept set
+    // is exactly what `quality_threshold` keeps from the stored column alone (same order, same
+    // tie-break by key), and the stored scores spread (no flat calibration steps).
+    let root = tempfile::tempdir().unwrap();
+    let dirs = trained(root.path());
+    let tb = task_batches(1000, 2, 11, false);
+    let all_step = serde_json::from_value::<ScoreConfig>(serde_json::json!({})).unwrap().build(&env(1, &["train"])).unwrap();
+    let (all, _) = process(all_step.as_ref(), &tb, &dirs[1], &dirs);
+    assert_eq!(all.len(), 1000);
+    let mut distinct: Vec<u32> = all.iter().map(|k| k.1.to_bits()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() > 950, "{} distinct scores of 1000", distinct.len());
+    let cfg: ScoreConfig =
+        serde_json::from_value(serde_json::json!({"keep": {"top_fraction": 0.1}})).unwrap();
+    let step = cfg.build(&env(1, &["train"])).unwrap();
+    let sdir = root.path().join("cut");
+    std::fs::create_dir_all(&sdir).unwrap();
+    run_barrier(step.as_ref(), &tb, &sdir, &dirs);
+    let (kept, _) = process(step.as_ref(), &tb, &sdir, &dirs);
+    let stats = step.publish(&sdir).unwrap().stats.unwrap();
+    assert_eq!(stats["cut_column"], "quality_score");
+    let min_kept = kept.iter().map(|k| k.1).fold(f32::MAX, f32::min);
+    assert_eq!(stats["keep"]["min_kept_score"].as_f64().unwrap() as f32, min_kept);
+    // The same rule over the stored column.
+    let th: QualityThresholdConfig =
+        serde_json::from_value(serde_json::json!({"keep": {"top_fraction": 0.1}})).unwrap();
+    let tstep = th.build(&env(2, &["train", "score"])).unwrap();
+    let tdir = root.path().join("recut");
+    std::fs::create_dir_all(&tdir).unwrap();
+    let scored = vec![vec![score_only_batch(&all)]];
+    run_barrier(tstep.as_ref(), &scored, &tdir, &dirs);
+    let cx = TaskContext {
+        task: 0,
+        tasks: 1,
+        dir: &tdir,
+        step_dirs: &dirs,
+        seed: 42,
+    };
+    let mut p = tstep.processor(&cx).unwrap();
+    let mut b = scored[0][0].clone();
+    p.process(&mut b, &mut Counters::default()).unwrap();
+    let recut: Vec<(u64, f32)> = (0..b.len())
+        .filter(|&i| !b.is_dropped(i))
+        .map(|i| (b.keys().value(i), all[i].1))
+        .collect();
+    assert_eq!(recut, kept);
+    // And a threshold at the lowest kept score keeps the same set.
+    let by_threshold: Vec<(u64, f32)> = all.iter().filter(|k| k.1 >= min_kept).copied().collect();
+    assert_eq!(by_threshold, kept);
+}
+
 fn score_only_batch(kept: &[(u64, f32)]) -> DocBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("text", DataType::Utf8, true),
@@ -521,17 +613,27 @@ fn external_reference_positives_are_learnt_from() {
 
 #[test]
 fn auto_calibration_is_rejected_when_raw_scores_are_already_calibrated() {
-    // Raw scores of 0.5 for a 50/50 mix are perfectly calibrated (ECE 0): nothing to gain.
-    let mut d = curate_quality::fit::Dataset::new();
-    let mut raw = Vec::new();
-    for i in 0..40u64 {
-        d.push(i, (i % 2) as f32, true, 1, &[]);
-        raw.push(0.5f32);
-    }
-    let ev = evaluate(&d, &raw, 1.0, 0.5, CalibrationChoice::Auto, 3);
+    // Raw scores of 0.5 (linear score 0 under a logistic head) for a 50/50 mix are perfectly
+    // calibrated (ECE 0): nothing to gain.
+    let labels: Vec<f32> = (0..40u64).map(|i| (i % 2) as f32).collect();
+    let keys: Vec<u64> = (0..40).collect();
+    let s = vec![0.0f32; 40];
+    let run = |c| {
+        evaluate(
+            &s,
+            &labels,
+            &keys,
+            &[1; 40],
+            &Head::Logistic,
+            1.0,
+            0.5,
+            c,
+            3,
+        )
+    };
+    let ev = run(CalibrationChoice::Auto);
     assert!(ev.calibration.is_none());
     assert_eq!(ev.metrics["calibration_rejected"], true);
-    assert_eq!(ev.ece_raw, Some(0.0));
-    let ev = evaluate(&d, &raw, 1.0, 0.5, CalibrationChoice::Isotonic, 3);
-    assert!(ev.calibration.is_some());
+    assert_eq!(ev.metrics["ece_raw"], 0.0);
+    assert!(run(CalibrationChoice::Isotonic).calibration.is_some());
 }

@@ -8,7 +8,8 @@
 //! assistant prefill, batch `custom_id`s.
 //!
 //! It labels deterministically from a rule of the text ([`fake_score`]: how many of a fixed list
-//! of teaching words the document contains, capped at 5), reports `usage` with cache fields (the
+//! of teaching words the document contains, capped at 5; or, with [`FakeTeacher::Rubric`], the
+//! rubric teacher of [`crate::rubric`]), reports `usage` with cache fields (the
 //! system prompt is cached once it reaches `cache_min_tokens`), and counts every request and
 //! every billed token by category, so tests can check cost accounting exactly. Faults are
 //! injected on demand, deterministically from a seed: 429 with `retry-after`, 529, 500, a
@@ -137,6 +138,44 @@ pub struct FakeConfig {
     pub requests_per_window: u64,
     /// The rate-limit window.
     pub window: Duration,
+    /// The rule the answers' scores come from.
+    pub teacher: FakeTeacher,
+}
+
+/// The rule the fake server labels with.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum FakeTeacher {
+    /// [`fake_score`]: how many of [`TEACHING_WORDS`] occur, capped at 5 (the default).
+    #[default]
+    TeachingWords,
+    /// A rubric over document-level properties with seeded label noise
+    /// ([`crate::rubric::RubricTeacher`]).
+    Rubric(crate::rubric::RubricTeacher),
+}
+
+impl FakeTeacher {
+    /// The teacher's score of a document and the reason it gives.
+    pub fn judge(&self, doc: &str) -> (u32, String) {
+        match self {
+            FakeTeacher::TeachingWords => {
+                let s = fake_score(doc);
+                (s, format!("found {s} teaching words"))
+            }
+            FakeTeacher::Rubric(t) => {
+                let p = crate::rubric::DocProperties::of(doc);
+                (
+                    t.score(doc),
+                    format!(
+                        "prose {:.2}, {} words, richness {:.2}, {} cue words",
+                        p.prose(),
+                        p.words,
+                        p.ttr(),
+                        p.cues
+                    ),
+                )
+            }
+        }
+    }
 }
 
 impl FakeConfig {
@@ -152,6 +191,7 @@ impl FakeConfig {
             create_then_fail: 0,
             requests_per_window: 1_000_000,
             window: Duration::from_secs(60),
+            teacher: FakeTeacher::TeachingWords,
         }
     }
 }
@@ -1039,9 +1079,8 @@ fn answer(st: &State, cfg: &FakeConfig, v: &Value, batch: bool) -> Value {
     } else {
         0
     };
-    let score = fake_score(&doc);
-    let answer =
-        json!({"score": score, "reason": format!("found {score} teaching words")}).to_string();
+    let (score, reason) = cfg.teacher.judge(&doc);
+    let answer = json!({"score": score, "reason": reason}).to_string();
     let (stop, content, out_tokens) = if doc.contains("FAKE-REFUSE") {
         ("refusal", json!([]), 3 + thinking)
     } else {

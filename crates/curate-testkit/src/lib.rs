@@ -1,6 +1,6 @@
 //! Test support shared by curate's crates: where the real corpus is, the bundled quick-start
-//! slice, the reference-tool virtualenv, and (in [`anthropic`] once present) the fake Anthropic
-//! server.
+//! slice, the reference-tool virtualenv, the fake Anthropic server ([`anthropic`]) and the
+//! synthetic rubric teacher ([`rubric`]).
 
 use std::path::{Path, PathBuf};
 
@@ -70,3 +70,4 @@ pub fn reference_python() -> Option<PathBuf> {
 }
 
 pub mod anthropic;
+pub mod rubric;
