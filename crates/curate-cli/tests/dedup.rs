@@ -369,7 +369,9 @@ fn exact_and_minhash_dedup_end_to_end() {
         if let Some(i) = r.id.strip_prefix("again-") {
             let i: usize = i.parse().unwrap();
             if name == base[400 + i].1 {
-                assert!(j >= 0.8, "{j}");
+                // one word in 60 edited: each edit changes up to 5 shingles on each side, so a
+                // short document's copy can sit near 0.7 (MinHash's 14 × 8 threshold region)
+                assert!(j >= 0.7, "{} vs {name}: Jaccard {j}", r.id);
             }
         }
     }

@@ -335,11 +335,17 @@ fn quickstart(dir: &Path, out: &Path, keep: &str, threads: &str) {
         .unwrap()
         .replace(
             "\"configs/quickstart/sample.parquet\"",
-            &format!("\"{}\"", root.join("configs/quickstart/sample.parquet").display()),
+            &format!(
+                "\"{}\"",
+                root.join("configs/quickstart/sample.parquet").display()
+            ),
         )
         .replace(
             "\"configs/quickstart/reference.jsonl\"",
-            &format!("\"{}\"", root.join("configs/quickstart/reference.jsonl").display()),
+            &format!(
+                "\"{}\"",
+                root.join("configs/quickstart/reference.jsonl").display()
+            ),
         )
         .replace("keep = { top_fraction = 0.3 }", keep);
     let name = format!("{}.toml", out.file_name().unwrap().to_string_lossy());
@@ -370,20 +376,34 @@ fn quickstart_scores_spread_and_reproduce_its_top_fraction_cut() {
         .find(|s| s["type"] == "score")
         .unwrap();
     let scored = score["counters"]["scored"].as_f64().unwrap() as usize;
-    assert_eq!(kept.len(), (3 * scored).div_ceil(10), "⌈0.3 · {scored}⌉ kept");
+    assert_eq!(
+        kept.len(),
+        (3 * scored).div_ceil(10),
+        "⌈0.3 · {scored}⌉ kept"
+    );
     // The stored calibrated scores spread: no two kept documents share one, and they span a
     // range (the isotonic map used to send every kept document to 0.0).
     let mut bits: Vec<u32> = kept.iter().map(|k| k.1.to_bits()).collect();
     bits.sort_unstable();
     bits.dedup();
-    assert_eq!(bits.len(), kept.len(), "ties among the kept scores: {kept:?}");
+    assert_eq!(
+        bits.len(),
+        kept.len(),
+        "ties among the kept scores: {kept:?}"
+    );
     let min = kept.iter().map(|k| k.1).fold(f32::MAX, f32::min);
     let max = kept.iter().map(|k| k.1).fold(f32::MIN, f32::max);
     assert!(min > 0.0 && max > 4.0 * min, "kept scores {min}..{max}");
     // The manifest says which column the cut was made on and the lowest kept score.
     assert_eq!(score["stats"]["cut_column"], "quality_score");
-    assert_eq!(score["stats"]["keep"]["kept"].as_u64(), Some(kept.len() as u64));
-    assert_eq!(score["stats"]["keep"]["min_kept_score"].as_f64().unwrap() as f32, min);
+    assert_eq!(
+        score["stats"]["keep"]["kept"].as_u64(),
+        Some(kept.len() as u64)
+    );
+    assert_eq!(
+        score["stats"]["keep"]["min_kept_score"].as_f64().unwrap() as f32,
+        min
+    );
 
     // The same pipeline scoring every document without a cut (same model bytes, same scores).
     let all = dir.path().join("all");
@@ -437,4 +457,123 @@ fn quickstart_scores_spread_and_reproduce_its_top_fraction_cut() {
 
 fn manifest_of(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Float32 column `column` of every row of a snapshot's data, by id.
+fn column_by_id(out: &Path, column: &str) -> std::collections::BTreeMap<String, f32> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(out.join("data")).unwrap() {
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(e.unwrap().path()).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        for rb in reader {
+            let rb = rb.unwrap();
+            let id = rb.column_by_name("id").unwrap().as_string::<i32>().clone();
+            let s = rb
+                .column_by_name(column)
+                .unwrap_or_else(|| panic!("no column {column}"))
+                .as_primitive::<Float32Type>()
+                .clone();
+            for i in 0..rb.num_rows() {
+                m.insert(id.value(i).to_string(), s.value(i));
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn a_frozen_model_from_an_earlier_snapshot_scores_a_new_run_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Snapshot A trains the student and scores every document it keeps.
+    let a = dir.path().join("a");
+    quickstart(dir.path(), &a, "", "2");
+    let trained = column_by_id(&a, "quality_score");
+    assert!(trained.len() > 20);
+    // Run B re-curates A's documents with A's model, frozen: no train step, same scores.
+    let data = format!("\"{}/data/*.parquet\"", a.display());
+    let score = |model: &str, extra: &str| {
+        format!(
+            "{extra}[[steps]]\ntype = \"score\"\ncolumn = \"frozen_score\"\nmodel = \"{model}\"\nkeep = {{ top_fraction = 0.5 }}\n"
+        )
+    };
+    let b = dir.path().join("b");
+    let cfg = write_config(
+        dir.path(),
+        "b.toml",
+        &data,
+        &score(&a.display().to_string(), ""),
+        &b,
+    );
+    ok(&run(&cfg, "2", None));
+    let frozen = column_by_id(&b, "frozen_score");
+    assert_eq!(frozen.len(), trained.len().div_ceil(2), "the top half");
+    for (id, s) in &frozen {
+        assert_eq!(
+            trained[id], *s,
+            "{id}: the frozen model scores as it did in its own run"
+        );
+    }
+    // The model travels with B: the same bytes, listed in B's manifest with its source.
+    assert_eq!(
+        std::fs::read(a.join("model/model.bin")).unwrap(),
+        std::fs::read(b.join("model/model.bin")).unwrap()
+    );
+    let m = manifest_of(&b);
+    let stats = &m["steps"][0]["stats"]["model"];
+    assert_eq!(stats["source"], a.display().to_string());
+    assert_eq!(stats["model_hash"], metrics(&a)["model_hash"]);
+    common::assert_verifies(&b, "frozen model");
+    // The model file itself works too.
+    let c = dir.path().join("c");
+    let cfg = write_config(
+        dir.path(),
+        "c.toml",
+        &data,
+        &score(&a.join("model/model.bin").display().to_string(), ""),
+        &c,
+    );
+    ok(&run(&cfg, "1", None));
+    assert_eq!(column_by_id(&c, "frozen_score"), frozen);
+
+    // A model changed after its run is refused, before any data is touched.
+    let tampered = dir.path().join("tampered");
+    std::fs::create_dir_all(tampered.join("model")).unwrap();
+    std::fs::copy(a.join("manifest.json"), tampered.join("manifest.json")).unwrap();
+    let mut bin = std::fs::read(a.join("model/model.bin")).unwrap();
+    let last = bin.len() - 1;
+    bin[last] ^= 1;
+    std::fs::write(tampered.join("model/model.bin"), bin).unwrap();
+    let d = dir.path().join("d");
+    let cfg = write_config(
+        dir.path(),
+        "d.toml",
+        &data,
+        &score(&tampered.display().to_string(), ""),
+        &d,
+    );
+    let o = run(&cfg, "1", None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the model changed after that run"), "{err}");
+    assert!(!d.join("data").exists(), "nothing written");
+
+    // A frozen model beside a train step of the same run is a config problem.
+    let train = "[[steps]]\ntype = \"train\"\n";
+    let cfg = write_config(
+        dir.path(),
+        "e.toml",
+        &data,
+        &score(&a.display().to_string(), train),
+        &dir.path().join("e"),
+    );
+    let o = run(&cfg, "1", None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("would both be the snapshot's model/model.bin"),
+        "{err}"
+    );
 }

@@ -366,7 +366,10 @@ pub fn put_bytes(url: &ObjectUrl, bytes: Vec<u8>, create_only: bool) -> Result<P
         Err(object_store::Error::NotFound { .. }) => Err(IoError::Remote {
             path: url.to_path(),
             at: Location::File,
-            message: format!("bucket `{}` does not exist (the PUT answered 404)", url.bucket),
+            message: format!(
+                "bucket `{}` does not exist (the PUT answered 404)",
+                url.bucket
+            ),
         }),
         Err(e) => Err(remote_error(url, Location::File, &e)),
     }

@@ -432,11 +432,7 @@ mod tests {
 
     #[test]
     fn temp_files_are_never_uploaded() {
-        for t in [
-            ".part-00000.parquet.123.tmp",
-            "model.bin.tmp",
-            ".x.tmp-9",
-        ] {
+        for t in [".part-00000.parquet.123.tmp", "model.bin.tmp", ".x.tmp-9"] {
             assert!(is_temp(t), "{t}");
         }
         for f in [

@@ -63,7 +63,10 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("student_scoring");
     g.throughput(Throughput::Bytes(total as u64));
     g.sample_size(10);
-    for (name, m) in [("score_bag_and_doc_features", &with_doc), ("score_bag_only", &bag_only)] {
+    for (name, m) in [
+        ("score_bag_and_doc_features", &with_doc),
+        ("score_bag_only", &bag_only),
+    ] {
         let mut sc = m.scratch();
         g.bench_function(name, |b| {
             b.iter(|| {

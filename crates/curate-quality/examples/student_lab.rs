@@ -6,7 +6,10 @@ use bench_common::*;
 use curate_quality::train::{Example, TrainConfig, train_student};
 
 fn main() {
-    let n: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(5000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(5000);
     let only = std::env::args().nth(2);
     let variants: Vec<(String, TrainConfig)> = std::env::args()
         .skip(3)
@@ -39,7 +42,15 @@ fn main() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|c| format!("n{}x{}:{:.4}@{}", c["candidate"]["ngrams"], c["candidate"]["crosses"].as_bool().unwrap() as u8, c["score"].as_f64().unwrap(), c["best_epoch"]))
+                .map(|c| {
+                    format!(
+                        "n{}x{}:{:.4}@{}",
+                        c["candidate"]["ngrams"],
+                        c["candidate"]["crosses"].as_bool().unwrap() as u8,
+                        c["score"].as_f64().unwrap(),
+                        c["best_epoch"]
+                    )
+                })
                 .collect();
             println!(
                 "{:12} {:40} auc {:.4} rho {:.4} alt {:?} ece {:.3} f1 {:.3} {:.1}s  {}",

@@ -175,7 +175,9 @@ mod tests {
 
     #[test]
     fn output_is_strictly_increasing() {
-        let s: Vec<f32> = (0..300).map(|i| ((i * 37) % 101) as f32 / 10.0 - 5.0).collect();
+        let s: Vec<f32> = (0..300)
+            .map(|i| ((i * 37) % 101) as f32 / 10.0 - 5.0)
+            .collect();
         let lab: Vec<f32> = (0..300).map(|i| ((i * 13) % 6) as f32).collect();
         let c = Calibration::fit(&s, &lab, 5.0).unwrap();
         assert!(c.x.windows(2).all(|w| w[0] < w[1]));

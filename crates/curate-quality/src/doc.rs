@@ -177,8 +177,7 @@ impl DocStats {
         };
         let mut seen = [0u64; TTR_BITS / 64];
         // Line state.
-        let (mut line_start, mut line_words, mut first_ns, mut last_ns) =
-            (0usize, 0u32, 0u8, 0u8);
+        let (mut line_start, mut line_words, mut first_ns, mut last_ns) = (0usize, 0u32, 0u8, 0u8);
         let mut line_first_ns_pos = usize::MAX;
         // Word state.
         let mut word_start = usize::MAX;
@@ -194,8 +193,8 @@ impl DocStats {
             let len = (i - fpos) as u32;
             s.lines += 1;
             s.line_bytes += len;
-            let ends = KIND[last as usize] & END != 0
-                || matches!(last, b':' | b';' | b'"' | b'\'' | b')');
+            let ends =
+                KIND[last as usize] & END != 0 || matches!(last, b':' | b';' | b'"' | b'\'' | b')');
             if ends {
                 s.punct_end_lines += 1;
             }
@@ -223,8 +222,7 @@ impl DocStats {
                     word_start = i;
                     h = 0xcbf2_9ce4_8422_2325;
                 }
-                h = (h ^ b.to_ascii_lowercase() as u64)
-                    .wrapping_mul(0x100_0000_01b3);
+                h = (h ^ b.to_ascii_lowercase() as u64).wrapping_mul(0x100_0000_01b3);
             } else if word_start != usize::MAX {
                 s.end_word(&text[word_start..i], h, &mut seen);
                 line_words += 1;

@@ -120,8 +120,17 @@ impl Features {
         let mut start = 0usize;
         let mut len = 0usize;
         let mut ph = 0u64;
-        let mut emit = |h: u64, ph: u64, (start, end): (usize, usize), p: [u64; 2], s: [usize; 2], words: u32| {
-            f((fmix64(h ^ seed) >> shift) as u32, Kind::Unigram, (start, end));
+        let mut emit = |h: u64,
+                        ph: u64,
+                        (start, end): (usize, usize),
+                        p: [u64; 2],
+                        s: [usize; 2],
+                        words: u32| {
+            f(
+                (fmix64(h ^ seed) >> shift) as u32,
+                Kind::Unigram,
+                (start, end),
+            );
             n += 1;
             if ngrams >= 2 && words >= 1 {
                 let b = fmix64(p[0].rotate_left(23) ^ h ^ bigram_seed);

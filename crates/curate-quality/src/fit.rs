@@ -174,7 +174,13 @@ impl Params {
     }
 }
 
-fn mean_loss(p: &Params, head: HeadKind, data: &Dataset, idx: &[usize], scratch: &mut [f32]) -> f64 {
+fn mean_loss(
+    p: &Params,
+    head: HeadKind,
+    data: &Dataset,
+    idx: &[usize],
+    scratch: &mut [f32],
+) -> f64 {
     if idx.is_empty() {
         return f64::NAN;
     }
@@ -360,7 +366,10 @@ pub(crate) mod tests {
         let a = fit(&d, &train, &valid, &prm);
         let b = fit(&d, &train, &valid, &prm);
         assert_eq!(a, b);
-        assert!(a.report.valid_loss.last().unwrap() < &a.report.valid_loss[0] || a.report.best_epoch > 1);
+        assert!(
+            a.report.valid_loss.last().unwrap() < &a.report.valid_loss[0]
+                || a.report.best_epoch > 1
+        );
         let raw: Vec<f32> = hold.iter().map(|&i| a.linear(d.features(i))).collect();
         let lab: Vec<f32> = hold.iter().map(|&i| d.labels[i]).collect();
         let rho = crate::metrics::spearman(&raw, &lab).unwrap();

@@ -397,14 +397,16 @@ impl Model {
                 header.feature_scheme
             )));
         }
-        if !(1..=28).contains(&header.features.bits) || !(1..=3).contains(&header.features.ngrams)
-        {
+        if !(1..=28).contains(&header.features.bits) || !(1..=3).contains(&header.features.ngrams) {
             return Err(bad("feature settings out of range".into()));
         }
         if let Some(d) = &header.doc {
             let ok = d.edges.len() == N_DOC
                 && (d.cross_edges.is_empty() || d.cross_edges.len() == N_DOC)
-                && d.edges.iter().chain(&d.cross_edges).all(|e| e.windows(2).all(|w| w[0] < w[1]));
+                && d.edges
+                    .iter()
+                    .chain(&d.cross_edges)
+                    .all(|e| e.windows(2).all(|w| w[0] < w[1]));
             if !ok {
                 return Err(bad(format!(
                     "document features: expected {N_DOC} features with increasing bin edges"
@@ -478,7 +480,12 @@ impl Model {
                     serde_json::json!({"feature": name, "span": hi - lo, "edges": e, "weights": ws})
                 })
                 .collect();
-            shapes.sort_by(|a, b| b["span"].as_f64().unwrap_or(0.0).total_cmp(&a["span"].as_f64().unwrap_or(0.0)));
+            shapes.sort_by(|a, b| {
+                b["span"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    .total_cmp(&a["span"].as_f64().unwrap_or(0.0))
+            });
             serde_json::json!({"crosses": !d.cross_edges.is_empty(), "shape_functions": shapes})
         });
         serde_json::json!({
@@ -588,6 +595,12 @@ pub(crate) mod tests {
         let s = m.score(text, &mut sc);
         assert!((0.0..=3.0).contains(&s), "{s}");
         let d = m.describe(5);
-        assert_eq!(d["document_features"]["shape_functions"].as_array().unwrap().len(), N_DOC);
+        assert_eq!(
+            d["document_features"]["shape_functions"]
+                .as_array()
+                .unwrap()
+                .len(),
+            N_DOC
+        );
     }
 }

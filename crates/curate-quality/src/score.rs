@@ -12,7 +12,7 @@ use curate_core::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::keep::{Cut, Keep, ScoreWriter, exact_cut, scores_path, score_of_rank_key};
+use crate::keep::{Cut, Keep, ScoreWriter, exact_cut, score_of_rank_key, scores_path};
 use crate::model::{Model, Scratch};
 use crate::train::{model_path, nearest_train_step};
 
@@ -46,6 +46,13 @@ use crate::train::{model_path, nearest_train_step};
 /// type = "score"
 /// keep = { top_fraction = 0.1 }
 /// ```
+///
+/// **Scoring with a frozen model.** `model = "runs/labelled-2026-11"` scores with the model an
+/// earlier run trained (a curate snapshot directory: its `model/model.bin`, whose hash must be
+/// the one that snapshot's manifest lists) or `model = "quality.bin"` (a model file); no `train`
+/// step is then needed. Train once on a few thousand teacher labels, then score every crawl with
+/// the same bytes: the model is copied into this snapshot (`model/model.bin`, with its header in
+/// `model/model.json`) and its hash and source are in the manifest's stats.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreConfig {
@@ -56,6 +63,10 @@ pub struct ScoreConfig {
     /// Name of the score column to add.
     #[serde(default = "default_column")]
     pub column: String,
+    /// A frozen model to score with instead of the one a `train` step of this run fits: a curate
+    /// snapshot directory or a `model.bin` file (relative paths from the working directory).
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 pub(crate) fn default_column() -> String {
@@ -66,10 +77,26 @@ impl StepSpec for ScoreConfig {
     const TYPE: &'static str = "score";
 
     fn requires(&self) -> &'static [&'static str] {
-        &["train"]
+        if self.model.is_some() {
+            &[]
+        } else {
+            &["train"]
+        }
     }
 
     fn validate(&self, p: &mut Problems) {
+        match self.model.as_deref() {
+            Some("") => p.push(
+                "model",
+                "is empty; give a curate snapshot directory or a model.bin file",
+            ),
+            Some(m) if m.contains("://") => p.push_hint(
+                "model",
+                format!("\"{m}\": only local models can be read"),
+                "copy the snapshot's model/model.bin to a local path",
+            ),
+            _ => {}
+        }
         if let Some(k) = &self.keep {
             k.validate(p);
         }
@@ -79,6 +106,21 @@ impl StepSpec for ScoreConfig {
     }
 
     fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
+        if let Some(m) = &self.model {
+            if let Some(t) = nearest_train_step(&env.previous) {
+                return Err(StepError::Other(format!(
+                    "steps[{}] (score): `model` and the `train` step steps[{t}] would both be the snapshot's model/model.bin; remove `model` to score with the model this run trains, or the `train` step to score with the frozen one",
+                    env.index
+                )));
+            }
+            let frozen = Frozen::open(m, &env.config_dir)?;
+            return Ok(Box::new(Score {
+                cfg: self.clone(),
+                train: usize::MAX,
+                cache: Mutex::new(Some((frozen.path.clone(), frozen.model.clone()))),
+                frozen: Some(frozen),
+            }));
+        }
         let train = nearest_train_step(&env.previous).ok_or_else(|| {
             StepError::Other(format!(
                 "steps[{}] (score): no `train` step before it; add `[[steps]] type = \"train\"` earlier in the pipeline",
@@ -89,6 +131,7 @@ impl StepSpec for ScoreConfig {
             cfg: self.clone(),
             train,
             cache: Mutex::new(None),
+            frozen: None,
         }))
     }
 }
@@ -98,12 +141,88 @@ pub struct Score {
     cfg: ScoreConfig,
     train: usize,
     cache: Mutex<Option<(PathBuf, Arc<Model>)>>,
+    frozen: Option<Frozen>,
 }
+
+/// A model trained by an earlier run, loaded once when the step is built.
+struct Frozen {
+    /// The model file read.
+    path: PathBuf,
+    /// `model` as the config gives it.
+    source: String,
+    model: Arc<Model>,
+    /// xxh3-128 of the model file.
+    hash: String,
+}
+
+impl Frozen {
+    /// Loads `model` (a snapshot directory or a model file; relative to `base`). A snapshot's
+    /// model must hash to what its manifest lists: a model swapped after the run is refused.
+    fn open(model: &str, base: &Path) -> Result<Frozen, StepError> {
+        let given = Path::new(model);
+        let root = if given.is_absolute() {
+            given.to_path_buf()
+        } else {
+            base.join(given)
+        };
+        let err = |m: String| StepError::Other(format!("score: model = \"{model}\": {m}"));
+        let (path, listed) = if root.is_dir() {
+            let manifest = root.join("manifest.json");
+            let bytes = std::fs::read(&manifest).map_err(|e| {
+                err(format!(
+                    "{} is not a finished curate snapshot ({e})",
+                    root.display()
+                ))
+            })?;
+            let m: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| err(format!("{}: {e}", manifest.display())))?;
+            let listed = m["artifacts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["path"] == MODEL_ARTEFACT)
+                .and_then(|a| a["xxh3_128"].as_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    err(format!(
+                        "the snapshot at {} has no {MODEL_ARTEFACT} (it ran no `train` step)",
+                        root.display()
+                    ))
+                })?;
+            (root.join(MODEL_ARTEFACT), Some(listed))
+        } else {
+            (root, None)
+        };
+        let bytes = std::fs::read(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let hash = crate::model::content_hash(&bytes);
+        if let Some(listed) = listed
+            && listed != hash
+        {
+            return Err(err(format!(
+                "{} hashes to {hash} but its snapshot's manifest lists {listed}: the model changed after that run",
+                path.display()
+            )));
+        }
+        let source = model.to_string();
+        let model = Model::from_bytes(&path, &bytes)?;
+        Ok(Frozen {
+            path,
+            source,
+            model: Arc::new(model),
+            hash,
+        })
+    }
+}
+
+/// Where a snapshot holds the model its `train` step fitted.
+const MODEL_ARTEFACT: &str = "model/model.bin";
 
 const CUT_FILE: &str = "cut.json";
 
 impl Score {
     fn model(&self, step_dirs: &[PathBuf]) -> Result<Arc<Model>, StepError> {
+        if let Some(f) = &self.frozen {
+            return Ok(f.model.clone());
+        }
         let dir = step_dirs.get(self.train).ok_or_else(|| {
             StepError::Other(format!("score: no work directory for step {}", self.train))
         })?;
@@ -158,7 +277,11 @@ impl Step for Score {
             &self.cfg.column,
             arrow::datatypes::DataType::Float32,
         );
-        if let Some((lo, hi)) = c.scale(crate::train::MODEL_SCALE) {
+        let scale = match &self.frozen {
+            Some(f) => Some((0.0, f64::from(f.model.header.scale_max))),
+            None => c.scale(crate::train::MODEL_SCALE),
+        };
+        if let Some((lo, hi)) = scale {
             if let Some(Keep::Threshold(t)) = self.cfg.keep
                 && !(lo..=hi).contains(&t)
             {
@@ -213,14 +336,31 @@ impl Step for Score {
                 })
             }
         };
+        let mut stats = serde_json::json!({
+            "column": self.cfg.column,
+            "cut_column": self.cfg.column,
+            "score": "calibrated (strictly increasing in the model's linear score)",
+            "keep": keep,
+        });
+        let mut files = Vec::new();
+        if let Some(f) = &self.frozen {
+            // the frozen model travels with the snapshot it scored
+            let header = dir.join("model.json");
+            crate::write_atomic(
+                &header,
+                &serde_json::to_vec_pretty(&f.model.header).expect("serialises"),
+            )?;
+            files.push((MODEL_ARTEFACT.to_string(), f.path.clone()));
+            files.push(("model/model.json".to_string(), header));
+            stats["model"] = serde_json::json!({
+                "source": f.source,
+                "model_hash": f.hash,
+                "trained_in_this_run": false,
+            });
+        }
         Ok(Published {
-            files: Vec::new(),
-            stats: Some(serde_json::json!({
-                "column": self.cfg.column,
-                "cut_column": self.cfg.column,
-                "score": "calibrated (strictly increasing in the model's linear score)",
-                "keep": keep,
-            })),
+            files,
+            stats: Some(stats),
         })
     }
 }

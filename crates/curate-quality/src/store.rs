@@ -322,9 +322,7 @@ mod tests {
         assert_eq!(d.text(1), b"some text");
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
-        let e = read_obs(&p, |_| true, |_, _| {})
-            .unwrap_err()
-            .to_string();
+        let e = read_obs(&p, |_| true, |_, _| {}).unwrap_err().to_string();
         assert!(
             e.contains("observed-000000.bin") && e.contains("truncated"),
             "{e}"

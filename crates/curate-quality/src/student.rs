@@ -203,7 +203,12 @@ fn design(
 }
 
 /// Validation AUC (label ≥ `threshold`) and Spearman ρ of a fit's linear scores.
-fn validation_metrics(f: &Fitted, d: &Dataset, va: &[usize], threshold: f32) -> (Option<f64>, Option<f64>) {
+fn validation_metrics(
+    f: &Fitted,
+    d: &Dataset,
+    va: &[usize],
+    threshold: f32,
+) -> (Option<f64>, Option<f64>) {
     if va.is_empty() {
         return (None, None);
     }
@@ -264,11 +269,12 @@ pub fn fit_student(
     let folds = cfg.folds.max(2) as usize;
     let fold: Vec<usize> = rows
         .iter()
-        .map(|&i| ((unit(mix64(data.keys[i], seeds.validation)) * folds as f64) as usize).min(folds - 1))
+        .map(|&i| {
+            ((unit(mix64(data.keys[i], seeds.validation)) * folds as f64) as usize).min(folds - 1)
+        })
         .collect();
-    let split = |f: usize| -> (Vec<usize>, Vec<usize>) {
-        (0..rows.len()).partition(|&k| fold[k] != f)
-    };
+    let split =
+        |f: usize| -> (Vec<usize>, Vec<usize>) { (0..rows.len()).partition(|&k| fold[k] != f) };
     let docs: Vec<[f32; N_DOC]> = rows
         .iter()
         .map(|&i| DocStats::of(data.text(i)).features())
@@ -399,10 +405,18 @@ pub(crate) fn training_record(state: &FitState, n_holdout: Option<usize>) -> ser
 /// often produced them in the training rows.
 fn name_top_features(model: &Model, data: &Labelled, rows: &[usize]) -> Vec<NamedWeight> {
     let bag = &model.weights[..model.header.layout.bag];
-    let mut order: Vec<u32> = (0..bag.len() as u32).filter(|b| bag[*b as usize] != 0.0).collect();
+    let mut order: Vec<u32> = (0..bag.len() as u32)
+        .filter(|b| bag[*b as usize] != 0.0)
+        .collect();
     order.sort_by(|a, b| bag[*b as usize].total_cmp(&bag[*a as usize]).then(a.cmp(b)));
     let mut chosen: Vec<u32> = order.iter().take(TOP_FEATURES).copied().collect();
-    chosen.extend(order.iter().rev().take(TOP_FEATURES).filter(|b| bag[**b as usize] < 0.0));
+    chosen.extend(
+        order
+            .iter()
+            .rev()
+            .take(TOP_FEATURES)
+            .filter(|b| bag[**b as usize] < 0.0),
+    );
     chosen.sort_unstable();
     chosen.dedup();
     // bucket → (text → occurrences), rows containing it.
@@ -412,20 +426,24 @@ fn name_top_features(model: &Model, data: &Labelled, rows: &[usize]) -> Vec<Name
     for &i in rows {
         let text = data.text(i);
         in_row.clear();
-        model.header.features.for_each_span(text, |b, kind, (s, e)| {
-            if let Some((m, _)) = names.get_mut(&b) {
-                let mut t = String::from_utf8_lossy(&text[s..e]).to_lowercase();
-                t = t.split(|c: char| c.is_ascii() && !c.is_ascii_alphanumeric())
-                    .filter(|w| !w.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                if kind == Kind::Prefix {
-                    t.push('*');
+        model
+            .header
+            .features
+            .for_each_span(text, |b, kind, (s, e)| {
+                if let Some((m, _)) = names.get_mut(&b) {
+                    let mut t = String::from_utf8_lossy(&text[s..e]).to_lowercase();
+                    t = t
+                        .split(|c: char| c.is_ascii() && !c.is_ascii_alphanumeric())
+                        .filter(|w| !w.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    if kind == Kind::Prefix {
+                        t.push('*');
+                    }
+                    *m.entry(t).or_default() += 1;
+                    in_row.push(b);
                 }
-                *m.entry(t).or_default() += 1;
-                in_row.push(b);
-            }
-        });
+            });
         in_row.sort_unstable();
         in_row.dedup();
         for b in &in_row {
@@ -715,7 +733,11 @@ impl Trained {
 
 /// Trains, calibrates and evaluates the student on in-memory examples, as the `train` step does
 /// (token counts are not computed: the threshold curve's token columns are 0).
-pub fn train_student(examples: &[Example<'_>], cfg: &TrainConfig, run_seed: u64) -> Result<Trained, Error> {
+pub fn train_student(
+    examples: &[Example<'_>],
+    cfg: &TrainConfig,
+    run_seed: u64,
+) -> Result<Trained, Error> {
     let seeds = Seeds::of(run_seed);
     let mut data = Labelled::new();
     for e in examples {

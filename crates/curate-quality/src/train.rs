@@ -611,9 +611,6 @@ mod tests {
         let mut p = Problems::new();
         bad.validate(&mut p);
         let fields: Vec<&str> = p.items().iter().map(|x| x.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            vec!["hash_bits", "learning_rate", "folds"]
-        );
+        assert_eq!(fields, vec!["hash_bits", "learning_rate", "folds"]);
     }
 }

@@ -234,7 +234,10 @@ fn train_is_deterministic_across_task_splits_and_reports_metrics() {
         neg.iter().any(|f| BAD.iter().any(|b| f.contains(b))),
         "{neg:?}"
     );
-    assert!(metrics["selection"].as_array().unwrap().len() >= 2, "{metrics}");
+    assert!(
+        metrics["selection"].as_array().unwrap().len() >= 2,
+        "{metrics}"
+    );
     assert_eq!(
         curate_quality::model::content_hash(&m1),
         metrics["model_hash"].as_str().unwrap()
@@ -469,13 +472,20 @@ fn the_stored_scores_reproduce_the_score_steps_cut() {
     let root = tempfile::tempdir().unwrap();
     let dirs = trained(root.path());
     let tb = task_batches(1000, 2, 11, false);
-    let all_step = serde_json::from_value::<ScoreConfig>(serde_json::json!({})).unwrap().build(&env(1, &["train"])).unwrap();
+    let all_step = serde_json::from_value::<ScoreConfig>(serde_json::json!({}))
+        .unwrap()
+        .build(&env(1, &["train"]))
+        .unwrap();
     let (all, _) = process(all_step.as_ref(), &tb, &dirs[1], &dirs);
     assert_eq!(all.len(), 1000);
     let mut distinct: Vec<u32> = all.iter().map(|k| k.1.to_bits()).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    assert!(distinct.len() > 950, "{} distinct scores of 1000", distinct.len());
+    assert!(
+        distinct.len() > 950,
+        "{} distinct scores of 1000",
+        distinct.len()
+    );
     let cfg: ScoreConfig =
         serde_json::from_value(serde_json::json!({"keep": {"top_fraction": 0.1}})).unwrap();
     let step = cfg.build(&env(1, &["train"])).unwrap();
@@ -486,7 +496,10 @@ fn the_stored_scores_reproduce_the_score_steps_cut() {
     let stats = step.publish(&sdir).unwrap().stats.unwrap();
     assert_eq!(stats["cut_column"], "quality_score");
     let min_kept = kept.iter().map(|k| k.1).fold(f32::MAX, f32::min);
-    assert_eq!(stats["keep"]["min_kept_score"].as_f64().unwrap() as f32, min_kept);
+    assert_eq!(
+        stats["keep"]["min_kept_score"].as_f64().unwrap() as f32,
+        min_kept
+    );
     // The same rule over the stored column.
     let th: QualityThresholdConfig =
         serde_json::from_value(serde_json::json!({"keep": {"top_fraction": 0.1}})).unwrap();

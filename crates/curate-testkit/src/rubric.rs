@@ -277,7 +277,10 @@ mod tests {
     #[test]
     fn properties_hand_checked() {
         let p = DocProperties::of("One two three four five six seven eight.\n\n- a\n- b = c{}\n");
-        assert_eq!((p.lines, p.prose_lines, p.words, p.sentences), (3, 1, 11, 1));
+        assert_eq!(
+            (p.lines, p.prose_lines, p.words, p.sentences),
+            (3, 1, 11, 1)
+        );
         assert_eq!(p.symbol_bytes, 3);
         assert_eq!(p.distinct_first, 11);
         assert!((p.prose() - 40.0 / 52.0).abs() < 1e-12, "{}", p.prose());
