@@ -311,12 +311,15 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
                 .map(|d| d.name.as_str())
                 .chain(curate_pipeline::registry::PRESETS)
                 .collect();
-            let hint = curate_core::config::did_you_mean(&name, names.iter().copied())
-                .map(|s| format!("\nhint: did you mean `{s}`?"))
-                .unwrap_or_default();
-            Err(PipelineError::Other(format!(
-                "no step or preset named `{name}` (see `curate list-steps`){hint}"
-            )))
+            let e = PipelineError::Other(format!(
+                "no step or preset named `{name}` (see `curate list-steps`)"
+            ));
+            Err(
+                match curate_core::config::did_you_mean(&name, names.iter().copied()) {
+                    Some(s) => e.with_hint(format!("did you mean `{s}`?")),
+                    None => e,
+                },
+            )
         }
         Command::Plan { config, output } => {
             let cfg = load_config(&config)?;
@@ -382,7 +385,9 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
         Command::Status { dir, json } => {
             let local = curate_pipeline::remote::Readable::open(&dir, Need::Status)?;
             let stages = curate_pipeline::state::progress(local.path())?;
-            let complete = local.path().join("manifest.json").exists();
+            let complete = curate_pipeline::layout::Layout::new(local.path())
+                .manifest()
+                .exists();
             let started = cluster::started_tasks(&dir, &stages);
             let submission = curate_pipeline::slurm::load_submission(&dir);
             if json {
@@ -444,9 +449,12 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             let bad = m.consistency();
             if !bad.is_empty() {
                 return Err(PipelineError::Other(format!(
-                    "{}: the manifest's counts do not add up: {}\nhint: `curate snapshot verify {}` checks the whole snapshot",
+                    "{}: the manifest's counts do not add up: {}",
                     dir.display(),
-                    bad.join("; "),
+                    bad.join("; ")
+                ))
+                .with_hint(format!(
+                    "`curate snapshot verify {}` checks the whole snapshot",
                     dir.display()
                 )));
             }
@@ -557,8 +565,9 @@ fn report(e: &PipelineError) {
             }
         }
         other => {
-            let mut lines = other.to_string();
-            let hint = lines.find("\nhint: ").map(|i| lines.split_off(i));
+            // the hint, if any, comes last, after the causes
+            let (other, hint) = other.split_hint();
+            let lines = other.to_string();
             let mut it = lines.lines();
             eprintln!("error: {}", it.next().unwrap_or(""));
             for l in it {
@@ -576,7 +585,7 @@ fn report(e: &PipelineError) {
                 src = s.source();
             }
             if let Some(h) = hint {
-                eprintln!("{}", h.trim_start());
+                eprintln!("hint: {h}");
             }
         }
     }

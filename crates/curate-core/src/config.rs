@@ -153,33 +153,81 @@ impl Problems {
     }
 }
 
-/// Parses a byte size such as `"512MiB"`, `"2GB"`, `"64k"` or `"1048576"`.
+/// Parses a byte size such as `"512MiB"`, `"2GB"`, `"64k"` or `"1048576"` (the grammar of
+/// [`ByteSize`]).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("\"{s}\" is not a byte size (e.g. \"512MiB\", \"2GB\")"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        u => {
-            return Err(format!(
-                "unknown unit \"{u}\" in \"{s}\"; use B, KB, KiB, MB, MiB, GB, GiB"
-            ));
+    ByteSize::parse(s).map(|b| b.0)
+}
+
+/// A byte size: an integer, or a string with a unit — decimal `B`, `KB`, `MB`, `GB`, `TB`
+/// (also `k`, `m`, `g`, `t`) or binary `KiB`, `MiB`, `GiB`, `TiB` (case-insensitive; a
+/// fraction such as `"1.5GB"` is allowed). The one grammar of every size in a config
+/// (`[output] target_file_size`, steps' `memory_limit`). Serializes as the byte count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `"512MB"`, `"1GiB"`, `"1000"`.
+    pub fn parse(s: &str) -> Result<ByteSize, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("\"{t}\" is not a size such as \"512MB\""))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            "t" | "tb" => 1_000_000_000_000,
+            "tib" => 1 << 40,
+            u => {
+                return Err(format!(
+                    "unknown unit \"{u}\" in \"{t}\"; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+                ));
+            }
+        };
+        Ok(ByteSize((v * mult as f64) as u64))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte count or a size string such as \"512MB\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("{v} is negative")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
         }
-    };
-    Ok((v * mult as f64) as u64)
+        d.deserialize_any(V)
+    }
+}
+
+impl schemars::JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["integer", "string"], "description": "bytes, or a size such as \"512MB\"" })
+    }
 }
 
 /// The closest candidate to `name`, if one is close enough to be a likely typo.

@@ -34,6 +34,7 @@ use curate_core::{
     Barrier, BuildEnv, Counters, DocBatch, Observer, Problems, Processor, StageContext, StageSpec,
     Step, StepError, StepSpec, TaskContext,
 };
+use curate_snapshot::artifact;
 use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -244,7 +245,7 @@ impl StepSpec for MinhashDedupConfig {
         };
         let mut against = Vec::new();
         for a in &self.against {
-            let dir = env.config_dir.join(a).join("dedup").join("minhash");
+            let dir = env.config_dir.join(a).join(artifact::MINHASH_DIR);
             let meta_path = dir.join("index.json");
             let meta: IndexMeta = read_json(&meta_path)?;
             let v1 = meta.format == INDEX_FORMAT_V1;
@@ -1726,18 +1727,15 @@ impl Step for MinhashDedup {
         let mut files = Vec::new();
         let idx = Self::index_dir(dir);
         if self.cfg.write_index && idx.join("index.json").exists() {
-            files.push((
-                "dedup/minhash/index.json".to_string(),
-                idx.join("index.json"),
-            ));
+            files.push((artifact::MINHASH_INDEX.to_string(), idx.join("index.json")));
             for b in 0..self.cfg.bands {
                 let name = format!("band-{b:04}.bin");
-                files.push((format!("dedup/minhash/{name}"), idx.join(&name)));
+                files.push((artifact::minhash_file(&name), idx.join(&name)));
             }
             if self.has_ids {
                 let (keys, bin) = index_names_paths(&idx);
-                files.push(("dedup/minhash/names.keys".to_string(), keys));
-                files.push(("dedup/minhash/names.bin".to_string(), bin));
+                files.push((artifact::MINHASH_NAMES_KEYS.to_string(), keys));
+                files.push((artifact::MINHASH_NAMES_BIN.to_string(), bin));
             }
         }
         let stats = stats.map(|s| {

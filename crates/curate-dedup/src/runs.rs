@@ -69,7 +69,7 @@ pub fn write_file(
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(curate_io::atomic::temp_name(name));
     let res = (|| {
         let file = File::create(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 16, file);
@@ -176,7 +176,7 @@ impl<R: Record> RunStreamWriter<R> {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let tmp = dir.join(curate_io::atomic::temp_name(name));
         let file = File::create(&tmp).map_err(|e| StepError::io(&tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 16, file);
         let mut head = Vec::with_capacity(24);
@@ -258,7 +258,7 @@ impl BlobWriter {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let tmp = dir.join(curate_io::atomic::temp_name(name));
         let file = File::create(&tmp).map_err(|e| StepError::io(&tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 16, file);
         w.write_all(BLOB_MAGIC)

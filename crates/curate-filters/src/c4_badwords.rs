@@ -70,8 +70,9 @@ impl Default for C4BadWordsConfig {
     }
 }
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &["document_removed_with_badwords"];
+crate::reasons! {
+    BADWORDS = "document_removed_with_badwords",
+}
 
 /// The shipped lists: (language, file content).
 pub static LISTS: &[(&str, &str)] = &[
@@ -268,7 +269,7 @@ impl Processor for BadWordsProcessor {
             }
         }
         for i in drops {
-            batch.drop_row(i, 0);
+            batch.drop_row(i, BADWORDS);
         }
         if missing > 0 {
             counters.add("missing_badwords_lang", missing as f64);

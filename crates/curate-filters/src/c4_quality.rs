@@ -100,8 +100,11 @@ impl Default for C4QualityConfig {
     }
 }
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &["lorem_ipsum", "curly_bracket", "too_few_sentences"];
+crate::reasons! {
+    LOREM_IPSUM = "lorem_ipsum",
+    CURLY_BRACKET = "curly_bracket",
+    TOO_FEW_SENTENCES = "too_few_sentences",
+}
 
 const POLICY: &[&str] = &[
     "terms of use",
@@ -287,13 +290,13 @@ impl C4Quality {
             };
             let has = |needle: &memchr::memmem::Finder<'_>| needle.find(lower).is_some();
             if c.filter_lorem_ipsum && has(&FINDERS.lorem) {
-                return Verdict::Drop(0);
+                return Verdict::Drop(LOREM_IPSUM);
             }
             if c.filter_javascript && has(&FINDERS.javascript) {
                 continue;
             }
             if c.filter_curly_bracket && line.contains('{') {
-                return Verdict::Drop(1);
+                return Verdict::Drop(CURLY_BRACKET);
             }
             if c.filter_policy && FINDERS.policy.iter().any(has) {
                 continue;
@@ -337,7 +340,7 @@ impl C4Quality {
             first = false;
         }
         if sentences < c.min_num_sentences {
-            return Verdict::Drop(2);
+            return Verdict::Drop(TOO_FEW_SENTENCES);
         }
         // datatrove strips the joined text; trim in place.
         let end = py_strip_range(out);

@@ -69,8 +69,10 @@ fn d_column() -> String {
     "fasttext_score".into()
 }
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &["fasttext_classifier", "empty"];
+crate::reasons! {
+    BELOW_THRESHOLD = "fasttext_classifier",
+    EMPTY = "empty",
+}
 
 impl StepSpec for FastTextClassifierConfig {
     const TYPE: &'static str = "fasttext_classifier";
@@ -162,10 +164,10 @@ impl Classifier {
         let verdict = if self.cfg.label_only {
             None
         } else if !score.is_some_and(|p| p as f64 >= self.threshold) {
-            Some(0)
+            Some(BELOW_THRESHOLD)
         } else if unit.is_empty() {
             // datatrove keeps the (only) span, then drops a document whose text is blank
-            Some(1)
+            Some(EMPTY)
         } else {
             None
         };

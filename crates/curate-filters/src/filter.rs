@@ -22,10 +22,37 @@ use curate_core::{Counters, DocBatch, DocKey, Processor, Step, StepError, TaskCo
 pub enum Verdict {
     /// Keep the document unchanged.
     Keep,
-    /// Drop it with reason number `r` (an index into [`TextFilter::reasons`]).
+    /// Drop it with reason number `r` (an index into [`TextFilter::reasons`]; filters name
+    /// their reasons with constants declared by [`reasons!`](crate::reasons), never by a bare
+    /// number).
     Drop(usize),
     /// Keep it with the text the filter wrote into the output buffer.
     Rewrite,
+}
+
+/// Declares a filter's drop reasons: one `const NAME: usize` reason number per reason (its
+/// position) and `pub const REASONS: &[&str]`, the reason texts in that order, so
+/// `Verdict::Drop(NAME)` and `REASONS[NAME]` can never disagree.
+///
+/// ```ignore
+/// reasons! {
+///     TOO_SHORT = "too_short_chars",
+///     TOO_LONG = "too_long_chars",
+/// }
+/// ```
+#[macro_export]
+macro_rules! reasons {
+    ($($name:ident = $text:literal),+ $(,)?) => {
+        $crate::reasons!(@number 0usize; $($name,)+);
+        /// The drop reasons, in reason-number order (each number is a constant above).
+        pub const REASONS: &[&str] = &[$($text,)+];
+    };
+    (@number $n:expr; $first:ident, $($rest:ident,)*) => {
+        #[doc = concat!("Reason number `", stringify!($first), "` (an index into `REASONS`).")]
+        pub const $first: usize = $n;
+        $crate::reasons!(@number $n + 1; $($rest,)*);
+    };
+    (@number $n:expr;) => {};
 }
 
 /// One document as a filter sees it.

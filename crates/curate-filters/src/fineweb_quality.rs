@@ -90,14 +90,13 @@ impl Default for FineWebQualityConfig {
     }
 }
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &[
-    "empty",
-    "line_punct_ratio",
-    "short_line_ratio",
-    "char_dup_ratio",
-    "list_ratio",
-];
+crate::reasons! {
+    EMPTY = "empty",
+    LINE_PUNCT_RATIO = "line_punct_ratio",
+    SHORT_LINE_RATIO = "short_line_ratio",
+    CHAR_DUP_RATIO = "char_dup_ratio",
+    LIST_RATIO = "list_ratio",
+}
 
 impl StepSpec for FineWebQualityConfig {
     const TYPE: &'static str = "fineweb_quality";
@@ -198,24 +197,24 @@ impl TextFilter for FineWebQuality {
             short += (char_len(l) as u64 <= c.short_line_length) as usize;
         }
         if n == 0 {
-            return Verdict::Drop(0);
+            return Verdict::Drop(EMPTY);
         }
         let ratio = punct as f64 / n as f64;
         if ratio < c.line_punct_thr && !(ratio == 0.0 && c.line_punct_exclude_zero) {
-            return Verdict::Drop(1);
+            return Verdict::Drop(LINE_PUNCT_RATIO);
         }
         if short as f64 / n as f64 > c.short_line_thr {
-            return Verdict::Drop(2);
+            return Verdict::Drop(SHORT_LINE_RATIO);
         }
         let newlines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
         let (_, dup_chars) = find_duplicates(lines(), newlines + 1, &mut sc.seen);
         let denom = (char_len(text) - newlines) as f64;
         if dup_chars as f64 / denom > c.char_duplicates_ratio {
-            return Verdict::Drop(3);
+            return Verdict::Drop(CHAR_DUP_RATIO);
         }
         let n_words = shared_words(text, |words| words.len());
         if n_words == 0 || newlines as f64 / n_words as f64 > c.new_line_ratio {
-            return Verdict::Drop(4);
+            return Verdict::Drop(LIST_RATIO);
         }
         Verdict::Keep
     }

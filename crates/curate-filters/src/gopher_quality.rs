@@ -135,19 +135,18 @@ const NON_ASCII: u8 = 4;
 /// datatrove's default stop words.
 pub const STOP_WORDS: &[&str] = &["the", "be", "to", "of", "and", "that", "have", "with"];
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &[
-    "gopher_short_doc",
-    "gopher_long_doc",
-    "gopher_below_avg_threshold",
-    "gopher_above_avg_threshold",
-    "gopher_too_many_hashes",
-    "gopher_too_many_ellipsis",
-    "gopher_too_many_bullets",
-    "gopher_too_many_end_ellipsis",
-    "gopher_below_alpha_threshold",
-    "gopher_enough_stop_words",
-];
+crate::reasons! {
+    SHORT_DOC = "gopher_short_doc",
+    LONG_DOC = "gopher_long_doc",
+    BELOW_AVG_THRESHOLD = "gopher_below_avg_threshold",
+    ABOVE_AVG_THRESHOLD = "gopher_above_avg_threshold",
+    TOO_MANY_HASHES = "gopher_too_many_hashes",
+    TOO_MANY_ELLIPSIS = "gopher_too_many_ellipsis",
+    TOO_MANY_BULLETS = "gopher_too_many_bullets",
+    TOO_MANY_END_ELLIPSIS = "gopher_too_many_end_ellipsis",
+    BELOW_ALPHA_THRESHOLD = "gopher_below_alpha_threshold",
+    ENOUGH_STOP_WORDS = "gopher_enough_stop_words",
+}
 
 pub(crate) fn validate_language(language: &str, problems: &mut Problems) {
     if language != "en" {
@@ -315,10 +314,10 @@ impl GopherQuality {
             n_alpha += alpha as usize;
         }
         if c.min_doc_words > 0 && (n_ns as u64) < c.min_doc_words {
-            return Verdict::Drop(0);
+            return Verdict::Drop(SHORT_DOC);
         }
         if c.max_doc_words > 0 && (n_ns as u64) > c.max_doc_words {
-            return Verdict::Drop(1);
+            return Verdict::Drop(LONG_DOC);
         }
         // numpy's mean of an empty list is NaN, which fails no comparison.
         let avg = if n_ns == 0 {
@@ -327,21 +326,21 @@ impl GopherQuality {
             ns_chars as f64 / n_ns as f64
         };
         if c.min_avg_word_length > 0.0 && avg < c.min_avg_word_length {
-            return Verdict::Drop(2);
+            return Verdict::Drop(BELOW_AVG_THRESHOLD);
         }
         if c.max_avg_word_length > 0.0 && avg > c.max_avg_word_length {
-            return Verdict::Drop(3);
+            return Verdict::Drop(ABOVE_AVG_THRESHOLD);
         }
         // datatrove divides by the word count here; with no words it raises, we keep going.
         let nw = n_words as f64;
         if c.max_symbol_word_ratio > 0.0 && n_words > 0 {
             let hashes = memchr::memchr_iter(b'#', text.as_bytes()).count() as f64;
             if hashes / nw > c.max_symbol_word_ratio {
-                return Verdict::Drop(4);
+                return Verdict::Drop(TOO_MANY_HASHES);
             }
             let ell = (count_str(text, "...") + count_str(text, "…")) as f64;
             if ell / nw > c.max_symbol_word_ratio {
-                return Verdict::Drop(5);
+                return Verdict::Drop(TOO_MANY_ELLIPSIS);
             }
         }
         if c.max_bullet_lines_ratio > 0.0 || c.max_ellipsis_lines_ratio > 0.0 {
@@ -357,12 +356,12 @@ impl GopherQuality {
                 if c.max_bullet_lines_ratio > 0.0
                     && bullets as f64 / lines as f64 > c.max_bullet_lines_ratio
                 {
-                    return Verdict::Drop(6);
+                    return Verdict::Drop(TOO_MANY_BULLETS);
                 }
                 if c.max_ellipsis_lines_ratio > 0.0
                     && ellipses as f64 / lines as f64 > c.max_ellipsis_lines_ratio
                 {
-                    return Verdict::Drop(7);
+                    return Verdict::Drop(TOO_MANY_END_ELLIPSIS);
                 }
             }
         }
@@ -370,7 +369,7 @@ impl GopherQuality {
             && n_words > 0
             && (n_alpha as f64 / nw) < c.max_non_alpha_words_ratio
         {
-            return Verdict::Drop(8);
+            return Verdict::Drop(BELOW_ALPHA_THRESHOLD);
         }
         if c.min_stop_words > 0 {
             sc.stop_seen.clear();
@@ -392,7 +391,7 @@ impl GopherQuality {
                 }
             }
             if found < c.min_stop_words {
-                return Verdict::Drop(9);
+                return Verdict::Drop(ENOUGH_STOP_WORDS);
             }
         }
         let _ = char_len;

@@ -141,16 +141,22 @@ pub struct GopherRepetition {
     prefix_bytes: usize,
 }
 
+crate::reasons! {
+    EMPTY = "empty",
+    DUP_PARA_FRAC = "dup_para_frac",
+    DUP_PARA_CHAR_FRAC = "dup_para_char_frac",
+    DUP_LINE_FRAC = "dup_line_frac",
+    DUP_LINE_CHAR_FRAC = "dup_line_char_frac",
+}
+
+/// Reason number of the first `top_{n}_gram` reason (one per `top_n_grams` entry, then one
+/// `duplicated_{n}_n_grams` per `dup_n_grams` entry): the fixed reasons come first.
+const TOP_N_GRAMS: usize = REASONS.len();
+
 impl GopherRepetition {
     /// Builds the filter from its config.
     pub fn new(cfg: GopherRepetitionConfig) -> Self {
-        let mut reasons: Vec<&'static str> = vec![
-            "empty",
-            "dup_para_frac",
-            "dup_para_char_frac",
-            "dup_line_frac",
-            "dup_line_char_frac",
-        ];
+        let mut reasons: Vec<&'static str> = REASONS.to_vec();
         for &(n, _) in &cfg.top_n_grams {
             reasons.push(leak(format!("top_{n}_gram")));
         }
@@ -259,7 +265,7 @@ impl TextFilter for GopherRepetition {
         let c = &self.cfg;
         let text = doc.text;
         if text.is_empty() {
-            return Verdict::Drop(0);
+            return Verdict::Drop(EMPTY);
         }
         let total = char_len(text) as f64;
         let stripped = py_strip(text);
@@ -268,19 +274,19 @@ impl TextFilter for GopherRepetition {
         let max_items = memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1;
         let (dups, dup_chars) = find_duplicates(paras, max_items, &mut sc.seen);
         if c.dup_para_frac > 0.0 && dups as f64 / n_paras as f64 > c.dup_para_frac {
-            return Verdict::Drop(1);
+            return Verdict::Drop(DUP_PARA_FRAC);
         }
         if c.dup_para_char_frac > 0.0 && dup_chars as f64 / total > c.dup_para_char_frac {
-            return Verdict::Drop(2);
+            return Verdict::Drop(DUP_PARA_CHAR_FRAC);
         }
         let mut n_lines = 0usize;
         let lines = split_newline_runs(text, 1).inspect(|_| n_lines += 1);
         let (dups, dup_chars) = find_duplicates(lines, max_items, &mut sc.seen);
         if c.dup_line_frac > 0.0 && dups as f64 / n_lines as f64 > c.dup_line_frac {
-            return Verdict::Drop(3);
+            return Verdict::Drop(DUP_LINE_FRAC);
         }
         if c.dup_line_char_frac > 0.0 && dup_chars as f64 / total > c.dup_line_char_frac {
-            return Verdict::Drop(4);
+            return Verdict::Drop(DUP_LINE_CHAR_FRAC);
         }
         if c.top_n_grams.is_empty() && c.dup_n_grams.is_empty() {
             return Verdict::Keep;
@@ -426,7 +432,7 @@ impl GopherRepetition {
                 let f = first as usize;
                 let chars = (sc.chars[f + n] - sc.chars[f]) as usize + n - 1;
                 if (chars * count as usize) as f64 / total > frac {
-                    return Verdict::Drop(5 + k);
+                    return Verdict::Drop(TOP_N_GRAMS + k);
                 }
             }
         }
@@ -502,7 +508,7 @@ impl GopherRepetition {
                     repeated += (sc.chars[i + n] - sc.chars[i]) as usize;
                     if repeated as f64 / total > frac {
                         // The fraction only grows from here.
-                        verdict = Verdict::Drop(5 + c.top_n_grams.len() + k);
+                        verdict = Verdict::Drop(TOP_N_GRAMS + c.top_n_grams.len() + k);
                         break 'rules;
                     }
                     idx = i + n;

@@ -82,8 +82,9 @@ impl Default for LanguageConfig {
     }
 }
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &["language"];
+crate::reasons! {
+    LANGUAGE = "language",
+}
 
 /// ISO 639-3 (whatlang) → the code fastText's lid.176 uses.
 const CODES: &[(&str, &str)] = &[
@@ -428,7 +429,7 @@ impl Processor for LanguageProcessor {
             }
         }
         for i in drops {
-            batch.drop_row(i, 0);
+            batch.drop_row(i, LANGUAGE);
         }
         if undetected > 0 {
             counters.add("undetected", undetected as f64);

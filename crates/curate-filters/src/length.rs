@@ -42,13 +42,12 @@ pub struct LengthConfig {
     pub max_words: Option<u64>,
 }
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &[
-    "too_short_chars",
-    "too_long_chars",
-    "too_few_words",
-    "too_many_words",
-];
+crate::reasons! {
+    TOO_SHORT_CHARS = "too_short_chars",
+    TOO_LONG_CHARS = "too_long_chars",
+    TOO_FEW_WORDS = "too_few_words",
+    TOO_MANY_WORDS = "too_many_words",
+}
 
 impl StepSpec for LengthConfig {
     const TYPE: &'static str = "length";
@@ -102,13 +101,13 @@ impl TextFilter for LengthFilter {
                 && bytes < lo.saturating_mul(4)
                 && chars() < lo
             {
-                return Verdict::Drop(0);
+                return Verdict::Drop(TOO_SHORT_CHARS);
             }
             if let Some(hi) = c.max_chars
                 && bytes > hi
                 && chars() > hi
             {
-                return Verdict::Drop(1);
+                return Verdict::Drop(TOO_LONG_CHARS);
             }
         }
         if c.min_words.is_some() || c.max_words.is_some() {
@@ -125,12 +124,12 @@ impl TextFilter for LengthFilter {
             if let Some(lo) = c.min_words
                 && n < lo
             {
-                return Verdict::Drop(2);
+                return Verdict::Drop(TOO_FEW_WORDS);
             }
             if let Some(hi) = c.max_words
                 && n > hi
             {
-                return Verdict::Drop(3);
+                return Verdict::Drop(TOO_MANY_WORDS);
             }
         }
         Verdict::Keep

@@ -31,6 +31,7 @@ pub mod filter;
 pub mod fineweb_quality;
 pub mod gopher_quality;
 pub mod gopher_repetition;
+mod idhash;
 pub mod language;
 pub mod length;
 pub mod pii;

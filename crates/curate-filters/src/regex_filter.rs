@@ -49,8 +49,10 @@ fn d_mode() -> String {
 
 const MODES: &[&str] = &["drop_document", "remove_lines"];
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &["regex_match", "regex_empty"];
+crate::reasons! {
+    REGEX_MATCH = "regex_match",
+    REGEX_EMPTY = "regex_empty",
+}
 
 impl StepSpec for RegexConfig {
     const TYPE: &'static str = "regex";
@@ -147,7 +149,7 @@ impl TextFilter for RegexFilter {
     fn check(&self, doc: Doc<'_>, _: &mut (), out: &mut String) -> Verdict {
         if !self.remove_lines {
             return if self.set.is_match(doc.text) {
-                Verdict::Drop(0)
+                Verdict::Drop(REGEX_MATCH)
             } else {
                 Verdict::Keep
             };
@@ -164,7 +166,7 @@ impl TextFilter for RegexFilter {
             kept += 1;
         }
         if kept == 0 {
-            Verdict::Drop(1)
+            Verdict::Drop(REGEX_EMPTY)
         } else if out.len() == doc.text.len() {
             Verdict::Keep
         } else {

@@ -32,8 +32,9 @@ pub struct SampleFractionConfig {
     pub fraction: f64,
 }
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &["not_sampled"];
+crate::reasons! {
+    NOT_SAMPLED = "not_sampled",
+}
 
 impl StepSpec for SampleFractionConfig {
     const TYPE: &'static str = "sample_fraction";
@@ -72,7 +73,7 @@ impl TextFilter for SampleFraction {
         if unit(mix64(doc.key, self.seed)) < self.fraction {
             Verdict::Keep
         } else {
-            Verdict::Drop(0)
+            Verdict::Drop(NOT_SAMPLED)
         }
     }
 }

@@ -94,16 +94,15 @@ fn d_url_column() -> String {
     "url".into()
 }
 
-/// Reason names, in reason-number order.
-pub const REASONS: &[&str] = &[
-    "domain",
-    "subdomain",
-    "url",
-    "hard_blacklisted",
-    "soft_blacklisted",
-    "blacklisted_subword",
-    "missing_url",
-];
+crate::reasons! {
+    DOMAIN = "domain",
+    SUBDOMAIN = "subdomain",
+    URL = "url",
+    HARD_BLACKLISTED = "hard_blacklisted",
+    SOFT_BLACKLISTED = "soft_blacklisted",
+    BLACKLISTED_SUBWORD = "blacklisted_subword",
+    MISSING_URL = "missing_url",
+}
 
 const BANNED_WORDS: &str = include_str!("../data/url/banned_words.txt");
 const BANNED_SUBWORDS: &str = include_str!("../data/url/banned_subwords.txt");
@@ -241,31 +240,31 @@ impl UrlFilter {
             if let Some(d) = psl::domain_str(host)
                 && self.domains.contains(d)
             {
-                return Some(0);
+                return Some(DOMAIN);
             }
             if self.domains.contains(host) {
-                return Some(1);
+                return Some(SUBDOMAIN);
             }
         }
         if self.urls.contains(url) {
-            return Some(2);
+            return Some(URL);
         }
         let words = || url.split(|c: char| !c.is_ascii_alphanumeric());
         if !self.banned_words.is_empty() && words().any(|w| self.banned_words.contains(w)) {
-            return Some(3);
+            return Some(HARD_BLACKLISTED);
         }
         if !self.soft_words.is_empty() {
             let mut seen: Vec<&str> = words().filter(|w| self.soft_words.contains(*w)).collect();
             seen.sort_unstable();
             seen.dedup();
             if seen.len() as u64 >= self.soft_threshold {
-                return Some(4);
+                return Some(SOFT_BLACKLISTED);
             }
         }
         if let Some(ac) = &self.subwords
             && ac.is_match(&normalize(url))
         {
-            return Some(5);
+            return Some(BLACKLISTED_SUBWORD);
         }
         None
     }
@@ -323,7 +322,7 @@ impl Processor for UrlProcessor {
         };
         for i in 0..batch.len() {
             let verdict = if urls.is_null(i) || urls.value(i).is_empty() {
-                Some(6)
+                Some(MISSING_URL)
             } else {
                 f.check(urls.value(i))
             };

@@ -10,7 +10,8 @@ use std::io::Write;
 
 use arrow::array::{Array, AsArray};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use curate_io::input::{InputFile, inspect};
+use curate_io::input::InputFile;
+use curate_io::inspect::inspect;
 use curate_io::read::{ReadMode, ReadSpec, read_share_with};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 

@@ -5,7 +5,7 @@
 //! sees either the old state or the whole new file, never a torn one.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::IoError;
@@ -81,10 +81,25 @@ pub fn temp_name(name: &str) -> String {
     format!(".{name}.{}-{n}.tmp", std::process::id())
 }
 
+/// The temp file of a commit to `dest`: beside it, named by [`temp_name`].
+pub fn temp_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(temp_name(&name))
+}
+
 /// Whether a file name is a temp file of an atomic commit ([`temp_name`]): never part of a
 /// snapshot, never uploaded, removed on resume.
 pub fn is_temp_name(name: &str) -> bool {
-    name.ends_with(".tmp") || (name.starts_with('.') && name.contains(".tmp-"))
+    let Some(rest) = name.strip_prefix('.').and_then(|r| r.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    rest.rsplit_once('.')
+        .and_then(|(_, tag)| tag.split_once('-'))
+        .is_some_and(|(pid, n)| digits(pid) && digits(n))
 }
 
 fn sync_dir(dir: &Path) {
@@ -112,35 +127,26 @@ pub fn copy_atomic(src: &Path, dest: &Path) -> Result<u64, IoError> {
     Ok(n)
 }
 
-/// Streams a file (or an `s3://` object) through xxh3-128; returns (size in bytes, hash).
-pub fn hash_file(path: &Path) -> Result<(u64, u128), IoError> {
-    if let Some(url) = crate::store::ObjectUrl::from_path(path) {
-        let url = url.map_err(|m| IoError::format(path, crate::error::Location::File, m))?;
-        return crate::store::hash_object(&url);
-    }
-    let mut f = File::open(path).map_err(|e| IoError::os(path, e))?;
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(|e| IoError::os(path, e))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((size, h.digest128()))
-}
-
-/// Hash of a byte slice in the same scheme as [`hash_file`].
-pub fn hash_bytes(bytes: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names_are_recognised_exactly() {
+        let t = temp_name("part-00000.parquet");
+        assert!(is_temp_name(&t), "{t}");
+        assert!(is_temp_name(".model.bin.12-3.tmp"));
+        for f in [
+            "model.bin.tmp",
+            ".model.bin.tmp",
+            ".x.tmp-9",
+            ".a.1-.tmp",
+            "part-00000.parquet",
+            ".curate",
+        ] {
+            assert!(!is_temp_name(f), "{f}");
+        }
+    }
 
     #[test]
     fn commit_is_all_or_nothing() {
@@ -158,8 +164,8 @@ mod tests {
         let copy = dir.path().join("c/copy.txt");
         assert_eq!(copy_atomic(&dest, &copy).unwrap(), 5);
         assert_eq!(fs::read(&copy).unwrap(), b"whole");
-        let (size, h) = hash_file(&dest).unwrap();
+        let (size, h) = crate::hash::hash_file(&dest).unwrap();
         assert_eq!(size, 5);
-        assert_eq!(h, hash_bytes(b"whole"));
+        assert_eq!(h, crate::hash::hash_bytes(b"whole"));
     }
 }

@@ -13,7 +13,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::*;
-use crate::input::inspect;
+use crate::inspect::inspect;
 
 fn spec(batch_rows: usize) -> ReadSpec {
     ReadSpec {
@@ -293,7 +293,7 @@ fn good_rows(lines: u64, bad: &[u64]) -> Got {
 
 /// The file inspected as skip mode does (its schema inferred from its readable lines).
 fn open(p: &Path) -> InputFile {
-    crate::input::inspect_with(p, "text", ReadMode::Skip).unwrap()
+    crate::inspect::inspect_with(p, "text", ReadMode::Skip).unwrap()
 }
 
 fn jsonl_error(p: &Path) -> String {
@@ -578,7 +578,7 @@ fn skip_mode_inference_leaves_bad_lines_to_the_read() {
     let p = write(tmp.path(), "i.jsonl", &jsonl(50, &[(3, b"{bad")]));
     let e = inspect(&p, "text").unwrap_err().to_string();
     assert!(e.contains("i.jsonl, line 3: not valid JSON"), "{e}");
-    let file = crate::input::inspect_with(&p, "text", ReadMode::Skip).unwrap();
+    let file = crate::inspect::inspect_with(&p, "text", ReadMode::Skip).unwrap();
     let (got, skipped) = read(&file, 0..0, 256, ReadMode::Skip, 0).unwrap();
     assert_eq!(got, good_rows(50, &[3]));
     assert_eq!(
@@ -586,5 +586,5 @@ fn skip_mode_inference_leaves_bad_lines_to_the_read() {
         SkipLocation::Lines { first: 3, last: 3 }
     );
     let blank = write(tmp.path(), "bad.jsonl", b"{bad\n[1]\n");
-    assert!(crate::input::inspect_with(&blank, "text", ReadMode::Skip).is_err());
+    assert!(crate::inspect::inspect_with(&blank, "text", ReadMode::Skip).is_err());
 }

@@ -321,7 +321,7 @@ fn open_stream(
     }
 }
 
-/// Streams an object through xxh3-128 (the scheme of [`crate::atomic::hash_file`]).
+/// Streams an object through xxh3-128 (the scheme of [`crate::hash::hash_file`]).
 pub fn hash_object(url: &ObjectUrl) -> Result<(u64, u128), IoError> {
     let mut stream = open_stream(url)?.ok_or_else(|| IoError::Remote {
         path: url.to_path(),

@@ -21,6 +21,7 @@ use curate_core::{
     Barrier, BuildEnv, Counters, DocBatch, Observer, Problems, Processor, StageContext, StageSpec,
     Step, StepError, StepSpec, TaskContext,
 };
+use curate_snapshot::artifact;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -637,8 +638,8 @@ impl Step for LabelStep {
             .and_then(|b| serde_json::from_slice(&b).ok());
         Ok(Published {
             files: vec![
-                ("labels/labels.parquet".into(), dir.join(SNAPSHOT_FILE)),
-                ("labels/stats.json".into(), dir.join(STATS_FILE)),
+                (artifact::LABELS.into(), dir.join(SNAPSHOT_FILE)),
+                (artifact::LABEL_STATS.into(), dir.join(STATS_FILE)),
             ],
             stats,
         })

@@ -19,7 +19,7 @@ use crate::LabelError;
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LabelError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| LabelError::io(dir, e))?;
-    let tmp = tmp_name(path);
+    let tmp = curate_io::atomic::temp_path(path);
     {
         let mut f = File::create(&tmp).map_err(|e| LabelError::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| LabelError::io(&tmp, e))?;
@@ -30,14 +30,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LabelError> {
         let _ = d.sync_all();
     }
     Ok(())
-}
-
-fn tmp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 /// The writer properties of every parquet file this crate writes (recorded here so they are

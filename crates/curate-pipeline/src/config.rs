@@ -5,14 +5,13 @@
 //! steps' own [`StepSpec::validate`](curate_core::StepSpec::validate) rules run too. No data is
 //! read here.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use curate_core::config::{OptionDoc, Problems, StepDoc, did_you_mean};
+use curate_core::config::{Problems, StepDoc, did_you_mean};
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::check::{check_table, keys_of, render_value};
 use crate::registry::{self, StepConfig};
 
 /// What to do when an input shard cannot be read.
@@ -206,71 +205,7 @@ impl Default for RunConfig {
     }
 }
 
-/// A byte size: an integer or a string with a unit (B, KB, MB, GB, KiB, MiB, GiB).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    /// Parses "512MB", "1GiB", "1000".
-    pub fn parse(s: &str) -> Result<ByteSize, String> {
-        let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("\"{s}\" is not a size such as \"512MB\""))?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "kb" => 1000,
-            "mb" => 1000_000,
-            "gb" => 1000_000_000,
-            "kib" => 1 << 10,
-            "mib" => 1 << 20,
-            "gib" => 1 << 30,
-            u => {
-                return Err(format!(
-                    "unknown unit \"{u}\" in \"{s}\"; use B, KB, MB, GB, KiB, MiB or GiB"
-                ));
-            }
-        };
-        Ok(ByteSize((n * mult as f64) as u64))
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a byte count or a size string such as \"512MB\"")
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom(format!("{v} is negative")))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(v))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                ByteSize::parse(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl JsonSchema for ByteSize {
-    fn schema_name() -> Cow<'static, str> {
-        "ByteSize".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": ["integer", "string"], "description": "bytes, or a size such as \"512MB\"" })
-    }
-}
+pub use curate_core::config::ByteSize;
 
 /// One resolved step: its position and typed config.
 #[derive(Debug, Clone, Serialize)]
@@ -314,115 +249,50 @@ pub struct Config {
     /// `[run]`.
     pub run: RunConfig,
     /// `[slurm]` (used by `--executor slurm`).
-    pub slurm: crate::slurm::SlurmConfig,
+    pub slurm: SlurmConfig,
     /// The config file's path.
     #[serde(skip)]
     pub path: PathBuf,
 }
 
-/// The keys of a section struct, from its schema.
-fn section_doc<T: JsonSchema>(name: &str) -> Vec<OptionDoc> {
-    let schema = schemars::schema_for!(T);
-    let v = schema.as_value();
-    let props = v
-        .get("properties")
-        .and_then(|p| p.as_object())
-        .cloned()
-        .unwrap_or_default();
-    props
-        .keys()
-        .map(|k| OptionDoc {
-            name: k.clone(),
-            ty: String::new(),
-            default: None,
-            doc: format!("{name}.{k}"),
-            required: false,
-            run_only: false,
-        })
-        .collect()
+/// `[slurm]`: how `--executor slurm` submits jobs. Every key is optional; what is left out is
+/// the cluster's default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmConfig {
+    /// Partition (`sbatch --partition`).
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Account to charge (`sbatch --account`).
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Time limit of each task, in a Slurm time format: "30" (minutes), "MM:SS", "HH:MM:SS",
+    /// "D-HH", "D-HH:MM" or "D-HH:MM:SS" (`sbatch --time`).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// CPUs per task (`sbatch --cpus-per-task`); a task uses that many threads.
+    #[serde(default)]
+    pub cpus_per_task: Option<u32>,
+    /// Memory per task, such as "4G" or "500M" (`sbatch --mem`).
+    #[serde(default)]
+    pub mem: Option<String>,
+    /// At most this many tasks of a stage run at once (the array's `%N` limit).
+    #[serde(default)]
+    pub max_parallel: Option<u32>,
+    /// Prefix of job names; a stage's job is named `<job_name>-<stage>`.
+    #[serde(default = "default_job_name")]
+    pub job_name: String,
+    /// The `curate` binary the tasks run (default: the binary that submits). It must be
+    /// reachable at this path on every compute node.
+    #[serde(default)]
+    pub binary: Option<String>,
+    /// More `sbatch` options, passed as given (e.g. ["--qos=low", "--constraint=ssd"]).
+    #[serde(default)]
+    pub extra_args: Vec<String>,
 }
 
-/// Deserializes a table, reporting unknown keys (with did-you-mean), each bad value and each
-/// missing required key as separate problems.
-///
-/// When some keys are bad, the rest are still deserialized (bad keys dropped, defaults in their
-/// place) and returned with `false`, so semantic validation can report its problems too; such a
-/// value is only for validation, never for running.
-fn check_table<T: DeserializeOwned>(
-    table: &toml::Table,
-    keys: &[String],
-    problems: &mut Problems,
-) -> Option<(T, bool)> {
-    let mut bad: Vec<String> = Vec::new();
-    for k in table.keys() {
-        if !keys.iter().any(|x| x == k) {
-            bad.push(k.clone());
-            let msg = format!("unknown key; allowed: {}", keys.join(", "));
-            match did_you_mean(k, keys.iter().map(|s| s.as_str())) {
-                Some(s) => problems.push_hint(k, msg, format!("did you mean `{s}`?")),
-                None => problems.push(k, msg),
-            }
-        }
-    }
-    if bad.is_empty() {
-        if let Ok(v) = T::deserialize(toml::Value::Table(table.clone())) {
-            return Some((v, true));
-        }
-    }
-    // Attribute errors to fields: deserialize each known key on its own.
-    for (k, v) in table {
-        if bad.contains(k) {
-            continue;
-        }
-        let mut one = toml::Table::new();
-        one.insert(k.clone(), v.clone());
-        if let Err(e) = T::deserialize(toml::Value::Table(one)) {
-            let m = e.message().trim_end().to_string();
-            if !m.starts_with("missing field") {
-                let shown = render_value(v);
-                let msg = if m.contains(&shown) {
-                    m
-                } else {
-                    format!("{m} (got {shown})")
-                };
-                problems.push(k, msg);
-                bad.push(k.clone());
-            }
-        }
-    }
-    let mut repaired = table.clone();
-    for k in &bad {
-        repaired.remove(k);
-    }
-    match T::deserialize(toml::Value::Table(repaired)) {
-        Ok(v) => Some((v, bad.is_empty())),
-        Err(e) => {
-            let m = e.message().to_string();
-            match m
-                .strip_prefix("missing field `")
-                .and_then(|r| r.split('`').next())
-            {
-                Some(f) if !bad.iter().any(|b| b == f) => problems.push(f, "required but missing"),
-                Some(_) => {}
-                None if bad.is_empty() => problems.push("", m),
-                None => {}
-            }
-            None
-        }
-    }
-}
-
-fn render_value(v: &toml::Value) -> String {
-    let s = v.to_string();
-    if s.len() > 60 {
-        format!("{}…", &s[..s.floor_char_boundary(60)])
-    } else {
-        s
-    }
-}
-
-fn keys_of<T: JsonSchema>() -> Vec<String> {
-    section_doc::<T>("").into_iter().map(|o| o.name).collect()
+fn default_job_name() -> String {
+    "curate".into()
 }
 
 /// Parses and validates a config file; returns every problem found.
@@ -554,8 +424,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
     }
 
     p.set_scope("slurm");
-    let slurm: Option<crate::slurm::SlurmConfig> = table("slurm", &mut p)
-        .and_then(|t| check_table(&t, &keys_of::<crate::slurm::SlurmConfig>(), &mut p))
+    let slurm: Option<SlurmConfig> = table("slurm", &mut p)
+        .and_then(|t| check_table(&t, &keys_of::<SlurmConfig>(), &mut p))
         .map(|x| x.0);
     if let Some(s) = &slurm {
         s.validate(&mut p);
@@ -702,15 +572,6 @@ fn parse_steps(value: Option<&toml::Value>, p: &mut Problems) -> Option<Vec<Step
         }
     }
     Some(out)
-}
-
-/// Deserializes one step's table with problem collection (used by the registry macro).
-pub(crate) fn check_step<T: DeserializeOwned>(
-    table: &toml::Table,
-    keys: &[String],
-    p: &mut Problems,
-) -> Option<T> {
-    check_table(table, keys, p).map(|x| x.0)
 }
 
 /// Documentation of every step, for `curate list-steps` / `explain`.

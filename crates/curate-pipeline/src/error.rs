@@ -36,12 +36,40 @@ pub enum PipelineError {
     /// One or more tasks failed (each message is complete).
     #[error("{} task(s) failed:\n{}", .0.len(), .0.join("\n"))]
     Tasks(Vec<String>),
+    /// A snapshot could not be read or checked (names the file).
+    #[error(transparent)]
+    Snapshot(#[from] curate_snapshot::SnapshotError),
     /// Anything else.
     #[error("{0}")]
     Other(String),
+    /// An error with advice on what to do about it (the CLI prints it as `hint:`, after the
+    /// error's causes).
+    #[error("{error}\nhint: {hint}")]
+    Hinted {
+        /// The error.
+        error: Box<PipelineError>,
+        /// What to do about it.
+        hint: String,
+    },
 }
 
 impl PipelineError {
+    /// This error with advice on what to do about it.
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        PipelineError::Hinted {
+            error: Box::new(self),
+            hint: hint.into(),
+        }
+    }
+
+    /// The error without its hint, and the hint.
+    pub fn split_hint(&self) -> (&PipelineError, Option<&str>) {
+        match self {
+            PipelineError::Hinted { error, hint } => (error, Some(hint)),
+            e => (e, None),
+        }
+    }
+
     /// Wraps an I/O error with context.
     pub fn io(context: impl Into<String>, source: IoError) -> Self {
         PipelineError::Io {

@@ -6,6 +6,8 @@
 //! the input only: documents flow in [`DocKey`](curate_core::DocKey) order, and data files are
 //! cut by global row position, never by task.
 
+mod finalize;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -89,7 +91,7 @@ impl Run {
                 self.barrier_task(&stage.name, step, s, task)?
             }
             StageKind::Assemble => self.assemble_task(&stage.name, task, stage.tasks)?,
-            StageKind::Finalize => crate::manifest::finalize(self)?,
+            StageKind::Finalize => finalize::finalize(self)?,
         };
         let mut record = record;
         record.run_id = self.layout.run_id.clone();
@@ -131,7 +133,7 @@ impl Run {
     /// discarded run.
     fn check_still_this_run(&self) -> Result<(), PipelineError> {
         if let Some(r) = &self.remote {
-            r.fetch(".curate/state.json")?;
+            r.fetch(crate::layout::STATE)?;
         }
         let now = crate::state::State::load(&crate::layout::Layout::new(&self.layout.root))?
             .map(|s| s.run_id);
@@ -511,7 +513,7 @@ impl Run {
         bar.task_done();
         let rows_out = files
             .iter()
-            .filter(|f| f.path.starts_with("data/"))
+            .filter(|f| crate::layout::is_data(&f.path))
             .map(|f| f.rows)
             .sum();
         Ok(TaskRecord {
@@ -558,7 +560,7 @@ impl Run {
                 .unwrap_or(&dest)
                 .to_string_lossy()
                 .into_owned();
-            let (bytes, h) = curate_io::atomic::hash_file(&dest)
+            let (bytes, h) = curate_io::hash::hash_file(&dest)
                 .map_err(|e| PipelineError::io("hashing outputs", e))?;
             out.push(FileRecord {
                 path: rel,

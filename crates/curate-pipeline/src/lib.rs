@@ -9,10 +9,10 @@
 //! commits its outputs atomically before its completion record, so a killed run resumes to the
 //! same bytes; `input rows = kept + Σ dropped`, checked before the manifest is written.
 
+mod check;
 pub mod config;
 pub mod error;
 pub mod exec;
-pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod plan;
@@ -23,6 +23,9 @@ pub mod remote;
 pub mod schema;
 pub mod slurm;
 pub mod state;
+
+/// Where everything lives in a snapshot directory (owned by `curate-snapshot`).
+pub use curate_snapshot::layout;
 
 use std::path::{Path, PathBuf};
 
@@ -160,10 +163,8 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
     }
     if previous.is_none() && task {
         return Err(PipelineError::Refused(format!(
-            "{}: no run was started here\nhint: start it with `curate plan --config … --output {}` (it records the run every task checks) before running tasks",
-            root.display(),
-            root.display()
-        )));
+"{}: no run was started here", root.display())).with_hint(format!(
+"start it with `curate plan --config … --output {}` (it records the run every task checks) before running tasks", root.display())));
     }
     // a run started by a curate without run ids keeps its work directory layout (id "")
     let run_id = match &previous {
@@ -200,10 +201,13 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
             let diff = prev.differences(&state);
             if !diff.is_empty() {
                 return Err(PipelineError::Refused(format!(
-                    "{} holds a run of a different pipeline: {}.\nhint: pass --fresh to discard it and start over, or choose another --output",
+                    "{} holds a run of a different pipeline: {}.",
                     root.display(),
                     diff.join("; ")
-                )));
+                ))
+                .with_hint(
+                    "pass --fresh to discard it and start over, or choose another --output",
+                ));
             }
             // a task never writes the run's state (the run's starter owns it)
             if !task && (prev.mtimes != state.mtimes || prev.config.is_null()) {
@@ -339,7 +343,7 @@ fn check_local_output(
     }
     check_inputs_outside(root, &absolute(root), config, inputs)?;
     // `.curate/` is created (with the lock file in it) before anything else a run writes
-    let owned = root.join(".curate").is_dir();
+    let owned = Layout::new(root).meta().is_dir();
     if !owned
         && std::fs::read_dir(root)
             .map(|mut d| d.next().is_some())
@@ -375,17 +379,18 @@ fn check_inputs_outside(
     for i in inputs {
         if norm(i).starts_with(abs_root) {
             return Err(PipelineError::Refused(format!(
-                "input {} lies inside the output directory {}; a run would read its own output\nhint: choose an --output outside the inputs",
+                "input {} lies inside the output directory {}; a run would read its own output",
                 i.display(),
                 root.display()
-            )));
+            ))
+            .with_hint("choose an --output outside the inputs"));
         }
     }
     // a file the run will write, under each of its directories
     let probes = [
         "data/part-00000.parquet",
         "excluded/part-00000.parquet",
-        "labels/labels.parquet",
+        curate_snapshot::artifact::LABELS,
         "part-00000.parquet",
         "x.jsonl",
         "data/x.jsonl",
@@ -408,10 +413,7 @@ fn check_inputs_outside(
             let file = abs_root.join(probe);
             if g.matches_path_with(&file, opts) {
                 return Err(PipelineError::Refused(format!(
-                    "the input pattern \"{pat}\" matches files the run writes under {} (such as {}); a resumed run would read its own output\nhint: choose an --output outside the inputs, or narrow the pattern",
-                    root.display(),
-                    file.display()
-                )));
+"the input pattern \"{pat}\" matches files the run writes under {} (such as {}); a resumed run would read its own output", root.display(), file.display())).with_hint("choose an --output outside the inputs, or narrow the pattern"));
             }
         }
     }
@@ -472,9 +474,10 @@ fn refuse_symlinks(root: &Path) -> Result<(), PipelineError> {
     }
     match walk(root, 0) {
         Some(link) => Err(PipelineError::Refused(format!(
-            "{} is a symbolic link inside the run directory; curate never writes through links\nhint: replace it with a real directory (or file), or choose another --output",
+            "{} is a symbolic link inside the run directory; curate never writes through links",
             link.display()
-        ))),
+        ))
+        .with_hint("replace it with a real directory (or file), or choose another --output")),
         None => Ok(()),
     }
 }

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PipelineError;
+use crate::layout::Layout;
 
 /// How a command holds the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +97,11 @@ impl Drop for RunLock {
 
 /// The lock file of a run directory.
 pub fn lock_path(root: &Path) -> PathBuf {
-    root.join(".curate").join("lock")
+    Layout::new(root).lock()
 }
 
 fn holders_dir(root: &Path) -> PathBuf {
-    root.join(".curate").join("holders")
+    Layout::new(root).holders()
 }
 
 /// Takes the lock on the local run directory `root` (creating `root/.curate/`), or says who
@@ -130,9 +131,7 @@ pub fn acquire(root: &Path, mode: Mode, command: &str) -> Result<RunLock, Pipeli
         }
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(PipelineError::Refused(format!(
-                "{}: cannot lock the run directory: {e}\nhint: curate needs a file system with file locks (flock) for its output; on one without, run each stage with `curate task` from a scheduler that runs one writer at a time",
-                path.display()
-            )));
+"{}: cannot lock the run directory: {e}", path.display())).with_hint("curate needs a file system with file locks (flock) for its output; on one without, run each stage with `curate task` from a scheduler that runs one writer at a time"));
         }
     }
     let me = Holder::me(command);
@@ -197,10 +196,8 @@ fn busy(root: &Path, file: &mut File, wanted: Mode) -> PipelineError {
         }
     };
     PipelineError::Refused(format!(
-        "{} is in use by {who}; one writer at a time\nhint: wait for it to finish (the lock is released when that process ends, however it ends), or stop it; `curate status {}` shows progress",
-        root.display(),
-        root.display()
-    ))
+"{} is in use by {who}; one writer at a time", root.display())).with_hint(format!(
+"wait for it to finish (the lock is released when that process ends, however it ends), or stop it; `curate status {}` shows progress", root.display()))
 }
 
 /// The host name (from the kernel), or `localhost`.
@@ -293,7 +290,7 @@ impl RemoteLock {
         command: &str,
     ) -> Result<RemoteLock, PipelineError> {
         use curate_io::store::{self, Put};
-        let url = root.join(".curate/lock");
+        let url = root.join(crate::layout::LOCK);
         let io = |e| PipelineError::io("locking the run", e);
         for attempt in 0..2 {
             let me = serde_json::to_vec(&Holder::me(command)).expect("json");
@@ -316,8 +313,8 @@ impl RemoteLock {
                 h => {
                     let who = h.map_or("another curate process".to_string(), |h| h.to_string());
                     return Err(PipelineError::Refused(format!(
-                        "{root} is in use by {who}; one writer at a time\nhint: wait for it to finish; if that process is gone (killed on another machine), remove its lock with `curate unlock {root}`"
-                    )));
+"{root} is in use by {who}; one writer at a time")).with_hint(format!(
+"wait for it to finish; if that process is gone (killed on another machine), remove its lock with `curate unlock {root}`")));
                 }
             }
         }
@@ -344,7 +341,7 @@ impl Drop for RemoteLock {
 /// reports who holds it, if anyone.
 pub fn unlock(dir: &Path) -> Result<String, PipelineError> {
     if let Some(url) = curate_io::store::ObjectUrl::from_path(dir) {
-        let url = url.map_err(PipelineError::Other)?.join(".curate/lock");
+        let url = url.map_err(PipelineError::Other)?.join(crate::layout::LOCK);
         let io = |e| PipelineError::io("unlocking the run", e);
         let Some(b) = curate_io::store::get_bytes(&url).map_err(io)? else {
             return Ok(format!("{}: not locked", dir.display()));

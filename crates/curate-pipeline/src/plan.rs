@@ -156,7 +156,7 @@ impl Plan {
         let mut inputs = Vec::with_capacity(paths.len());
         let mut errors = Vec::new();
         for p in &paths {
-            match input::inspect(p, &config.input.text_column) {
+            match curate_io::inspect::inspect(p, &config.input.text_column) {
                 Ok(f) => inputs.push(f),
                 Err(e) => errors.push(e.to_string()),
             }

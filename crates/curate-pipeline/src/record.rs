@@ -33,18 +33,7 @@ impl StepCounts {
     }
 }
 
-/// An input shard skipped under `on_error = "skip"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Skipped {
-    /// The file.
-    pub path: String,
-    /// Its row groups (parquet) covered by the task.
-    pub row_groups: [usize; 2],
-    /// Rows lost (from the footer; 0 when unknown).
-    pub rows: u64,
-    /// The error, with its location.
-    pub error: String,
-}
+pub use curate_snapshot::Skipped;
 
 /// A written output file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

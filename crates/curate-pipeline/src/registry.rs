@@ -72,7 +72,7 @@ macro_rules! registry {
         pub(crate) fn parse_step(kind: &str, table: &toml::Table, keys: &[String], p: &mut Problems) -> Option<StepConfig> {
             $(
                 if kind == <$spec as StepSpec>::TYPE {
-                    return crate::config::check_step::<$spec>(table, keys, p).map(StepConfig::$variant);
+                    return crate::check::check_step::<$spec>(table, keys, p).map(StepConfig::$variant);
                 }
             )*
             None

@@ -16,8 +16,9 @@
 //!    (a second worker that finished the same task finds it and keeps the first).
 //!
 //! So tasks of one stage can run on different machines (Slurm nodes, pods) that share nothing
-//! but the bucket, and a killed run resumes from the records in the bucket. Temp files (names
-//! starting with `.` or ending in `.tmp`) are never uploaded: objects appear only complete.
+//! but the bucket, and a killed run resumes from the records in the bucket. Temp files (curate's
+//! one temp name, [`curate_io::atomic::temp_name`]) and other dot files (the lock's holder
+//! notes) are never uploaded: objects appear only complete.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use curate_io::IoError;
 use curate_io::store::{self, ObjectUrl, Put};
 
 use crate::error::PipelineError;
-use crate::layout::Layout;
+use crate::layout::{self, Layout};
 use crate::plan::{Stage, StageKind};
 
 /// A run's snapshot in object storage and its local scratch mirror.
@@ -105,14 +106,14 @@ impl Remote {
         Ok(store::list(&self.url)
             .map_err(|e| io("listing the output", e))?
             .iter()
-            .any(|o| self.rel_of(&o.url.key).as_deref() != Some(".curate/lock")))
+            .any(|o| self.rel_of(&o.url.key).as_deref() != Some(layout::LOCK)))
     }
 
     /// Deletes every object of the snapshot but the run's lock (`--fresh`), and the local
     /// scratch content.
     pub fn clear(&self) -> Result<(), PipelineError> {
         for o in store::list(&self.url).map_err(|e| io("starting over", e))? {
-            if self.rel_of(&o.url.key).as_deref() != Some(".curate/lock") {
+            if self.rel_of(&o.url.key).as_deref() != Some(layout::LOCK) {
                 store::delete(&o.url).map_err(|e| io("starting over", e))?;
             }
         }
@@ -250,11 +251,11 @@ impl Remote {
         let mut synced = self.synced.lock().expect("lock").clone();
         let mut changed: Vec<(String, (u64, SystemTime))> = files
             .into_iter()
-            .filter(|(r, _)| !r.starts_with(".curate/done/"))
+            .filter(|(r, _)| !layout::is_under(r, layout::DONE_DIR))
             .filter(|(r, s)| synced.get(r) != Some(s))
             .collect();
         // the manifest says the snapshot is complete: it appears after everything else
-        changed.sort_by_key(|(r, _)| (r == "manifest.json", r.clone()));
+        changed.sort_by_key(|(r, _)| (r == layout::MANIFEST, r.clone()));
         for (r, s) in &changed {
             store::upload(&self.scratch.join(r), &self.url.join(r))
                 .map_err(|e| io("uploading", e))?;
@@ -262,8 +263,8 @@ impl Remote {
         }
         let gone: Vec<String> = synced
             .keys()
-            .filter(|r| !r.starts_with(".curate/done/") && !self.scratch.join(r).exists())
-            .filter(|r| !(keep_work_objects && r.starts_with(".curate/work/")))
+            .filter(|r| !layout::is_under(r, layout::DONE_DIR) && !self.scratch.join(r).exists())
+            .filter(|r| !(keep_work_objects && layout::is_under(r, layout::WORK_DIR)))
             .cloned()
             .collect();
         for r in gone {
@@ -277,7 +278,7 @@ impl Remote {
     /// Deletes the remote work directory once the local one is gone (after finalize's record).
     pub fn drop_work(&self, layout: &Layout) -> Result<(), PipelineError> {
         if !layout.work().exists() {
-            store::delete_prefix(&self.url.join(".curate/work"))
+            store::delete_prefix(&self.url.join(layout::WORK_DIR))
                 .map_err(|e| io("removing intermediate parts", e))?;
         }
         Ok(())
@@ -380,11 +381,8 @@ impl Readable {
         };
         match need {
             Need::Status => {
-                if !remote.fetch(".curate/state.json")? {
-                    return Err(missing(
-                        ".curate/state.json",
-                        "no curate run was started here",
-                    ));
+                if !remote.fetch(layout::STATE)? {
+                    return Err(missing(layout::STATE, "no curate run was started here"));
                 }
                 // the records of the run the state names
                 let state = crate::state::State::load(&Layout::new(&remote.scratch))?;
@@ -393,25 +391,25 @@ impl Readable {
                     &state.map(|s| s.run_id).unwrap_or_default(),
                 );
                 remote.fetch_prefix("", &rel(&layout, &layout.done_root()), |_| true)?;
-                remote.fetch("manifest.json")?;
+                remote.fetch(layout::MANIFEST)?;
             }
             Need::Manifest => {
-                if !remote.fetch("manifest.json")? {
+                if !remote.fetch(layout::MANIFEST)? {
                     return Err(missing(
-                        "manifest.json",
+                        layout::MANIFEST,
                         "is this a finished curate snapshot?",
                     ));
                 }
-                remote.fetch("stats.json")?;
+                remote.fetch(layout::STATS)?;
             }
             Need::Snapshot => {
-                if !remote.fetch("manifest.json")? {
+                if !remote.fetch(layout::MANIFEST)? {
                     return Err(missing(
-                        "manifest.json",
+                        layout::MANIFEST,
                         "is this a finished curate snapshot?",
                     ));
                 }
-                remote.fetch_prefix("", "", |r| !r.starts_with(".curate/"))?;
+                remote.fetch_prefix("", "", |r| !layout::is_meta(r))?;
             }
         }
         Ok(Readable {
@@ -432,7 +430,13 @@ mod tests {
 
     #[test]
     fn temp_files_are_never_uploaded() {
-        for t in [".part-00000.parquet.123.tmp", "model.bin.tmp", ".x.tmp-9"] {
+        let own = curate_io::atomic::temp_name("x");
+        for t in [
+            own.as_str(),
+            ".part-00000.parquet.123-0.tmp",
+            ".model.bin.9-12.tmp",
+            ".holder-7",
+        ] {
             assert!(is_temp(t), "{t}");
         }
         for f in [
@@ -440,6 +444,7 @@ mod tests {
             "manifest.json",
             "000003.json",
             "tmpdir.bin",
+            "model.bin.tmp",
         ] {
             assert!(!is_temp(f), "{f}");
         }
@@ -452,7 +457,7 @@ mod tests {
         std::fs::create_dir_all(root.join(".curate/work/pass-0")).unwrap();
         std::fs::write(root.join(".curate/work/pass-0/part-000000.arrow"), b"p").unwrap();
         std::fs::write(
-            root.join(".curate/work/pass-0/.part-000001.arrow.7.tmp"),
+            root.join(".curate/work/pass-0/.part-000001.arrow.7-0.tmp"),
             b"t",
         )
         .unwrap();

@@ -14,52 +14,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use curate_core::config::Problems;
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PipelineError;
 use crate::exec::Run;
 use crate::layout::Layout;
 
-/// `[slurm]`: how `--executor slurm` submits jobs. Every key is optional; what is left out is
-/// the cluster's default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SlurmConfig {
-    /// Partition (`sbatch --partition`).
-    #[serde(default)]
-    pub partition: Option<String>,
-    /// Account to charge (`sbatch --account`).
-    #[serde(default)]
-    pub account: Option<String>,
-    /// Time limit of each task, in a Slurm time format: "30" (minutes), "MM:SS", "HH:MM:SS",
-    /// "D-HH", "D-HH:MM" or "D-HH:MM:SS" (`sbatch --time`).
-    #[serde(default)]
-    pub time: Option<String>,
-    /// CPUs per task (`sbatch --cpus-per-task`); a task uses that many threads.
-    #[serde(default)]
-    pub cpus_per_task: Option<u32>,
-    /// Memory per task, such as "4G" or "500M" (`sbatch --mem`).
-    #[serde(default)]
-    pub mem: Option<String>,
-    /// At most this many tasks of a stage run at once (the array's `%N` limit).
-    #[serde(default)]
-    pub max_parallel: Option<u32>,
-    /// Prefix of job names; a stage's job is named `<job_name>-<stage>`.
-    #[serde(default = "default_job_name")]
-    pub job_name: String,
-    /// The `curate` binary the tasks run (default: the binary that submits). It must be
-    /// reachable at this path on every compute node.
-    #[serde(default)]
-    pub binary: Option<String>,
-    /// More `sbatch` options, passed as given (e.g. ["--qos=low", "--constraint=ssd"]).
-    #[serde(default)]
-    pub extra_args: Vec<String>,
-}
-
-fn default_job_name() -> String {
-    "curate".into()
-}
+pub use crate::config::SlurmConfig;
 
 /// `sbatch` options curate sets itself; `extra_args` may not set them.
 const OWN_OPTIONS: &[&str] = &[
@@ -214,8 +175,7 @@ fn slurm_dir(root: &Path) -> PathBuf {
 /// The log of one task (what its array element printed; appended on each attempt).
 pub fn task_log(root: &Path, stage: &str, index: usize) -> PathBuf {
     Layout::new(root)
-        .meta()
-        .join("logs")
+        .logs()
         .join(stage)
         .join(format!("{index}.out"))
 }
@@ -242,8 +202,7 @@ fn slurm_cmd(program: &str, args: &[String]) -> Result<String, PipelineError> {
     let out = Command::new(program).args(args).output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             PipelineError::Other(format!(
-                "`{program}` not found on PATH: --executor slurm needs the Slurm client commands (sbatch, squeue, scontrol)\nhint: run on a Slurm login node, or use --executor local"
-            ))
+"`{program}` not found on PATH: --executor slurm needs the Slurm client commands (sbatch, squeue, scontrol)")).with_hint("run on a Slurm login node, or use --executor local")
         } else {
             PipelineError::Other(format!("cannot run `{program}`: {e}"))
         }
@@ -349,9 +308,12 @@ pub fn ensure_no_active_jobs(root: &Path) -> Result<(), PipelineError> {
         return Ok(());
     }
     Err(PipelineError::Refused(format!(
-        "{}: jobs of an earlier submission are still queued or running ({}).\nhint: wait for them (`curate status {}`), or cancel them with `scancel {}`, then submit again",
+        "{}: jobs of an earlier submission are still queued or running ({}).",
         root.display(),
-        active.join(", "),
+        active.join(", ")
+    ))
+    .with_hint(format!(
+        "wait for them (`curate status {}`), or cancel them with `scancel {}`, then submit again",
         root.display(),
         active.join(" ")
     )))
@@ -478,9 +440,8 @@ pub fn submit(
 ) -> Result<Submission, PipelineError> {
     if let Some(r) = &run.remote {
         return Err(PipelineError::Other(format!(
-            "{}: --executor slurm needs the output on a shared file system (task logs and the submission record live there); object-storage output is not supported with it yet.\nhint: submit `curate task --config F --output {} --stage S --index I` from your own job script (see docs/OBJECT-STORAGE.md), or use a shared directory",
-            r.url, r.url
-        )));
+"{}: --executor slurm needs the output on a shared file system (task logs and the submission record live there); object-storage output is not supported with it yet.", r.url)).with_hint(format!(
+"submit `curate task --config F --output {} --stage S --index I` from your own job script (see docs/CLUSTER.md, \"Object storage\"), or use a shared directory", r.url)));
     }
     let root = &run.layout.root;
     ensure_no_active_jobs(root)?;
@@ -506,10 +467,7 @@ pub fn submit(
             .find(|(_, p)| p.last().is_some_and(|i| *i >= max))
     {
         return Err(PipelineError::Other(format!(
-            "stage {} needs array index {} but this cluster's MaxArraySize is {max}\nhint: raise [run] task_size (fewer, larger tasks) or ask the administrators for a larger MaxArraySize",
-            s.name,
-            p.last().expect("non-empty")
-        )));
+"stage {} needs array index {} but this cluster's MaxArraySize is {max}", s.name, p.last().expect("non-empty"))).with_hint("raise [run] task_size (fewer, larger tasks) or ask the administrators for a larger MaxArraySize"));
     }
     let dir = slurm_dir(root);
     let io = |p: &Path, e| {
@@ -730,10 +688,9 @@ fn failure_report(root: &Path, sub: &Submission, states: &[JobState]) -> Pipelin
             ));
         }
     }
-    msg.push_str(
-        "\nhint: fix the cause and submit the same command again: finished tasks are kept, only the rest are submitted",
-    );
-    PipelineError::Other(msg)
+    PipelineError::Other(msg).with_hint(
+        "fix the cause and submit the same command again: finished tasks are kept, only the rest are submitted",
+    )
 }
 
 #[cfg(test)]

@@ -10,16 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::PipelineError;
 use crate::layout::Layout;
 
-/// An input file as recorded in the state and the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputEntry {
-    /// Path as resolved.
-    pub path: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// xxh3-128 of the content, hex.
-    pub xxh3_128: String,
-}
+pub use curate_snapshot::InputEntry;
 
 /// The state of a started run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,9 +49,10 @@ impl State {
         match std::fs::read(layout.state()) {
             Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
                 PipelineError::Refused(format!(
-                    "{}: damaged run state ({e})\nhint: pass --fresh to discard this run and start over",
+                    "{}: damaged run state ({e})",
                     layout.state().display()
                 ))
+                .with_hint("pass --fresh to discard this run and start over")
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(PipelineError::io(
@@ -96,7 +88,7 @@ impl State {
                         }
                     }
                 }
-                let (bytes, h) = curate_io::atomic::hash_file(p)
+                let (bytes, h) = curate_io::hash::hash_file(p)
                     .map_err(|e| PipelineError::io("hashing inputs", e))?;
                 Ok((
                     InputEntry {

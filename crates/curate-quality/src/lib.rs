@@ -99,14 +99,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// The temp-file name used while writing `path`.
+/// The temp-file name used while writing `path` (curate's one temp-file scheme).
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
+    curate_io::atomic::temp_path(path)
 }
 
 /// Renames a finished temp file into place after syncing it.

@@ -9,6 +9,7 @@ use curate_core::{
     Barrier, BuildEnv, Counters, DocBatch, Observer, Problems, Processor, StageContext, StageSpec,
     Step, StepError, StepSpec, TaskContext,
 };
+use curate_snapshot::{Snapshot, SnapshotError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -167,40 +168,30 @@ impl Frozen {
         };
         let err = |m: String| StepError::Other(format!("score: model = \"{model}\": {m}"));
         let (path, listed) = if root.is_dir() {
-            let manifest = root.join("manifest.json");
-            let bytes = std::fs::read(&manifest).map_err(|e| {
+            let snap = Snapshot::open(&root).map_err(|e| match e {
+                SnapshotError::NotASnapshot { source, .. } => err(format!(
+                    "{} is not a finished curate snapshot ({source})",
+                    root.display()
+                )),
+                SnapshotError::InvalidManifest { path, source } => {
+                    err(format!("{}: {source}", path.display()))
+                }
+                other => err(other.to_string()),
+            })?;
+            let listed = snap.artifact(MODEL_ARTEFACT).cloned().ok_or_else(|| {
                 err(format!(
-                    "{} is not a finished curate snapshot ({e})",
+                    "the snapshot at {} has no {MODEL_ARTEFACT} (it ran no `train` step)",
                     root.display()
                 ))
             })?;
-            let m: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| err(format!("{}: {e}", manifest.display())))?;
-            let listed = m["artifacts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|a| a["path"] == MODEL_ARTEFACT)
-                .and_then(|a| a["xxh3_128"].as_str().map(str::to_owned))
-                .ok_or_else(|| {
-                    err(format!(
-                        "the snapshot at {} has no {MODEL_ARTEFACT} (it ran no `train` step)",
-                        root.display()
-                    ))
-                })?;
-            (root.join(MODEL_ARTEFACT), Some(listed))
+            (snap.path(MODEL_ARTEFACT), Some(listed))
         } else {
             (root, None)
         };
         let bytes = std::fs::read(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
         let hash = crate::model::content_hash(&bytes);
-        if let Some(listed) = listed
-            && listed != hash
-        {
-            return Err(err(format!(
-                "{} hashes to {hash} but its snapshot's manifest lists {listed}: the model changed after that run",
-                path.display()
-            )));
+        if let Some(listed) = &listed {
+            curate_snapshot::open::check_hash(&path, &hash, listed, "model").map_err(err)?;
         }
         let source = model.to_string();
         let model = Model::from_bytes(&path, &bytes)?;
@@ -214,7 +205,7 @@ impl Frozen {
 }
 
 /// Where a snapshot holds the model its `train` step fitted.
-const MODEL_ARTEFACT: &str = "model/model.bin";
+const MODEL_ARTEFACT: &str = curate_snapshot::artifact::MODEL;
 
 const CUT_FILE: &str = "cut.json";
 
@@ -351,7 +342,7 @@ impl Step for Score {
                 &serde_json::to_vec_pretty(&f.model.header).expect("serialises"),
             )?;
             files.push((MODEL_ARTEFACT.to_string(), f.path.clone()));
-            files.push(("model/model.json".to_string(), header));
+            files.push((curate_snapshot::artifact::MODEL_HEADER.to_string(), header));
             stats["model"] = serde_json::json!({
                 "source": f.source,
                 "model_hash": f.hash,

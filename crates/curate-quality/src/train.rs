@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use curate_core::hash::{derive_seed, mix64, unit};
+use curate_snapshot::artifact;
 
 pub use crate::student::{Evaluation, Example, Trained, evaluate, train_student};
 use curate_core::step::{PassThrough, Published};
@@ -473,9 +474,9 @@ impl Step for Train {
         }
         Ok(Published {
             files: vec![
-                ("model/model.bin".into(), dir.join(MODEL_FILE)),
-                ("model/model.json".into(), dir.join(HEADER_FILE)),
-                ("quality/metrics.json".into(), metrics_path),
+                (artifact::MODEL.into(), dir.join(MODEL_FILE)),
+                (artifact::MODEL_HEADER.into(), dir.join(HEADER_FILE)),
+                (artifact::QUALITY_METRICS.into(), metrics_path),
             ],
             stats: Some(stats.into()),
         })

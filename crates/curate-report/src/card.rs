@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::charts::int;
 use crate::profile::Profile;
-use crate::view::ManifestView;
+use curate_snapshot::Manifest;
 
 /// `[output.card]` as the manifest's resolved config records it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,7 +23,7 @@ pub struct CardFields {
 
 impl CardFields {
     /// Reads `config.output.card` from a manifest.
-    pub fn from_manifest(m: &ManifestView) -> CardFields {
+    pub fn from_manifest(m: &Manifest) -> CardFields {
         let c = m.config.pointer("/output/card");
         let s = |k: &str| {
             c.and_then(|c| c.get(k))
@@ -75,7 +75,7 @@ fn cell(s: &str) -> String {
 }
 
 /// Renders `README.md`.
-pub fn render(m: &ManifestView, p: &Profile, name: &str, columns: &[String]) -> String {
+pub fn render(m: &Manifest, p: &Profile, name: &str, columns: &[String]) -> String {
     let f = CardFields::from_manifest(m);
     let t = &m.totals;
     let mut o = String::from("---\n");

@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use serde::Serialize;
 
 use crate::ReportError;
-use crate::view::{InputView, ManifestView, TotalsView};
+use curate_snapshot::{InputEntry, Manifest, Totals};
 
 /// A count in A and in B.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -55,11 +55,11 @@ pub struct ConfigChange {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct InputsDiff {
     /// Only in B.
-    pub added: Vec<InputView>,
+    pub added: Vec<InputEntry>,
     /// Only in A.
-    pub removed: Vec<InputView>,
+    pub removed: Vec<InputEntry>,
     /// Same path, different content: `[A, B]`.
-    pub changed: Vec<[InputView; 2]>,
+    pub changed: Vec<[InputEntry; 2]>,
 }
 
 /// Totals in A and B.
@@ -278,9 +278,9 @@ fn path_order(p: &str) -> String {
     o
 }
 
-fn inputs_diff(a: &[InputView], b: &[InputView]) -> InputsDiff {
-    let ma: BTreeMap<&str, &InputView> = a.iter().map(|i| (i.path.as_str(), i)).collect();
-    let mb: BTreeMap<&str, &InputView> = b.iter().map(|i| (i.path.as_str(), i)).collect();
+fn inputs_diff(a: &[InputEntry], b: &[InputEntry]) -> InputsDiff {
+    let ma: BTreeMap<&str, &InputEntry> = a.iter().map(|i| (i.path.as_str(), i)).collect();
+    let mb: BTreeMap<&str, &InputEntry> = b.iter().map(|i| (i.path.as_str(), i)).collect();
     let mut d = InputsDiff::default();
     for (p, ia) in &ma {
         match mb.get(p) {
@@ -299,7 +299,7 @@ fn inputs_diff(a: &[InputView], b: &[InputView]) -> InputsDiff {
     d
 }
 
-fn totals_diff(a: &TotalsView, b: &TotalsView) -> TotalsDiff {
+fn totals_diff(a: &Totals, b: &Totals) -> TotalsDiff {
     TotalsDiff {
         input_rows: Delta::new(a.input_rows, b.input_rows),
         kept_rows: Delta::new(a.kept_rows, b.kept_rows),
@@ -308,7 +308,7 @@ fn totals_diff(a: &TotalsView, b: &TotalsView) -> TotalsDiff {
     }
 }
 
-fn steps_diff(a: &ManifestView, b: &ManifestView) -> Vec<StepDiff> {
+fn steps_diff(a: &Manifest, b: &Manifest) -> Vec<StepDiff> {
     let n = a.steps.len().max(b.steps.len());
     (0..n)
         .map(|i| {
@@ -321,7 +321,7 @@ fn steps_diff(a: &ManifestView, b: &ManifestView) -> Vec<StepDiff> {
             let dropped = reasons
                 .into_iter()
                 .map(|r| {
-                    let g = |s: Option<&crate::view::StepView>| {
+                    let g = |s: Option<&curate_snapshot::StepSummary>| {
                         s.and_then(|s| s.dropped.get(r)).copied().unwrap_or(0)
                     };
                     (r.clone(), Delta::new(g(sa), g(sb)))
@@ -363,7 +363,7 @@ impl Side {
 }
 
 /// The column documents are matched by: the id column, or `None` for the text.
-fn key_column(a: &ManifestView, b: &ManifestView) -> Option<String> {
+fn key_column(a: &Manifest, b: &Manifest) -> Option<String> {
     match (a.id_column(), b.id_column()) {
         (Some(x), Some(y)) if x == y => Some(x),
         _ => None,
@@ -406,7 +406,7 @@ fn scores_of(batch: &RecordBatch) -> Option<Vec<f32>> {
     Some(v)
 }
 
-fn read_side(root: &Path, m: &ManifestView, key: &str) -> Result<Side, ReportError> {
+fn read_side(root: &Path, m: &Manifest, key: &str) -> Result<Side, ReportError> {
     let text = m.text_column();
     let mut side = Side {
         keys: Vec::with_capacity(m.totals.kept_rows as usize),
@@ -438,7 +438,7 @@ fn read_side(root: &Path, m: &ManifestView, key: &str) -> Result<Side, ReportErr
 /// each key with unmatched documents and how many of its first occurrences are matched.
 fn examples(
     root: &Path,
-    m: &ManifestView,
+    m: &Manifest,
     key: &str,
     wanted: &[(u64, u64)],
     n: usize,
@@ -583,8 +583,8 @@ fn hist(s: &[f32], lo: f64, hi: f64, bins: usize) -> Vec<u64> {
     h
 }
 
-fn student(a: &ManifestView, b: &ManifestView) -> BTreeMap<String, [Option<f64>; 2]> {
-    let get = |m: &ManifestView, k: &str| {
+fn student(a: &Manifest, b: &Manifest) -> BTreeMap<String, [Option<f64>; 2]> {
+    let get = |m: &Manifest, k: &str| {
         m.step("train")
             .and_then(|s| s.stats.as_ref())
             .and_then(|v| v.get(k))
@@ -599,15 +599,10 @@ fn student(a: &ManifestView, b: &ManifestView) -> BTreeMap<String, [Option<f64>;
         .collect()
 }
 
-fn load_view(dir: &Path) -> Result<ManifestView, ReportError> {
-    let p = dir.join("manifest.json");
+fn load_manifest(dir: &Path) -> Result<Manifest, ReportError> {
+    let p = curate_snapshot::Layout::new(dir).manifest();
     let bytes = std::fs::read(&p).map_err(|e| ReportError::Io(curate_io::IoError::os(&p, e)))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| ReportError::Manifest {
-            path: p.display().to_string(),
-            message: e.to_string(),
-        })?;
-    ManifestView::from_json(&v).map_err(|e| ReportError::Manifest {
+    serde_json::from_slice(&bytes).map_err(|e| ReportError::Manifest {
         path: p.display().to_string(),
         message: e.to_string(),
     })
@@ -616,19 +611,19 @@ fn load_view(dir: &Path) -> Result<ManifestView, ReportError> {
 /// Compares snapshot directories `a` and `b`, listing up to `examples_n` added and removed
 /// documents.
 pub fn diff(a: &Path, b: &Path, examples_n: usize) -> Result<Diff, ReportError> {
-    let (ma, mb) = (load_view(a)?, load_view(b)?);
+    let (ma, mb) = (load_manifest(a)?, load_manifest(b)?);
     let config = config_changes(&ma.config, &mb.config);
     let inputs = inputs_diff(&ma.inputs, &mb.inputs);
     let totals = totals_diff(&ma.totals, &mb.totals);
     let steps = steps_diff(&ma, &mb);
-    let files = |m: &ManifestView| -> Vec<(String, String)> {
+    let files = |m: &Manifest| -> Vec<(String, String)> {
         m.outputs
             .iter()
             .map(|f| (f.path.clone(), f.xxh3_128.clone()))
             .collect()
     };
     let same_data = files(&ma) == files(&mb);
-    let art = |m: &ManifestView| -> Vec<(String, String)> {
+    let art = |m: &Manifest| -> Vec<(String, String)> {
         m.artifacts
             .iter()
             .chain(&m.excluded)
@@ -774,6 +769,8 @@ mod tests {
         w.finish().unwrap();
         let n = ids.len();
         let m = json!({
+            "format": 2, "hash": "xxh3-128", "decision_hash_scheme": "x",
+            "writer": {"zstd_level": 3, "row_group_rows": 1, "data_page_bytes": 1, "created_by": "t"},
             "curate_version": "0.1.0",
             "config": {"input": {"text_column": "text", "id_column": "id"}, "steps": []},
             "config_fingerprint": "f",

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::ReportError;
 
 /// Where the label step publishes its labels, relative to the snapshot root.
-pub const LABELS_FILE: &str = "labels/labels.parquet";
+pub const LABELS_FILE: &str = curate_snapshot::artifact::LABELS;
 
 /// Distinct scores shown one bar each; past this, scores are binned.
 const MAX_DISTINCT: usize = 12;

@@ -3,13 +3,14 @@
 //!
 //! The pipeline calls [`write`] at finalize, after every data file and artefact is in place
 //! and before the manifest hashes them, so both files are listed and verified like any other.
-//! Everything here is drawn from the manifest's JSON and the snapshot's own files, with fixed
-//! number formats and sorted maps: the same snapshot gives byte-identical pages.
+//! Everything here is drawn from the typed manifest ([`curate_snapshot::Manifest`]) and the
+//! snapshot's own files, with fixed number formats and sorted maps: the same snapshot gives
+//! byte-identical pages.
 //!
 //! ```no_run
-//! let manifest: serde_json::Value =
-//!     serde_json::from_slice(&std::fs::read("out/quickstart/manifest.json")?)?;
-//! let written = curate_report::write(std::path::Path::new("out/quickstart"), &manifest)?;
+//! let dir = std::path::Path::new("out/quickstart");
+//! let manifest = curate_snapshot::manifest::load(dir)?;
+//! let written = curate_report::write(dir, &manifest)?;
 //! assert_eq!(written, ["README.md", "report.html"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -21,18 +22,18 @@ pub mod labels;
 pub mod profile;
 pub mod report;
 pub mod training;
-pub mod view;
 
 use std::path::Path;
 
-pub use view::ManifestView;
+pub use curate_snapshot::Manifest;
+use curate_snapshot::artifact;
 
 /// The report's file name in the snapshot.
-pub const REPORT_FILE: &str = "report.html";
+pub const REPORT_FILE: &str = artifact::REPORT;
 /// The dataset card's file name in the snapshot.
-pub const CARD_FILE: &str = "README.md";
+pub const CARD_FILE: &str = artifact::CARD;
 /// Where the student's metrics are published.
-pub const METRICS_FILE: &str = "quality/metrics.json";
+pub const METRICS_FILE: &str = artifact::QUALITY_METRICS;
 
 /// Errors while reading a snapshot for a report or a diff.
 #[derive(Debug, thiserror::Error)]
@@ -60,13 +61,13 @@ pub enum ReportError {
 
 /// The dataset's display name: `[output.card] name`, else "curate snapshot" (never the
 /// directory's name, which would make the same run's report differ between directories).
-pub fn display_name(m: &ManifestView) -> String {
+pub fn display_name(m: &Manifest) -> String {
     card::CardFields::from_manifest(m)
         .name
         .unwrap_or_else(|| "curate snapshot".into())
 }
 
-fn read_metrics(root: &Path, m: &ManifestView) -> Result<Option<serde_json::Value>, ReportError> {
+fn read_metrics(root: &Path, m: &Manifest) -> Result<Option<serde_json::Value>, ReportError> {
     if !m.artifacts.iter().any(|a| a.path == METRICS_FILE) {
         return Ok(None);
     }
@@ -82,11 +83,8 @@ fn read_metrics(root: &Path, m: &ManifestView) -> Result<Option<serde_json::Valu
 
 /// Reads everything a report needs from the snapshot at `root`, whose manifest (possibly not
 /// yet written) is `manifest`.
-pub fn gather(root: &Path, manifest: &serde_json::Value) -> Result<report::Inputs, ReportError> {
-    let m = ManifestView::from_json(manifest).map_err(|e| ReportError::Manifest {
-        path: root.join("manifest.json").display().to_string(),
-        message: e.to_string(),
-    })?;
+pub fn gather(root: &Path, manifest: &Manifest) -> Result<report::Inputs, ReportError> {
+    let m = manifest.clone();
     let metrics = read_metrics(root, &m)?;
     let profile = profile::profile(
         root,
@@ -116,7 +114,7 @@ fn columns(root: &Path, i: &report::Inputs) -> Result<Vec<String>, ReportError> 
     let Some(f) = i.manifest.outputs.first() else {
         return Ok(Vec::new());
     };
-    let file = curate_io::input::inspect(&root.join(&f.path), &i.manifest.text_column())?;
+    let file = curate_io::inspect::inspect(&root.join(&f.path), &i.manifest.text_column())?;
     Ok(file
         .schema
         .fields()
@@ -126,7 +124,7 @@ fn columns(root: &Path, i: &report::Inputs) -> Result<Vec<String>, ReportError> 
 }
 
 /// Renders `report.html` and `README.md` for the snapshot at `root`.
-pub fn render(root: &Path, manifest: &serde_json::Value) -> Result<(String, String), ReportError> {
+pub fn render(root: &Path, manifest: &Manifest) -> Result<(String, String), ReportError> {
     let i = gather(root, manifest)?;
     let html = report::render(&i);
     let cols = columns(root, &i)?;
@@ -136,7 +134,7 @@ pub fn render(root: &Path, manifest: &serde_json::Value) -> Result<(String, Stri
 
 /// Writes `README.md` and `report.html` into the snapshot (atomically) and returns their paths
 /// relative to `root`, sorted.
-pub fn write(root: &Path, manifest: &serde_json::Value) -> Result<Vec<String>, ReportError> {
+pub fn write(root: &Path, manifest: &Manifest) -> Result<Vec<String>, ReportError> {
     let (html, card) = render(root, manifest)?;
     curate_io::atomic::write_atomic(&root.join(CARD_FILE), card.as_bytes())?;
     curate_io::atomic::write_atomic(&root.join(REPORT_FILE), html.as_bytes())?;

@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use serde::Serialize;
 
 use crate::ReportError;
-use crate::view::FileView;
+use curate_snapshot::FileEntry;
 
 /// Upper bounds (exclusive) of the length bins, in characters; the last bin is open.
 pub const LENGTH_EDGES: [u64; 10] = [
@@ -153,7 +153,7 @@ impl Scan {
         text_column: &str,
         columns: &[&str],
     ) -> Result<Scan, ReportError> {
-        let file = curate_io::input::inspect(path, text_column)?;
+        let file = curate_io::inspect::inspect(path, text_column)?;
         let mut present: Vec<String> = columns
             .iter()
             .filter(|c| file.schema.field_with_name(c).is_ok())
@@ -313,8 +313,8 @@ fn scores_of(batch: &RecordBatch, h: &mut ScoreHist) {
 pub fn profile(
     root: &Path,
     text_column: &str,
-    outputs: &[FileView],
-    excluded: &[FileView],
+    outputs: &[FileEntry],
+    excluded: &[FileEntry],
     exclusion: bool,
     scale: (f64, f64),
 ) -> Result<Profile, ReportError> {

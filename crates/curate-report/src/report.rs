@@ -7,13 +7,13 @@ use std::fmt::Write as _;
 use crate::charts::{self, Line, LineOpts, Meta, Series, WfRow, esc, int, num, sig};
 use crate::labels::{LabelSummary, show_key};
 use crate::profile::{Dist, Profile, length_labels};
-use crate::view::ManifestView;
+use curate_snapshot::Manifest;
 
 /// Everything a report is drawn from.
 #[derive(Debug, Clone)]
 pub struct Inputs {
     /// The manifest.
-    pub manifest: ManifestView,
+    pub manifest: Manifest,
     /// Distributions measured from the files.
     pub profile: Profile,
     /// The teacher's labels, when the run labelled.
@@ -79,7 +79,7 @@ fn pct(n: u64, of: u64) -> f64 {
     }
 }
 
-fn waterfall_docs(m: &ManifestView) -> String {
+fn waterfall_docs(m: &Manifest) -> String {
     let meta = Meta {
         id: "waterfall-docs",
         title: "Documents removed per step and reason",
@@ -112,7 +112,7 @@ fn waterfall_docs(m: &ManifestView) -> String {
     charts::waterfall(&meta, "documents", &rows)
 }
 
-fn waterfall_words(m: &ManifestView, p: &Profile) -> String {
+fn waterfall_words(m: &Manifest, p: &Profile) -> String {
     let meta = Meta {
         id: "waterfall-words",
         title: "Words removed per step and reason",
@@ -235,7 +235,7 @@ fn language_chart(p: &Profile) -> String {
     charts::bars(&meta, "% of documents", &cats, &series)
 }
 
-fn dedup_chart(m: &ManifestView) -> String {
+fn dedup_chart(m: &Manifest) -> String {
     let meta = Meta {
         id: "dedup-clusters",
         title: "Duplicate cluster sizes",
@@ -414,7 +414,7 @@ pub fn score_scale(metrics: Option<&serde_json::Value>) -> (f64, f64) {
 }
 
 /// The score step's cut as a vertical marker: a fixed threshold, or the lowest kept score.
-fn cut_marker(m: &ManifestView, p: &Profile) -> Option<(f64, String)> {
+fn cut_marker(m: &Manifest, p: &Profile) -> Option<(f64, String)> {
     let s = m.step("score")?;
     let keep = m.step_config(s.index)?.get("keep")?;
     if let Some(t) = keep.get("threshold").and_then(|v| v.as_f64()) {
@@ -425,7 +425,7 @@ fn cut_marker(m: &ManifestView, p: &Profile) -> Option<(f64, String)> {
     Some((min, format!("top {}% cut: ≥ {}", num(f * 100.0), sig(min))))
 }
 
-fn scores_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Value>) -> String {
+fn scores_chart(m: &Manifest, p: &Profile, metrics: Option<&serde_json::Value>) -> String {
     let meta = Meta {
         id: "student-scores",
         title: "Student score histogram",
@@ -459,6 +459,7 @@ fn scores_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Valu
             let counts: Option<Vec<u64>> = (0..n)
                 .map(|b| {
                     s.counters
+                        .0
                         .get(&format!("score_hist_{b:02}"))
                         .map(|&v| v as u64)
                 })
@@ -545,7 +546,7 @@ fn reliability_chart(metrics: Option<&serde_json::Value>) -> String {
     )
 }
 
-fn threshold_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::Value>) -> String {
+fn threshold_chart(m: &Manifest, p: &Profile, metrics: Option<&serde_json::Value>) -> String {
     let meta = Meta {
         id: "threshold-curve",
         title: "Threshold → kept documents and tokens",
@@ -598,13 +599,14 @@ fn threshold_chart(m: &ManifestView, p: &Profile, metrics: Option<&serde_json::V
     )
 }
 
-fn steps_table(m: &ManifestView) -> String {
+fn steps_table(m: &Manifest) -> String {
     let mut o = String::from(
         "<table><thead><tr><th>#</th><th>step</th><th>in</th><th>out</th><th>dropped</th><th>counters</th></tr></thead><tbody>",
     );
     for s in &m.steps {
         let counters: Vec<String> = s
             .counters
+            .0
             .iter()
             .map(|(k, v)| format!("{k} = {}", num(*v)))
             .collect();
@@ -704,8 +706,10 @@ mod tests {
     use super::*;
     use crate::profile::Dist;
 
-    fn manifest() -> ManifestView {
-        ManifestView::from_json(&serde_json::json!({
+    fn manifest() -> Manifest {
+        serde_json::from_value(serde_json::json!({
+            "format": 2, "hash": "xxh3-128", "decision_hash_scheme": "x",
+            "writer": {"zstd_level": 3, "row_group_rows": 1, "data_page_bytes": 1, "created_by": "t"},
             "curate_version": "0.1.0",
             "config": {"input": {"text_column": "text"}, "steps": [{"type": "length"}],
                        "output": {"exclusion": false}},
@@ -720,7 +724,7 @@ mod tests {
         .unwrap()
     }
 
-    fn page(m: ManifestView) -> String {
+    fn page(m: Manifest) -> String {
         let mut after = Dist {
             docs: 7,
             chars: 700,

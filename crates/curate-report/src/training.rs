@@ -2,10 +2,10 @@
 //! wrote per dataset, both from the steps' published stats in the manifest.
 
 use crate::charts::{self, Meta, Series, int};
-use crate::view::ManifestView;
+use curate_snapshot::Manifest;
 
 /// The stats of every step of type `kind`, with the step's label.
-fn stats_of<'a>(m: &'a ManifestView, kind: &str) -> Vec<(String, Option<&'a serde_json::Value>)> {
+fn stats_of<'a>(m: &'a Manifest, kind: &str) -> Vec<(String, Option<&'a serde_json::Value>)> {
     m.steps
         .iter()
         .filter(|s| s.kind == kind)
@@ -18,7 +18,7 @@ fn u(v: &serde_json::Value, k: &str) -> u64 {
 }
 
 /// Documents hit and items found per benchmark.
-pub fn decontamination_chart(m: &ManifestView) -> String {
+pub fn decontamination_chart(m: &Manifest) -> String {
     let meta = Meta {
         id: "decontamination",
         title: "Benchmark contamination",
@@ -81,7 +81,7 @@ pub fn decontamination_chart(m: &ManifestView) -> String {
 }
 
 /// Tokens per dataset (one per `split_by` value) of the tokenize step.
-pub fn tokens_chart(m: &ManifestView) -> String {
+pub fn tokens_chart(m: &Manifest) -> String {
     let meta = Meta {
         id: "tokens",
         title: "Training tokens per dataset",

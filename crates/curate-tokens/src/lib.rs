@@ -43,11 +43,7 @@ impl AtomicWriter {
     pub fn create(dest: &Path) -> Result<Self, StepError> {
         let dir = dest.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let tmp = curate_io::atomic::temp_path(dest);
         let f = std::fs::File::create(&tmp).map_err(|e| StepError::io(&tmp, e))?;
         Ok(Self {
             tmp,

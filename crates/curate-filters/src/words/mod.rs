@@ -22,7 +22,7 @@ use std::sync::LazyLock;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::text::HashMap64;
+use crate::idhash::HashMap64;
 
 use spacy_en_tables as t;
 

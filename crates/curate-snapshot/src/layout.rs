@@ -14,9 +14,56 @@
 //! <out>/.curate/work/<run id>/excluded/…   exclusion parts
 //! <out>/.curate/work/<run id>/steps/NN-type/…   step work directories
 //! <out>/.curate/logs/<stage>/<task>.out    Slurm task logs
+//! <out>/.curate/holders/…            readers and writers holding the lock
 //! ```
+//!
+//! Paths relative to the root are constants here ([`DATA_DIR`], [`MANIFEST`], …); the
+//! artefacts steps publish are in [`crate::artifact`].
 
 use std::path::{Path, PathBuf};
+
+/// `data/`: the kept documents.
+pub const DATA_DIR: &str = "data";
+/// `excluded/`: the dropped documents (with `[output] exclusion`).
+pub const EXCLUDED_DIR: &str = "excluded";
+/// `manifest.json`, written last.
+pub const MANIFEST: &str = "manifest.json";
+/// `run.json`: timings and machine facts, not hashed.
+pub const RUN: &str = "run.json";
+/// `stats.json`: the manifest's totals and per-step counts.
+pub const STATS: &str = crate::artifact::STATS;
+/// `.curate/`: the run's own state, not part of the snapshot.
+pub const META_DIR: &str = ".curate";
+/// `.curate/state.json`.
+pub const STATE: &str = ".curate/state.json";
+/// `.curate/lock`.
+pub const LOCK: &str = ".curate/lock";
+/// `.curate/work`: every run's work directories.
+pub const WORK_DIR: &str = ".curate/work";
+/// `.curate/done`: every run's completion records.
+pub const DONE_DIR: &str = ".curate/done";
+
+/// Whether `rel` (relative to the root, `/`-separated) lies under the directory `dir`
+/// (relative too, e.g. [`WORK_DIR`]).
+pub fn is_under(rel: &str, dir: &str) -> bool {
+    rel.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Whether a top-level entry of a snapshot is one the manifest does not list: the manifest
+/// itself, `run.json` and `.curate/`.
+pub fn is_unlisted(rel: &str) -> bool {
+    rel == MANIFEST || rel == RUN || rel == META_DIR
+}
+
+/// Whether `rel` (relative to the root, `/`-separated) is a data file (`data/…`).
+pub fn is_data(rel: &str) -> bool {
+    is_under(rel, DATA_DIR)
+}
+
+/// Whether `rel` lies under `.curate/`.
+pub fn is_meta(rel: &str) -> bool {
+    is_under(rel, META_DIR)
+}
 
 /// Paths of one snapshot directory.
 #[derive(Debug, Clone)]
@@ -44,15 +91,35 @@ impl Layout {
     }
     /// `.curate/`.
     pub fn meta(&self) -> PathBuf {
-        self.root.join(".curate")
+        self.root.join(META_DIR)
+    }
+    /// `.curate/lock`: the run directory's lock file.
+    pub fn lock(&self) -> PathBuf {
+        self.root.join(LOCK)
+    }
+    /// `.curate/holders/`: who holds the lock.
+    pub fn holders(&self) -> PathBuf {
+        self.meta().join("holders")
+    }
+    /// `.curate/logs/`: Slurm task logs.
+    pub fn logs(&self) -> PathBuf {
+        self.meta().join("logs")
     }
     /// `.curate/state.json`.
     pub fn state(&self) -> PathBuf {
-        self.meta().join("state.json")
+        self.root.join(STATE)
+    }
+    /// `run.json`.
+    pub fn run_json(&self) -> PathBuf {
+        self.root.join(RUN)
+    }
+    /// `stats.json`.
+    pub fn stats(&self) -> PathBuf {
+        self.root.join(STATS)
     }
     /// `.curate/work/`: every run's work directories.
     pub fn work_root(&self) -> PathBuf {
-        self.meta().join("work")
+        self.root.join(WORK_DIR)
     }
     /// `.curate/work/<run id>/`: this run's intermediate files.
     pub fn work(&self) -> PathBuf {
@@ -66,9 +133,9 @@ impl Layout {
     /// never taken for one of this run's).
     pub fn done_root(&self) -> PathBuf {
         if self.run_id.is_empty() {
-            self.meta().join("done")
+            self.root.join(DONE_DIR)
         } else {
-            self.meta().join("done").join(&self.run_id)
+            self.root.join(DONE_DIR).join(&self.run_id)
         }
     }
     /// Completion record of a task.
@@ -94,16 +161,18 @@ impl Layout {
     }
     /// A data file.
     pub fn data_file(&self, k: usize) -> PathBuf {
-        self.root.join("data").join(format!("part-{k:05}.parquet"))
+        self.root
+            .join(DATA_DIR)
+            .join(format!("part-{k:05}.parquet"))
     }
     /// An exclusion file.
     pub fn excluded_file(&self, k: usize) -> PathBuf {
         self.root
-            .join("excluded")
+            .join(EXCLUDED_DIR)
             .join(format!("part-{k:05}.parquet"))
     }
     /// `manifest.json`.
     pub fn manifest(&self) -> PathBuf {
-        self.root.join("manifest.json")
+        self.root.join(MANIFEST)
     }
 }

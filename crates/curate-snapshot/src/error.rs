@@ -1,0 +1,32 @@
+//! Errors of reading a snapshot.
+
+use std::path::PathBuf;
+
+/// Errors of opening, reading or checking a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// `manifest.json` could not be read: the directory is not a finished snapshot.
+    #[error("{}: {source} (is this a finished curate snapshot?)", .path.display())]
+    NotASnapshot {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// `manifest.json` is not a manifest.
+    #[error("{}: not a valid manifest: {source}", .path.display())]
+    InvalidManifest {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A file of the snapshot could not be read or hashed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The located I/O error.
+        source: curate_io::IoError,
+    },
+}
