@@ -25,6 +25,7 @@ macro_rules! outln {
 mod cluster;
 mod diff;
 mod label;
+mod model;
 mod rethreshold;
 use curate_pipeline::{PipelineError, RunOptions, config};
 
@@ -149,6 +150,18 @@ enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Work with quality models.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Print a quality model's header, held-out metrics, calibration and its strongest positive
+    /// and negative features (the model of a snapshot, its `model/` directory, or a model.bin).
+    Inspect(model::InspectArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -483,6 +496,9 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
         Command::Snapshot {
             command: SnapshotCommand::Diff(a),
         } => diff::run(&a),
+        Command::Model {
+            command: ModelCommand::Inspect(a),
+        } => model::inspect(&a),
         Command::Unlock { dir } => {
             eprintln!("{}", curate_pipeline::lock::unlock(&dir)?);
             Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@ pub mod batch;
 pub mod columns;
 pub mod config;
 pub mod hash;
+pub mod resource;
 pub mod step;
 
 pub use batch::{DocBatch, DocKey};

@@ -98,6 +98,7 @@ registry! {
     Train => curate_quality::train::TrainConfig,
     Score => curate_quality::score::ScoreConfig,
     QualityThreshold => curate_quality::threshold::QualityThresholdConfig,
+    Combine => curate_quality::combine::CombineConfig,
     ExactDedup => curate_dedup::exact::ExactDedupConfig,
     MinhashDedup => curate_dedup::minhash::MinhashDedupConfig,
     Decontaminate => curate_tokens::decontaminate::DecontaminateConfig,
