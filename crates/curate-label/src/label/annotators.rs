@@ -43,6 +43,7 @@ pub(super) fn label_claude(
     store_dir: &Path,
     cfg: &LabelConfig,
     work: &Path,
+    earlier: &[PathBuf],
     items: &[Item],
 ) -> Result<(Vec<Row>, Stats), LabelError> {
     let prompt_hash = s.prompt_hash(rubric);
@@ -61,6 +62,15 @@ pub(super) fn label_claude(
     let (spent_in, spent_usd) = ledger.load()?;
     let mut budget = Budget::new(cfg.max_usd, cfg.max_input_tokens);
     budget.settle(0, 0.0, spent_in, spent_usd);
+    // Labeling in rounds: `max_usd` caps the spend of every round so far, so what earlier
+    // `label` steps of the pipeline spent counts against this one's budget.
+    let (mut before_in, mut before_usd) = (0u64, 0.0f64);
+    for dir in earlier {
+        let (i, u) = Ledger::new(dir).load()?;
+        before_in += i;
+        before_usd += u;
+    }
+    budget.settle(0, 0.0, before_in, before_usd);
     let need_api = !missing.is_empty() || !store.pending()?.is_empty();
     let n_missing = missing.len();
     let (mut store, outcome) = if need_api {

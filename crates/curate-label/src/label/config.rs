@@ -524,6 +524,13 @@ impl LabelConfig {
         Ok(Box::new(LabelStep {
             cfg: self.clone(),
             annotator,
+            earlier: env
+                .previous
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| *t == "label")
+                .map(|(i, _)| i)
+                .collect(),
         }))
     }
 }

@@ -24,6 +24,9 @@ use crate::util::{read_parquet, write_atomic, write_parquet};
 pub struct LabelStep {
     pub(super) cfg: LabelConfig,
     pub(super) annotator: Annotator,
+    /// Indices of the `label` steps before this one (earlier rounds; their spend counts
+    /// against this step's `max_usd`).
+    pub(super) earlier: Vec<usize>,
 }
 
 impl std::fmt::Debug for LabelStep {
@@ -150,6 +153,11 @@ impl Barrier for LabelStep {
                 store,
                 &self.cfg,
                 cx.dir,
+                &self
+                    .earlier
+                    .iter()
+                    .filter_map(|&i| cx.step_dirs.get(i).cloned())
+                    .collect::<Vec<_>>(),
                 &items,
             )?,
             Annotator::File {
