@@ -115,9 +115,7 @@ fn main() {
                 "  active {:>5}: auc {auc:.4} spearman {rho:.4}",
                 labelled.len()
             );
-            active.push(
-                serde_json::json!({"labels": labelled.len(), "auc": auc, "spearman": rho}),
-            );
+            active.push(serde_json::json!({"labels": labelled.len(), "auc": auc, "spearman": rho}));
             if labelled.len() + step > pool.len() {
                 break;
             }
