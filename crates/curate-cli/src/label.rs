@@ -105,6 +105,7 @@ pub fn dry_run(
         }
         outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
+        print!("{}", e.render());
         for (n, r) in &rounds {
             println!(
                 "\nround {n} (strategy = \"uncertainty\"): its picks need the model the round before trains; \
@@ -113,7 +114,6 @@ pub fn dry_run(
             );
             print!("{}", r.render());
         }
-        print!("{}", e.render());
         eprintln!(
             "note: priced over the {} document(s) the sample step selects from the inputs as if no earlier step \
              removed any; nothing was sent",
