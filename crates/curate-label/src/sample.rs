@@ -680,6 +680,9 @@ mod tests {
             seed: Some(7),
             length_buckets: default_buckets(),
             column: default_split_column(),
+            strategy: "random".into(),
+            selection_column: "selection".into(),
+            per_bucket: 1,
         };
         let one = split_of(&cfg, 1, 400);
         for tasks in [2, 3, 7] {
@@ -717,6 +720,9 @@ mod tests {
             seed: None,
             length_buckets: vec![10, 5],
             column: default_split_column(),
+            strategy: "random".into(),
+            selection_column: "selection".into(),
+            per_bucket: 1,
         };
         let mut p = Problems::new();
         cfg.validate(&mut p);
