@@ -7,8 +7,8 @@
 //!
 //! Pool and teachers: the student benchmark's documents and label sets
 //! (`crates/curate-quality/examples/bench_common`): a seeded hash sample of N_DOCS (default
-//! 6,000) corpus documents labelled by the fake Anthropic teacher (`fake_teacher`, keep threshold
-//! 1) and by the synthetic rubric teacher (`rubric`, keep threshold 3). The holdout (20 %, by a
+//! 6,000) corpus documents labelled by the fake Anthropic teacher (`fake_teacher`, keep
+//! threshold 1) and by the synthetic rubric teacher (`rubric`, keep threshold 3). The holdout (20 %, by a
 //! seeded hash of the id) is the same for both strategies and never offered for labeling.
 //!
 //! - random: the labelled set grows by STEP (default 250) documents at a time in a seeded hash

@@ -99,7 +99,7 @@ impl Active {
             model,
             cfg: cfg.clone(),
             seed,
-            bucket_seed: mix64(seed, 0x6e65_6172_6475_70),
+            bucket_seed: curate_core::hash::derive_seed(seed, "near-duplicate buckets"),
             path: dir.join(format!("active-candidates-{task:05}.json")),
             index: HashMap::new(),
             strata: Vec::new(),

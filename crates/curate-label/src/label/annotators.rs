@@ -36,6 +36,9 @@ pub(super) enum Annotator {
     },
 }
 
+// The teacher, its store, the step config, its work dir, the earlier rounds' work dirs (their
+// spend counts against the budget) and the documents: each is needed, none belongs to another.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn label_claude(
     s: &ClaudeSettings,
     rubric: &Rubric,
