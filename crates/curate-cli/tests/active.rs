@@ -12,6 +12,7 @@ use arrow::datatypes::Float32Type;
 use curate_testkit::anthropic::{FakeAnthropic, FakeConfig};
 
 const KEY: &str = "sk-ant-active-e2e-0123456789";
+const ONLINE: &str = "mode = \"online\"";
 const HAIKU: [f64; 5] = [0.10, 0.50, 0.125, 0.20, 0.01];
 
 fn label_table(server: &FakeAnthropic, store: &Path, extra: &str) -> String {
@@ -20,12 +21,13 @@ fn label_table(server: &FakeAnthropic, store: &Path, extra: &str) -> String {
 type = "label"
 annotator = "claude"
 model = "claude-haiku-5-5"
-mode = "online"
 base_url = "{url}"
 store = "{store}"
 initial_retry_delay_s = 0.005
 max_retry_delay_s = 0.05
 max_retries = 12
+poll_interval_s = 0.01
+poll_max_interval_s = 0.05
 timeout_s = 20
 {extra}
 "#,
@@ -146,7 +148,7 @@ fn rounds_run_keep_the_holdout_and_are_identical_for_1_and_2_threads() {
     let (input, _) = common::corpus_slice(dir.path(), 400, 100);
     let server = FakeAnthropic::start(FakeConfig::new(KEY));
     let out1 = dir.path().join("out1");
-    let c1 = config(dir.path(), &input, &server, &out1, 1, "", true);
+    let c1 = config(dir.path(), &input, &server, &out1, 1, ONLINE, true);
     ok(&run(&c1));
     let m = selections(&out1);
     // Round 1: 60 random rows, a quarter held out; rounds 2 and 3: 30 `train` rows each.
@@ -168,7 +170,7 @@ fn rounds_run_keep_the_holdout_and_are_identical_for_1_and_2_threads() {
     let server2 = FakeAnthropic::start(FakeConfig::new(KEY));
     let dir2 = tempfile::tempdir().unwrap();
     let out2 = dir2.path().join("out2");
-    let c2 = config(dir2.path(), &input, &server2, &out2, 2, "", true);
+    let c2 = config(dir2.path(), &input, &server2, &out2, 2, ONLINE, true);
     ok(&run(&c2));
     assert_eq!(
         selections(&out2),
@@ -196,7 +198,7 @@ fn the_budget_holds_across_rounds() {
         &server,
         &out,
         2,
-        &format!("max_usd = {cap}"),
+        &format!("{ONLINE}\nmax_usd = {cap}"),
         false,
     );
     ok(&run(&c));
@@ -210,5 +212,58 @@ fn the_budget_holds_across_rounds() {
     assert!(
         (61..90).contains(&labelled),
         "round 2 should be cut by the budget: {labelled} labels, {billed} USD"
+    );
+}
+
+#[test]
+fn a_run_killed_inside_round_two_resumes_in_batch_mode_without_paying_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, _) = common::corpus_slice(dir.path(), 400, 100);
+    // The uninterrupted run, for the expected selections.
+    let clean_server = FakeAnthropic::start(FakeConfig::new(KEY));
+    let clean = dir.path().join("clean");
+    let c = config(dir.path(), &input, &clean_server, &clean, 2, "", false);
+    ok(&run(&c));
+    let want = selections(&clean);
+    // The same run, SIGKILLed once round 2's batch exists (batch mode: the batch id is saved
+    // in the label store before it is created, so a resumed run fetches its results instead
+    // of buying them again), then resumed.
+    let sub = dir.path().join("killed");
+    std::fs::create_dir_all(&sub).unwrap();
+    let server = FakeAnthropic::start(FakeConfig::new(KEY));
+    let out = sub.join("out");
+    let c = config(&sub, &input, &server, &out, 2, "", false);
+    let mut child = common::curate()
+        .args(["run", "--quiet", "--config"])
+        .arg(&c)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while server.stats().batches_created < 2 && t0.elapsed().as_secs() < 60 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(alive, "the run ended before round 2's batch was created");
+    assert_eq!(server.stats().batches_created, 2, "killed inside round 2");
+    ok(&run(&c));
+    let st = server.stats();
+    assert_eq!(
+        st.max_bills_per_document(),
+        1,
+        "a document was billed twice"
+    );
+    assert_eq!(st.billed_per_document.len(), 90);
+    assert_eq!(
+        selections(&out),
+        want,
+        "the resumed run selected differently"
     );
 }
