@@ -145,19 +145,6 @@ pub fn logical_bytes(batch: &RecordBatch) -> u64 {
         .sum()
 }
 
-/// The schema with `extra` Utf8 columns appended (used for exclusion parts: `step`, `reason`).
-pub fn with_string_columns(schema: &Schema, extra: &[&str]) -> Arc<Schema> {
-    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
-    for name in extra {
-        fields.push(Arc::new(arrow::datatypes::Field::new(
-            *name,
-            DataType::Utf8,
-            false,
-        )));
-    }
-    Arc::new(Schema::new(fields))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
