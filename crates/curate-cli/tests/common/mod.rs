@@ -290,3 +290,22 @@ pub fn committed(out: &Path, stage_prefix: &str) -> usize {
         })
         .count()
 }
+
+/// A fake Claude that answers every request after `delay` and caches no prompt, so a labeling
+/// stage lasts long enough to be killed inside it and every run is billed (and recorded) the
+/// same (the crash and Slurm kill trials).
+pub fn slow_fake_claude(
+    key: &str,
+    delay: std::time::Duration,
+) -> curate_testkit::anthropic::FakeAnthropic {
+    use curate_testkit::anthropic::{FakeAnthropic, FakeConfig, Fault, Faults};
+    let mut fc = FakeConfig::new(key);
+    fc.faults = Faults {
+        rate: 1.0,
+        kinds: vec![Fault::Slow],
+        slow: delay,
+        ..Faults::default()
+    };
+    fc.cache_min_tokens = u64::MAX / 4;
+    FakeAnthropic::start(fc)
+}
