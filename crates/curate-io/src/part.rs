@@ -7,7 +7,6 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{DataType, Schema};
@@ -149,6 +148,7 @@ pub fn logical_bytes(batch: &RecordBatch) -> u64 {
 mod tests {
     use super::*;
     use arrow::array::{StringArray, UInt64Array};
+    use std::sync::Arc;
 
     #[test]
     fn roundtrip_and_empty() {
