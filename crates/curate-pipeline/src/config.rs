@@ -224,8 +224,8 @@ impl ByteSize {
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" => 1000,
-            "mb" => 1000_000,
-            "gb" => 1000_000_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
             "kib" => 1 << 10,
             "mib" => 1 << 20,
             "gib" => 1 << 30,
