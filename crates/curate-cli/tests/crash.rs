@@ -280,5 +280,5 @@ fn sigkill_inside_the_minhash_stages_then_resume_is_identical() {
 
 #[test]
 fn sigkill_inside_online_labeling_then_resume_is_identical() {
-    trials("label", &[Target::Label], 4, 0x1ABE_15);
+    trials("label", &[Target::Label], 4, 0x001A_BE15);
 }

@@ -56,7 +56,7 @@ fn near_copy(text: &str, salt: usize) -> String {
     text.split_whitespace()
         .enumerate()
         .map(|(i, w)| {
-            if (i + salt) % 60 == 0 {
+            if (i + salt).is_multiple_of(60) {
                 format!("edited{}", (i * 7 + salt) % 97)
             } else {
                 w.to_string()

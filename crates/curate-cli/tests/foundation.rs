@@ -439,7 +439,7 @@ fn columns_pass_through_unchanged_and_in_order() {
         "--output",
         out.to_str().unwrap(),
     ]);
-    let input = read_files(&[sample.clone()]);
+    let input = read_files(std::slice::from_ref(&sample));
     let output = read_dir_batches(&out.join("data"));
     let schema = input[0].schema();
     let a = arrow::compute::concat_batches(&schema, &input).unwrap();

@@ -106,7 +106,7 @@ pub fn read_files(files: &[PathBuf]) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     for f in files {
         let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(&f).unwrap(),
+            std::fs::File::open(f).unwrap(),
         )
         .unwrap()
         .build()
