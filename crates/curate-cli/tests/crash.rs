@@ -7,7 +7,7 @@
 //!
 //! The Slurm trials (a killed array element, then a re-submission) live in `tests/slurm.rs`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! `against` the first snapshot's published index. Every removed duplicate names its survivor in
 //! the exclusion output (`duplicate_of`, `duplicate_of_snapshot`), read back and checked.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;

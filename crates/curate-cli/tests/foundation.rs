@@ -1,7 +1,7 @@
 //! End-to-end tests of the spine: runs, determinism, resume after SIGKILL, read-back by other
 //! tools, and the errors bad input and bad configs get.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! End to end through the `curate` binary: sample → label against the fake Anthropic server
 //! (loopback), on a slice of the real corpus.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

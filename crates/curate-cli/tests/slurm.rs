@@ -11,7 +11,7 @@
 //!
 //! Under `CI=true` a missing Slurm is a failure; elsewhere these tests skip, saying why.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
