@@ -1,7 +1,7 @@
 //! Labeling in rounds through the `curate` binary against the fake Anthropic server: `sample`
 //! (random) → `label` → `train` → `sample` (`strategy = "uncertainty"`) → `label` → `train`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! per snapshot, column ownership, what `snapshot verify` guarantees, configs that validate but
 //! make no sense, and messages that say what happened.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

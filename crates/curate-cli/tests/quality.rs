@@ -2,7 +2,7 @@
 //! sample → label (offline `reference` teacher, or Claude against the fake Anthropic server) →
 //! train → score — and re-cutting the stored scores with `quality_threshold`.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! is read back with Hugging Face `datasets` (and pyarrow) and must hold the rows the manifest
 //! says.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -224,8 +224,8 @@ impl ByteSize {
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" => 1000,
-            "mb" => 1000_000,
-            "gb" => 1000_000_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
             "kib" => 1 << 10,
             "mib" => 1 << 20,
             "gib" => 1 << 30,
@@ -364,10 +364,10 @@ fn check_table<T: DeserializeOwned>(
             }
         }
     }
-    if bad.is_empty() {
-        if let Ok(v) = T::deserialize(toml::Value::Table(table.clone())) {
-            return Some((v, true));
-        }
+    if bad.is_empty()
+        && let Ok(v) = T::deserialize(toml::Value::Table(table.clone()))
+    {
+        return Some((v, true));
     }
     // Attribute errors to fields: deserialize each known key on its own.
     for (k, v) in table {
@@ -453,8 +453,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
     let sections = ["input", "steps", "output", "run", "slurm"];
     for k in doc.keys() {
         if !sections.contains(&k.as_str()) {
-            let msg =
-                format!("unknown section; allowed: [input], [[steps]], [output], [run], [slurm]");
+            let msg = "unknown section; allowed: [input], [[steps]], [output], [run], [slurm]"
+                .to_string();
             match did_you_mean(k, sections) {
                 Some(s) => p.push_hint(k, msg, format!("did you mean `{s}`?")),
                 None => p.push(k, msg),
@@ -496,10 +496,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
                     format!("must include the text column \"{}\"", i.text_column),
                 );
             }
-            if let Some(id) = &i.id_column {
-                if !cols.contains(id) {
-                    p.push("columns", format!("must include the id column \"{id}\""));
-                }
+            if let Some(id) = &i.id_column
+                && !cols.contains(id)
+            {
+                p.push("columns", format!("must include the id column \"{id}\""));
             }
         }
     }

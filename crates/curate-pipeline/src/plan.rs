@@ -128,12 +128,15 @@ impl curate_core::resource::RemoteReader for ObjectStoreReader {
     }
 }
 
+/// The runtime steps and their work directories, in config order.
+pub type BuiltSteps = (Vec<Box<dyn Step>>, Vec<PathBuf>);
+
 impl Plan {
     /// Builds the steps (cheap; no data read).
     pub fn build_steps(
         config: &Config,
         work: &std::path::Path,
-    ) -> Result<(Vec<Box<dyn Step>>, Vec<PathBuf>), PipelineError> {
+    ) -> Result<BuiltSteps, PipelineError> {
         register_object_store();
         let mut steps = Vec::new();
         let mut dirs = Vec::new();

@@ -13,6 +13,7 @@ macro_rules! registry {
         /// Every step type curate knows, with its typed config.
         #[derive(Debug, Clone, serde::Serialize)]
         #[serde(tag = "type", rename_all = "snake_case")]
+        #[allow(clippy::large_enum_variant)] // configs, a few per run: not worth a Box each
         pub enum StepConfig {
             $(
                 #[doc = concat!("`", stringify!($variant), "`")]
