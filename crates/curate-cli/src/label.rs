@@ -62,10 +62,58 @@ pub fn dry_run(
         }
     };
     let e = curate_label::estimate_with_ratio(&label, &config_dir, &texts, ratio).map_err(other)?;
+    // Later rounds (`strategy = "uncertainty"`) pick documents with a model this run has not
+    // trained yet: each is priced over a stand-in, `size` documents drawn at random (seeded).
+    let mut rounds = Vec::new();
+    let mut n_sample = 0usize;
+    for s in &cfg.steps {
+        let StepConfig::Sample(x) = &s.config else {
+            continue;
+        };
+        n_sample += 1;
+        if x.strategy != "uncertainty" {
+            continue;
+        }
+        let mut stand_in = x.clone();
+        stand_in.strategy = "random".into();
+        stand_in.holdout = 0.0;
+        stand_in.seed = Some(curate_core::hash::derive_seed(
+            cfg.run.seed,
+            &format!("dry-run-round-{n_sample}"),
+        ));
+        let docs = curate_label::draw_documents(&curate_label::DryRunInput {
+            sample: Some(&stand_in),
+            ..input
+        })
+        .map_err(other)?;
+        let t: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let r = curate_label::estimate_with_ratio(&label, &config_dir, &t, ratio).map_err(other)?;
+        rounds.push((n_sample, r));
+    }
     if json {
-        outln!("{}", serde_json::to_string_pretty(&e).expect("json"));
+        let mut v = serde_json::to_value(&e).expect("json");
+        if !rounds.is_empty() {
+            v["rounds"] = rounds
+                .iter()
+                .map(|(n, r)| {
+                    let mut x = serde_json::to_value(r).expect("json");
+                    x["round"] = (*n).into();
+                    x["stand_in"] = true.into();
+                    x
+                })
+                .collect();
+        }
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         print!("{}", e.render());
+        for (n, r) in &rounds {
+            println!(
+                "\nround {n} (strategy = \"uncertainty\"): its picks need the model the round before trains; \
+                 priced over a stand-in of {} randomly drawn document(s)",
+                r.documents
+            );
+            print!("{}", r.render());
+        }
         eprintln!(
             "note: priced over the {} document(s) the sample step selects from the inputs as if no earlier step \
              removed any; nothing was sent",

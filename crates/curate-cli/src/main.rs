@@ -24,9 +24,13 @@ macro_rules! outln {
 
 mod cluster;
 mod diff;
+mod docs;
+mod inspect;
 mod label;
+mod model;
 mod rethreshold;
-use curate_pipeline::{PipelineError, RunOptions, config};
+mod run;
+use curate_pipeline::PipelineError;
 
 /// Curate LLM pre-training data: filters, dedup, an LLM-teacher → local-student quality loop,
 /// and reproducible snapshots.
@@ -149,6 +153,18 @@ enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Work with quality models.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Print a quality model's header, held-out metrics, calibration and its strongest positive
+    /// and negative features (the model of a snapshot, its `model/` directory, or a model.bin).
+    Inspect(model::InspectArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,13 +207,8 @@ fn init_logging() {
         .init();
 }
 
-fn load_config(path: &std::path::Path) -> Result<config::Config, PipelineError> {
-    config::load(path).map_err(PipelineError::Config)
-}
-
 fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
     match cmd {
-        Command::Rethreshold(a) => rethreshold::run(a),
         Command::Run {
             config,
             output,
@@ -206,348 +217,35 @@ fn dispatch(cmd: Command) -> Result<ExitCode, PipelineError> {
             fresh,
             executor,
             wait,
-        } => {
-            let cfg = load_config(&config)?;
-            let threads = threads.unwrap_or(cfg.run.threads);
-            let opts = RunOptions {
-                output,
-                threads: Some(threads),
-                quiet,
-                fresh,
-                ..Default::default()
-            };
-            let slurm = match executor.as_deref() {
-                Some(e) => e == "slurm",
-                None => cfg.run.executor == config::Executor::Slurm,
-            };
-            if slurm {
-                return cluster::run_slurm(cfg, &config, &opts, wait);
-            }
-            let run = curate_pipeline::prepare(cfg, &opts)?;
-            let s = curate_pipeline::run_local(&run, threads)?;
-            let t = &s.manifest.totals;
-            eprintln!(
-                "curate: {} documents read, {} kept, {} dropped{} → {} ({} data file(s); manifest {})",
-                t.input_rows,
-                t.kept_rows,
-                t.dropped_rows,
-                if t.skipped_rows > 0 {
-                    format!(", {} in skipped shards", t.skipped_rows)
-                } else {
-                    String::new()
-                },
-                s.root.display(),
-                s.manifest.outputs.len(),
-                &s.digest[..16],
-            );
-            if s.resumed_tasks > 0 {
-                eprintln!(
-                    "curate: resumed past {} finished task(s), ran {}",
-                    s.resumed_tasks, s.ran_tasks
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Validate { config } => {
-            let cfg = load_config(&config)?;
-            let steps = cfg.steps.len();
-            let fingerprint = cfg.fingerprint();
-            // the inputs' footers (never their data): the columns every step needs and adds
-            match curate_pipeline::check_inputs(cfg) {
-                Ok(c) => {
-                    eprintln!(
-                        "{}: valid ({steps} step(s), {} input file(s), {} task(s) per pass, fingerprint {})",
-                        config.display(),
-                        c.files,
-                        c.tasks,
-                        &c.config.fingerprint()[..16]
-                    );
-                    if c.id_column_found {
-                        eprintln!(
-                            "  id column: `id` (found in the input; set [input] id_column to use another)"
-                        );
-                    }
-                    eprintln!("  data columns: {}", c.data_columns.join(", "));
-                }
-                // column problems are config problems; unreachable inputs are the run's to report
-                Err(e @ PipelineError::Config(_)) => return Err(e),
-                Err(e) => {
-                    eprintln!(
-                        "{}: valid ({steps} step(s), fingerprint {})",
-                        config.display(),
-                        &fingerprint[..16]
-                    );
-                    eprintln!(
-                        "  note: the inputs were not checked (columns, id column): {}",
-                        e.to_string().lines().next().unwrap_or_default()
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::ListSteps => {
-            let docs = config::step_docs();
-            let w = docs.iter().map(|d| d.name.len()).max().unwrap_or(0);
-            for d in docs {
-                outln!("{:w$}  {}", d.name, d.summary());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Explain { name } => {
-            if let Some(d) = config::step_docs().into_iter().find(|d| d.name == name) {
-                print!("{}", d.render());
-                return Ok(ExitCode::SUCCESS);
-            }
-            if let Some(tables) = curate_pipeline::registry::preset(&name) {
-                outln!("preset \"{name}\" expands to these steps, in order:\n");
-                for t in tables {
-                    outln!("[[steps]]\n{}", toml_string(&t));
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            let docs = config::step_docs();
-            let names: Vec<&str> = docs
-                .iter()
-                .map(|d| d.name.as_str())
-                .chain(curate_pipeline::registry::PRESETS)
-                .collect();
-            let e = PipelineError::Other(format!(
-                "no step or preset named `{name}` (see `curate list-steps`)"
-            ));
-            Err(
-                match curate_core::config::did_you_mean(&name, names.iter().copied()) {
-                    Some(s) => e.with_hint(format!("did you mean `{s}`?")),
-                    None => e,
-                },
-            )
-        }
-        Command::Plan { config, output } => {
-            let cfg = load_config(&config)?;
-            let run = curate_pipeline::prepare(
-                cfg,
-                &RunOptions {
-                    output,
-                    quiet: true,
-                    ..Default::default()
-                },
-            )?;
-            let scratch = run.plan.scratch_estimate(&run.config);
-            let plan = serde_json::json!({
-                "output": run.remote.as_ref().map_or_else(|| run.layout.root.clone(), |r| r.url.to_path()),
-                "config_fingerprint": run.config.fingerprint(),
-                "scratch_bytes_estimate": scratch,
-                "stages": run.plan.stages,
-            });
-            eprintln!(
-                "curate: peak disk use of the run estimated at {} (intermediate parts, step work files and the snapshot; docs/ARCHITECTURE.md, \"Scratch space\")",
-                human_bytes(scratch)
-            );
-            outln!("{}", serde_json::to_string_pretty(&plan).expect("json"));
-            Ok(ExitCode::SUCCESS)
-        }
+        } => run::run(config, output, threads, quiet, fresh, executor, wait),
+        Command::Validate { config } => run::validate(config),
+        Command::ListSteps => docs::list_steps(),
+        Command::Explain { name } => docs::explain(name),
+        Command::Plan { config, output } => run::plan(config, output),
         Command::Task {
             config,
             output,
             stage,
             index,
-        } => {
-            let index = index
-                .or_else(|| env_index("SLURM_ARRAY_TASK_ID"))
-                .or_else(|| env_index("JOB_COMPLETION_INDEX"))
-                .ok_or_else(|| PipelineError::Other("no task index: pass --index or set SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX".into()))?;
-            let cfg = load_config(&config)?;
-            let run = curate_pipeline::prepare(
-                cfg,
-                &RunOptions {
-                    output,
-                    quiet: true,
-                    access: curate_pipeline::Access::Task {
-                        stage: stage.clone(),
-                        index,
-                    },
-                    ..Default::default()
-                },
-            )?;
-            let st = run.plan.stage(&stage).cloned().ok_or_else(|| {
-                let names: Vec<&str> = run.plan.stages.iter().map(|s| s.name.as_str()).collect();
-                PipelineError::Other(format!("no stage `{stage}`; stages: {}", names.join(", ")))
-            })?;
-            let r = run.run_task(&st, index)?;
-            outln!("{}", serde_json::to_string(&r).expect("json"));
-            Ok(ExitCode::SUCCESS)
-        }
+        } => run::task(config, output, stage, index),
         Command::Label {
             config,
             dry_run: _,
             json,
             calibrate,
         } => label::dry_run(&config, json, calibrate),
-        Command::Status { dir, json } => {
-            let local = curate_pipeline::remote::Readable::open(&dir, Need::Status)?;
-            let stages = curate_pipeline::state::progress(local.path())?;
-            let complete = curate_pipeline::layout::Layout::new(local.path())
-                .manifest()
-                .exists();
-            let started = cluster::started_tasks(&dir, &stages);
-            let submission = curate_pipeline::slurm::load_submission(&dir);
-            if json {
-                let v = serde_json::json!({ "complete": complete, "stages": stages, "started_without_record": started.iter().map(cluster::StartedTask::json).collect::<Vec<_>>(), "slurm": submission });
-                outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
-            } else {
-                let w = stages.iter().map(|s| s.stage.len()).max().unwrap_or(5);
-                for s in &stages {
-                    let more = if s.pending.is_empty() {
-                        String::new()
-                    } else {
-                        let list: Vec<String> = s.pending.iter().map(|t| t.to_string()).collect();
-                        format!(
-                            "  pending: {}{}",
-                            list.join(","),
-                            if s.tasks - s.done > list.len() {
-                                ",…"
-                            } else {
-                                ""
-                            }
-                        )
-                    };
-                    outln!("{:w$}  {:>6}/{:<6}{more}", s.stage, s.done, s.tasks);
-                    for t in started.iter().filter(|t| t.stage == s.stage) {
-                        outln!(
-                            "{:w$}    task {} started, no completion record (running or failed): {}{}",
-                            "",
-                            t.index,
-                            t.log.display(),
-                            t.last_line
-                                .as_ref()
-                                .map(|l| format!("\n{:w$}      {l}", ""))
-                                .unwrap_or_default()
-                        );
-                    }
-                }
-                if let Some(sub) = &submission {
-                    let jobs: Vec<String> = sub
-                        .jobs
-                        .iter()
-                        .map(|j| format!("{}={}", j.stage, j.job_id))
-                        .collect();
-                    outln!("last Slurm submission: {}", jobs.join(" "));
-                }
-                outln!(
-                    "{}",
-                    if complete {
-                        "complete: manifest.json written"
-                    } else {
-                        "incomplete: re-run the same command to resume"
-                    }
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Stats { dir, json } => {
-            let local = curate_pipeline::remote::Readable::open(&dir, Need::Manifest)?;
-            let m = curate_pipeline::manifest::load(local.path())?;
-            let bad = m.consistency();
-            if !bad.is_empty() {
-                return Err(PipelineError::Other(format!(
-                    "{}: the manifest's counts do not add up: {}",
-                    dir.display(),
-                    bad.join("; ")
-                ))
-                .with_hint(format!(
-                    "`curate snapshot verify {}` checks the whole snapshot",
-                    dir.display()
-                )));
-            }
-            if json {
-                let v = serde_json::json!({ "totals": m.totals, "steps": m.steps, "outputs": m.outputs.len(), "skipped": m.skipped });
-                outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
-            } else {
-                let t = &m.totals;
-                outln!(
-                    "{} documents read, {} kept, {} dropped, {} in skipped shards",
-                    t.input_rows,
-                    t.kept_rows,
-                    t.dropped_rows,
-                    t.skipped_rows
-                );
-                for s in &m.steps {
-                    outln!(
-                        "  [{}] {:<18} {:>9} in {:>9} out",
-                        s.index,
-                        s.kind,
-                        s.docs_in,
-                        s.docs_out
-                    );
-                    for (reason, n) in &s.dropped {
-                        outln!("        {reason:<30} {n:>9}");
-                    }
-                    for (name, v) in &s.counters.0 {
-                        outln!("        {name} = {}", curate_report::charts::num(*v));
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Snapshot {
-            command: SnapshotCommand::Diff(a),
-        } => diff::run(&a),
-        Command::Unlock { dir } => {
-            eprintln!("{}", curate_pipeline::lock::unlock(&dir)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Snapshot {
-            command: SnapshotCommand::Verify { dir },
-        } => {
-            let local = curate_pipeline::remote::Readable::open(&dir, Need::Snapshot)?;
-            let (m, problems) = curate_pipeline::manifest::verify(local.path())?;
-            let digest = curate_pipeline::manifest::digest(local.path())?;
-            if problems.is_empty() {
-                let n = m.outputs.len() + m.excluded.len() + m.artifacts.len();
-                eprintln!(
-                    "{}: verified the manifest and {n} file(s), nothing else in the snapshot (manifest {})",
-                    dir.display(),
-                    &digest[..16]
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!(
-                    "error: {} does not match its manifest ({} problem(s)):",
-                    dir.display(),
-                    problems.len()
-                );
-                for p in problems {
-                    eprintln!("  {p}");
-                }
-                Ok(ExitCode::from(1))
-            }
-        }
+        Command::Rethreshold(a) => rethreshold::run(a),
+        Command::Status { dir, json } => inspect::status(dir, json),
+        Command::Stats { dir, json } => inspect::stats(dir, json),
+        Command::Unlock { dir } => inspect::unlock(dir),
+        Command::Snapshot { command } => match command {
+            SnapshotCommand::Verify { dir } => inspect::verify(dir),
+            SnapshotCommand::Diff(a) => diff::run(&a),
+        },
+        Command::Model { command } => match command {
+            ModelCommand::Inspect(a) => model::inspect(&a),
+        },
     }
-}
-
-use curate_pipeline::remote::Need;
-
-/// `1.2 GB`-style rendering of a byte count (decimal units).
-fn human_bytes(n: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}
-
-fn env_index(var: &str) -> Option<usize> {
-    std::env::var(var).ok()?.parse().ok()
-}
-
-fn toml_string(t: &curate_pipeline::registry::TomlTable) -> String {
-    t.to_string()
 }
 
 fn report(e: &PipelineError) {

@@ -7,14 +7,17 @@
 //!
 //! The Slurm trials (a killed array element, then a re-submission) live in `tests/slurm.rs`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_every_document_once, assert_same_snapshot, corpus_slice, q, write_config};
-use curate_testkit::anthropic::{FakeAnthropic, FakeConfig, Fault, Faults};
+use common::{
+    assert_every_document_once, assert_same_snapshot, corpus_slice, q, slow_fake_claude,
+    write_config,
+};
+use curate_testkit::anthropic::FakeAnthropic;
 
 const KEY: &str = "sk-ant-crash-test";
 /// Documents taken from the corpus (or the bundled slice) and their row-group size: 8 tasks per
@@ -66,17 +69,7 @@ impl Fixture {
             .disable_cleanup(std::env::var_os("CURATE_TEST_KEEP").is_some())
             .tempdir()
             .unwrap();
-        let mut fc = FakeConfig::new(KEY);
-        // Every answer comes after a short delay, so the labeling stage lasts long enough to be
-        // killed inside it; no prompt caching, so every run is billed (and recorded) the same.
-        fc.faults = Faults {
-            rate: 1.0,
-            kinds: vec![Fault::Slow],
-            slow: Duration::from_millis(8),
-            ..Faults::default()
-        };
-        fc.cache_min_tokens = u64::MAX / 4;
-        let server = FakeAnthropic::start(fc);
+        let server = slow_fake_claude(KEY, Duration::from_millis(8));
         let (input, input_ids) = corpus_slice(dir.path(), DOCS, ROW_GROUP);
         // One config for every run: the store path is relative (each run works in its own
         // directory), the output is given with --output.
@@ -287,5 +280,5 @@ fn sigkill_inside_the_minhash_stages_then_resume_is_identical() {
 
 #[test]
 fn sigkill_inside_online_labeling_then_resume_is_identical() {
-    trials("label", &[Target::Label], 4, 0x1ABE_15);
+    trials("label", &[Target::Label], 4, 0x001A_BE15);
 }

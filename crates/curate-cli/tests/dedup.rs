@@ -3,7 +3,7 @@
 //! `against` the first snapshot's published index. Every removed duplicate names its survivor in
 //! the exclusion output (`duplicate_of`, `duplicate_of_snapshot`), read back and checked.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -56,7 +56,7 @@ fn near_copy(text: &str, salt: usize) -> String {
     text.split_whitespace()
         .enumerate()
         .map(|(i, w)| {
-            if (i + salt) % 60 == 0 {
+            if (i + salt).is_multiple_of(60) {
                 format!("edited{}", (i * 7 + salt) % 97)
             } else {
                 w.to_string()

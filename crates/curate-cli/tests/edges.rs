@@ -2,7 +2,7 @@
 //! per snapshot, column ownership, what `snapshot verify` guarantees, configs that validate but
 //! make no sense, and messages that say what happened.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -562,10 +562,17 @@ fn a_resumed_run_removes_the_temp_files_a_kill_left_and_verifies() {
     std::fs::remove_dir_all(done.join("assemble")).unwrap();
     std::fs::remove_file(out.join("manifest.json")).unwrap();
     std::fs::write(out.join("data/.part-00000.parquet.999999-0.tmp"), b"half").unwrap();
-    std::fs::write(out.join("excluded/.part-00000.parquet.999999-0.tmp"), b"half").unwrap();
+    std::fs::write(
+        out.join("excluded/.part-00000.parquet.999999-0.tmp"),
+        b"half",
+    )
+    .unwrap();
     run_ok(&["run", "-q", "--config", s(&cfg), "--output", s(&out)]);
     assert!(!out.join("data/.part-00000.parquet.999999-0.tmp").exists());
-    assert!(!out.join("excluded/.part-00000.parquet.999999-0.tmp").exists());
+    assert!(
+        !out.join("excluded/.part-00000.parquet.999999-0.tmp")
+            .exists()
+    );
     assert_verifies(&out, "after resume");
 }
 

@@ -1,7 +1,7 @@
 //! Bad input gets an error naming file and row group (or line); bad configs get every problem
 //! at once, before any data is read (snapshot-tested messages).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

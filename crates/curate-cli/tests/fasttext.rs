@@ -2,7 +2,7 @@
 //! documents, and bad model files refused when the steps are built, before any data is read,
 //! with messages that name the step, the file and what is wrong.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! preset, per-step per-reason counts in the manifest matching the exclusion output, C4's text
 //! rewrite reaching the output, PII redaction and the regex line mode.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! End-to-end tests of the spine: runs, determinism, resume after SIGKILL, read-back by other
 //! tools, and the errors bad input and bad configs get.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -439,7 +439,7 @@ fn columns_pass_through_unchanged_and_in_order() {
         "--output",
         out.to_str().unwrap(),
     ]);
-    let input = read_files(&[sample.clone()]);
+    let input = read_files(std::slice::from_ref(&sample));
     let output = read_dir_batches(&out.join("data"));
     let schema = input[0].schema();
     let a = arrow::compute::concat_batches(&schema, &input).unwrap();

@@ -1,7 +1,7 @@
 //! End to end through the `curate` binary: sample → label against the fake Anthropic server
 //! (loopback), on a slice of the real corpus.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -471,7 +471,7 @@ fn bad_rubric_schema_or_missing_key_fail_before_any_request() {
     assert_eq!(server.stats().messages_ok, 0);
     let before_401 = server.stats().rejected.values().sum::<u64>();
     assert!(
-        before_401 >= 1 && before_401 <= 16,
+        (1..=16).contains(&before_401),
         "401s are not retried: {before_401}"
     );
     assert_eq!(

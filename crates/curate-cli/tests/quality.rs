@@ -2,7 +2,7 @@
 //! sample → label (offline `reference` teacher, or Claude against the fake Anthropic server) →
 //! train → score — and re-cutting the stored scores with `quality_threshold`.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -576,4 +576,204 @@ fn a_frozen_model_from_an_earlier_snapshot_scores_a_new_run_exactly() {
         err.contains("would both be the snapshot's model/model.bin"),
         "{err}"
     );
+}
+
+/// Int32 column `column` of every row of a snapshot's data, by id.
+fn int_column_by_id(out: &Path, column: &str) -> std::collections::BTreeMap<String, Option<i32>> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(out.join("data")).unwrap() {
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(e.unwrap().path()).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        for rb in reader {
+            let rb = rb.unwrap();
+            let id = rb.column_by_name("id").unwrap().as_string::<i32>().clone();
+            let s = rb
+                .column_by_name(column)
+                .unwrap_or_else(|| panic!("no column {column}"))
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .clone();
+            for i in 0..rb.num_rows() {
+                m.insert(id.value(i).to_string(), (!s.is_null(i)).then(|| s.value(i)));
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn buckets_partition_the_corpus_exactly_for_any_layout_and_combine_joins_scorers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = common::corpus_slice(dir.path(), 1200, 100).0; // 12 row groups
+    let reference = curate_testkit::repo_root().join("configs/quickstart/reference.jsonl");
+    let train = REFERENCE_STEPS
+        .replace("REF", &reference.display().to_string())
+        .replace(
+            "keep = { top_fraction = 0.2 }",
+            "buckets = 5\nkeep = { buckets = [2, 3, 4] }",
+        );
+    let steps = format!(
+        r#"{train}
+[[steps]]
+type = "score"
+column = "q2"
+bucket_edges = [0.25, 0.5, 0.75]
+bucket_column = "b2"
+tokenizer = "none"
+
+[[steps]]
+type = "combine"
+columns = ["quality_bucket", "b2"]
+method = "max_bucket"
+column = "mix_bucket"
+
+[[steps]]
+type = "combine"
+columns = ["quality_score", "q2"]
+method = "weighted"
+weights = [3, 1]
+column = "blend"
+"#
+    );
+    let cfg = |name: &str, out: &Path, threads: usize, task_size: usize| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "[input]\npaths = [\"{}\"]\n\n{steps}\n[output]\ndir = \"{}\"\n\n[run]\nseed = 7\nthreads = {threads}\ntask_size = {task_size}\n",
+                input.display(),
+                out.display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&run(&cfg("a.toml", &a, 1, 1), "1", None));
+    ok(&run(&cfg("b.toml", &b, 2, 5), "2", None));
+    // The same bytes for any thread count and task size.
+    let files = |out: &Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(out.join("data"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files(&a), files(&b), "data differs between layouts");
+
+    // Equal-count buckets over all 1200 scored documents: the best j of 5 hold ⌈j · 1200 / 5⌉,
+    // so 240 each; the kept buckets 2–4 are exactly 720 documents.
+    let m = manifest_of(&a);
+    let score = m["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == "score")
+        .unwrap();
+    let docs: Vec<u64> = (0..5)
+        .map(|b| {
+            score["counters"][format!("bucket_docs_{b:02}")]
+                .as_f64()
+                .unwrap() as u64
+        })
+        .collect();
+    assert_eq!(docs, [240; 5]);
+    let tokens: Vec<u64> = (0..5)
+        .map(|b| {
+            score["counters"][format!("bucket_tokens_{b:02}")]
+                .as_f64()
+                .unwrap() as u64
+        })
+        .collect();
+    assert!(
+        tokens.iter().all(|t| *t > 0),
+        "cl100k tokens per bucket: {tokens:?}"
+    );
+    assert_eq!(score["stats"]["buckets"]["count"], 5);
+    let bucket = int_column_by_id(&a, "quality_bucket");
+    let q = column_by_id(&a, "quality_score");
+    assert_eq!(bucket.len(), 720);
+    let mut per = [0usize; 5];
+    for b in bucket.values() {
+        per[b.unwrap() as usize] += 1;
+    }
+    assert_eq!(per, [0, 0, 240, 240, 240]);
+    // A higher bucket never holds a lower score.
+    let mut by: Vec<(i32, f32)> = bucket.iter().map(|(id, b)| (b.unwrap(), q[id])).collect();
+    by.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
+    for w in by.windows(2) {
+        assert!(w[0].0 == w[1].0 || w[0].1 <= w[1].1, "{w:?}");
+    }
+    // Fixed edges, the max of the two bucket columns, and the weighted blend.
+    let q2 = column_by_id(&a, "q2");
+    let b2 = int_column_by_id(&a, "b2");
+    let mix = int_column_by_id(&a, "mix_bucket");
+    let blend = column_by_id(&a, "blend");
+    for (id, s) in &q2 {
+        let want = [0.25f64, 0.5, 0.75]
+            .iter()
+            .filter(|e| f64::from(*s) >= **e)
+            .count() as i32;
+        assert_eq!(b2[id], Some(want), "{id}: {s}");
+        assert_eq!(mix[id], Some(want.max(bucket[id].unwrap())), "{id}");
+        assert_eq!(q[id], *s, "two score steps of one model agree");
+        let w = ((3.0 * f64::from(q[id]) + f64::from(*s)) / 4.0) as f32;
+        assert_eq!(blend[id], w, "{id}");
+    }
+    // The report draws the buckets.
+    let html = std::fs::read_to_string(a.join("report.html")).unwrap();
+    assert!(
+        html.contains("data-chart=\"quality-buckets\" data-empty=\"false\""),
+        "chart drawn"
+    );
+    assert!(html.contains("tokens ("), "a token series");
+
+    // `keep = { buckets = [...] }` re-selects from the stored bucket column.
+    let recut = dir.path().join("recut");
+    let data = format!("\"{}/data/*.parquet\"", a.display());
+    let steps = "[[steps]]\ntype = \"quality_threshold\"\ncolumn = \"quality_bucket\"\nkeep = { buckets = [4] }\n";
+    ok(&run(
+        &write_config(dir.path(), "recut.toml", &data, steps, &recut),
+        "2",
+        None,
+    ));
+    assert_eq!(int_column_by_id(&recut, "quality_bucket").len(), 240);
+}
+
+#[test]
+fn bucket_options_are_checked_before_any_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "[[steps]]\ntype = \"train\"\n[[steps]]\ntype = \"score\"\nbuckets = 1\nbucket_edges = [2, 1]\nkeep = { buckets = [9] }\n[[steps]]\ntype = \"combine\"\ncolumns = [\"a\"]\nmethod = \"weighted\"\n";
+    let cfg = write_config(
+        dir.path(),
+        "c.toml",
+        "\"x.parquet\"",
+        steps,
+        &dir.path().join("o"),
+    );
+    let o = curate()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "bucket_edges",
+        "buckets",
+        "keep.buckets",
+        "columns",
+        "weights",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
 }

@@ -1,6 +1,6 @@
 //! Snapshots are plain parquet: pyarrow and DuckDB read the same rows and schema we wrote.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -6,7 +6,7 @@
 //! is read back with Hugging Face `datasets` (and pyarrow) and must hold the rows the manifest
 //! says.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,18 +14,7 @@ use std::process::Command;
 use common::*;
 
 /// The report's charts, in page order.
-const CHARTS: &[&str] = &[
-    "waterfall-docs",
-    "waterfall-words",
-    "length",
-    "language",
-    "dedup-clusters",
-    "teacher-labels",
-    "labeling-cost",
-    "student-scores",
-    "reliability",
-    "threshold-curve",
-];
+const CHARTS: &[&str] = curate_report::report::CHARTS;
 
 /// Runs the quick start config (with `extra` appended) into `out`.
 fn quickstart(out: &Path, extra: &str, threads: &str) {
@@ -215,7 +204,16 @@ fn quickstart_report_renders_every_chart_in_a_real_browser() {
     }
     if let Some(empty) = render_in_browser(&out) {
         // The reference annotator pays for nothing; every other chart has data in this run.
-        assert_eq!(empty, ["labeling-cost"]);
+        // No buckets, no training-data steps in the quick start.
+        assert_eq!(
+            empty,
+            [
+                "labeling-cost",
+                "quality-buckets",
+                "decontamination",
+                "tokens"
+            ]
+        );
     }
     // 402 labels: 126 sampled documents (all the survivors of the filters and dedup) + 276
     // reference positives. (473 = 197 + 276 while the language step used whatlang; lid.176,
@@ -270,8 +268,11 @@ fn corpus_report_without_exclusions_says_what_it_cannot_show() {
             "teacher-labels",
             "labeling-cost",
             "student-scores",
+            "quality-buckets",
             "reliability",
             "threshold-curve",
+            "decontamination",
+            "tokens",
         ];
         let m = manifest(&out);
         let dups = m["steps"][1]["dropped"]

@@ -9,7 +9,7 @@
 //! moto comes from `.ci/setup.d/35-s3.sh` (`/opt/curate-venv/bin/moto_server`). Under
 //! `CI=true` a missing moto fails the tests; elsewhere they skip with a reason.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

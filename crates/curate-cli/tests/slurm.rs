@@ -11,14 +11,14 @@
 //!
 //! Under `CI=true` a missing Slurm is a failure; elsewhere these tests skip, saying why.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use curate_testkit::anthropic::{FakeAnthropic, FakeConfig, Fault, Faults};
+use curate_testkit::anthropic::FakeAnthropic;
 
 const KEY: &str = "sk-ant-slurm-test";
 /// 600 documents in row groups of 150: four tasks in every pass, so arrays have several
@@ -64,16 +64,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let mut fc = FakeConfig::new(KEY);
-        // a short delay per answer keeps the labeling task alive long enough to be killed
-        fc.faults = Faults {
-            rate: 1.0,
-            kinds: vec![Fault::Slow],
-            slow: Duration::from_millis(10),
-            ..Faults::default()
-        };
-        fc.cache_min_tokens = u64::MAX / 4;
-        let server = FakeAnthropic::start(fc);
+        let server = slow_fake_claude(KEY, Duration::from_millis(10));
         let (input, input_ids) = corpus_slice(dir.path(), DOCS, ROW_GROUP);
         let body = format!(
             r#"[input]

@@ -5,7 +5,7 @@
 //! mid-tokenization resumes to the same bytes; `decontaminate` names the benchmark in the
 //! exclusion rows and counts it in the manifest.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

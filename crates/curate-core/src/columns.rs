@@ -117,6 +117,9 @@ pub struct ColumnProblem {
     pub hint: Option<String>,
 }
 
+/// A score column's name and its declared (low, high) scale.
+pub type NamedScale = (String, (f64, f64));
+
 /// The columns documents have when they reach a step, and what the step declares about them.
 #[derive(Debug)]
 pub struct Columns<'a> {
@@ -257,7 +260,7 @@ impl<'a> Columns<'a> {
     }
 
     /// What the step declared: added columns, scales and problems.
-    pub fn into_parts(self) -> (Vec<Added>, Vec<(String, (f64, f64))>, Vec<ColumnProblem>) {
+    pub fn into_parts(self) -> (Vec<Added>, Vec<NamedScale>, Vec<ColumnProblem>) {
         (self.added, self.new_scales, self.problems)
     }
 }

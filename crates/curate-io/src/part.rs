@@ -7,7 +7,6 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{DataType, Schema};
@@ -145,23 +144,11 @@ pub fn logical_bytes(batch: &RecordBatch) -> u64 {
         .sum()
 }
 
-/// The schema with `extra` Utf8 columns appended (used for exclusion parts: `step`, `reason`).
-pub fn with_string_columns(schema: &Schema, extra: &[&str]) -> Arc<Schema> {
-    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
-    for name in extra {
-        fields.push(Arc::new(arrow::datatypes::Field::new(
-            *name,
-            DataType::Utf8,
-            false,
-        )));
-    }
-    Arc::new(Schema::new(fields))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow::array::{StringArray, UInt64Array};
+    use std::sync::Arc;
 
     #[test]
     fn roundtrip_and_empty() {

@@ -1045,11 +1045,6 @@ impl<'a> JsonlRead<'a> {
     }
 }
 
-/// Rows of `batch` whose text is null (reported, treated as empty text downstream).
-pub fn null_texts(batch: &RecordBatch, text: usize) -> usize {
-    batch.column(text).null_count()
-}
-
 #[cfg(test)]
 #[path = "read_tests.rs"]
 mod tests;

@@ -145,6 +145,8 @@ pub fn bucket(url: &ObjectUrl) -> Result<Arc<dyn ObjectStore>, IoError> {
         retry_timeout: std::time::Duration::from_secs(30),
         ..Default::default()
     };
+    // rustls's `ring` provider (the build leaves out aws-lc-rs); a no-op once installed
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let store = AmazonS3Builder::from_env()
         .with_bucket_name(&url.bucket)
         .with_retry(retry)

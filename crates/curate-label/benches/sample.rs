@@ -54,6 +54,9 @@ fn bench(c: &mut Criterion) {
         seed: Some(1),
         length_buckets: vec![500, 2000, 8000, 32000],
         column: "split".into(),
+        strategy: "random".into(),
+        selection_column: "selection".into(),
+        per_bucket: 1,
     };
     let env = BuildEnv {
         seed: 1,

@@ -153,6 +153,8 @@ pub struct Response {
 impl Client {
     /// Builds a client.
     pub fn new(cfg: ClientConfig, key: ApiKey) -> Result<Client, String> {
+        // rustls's `ring` provider (the build leaves out aws-lc-rs); a no-op once installed
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(Duration::from_secs(5))

@@ -16,6 +16,7 @@
 //! prompt hash, text hash), so nothing is ever paid for twice; a batch interrupted mid-way is
 //! resumed from its persisted id. [`estimate`] prices a run before anything is spent.
 
+pub mod active;
 pub mod claude;
 pub mod client;
 pub mod cost;

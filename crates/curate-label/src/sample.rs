@@ -72,6 +72,34 @@ pub struct SampleConfig {
     /// reads it through its `split_column`).
     #[serde(default = "default_split_column")]
     pub column: String,
+    /// How documents are picked: `random` (a seeded hash within strata, the first round of
+    /// labeling) or `uncertainty` (a later round of active labeling: the `size` not yet sampled
+    /// documents whose score under the model of the nearest preceding `train` step is closest
+    /// to its keep threshold, shared between strata and spread over near-duplicate buckets).
+    /// `uncertainty` needs a `sample` and a `train` step before it, keeps every earlier
+    /// round's rows and split (the holdout stays the first round's) and adds only `train` rows;
+    /// it rewrites the split column and writes `selection_column`, so set `overwrite = true`
+    /// on the step. See docs/LABELING.md.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// `strategy = "uncertainty"`: the column saying how each sampled row was chosen (`random`
+    /// for rows of a random round, `uncertainty-round-N` for rows this round N picked).
+    #[serde(default = "default_selection_column")]
+    pub selection_column: String,
+    /// `strategy = "uncertainty"`: at most this many picks per near-duplicate bucket (a
+    /// MinHash of word 3-shingles), so near copies of one uncertain document are not all bought.
+    #[serde(default = "default_per_bucket")]
+    pub per_bucket: usize,
+}
+
+fn default_strategy() -> String {
+    "random".into()
+}
+fn default_selection_column() -> String {
+    "selection".into()
+}
+fn default_per_bucket() -> usize {
+    1
 }
 
 fn default_split_column() -> String {
@@ -106,6 +134,24 @@ impl StepSpec for SampleConfig {
         if self.column.trim().is_empty() {
             p.push("column", "is empty; name the split column");
         }
+        p.one_of("strategy", &self.strategy, &["random", "uncertainty"]);
+        if self.strategy == "uncertainty" {
+            if self.per_bucket == 0 {
+                p.push("per_bucket", "0 is out of range; allowed: 1 or more");
+            }
+            if self.selection_column.trim().is_empty() {
+                p.push("selection_column", "is empty; name the selection column");
+            }
+            if self.selection_column == self.column {
+                p.push(
+                    "selection_column",
+                    format!(
+                        "\"{}\" is also the split column; use another name",
+                        self.column
+                    ),
+                );
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for s in &self.strata {
             if s.is_empty() {
@@ -118,9 +164,23 @@ impl StepSpec for SampleConfig {
 
     fn build(&self, env: &BuildEnv) -> Result<Box<dyn Step>, StepError> {
         let seed = self.seed.unwrap_or_else(|| derive_seed(env.seed, "sample"));
+        let active = if self.strategy == "uncertainty" {
+            let rounds = env.previous.iter().filter(|t| *t == "sample").count();
+            let train = curate_quality::train::nearest_train_step(&env.previous);
+            let (Some(train), true) = (train, rounds > 0) else {
+                return Err(StepError::Other(format!(
+                    "steps[{}] (sample): strategy = \"uncertainty\" needs a `sample` step (the first, random round with the holdout) and a `train` step (the model that judges uncertainty) before it",
+                    env.index
+                )));
+            };
+            Some(crate::active::Active::new(train, rounds + 1))
+        } else {
+            None
+        };
         Ok(Box::new(SampleStep {
             cfg: self.clone(),
             seed,
+            active,
         }))
     }
 }
@@ -130,6 +190,7 @@ impl StepSpec for SampleConfig {
 pub struct SampleStep {
     cfg: SampleConfig,
     seed: u64,
+    active: Option<crate::active::Active>,
 }
 
 const SELECTION: &str = "selection.bin";
@@ -156,9 +217,19 @@ impl Step for SampleStep {
             }
         }
         c.add(Some("column"), &self.cfg.column, DataType::Utf8);
+        if self.active.is_some() {
+            c.add(
+                Some("selection_column"),
+                &self.cfg.selection_column,
+                DataType::Utf8,
+            );
+        }
     }
 
     fn processor(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Processor>, StepError> {
+        if let Some(a) = &self.active {
+            return a.processor(&self.cfg, cx.dir);
+        }
         let path = cx.dir.join(SELECTION);
         let bytes = std::fs::read(&path).map_err(|e| StepError::io(&path, e))?;
         if bytes.len() % 9 != 0 {
@@ -201,6 +272,9 @@ impl Step for SampleStep {
 
 impl Barrier for SampleStep {
     fn observer(&self, cx: &TaskContext<'_>) -> Result<Box<dyn Observer>, StepError> {
+        if let Some(a) = &self.active {
+            return a.observer(&self.cfg, self.seed, cx.dir, cx.task, cx.step_dirs);
+        }
         Ok(Box::new(SampleObserver {
             cfg: self.cfg.clone(),
             seed: self.seed,
@@ -219,6 +293,9 @@ impl Barrier for SampleStep {
     }
 
     fn run_stage_task(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
+        if let Some(a) = &self.active {
+            return a.run_stage(&self.cfg, cx);
+        }
         // Merge every task's candidates by stratum name.
         let mut merged: BTreeMap<String, (u64, Vec<(u64, u64)>)> = BTreeMap::new();
         for t in 0..cx.observed_tasks {
@@ -374,66 +451,72 @@ pub fn url_domain(url: &str) -> &str {
         .unwrap_or(host)
 }
 
-impl SampleObserver {
-    fn stratum_of(&mut self, batch: &DocBatch, i: usize) -> Result<(), StepError> {
-        self.buf.clear();
-        for (n, name) in self.cfg.strata.iter().enumerate() {
-            if n > 0 {
-                self.buf.push('\u{1f}');
-            }
-            match name.as_str() {
-                "url_domain" => {
-                    let col = batch.column("url").ok_or_else(|| {
-                        StepError::Data("sample: stratum `url_domain` needs a `url` column, which the input lacks".into())
-                    })?;
-                    if let Some(s) = col.as_string_opt::<i32>() {
-                        if !s.is_null(i) {
-                            for ch in url_domain(s.value(i)).chars() {
-                                self.buf.extend(ch.to_lowercase());
-                            }
+/// Writes the stratum of row `i` (its strata values joined by U+001F) to `buf`.
+pub(crate) fn write_stratum(
+    cfg: &SampleConfig,
+    batch: &DocBatch,
+    i: usize,
+    buf: &mut String,
+) -> Result<(), StepError> {
+    buf.clear();
+    for (n, name) in cfg.strata.iter().enumerate() {
+        if n > 0 {
+            buf.push('\u{1f}');
+        }
+        match name.as_str() {
+            "url_domain" => {
+                let col = batch.column("url").ok_or_else(|| {
+                    StepError::Data(
+                        "sample: stratum `url_domain` needs a `url` column, which the input lacks"
+                            .into(),
+                    )
+                })?;
+                if let Some(s) = col.as_string_opt::<i32>() {
+                    if !s.is_null(i) {
+                        for ch in url_domain(s.value(i)).chars() {
+                            buf.extend(ch.to_lowercase());
                         }
-                    } else if let Some(v) = crate::util::str_value(col.as_ref(), i) {
-                        self.buf.push_str(&url_domain(&v).to_lowercase());
                     }
+                } else if let Some(v) = crate::util::str_value(col.as_ref(), i) {
+                    buf.push_str(&url_domain(&v).to_lowercase());
                 }
-                "length_bucket" => {
-                    let len = batch.text(i).len();
-                    let b = self
-                        .cfg
-                        .length_buckets
-                        .iter()
-                        .position(|&u| len < u)
-                        .unwrap_or(self.cfg.length_buckets.len());
-                    match self.cfg.length_buckets.get(b) {
-                        Some(u) => self.buf.push_str(&format!("<{u}")),
-                        None => self.buf.push_str(&format!(
-                            ">={}",
-                            self.cfg.length_buckets.last().copied().unwrap_or(0)
-                        )),
-                    }
+            }
+            "length_bucket" => {
+                let len = batch.text(i).len();
+                let b = cfg
+                    .length_buckets
+                    .iter()
+                    .position(|&u| len < u)
+                    .unwrap_or(cfg.length_buckets.len());
+                match cfg.length_buckets.get(b) {
+                    Some(u) => buf.push_str(&format!("<{u}")),
+                    None => buf.push_str(&format!(
+                        ">={}",
+                        cfg.length_buckets.last().copied().unwrap_or(0)
+                    )),
                 }
-                col_name => {
-                    let col = batch.column(col_name).ok_or_else(|| {
+            }
+            col_name => {
+                let col = batch.column(col_name).ok_or_else(|| {
                         StepError::Data(format!(
                             "sample: stratum `{col_name}` is neither a column of the input nor `url_domain` / `length_bucket`"
                         ))
                     })?;
-                    if let Some(s) = col.as_string_opt::<i32>() {
-                        if !s.is_null(i) {
-                            self.buf.push_str(s.value(i));
-                        }
-                    } else if let Some(v) = crate::util::str_value(col.as_ref(), i) {
-                        self.buf.push_str(&v);
+                if let Some(s) = col.as_string_opt::<i32>() {
+                    if !s.is_null(i) {
+                        buf.push_str(s.value(i));
                     }
+                } else if let Some(v) = crate::util::str_value(col.as_ref(), i) {
+                    buf.push_str(&v);
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The selection hash of row `i`: its id (or text) under `seed`.
-fn selection_hash(batch: &DocBatch, i: usize, seed: u64) -> u64 {
+pub(crate) fn selection_hash(batch: &DocBatch, i: usize, seed: u64) -> u64 {
     if let Some(ids) = batch.ids() {
         if ids.is_null(i) {
             return h64(batch.text(i).as_bytes(), seed);
@@ -451,7 +534,7 @@ impl Observer for SampleObserver {
     fn observe(&mut self, batch: &DocBatch, _counters: &mut Counters) -> Result<(), StepError> {
         let k = self.cfg.size;
         for i in 0..batch.len() {
-            self.stratum_of(batch, i)?;
+            write_stratum(&self.cfg, batch, i, &mut self.buf)?;
             let idx = match self.index.get(self.buf.as_str()) {
                 Some(&x) => x,
                 None => {
@@ -597,6 +680,9 @@ mod tests {
             seed: Some(7),
             length_buckets: default_buckets(),
             column: default_split_column(),
+            strategy: "random".into(),
+            selection_column: "selection".into(),
+            per_bucket: 1,
         };
         let one = split_of(&cfg, 1, 400);
         for tasks in [2, 3, 7] {
@@ -634,6 +720,9 @@ mod tests {
             seed: None,
             length_buckets: vec![10, 5],
             column: default_split_column(),
+            strategy: "random".into(),
+            selection_column: "selection".into(),
+            per_bucket: 1,
         };
         let mut p = Problems::new();
         cfg.validate(&mut p);

@@ -101,6 +101,9 @@ fn sample_then_label(
         seed: Some(3),
         length_buckets: vec![500, 2000],
         column: "split".into(),
+        strategy: "random".into(),
+        selection_column: "selection".into(),
+        per_bucket: 1,
     };
     std::fs::create_dir_all(run.sample_dir()).unwrap();
     std::fs::create_dir_all(run.label_dir()).unwrap();
@@ -717,6 +720,9 @@ fn dry_run_draws_the_same_documents_as_the_sample_step() {
         seed: Some(3),
         length_buckets: vec![600, 900],
         column: "split".into(),
+        strategy: "random".into(),
+        selection_column: "selection".into(),
+        per_bucket: 1,
     };
     let input = crate::estimate::DryRunInput {
         paths: &paths,

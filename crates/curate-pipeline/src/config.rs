@@ -323,8 +323,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
     let sections = ["input", "steps", "output", "run", "slurm"];
     for k in doc.keys() {
         if !sections.contains(&k.as_str()) {
-            let msg =
-                format!("unknown section; allowed: [input], [[steps]], [output], [run], [slurm]");
+            let msg = "unknown section; allowed: [input], [[steps]], [output], [run], [slurm]"
+                .to_string();
             match did_you_mean(k, sections) {
                 Some(s) => p.push_hint(k, msg, format!("did you mean `{s}`?")),
                 None => p.push(k, msg),
@@ -366,10 +366,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
                     format!("must include the text column \"{}\"", i.text_column),
                 );
             }
-            if let Some(id) = &i.id_column {
-                if !cols.contains(id) {
-                    p.push("columns", format!("must include the id column \"{id}\""));
-                }
+            if let Some(id) = &i.id_column
+                && !cols.contains(id)
+            {
+                p.push("columns", format!("must include the id column \"{id}\""));
             }
         }
     }

@@ -293,10 +293,10 @@ impl Run {
                 c.docs_out += k.len() as u64;
                 doc = k;
             }
-            if let Some(w) = excl.as_mut() {
-                if let Some(b) = in_key_order(&excluded) {
-                    w.write(&b).map_err(|e| PipelineError::io(ctx.clone(), e))?;
-                }
+            if let Some(w) = excl.as_mut()
+                && let Some(b) = in_key_order(&excluded)
+            {
+                w.write(&b).map_err(|e| PipelineError::io(ctx.clone(), e))?;
             }
             if doc.is_empty() {
                 return Ok(());
@@ -345,7 +345,6 @@ impl Run {
                 }
             }
         }
-        drop(handle);
         bar.task_done();
         for (i, proc_) in procs.iter_mut() {
             let c = counts.get_mut(i).expect("counts");

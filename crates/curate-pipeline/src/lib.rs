@@ -464,10 +464,11 @@ fn refuse_symlinks(root: &Path) -> Result<(), PipelineError> {
             if ft.is_symlink() {
                 return Some(e.path());
             }
-            if ft.is_dir() && depth < 8 {
-                if let Some(p) = walk(&e.path(), depth + 1) {
-                    return Some(p);
-                }
+            if ft.is_dir()
+                && depth < 8
+                && let Some(p) = walk(&e.path(), depth + 1)
+            {
+                return Some(p);
             }
         }
         None

@@ -109,12 +109,35 @@ impl std::fmt::Debug for Plan {
     }
 }
 
+/// Gives curate-core's resource reader (through which steps read files their configs name, such
+/// as a frozen model) object storage. Idempotent.
+pub fn register_object_store() {
+    curate_core::resource::set_remote_reader(Box::new(ObjectStoreReader));
+}
+
+/// Object storage for [`curate_core::resource`] (`s3://` URLs).
+struct ObjectStoreReader;
+
+impl curate_core::resource::RemoteReader for ObjectStoreReader {
+    fn read(&self, url: &str) -> Result<Option<Vec<u8>>, String> {
+        let u = curate_io::store::ObjectUrl::parse(url)
+            .ok_or_else(|| format!("{url}: not an object-store URL"))??;
+        curate_io::store::get_bytes(&u)
+            .map(|b| b.map(|b| b.to_vec()))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The runtime steps and their work directories, in config order.
+pub type BuiltSteps = (Vec<Box<dyn Step>>, Vec<PathBuf>);
+
 impl Plan {
     /// Builds the steps (cheap; no data read).
     pub fn build_steps(
         config: &Config,
         work: &std::path::Path,
-    ) -> Result<(Vec<Box<dyn Step>>, Vec<PathBuf>), PipelineError> {
+    ) -> Result<BuiltSteps, PipelineError> {
+        register_object_store();
         let mut steps = Vec::new();
         let mut dirs = Vec::new();
         let mut previous = Vec::new();

@@ -110,10 +110,10 @@ impl Bar {
 
     /// Reports a finished task.
     pub fn task_done(&self) {
-        if let Some(m) = &self.0 {
-            if m.unit == Unit::Tasks {
-                m.bar.inc(1);
-            }
+        if let Some(m) = &self.0
+            && m.unit == Unit::Tasks
+        {
+            m.bar.inc(1);
         }
     }
 }

@@ -13,6 +13,7 @@ macro_rules! registry {
         /// Every step type curate knows, with its typed config.
         #[derive(Debug, Clone, serde::Serialize)]
         #[serde(tag = "type", rename_all = "snake_case")]
+        #[allow(clippy::large_enum_variant)] // configs, a few per run: not worth a Box each
         pub enum StepConfig {
             $(
                 #[doc = concat!("`", stringify!($variant), "`")]
@@ -98,6 +99,7 @@ registry! {
     Train => curate_quality::train::TrainConfig,
     Score => curate_quality::score::ScoreConfig,
     QualityThreshold => curate_quality::threshold::QualityThresholdConfig,
+    Combine => curate_quality::combine::CombineConfig,
     ExactDedup => curate_dedup::exact::ExactDedupConfig,
     MinhashDedup => curate_dedup::minhash::MinhashDedupConfig,
     Decontaminate => curate_tokens::decontaminate::DecontaminateConfig,

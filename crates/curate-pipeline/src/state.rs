@@ -80,13 +80,13 @@ impl State {
                         .unwrap_or((0, 0)),
                     _ => (mtime(p), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)),
                 };
-                if let Some(prev) = previous {
-                    if let Some(i) = prev.inputs.iter().position(|e| e.path == path) {
-                        if prev.inputs[i].bytes == size && prev.mtimes.get(i) == Some(&m) && m != 0
-                        {
-                            return Ok((prev.inputs[i].clone(), m));
-                        }
-                    }
+                if let Some(prev) = previous
+                    && let Some(i) = prev.inputs.iter().position(|e| e.path == path)
+                    && prev.inputs[i].bytes == size
+                    && prev.mtimes.get(i) == Some(&m)
+                    && m != 0
+                {
+                    return Ok((prev.inputs[i].clone(), m));
                 }
                 let (bytes, h) = curate_io::hash::hash_file(p)
                     .map_err(|e| PipelineError::io("hashing inputs", e))?;

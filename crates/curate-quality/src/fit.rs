@@ -230,7 +230,8 @@ pub fn fit(data: &Dataset, train: &[usize], valid: &[usize], prm: &FitParams) ->
     let eps = 1e-8f32;
     let mut dtheta = vec![0.0f32; p.theta.len()];
     // (validation loss, epoch, weights, bias, thresholds) of the best epoch so far.
-    let mut best: Option<(f64, u32, Vec<f32>, f32, Vec<f32>)> = None;
+    type Best = (f64, u32, Vec<f32>, f32, Vec<f32>);
+    let mut best: Option<Best> = None;
     let mut losses = Vec::new();
     let mut since_best = 0;
     let mut epochs_run = 0;

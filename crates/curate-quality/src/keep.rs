@@ -26,6 +26,57 @@ pub enum Keep {
     /// `keep = { top_fraction = 0.1 }`. Exact: ⌈fraction · n⌉ documents, ties broken by document
     /// key.
     TopFraction(f64),
+    /// Keep the documents of these quality buckets, e.g. `keep = { buckets = [3, 4] }` (the
+    /// `score` step's `buckets` or `bucket_edges`; `quality_threshold` on a stored bucket
+    /// column). Bucket numbers 0–127.
+    Buckets(#[schemars(with = "Vec<u32>")] BucketSet),
+}
+
+/// A set of bucket numbers below [`BucketSet::LIMIT`] (a bit mask, so [`Keep`] stays `Copy`);
+/// written as a list in configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "Vec<u32>", into = "Vec<u32>")]
+pub struct BucketSet(u128);
+
+impl BucketSet {
+    /// Bucket numbers must be below this.
+    pub const LIMIT: u32 = 128;
+
+    /// Whether bucket `b` is in the set.
+    #[inline]
+    pub fn contains(&self, b: u32) -> bool {
+        b < Self::LIMIT && self.0 >> b & 1 == 1
+    }
+
+    /// The largest bucket in the set.
+    pub fn max(&self) -> Option<u32> {
+        (self.0 != 0).then(|| 127 - self.0.leading_zeros())
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl TryFrom<Vec<u32>> for BucketSet {
+    type Error = String;
+    fn try_from(v: Vec<u32>) -> Result<Self, String> {
+        let mut m = 0u128;
+        for b in v {
+            if b >= Self::LIMIT {
+                return Err(format!("bucket {b} is not below {}", Self::LIMIT));
+            }
+            m |= 1 << b;
+        }
+        Ok(BucketSet(m))
+    }
+}
+
+impl From<BucketSet> for Vec<u32> {
+    fn from(s: BucketSet) -> Vec<u32> {
+        (0..BucketSet::LIMIT).filter(|b| s.contains(*b)).collect()
+    }
 }
 
 impl Keep {
@@ -36,6 +87,9 @@ impl Keep {
                 problems.push("keep.threshold", format!("{t} is not a finite number"))
             }
             Keep::TopFraction(f) => problems.range("keep.top_fraction", *f, 0.0, 1.0),
+            Keep::Buckets(b) if b.is_empty() => {
+                problems.push("keep.buckets", "is empty; it would keep no document")
+            }
             _ => {}
         }
     }
@@ -186,11 +240,71 @@ pub(crate) fn exact_cut(paths: &[PathBuf], fraction: f64) -> Result<Cut, Error> 
 }
 
 fn exact_cut_with(paths: &[PathBuf], fraction: f64, collect: u64) -> Result<Cut, Error> {
+    let n = count_records(paths)?;
+    let k = Cut::count(n, fraction);
+    Ok(Cut {
+        n,
+        k,
+        last: kth_best(paths, k, collect)?,
+    })
+}
+
+/// Number of records in the score files.
+pub(crate) fn count_records(paths: &[PathBuf]) -> Result<u64, Error> {
     let mut n = 0u64;
     for_each_record(paths, |_| n += 1)?;
-    let k = Cut::count(n, fraction);
+    Ok(n)
+}
+
+/// Equal-count buckets of the scored documents: for `n` documents in `buckets` buckets, the
+/// (rank key, doc key) of the last document of the best `j` buckets, j = 1 … buckets − 1 (the
+/// best j buckets hold ⌈j · n / buckets⌉ documents). See [`Buckets::of`].
+pub(crate) fn bucket_bounds(paths: &[PathBuf], buckets: u32) -> Result<Buckets, Error> {
+    let n = count_records(paths)?;
+    let mut last = Vec::with_capacity(buckets as usize - 1);
+    for j in 1..buckets as u64 {
+        let k = (j * n).div_ceil(buckets as u64);
+        last.push(kth_best(paths, k, COLLECT)?);
+    }
+    Ok(Buckets { n, last })
+}
+
+/// Equal-count quality buckets over a whole corpus, numbered 0 (lowest scores) to N − 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buckets {
+    /// Documents seen.
+    pub n: u64,
+    /// The last (rank key, doc key) of the best 1, 2, … N − 1 buckets (`None`: no document).
+    pub last: Vec<Option<(u32, u64)>>,
+}
+
+impl Buckets {
+    /// The bucket of a document: N − 1 minus the number of boundaries it ranks below.
+    #[inline]
+    pub fn of(&self, score: f32, key: u64) -> u32 {
+        let me = (rank_key(score), key);
+        let below = self
+            .last
+            .iter()
+            .filter(|l| l.is_none_or(|l| me > l))
+            .count();
+        (self.last.len() - below) as u32
+    }
+
+    /// The lowest score of each bucket's best boundary, for people (`None` where empty).
+    pub fn lower_scores(&self) -> Vec<Option<f32>> {
+        self.last
+            .iter()
+            .map(|l| l.map(|(rk, _)| score_of_rank_key(rk)))
+            .collect()
+    }
+}
+
+/// The k-th best (rank key, doc key) of the score files (1-based), `None` for k = 0: radix
+/// selection, 16 bits per pass, candidates sorted once at most `collect` remain.
+fn kth_best(paths: &[PathBuf], k: u64, collect: u64) -> Result<Option<(u32, u64)>, Error> {
     if k == 0 {
-        return Ok(Cut { n, k, last: None });
+        return Ok(None);
     }
     let mut rank = k; // 1-based rank within the current candidates
     let mut prefix: u128 = 0;
@@ -224,11 +338,7 @@ fn exact_cut_with(paths: &[PathBuf], fraction: f64, collect: u64) -> Result<Cut,
             break;
         }
     }
-    Ok(Cut {
-        n,
-        k,
-        last: Some(((prefix >> 64) as u32, prefix as u64)),
-    })
+    Ok(Some(((prefix >> 64) as u32, prefix as u64)))
 }
 
 #[cfg(test)]

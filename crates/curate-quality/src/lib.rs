@@ -7,6 +7,7 @@
 //!   and evaluate it ([`metrics`]); it publishes `model/` and `quality/metrics.json`.
 //! - [`score`]: adds a calibrated Float32 `quality_score` to every document using the model of
 //!   the nearest preceding `train` step; keeps by threshold or by exact top fraction.
+//! - [`combine`]: several score or bucket columns into one (max bucket, mean, weighted mean).
 //! - [`threshold`]: re-applies a keep rule to an existing `quality_score` column without the
 //!   model (the rethreshold step; [`threshold::rethreshold`] is the library function behind the
 //!   command).
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use curate_core::StepError;
 
 pub mod calibrate;
+pub mod combine;
 pub mod doc;
 pub mod features;
 pub mod fit;

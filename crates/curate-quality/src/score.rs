@@ -9,12 +9,14 @@ use curate_core::{
     Barrier, BuildEnv, Counters, DocBatch, Observer, Problems, Processor, StageContext, StageSpec,
     Step, StepError, StepSpec, TaskContext,
 };
-use curate_snapshot::{Snapshot, SnapshotError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::keep::{Cut, Keep, ScoreWriter, exact_cut, score_of_rank_key, scores_path};
+use crate::keep::{
+    Buckets, Cut, Keep, ScoreWriter, bucket_bounds, exact_cut, score_of_rank_key, scores_path,
+};
 use crate::model::{Model, Scratch};
+use crate::tokens::Tokenizer;
 use crate::train::{model_path, nearest_train_step};
 
 /// Score every document with the student the nearest preceding `train` step fitted, and keep
@@ -48,6 +50,16 @@ use crate::train::{model_path, nearest_train_step};
 /// keep = { top_fraction = 0.1 }
 /// ```
 ///
+/// **Buckets for mixing.** `buckets = 5` adds an Int32 column (`bucket_column`, default
+/// `quality_bucket`) numbering equal-count buckets of the score over the whole corpus, 0 for the
+/// lowest scores to 4 for the highest (exact: the best j buckets hold ⌈j · n / 5⌉ documents, ties
+/// broken by document key; a barrier, like `top_fraction`); `bucket_edges = [1.5, 2.5, 3.5]`
+/// numbers fixed score ranges instead (bucket = how many edges the score reaches; no barrier).
+/// `keep = { buckets = [3, 4] }` keeps the documents of those buckets. Counters
+/// `bucket_docs_NN` and `bucket_tokens_NN` (tokens of `tokenizer`, default `cl100k_base`;
+/// `"none"` skips counting) give every bucket's share of documents and tokens before the keep
+/// rule, for mixing by token share; the report draws them.
+///
 /// **Scoring with a frozen model.** `model = "runs/labelled-2026-11"` scores with the model an
 /// earlier run trained (a curate snapshot directory: its `model/model.bin`, whose hash must be
 /// the one that snapshot's manifest lists) or `model = "quality.bin"` (a model file); no `train`
@@ -65,9 +77,42 @@ pub struct ScoreConfig {
     #[serde(default = "default_column")]
     pub column: String,
     /// A frozen model to score with instead of the one a `train` step of this run fits: a curate
-    /// snapshot directory or a `model.bin` file (relative paths from the working directory).
+    /// snapshot directory or a `model.bin` file, local or `s3://` (relative paths from the
+    /// working directory).
     #[serde(default)]
     pub model: Option<String>,
+    /// Number of equal-count quality buckets over the whole corpus (2–100); absent: none.
+    #[serde(default)]
+    pub buckets: Option<u32>,
+    /// Fixed bucket edges on the score scale, strictly increasing (bucket = how many edges the
+    /// score reaches); instead of `buckets`.
+    #[serde(default)]
+    pub bucket_edges: Option<Vec<f64>>,
+    /// Name of the bucket column (Int32) added with `buckets` or `bucket_edges`.
+    #[serde(default = "default_bucket_column")]
+    pub bucket_column: String,
+    /// Tokenizer counting each bucket's tokens (`cl100k_base`, `o200k_base`, or `none`); only
+    /// used with buckets.
+    #[serde(default)]
+    pub tokenizer: Tokenizer,
+}
+
+fn default_bucket_column() -> String {
+    "quality_bucket".into()
+}
+
+/// Most buckets `buckets` or `bucket_edges` may define.
+pub const MAX_BUCKETS: u32 = 100;
+
+impl ScoreConfig {
+    /// Number of buckets the config defines (0: no buckets).
+    fn bucket_count(&self) -> u32 {
+        match (&self.buckets, &self.bucket_edges) {
+            (Some(n), _) => *n,
+            (None, Some(e)) => e.len() as u32 + 1,
+            (None, None) => 0,
+        }
+    }
 }
 
 pub(crate) fn default_column() -> String {
@@ -91,15 +136,59 @@ impl StepSpec for ScoreConfig {
                 "model",
                 "is empty; give a curate snapshot directory or a model.bin file",
             ),
-            Some(m) if m.contains("://") => p.push_hint(
+            Some(m) if m.contains("://") && !m.starts_with("s3://") => p.push_hint(
                 "model",
-                format!("\"{m}\": only local models can be read"),
+                format!("\"{m}\": only local paths and s3:// URLs can be read"),
                 "copy the snapshot's model/model.bin to a local path",
             ),
             _ => {}
         }
         if let Some(k) = &self.keep {
             k.validate(p);
+        }
+        match (&self.buckets, &self.bucket_edges) {
+            (Some(_), Some(_)) => p.push(
+                "bucket_edges",
+                "is set together with `buckets`; give equal-count `buckets` or fixed `bucket_edges`, not both",
+            ),
+            (Some(n), None) => p.range("buckets", *n as f64, 2.0, MAX_BUCKETS as f64),
+            (None, Some(e)) => {
+                if e.is_empty() || e.len() >= MAX_BUCKETS as usize {
+                    p.push(
+                        "bucket_edges",
+                        format!("needs 1 to {} edges, has {}", MAX_BUCKETS - 1, e.len()),
+                    );
+                }
+                if e.iter().any(|x| !x.is_finite()) || e.windows(2).any(|w| w[0] >= w[1]) {
+                    p.push(
+                        "bucket_edges",
+                        format!("{e:?} must be finite and strictly increasing"),
+                    );
+                }
+            }
+            (None, None) => {}
+        }
+        if self.bucket_count() > 0 && self.bucket_column.is_empty() {
+            p.push("bucket_column", "must not be empty");
+        }
+        if let Some(Keep::Buckets(set)) = &self.keep {
+            let n = self.bucket_count();
+            if n == 0 {
+                p.push_hint(
+                    "keep.buckets",
+                    "selects buckets, but the step defines none",
+                    "add `buckets = N` or `bucket_edges = [...]` to the step",
+                );
+            } else if set.max().is_some_and(|m| m >= n) {
+                p.push(
+                    "keep.buckets",
+                    format!(
+                        "names bucket {}, but there are only buckets 0–{}",
+                        set.max().unwrap_or(0),
+                        n - 1
+                    ),
+                );
+            }
         }
         if self.column.is_empty() {
             p.push("column", "must not be empty");
@@ -146,60 +235,89 @@ pub struct Score {
 }
 
 /// A model trained by an earlier run, loaded once when the step is built.
-struct Frozen {
+pub struct Frozen {
     /// The model file read.
-    path: PathBuf,
+    pub path: PathBuf,
     /// `model` as the config gives it.
-    source: String,
-    model: Arc<Model>,
+    pub source: String,
+    /// The model.
+    pub model: Arc<Model>,
     /// xxh3-128 of the model file.
-    hash: String,
+    pub hash: String,
+    /// The model's bytes when it was read from object storage (published from a local copy).
+    bytes: Option<Vec<u8>>,
 }
 
 impl Frozen {
-    /// Loads `model` (a snapshot directory or a model file; relative to `base`). A snapshot's
-    /// model must hash to what its manifest lists: a model swapped after the run is refused.
-    fn open(model: &str, base: &Path) -> Result<Frozen, StepError> {
-        let given = Path::new(model);
-        let root = if given.is_absolute() {
-            given.to_path_buf()
-        } else {
-            base.join(given)
-        };
+    /// Loads `model`: a snapshot (a local directory, or an object-store prefix not ending in
+    /// `.bin`) or a model file (relative paths from `base`). A snapshot's model must hash to
+    /// what its manifest lists: a model swapped after the run is refused.
+    pub fn open(model: &str, base: &Path) -> Result<Frozen, StepError> {
+        use curate_core::resource;
         let err = |m: String| StepError::Other(format!("score: model = \"{model}\": {m}"));
-        let (path, listed) = if root.is_dir() {
-            let snap = Snapshot::open(&root).map_err(|e| match e {
-                SnapshotError::NotASnapshot { source, .. } => err(format!(
-                    "{} is not a finished curate snapshot ({source})",
-                    root.display()
-                )),
-                SnapshotError::InvalidManifest { path, source } => {
-                    err(format!("{}: {source}", path.display()))
-                }
-                other => err(other.to_string()),
-            })?;
-            let listed = snap.artifact(MODEL_ARTEFACT).cloned().ok_or_else(|| {
-                err(format!(
-                    "the snapshot at {} has no {MODEL_ARTEFACT} (it ran no `train` step)",
-                    root.display()
-                ))
-            })?;
-            (snap.path(MODEL_ARTEFACT), Some(listed))
+        let is_snapshot = if resource::is_remote(model) {
+            !model.ends_with(".bin")
         } else {
-            (root, None)
+            resource::local_path(model, base).is_dir()
         };
-        let bytes = std::fs::read(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        // the snapshot's `model/` directory stands for the snapshot
+        let trimmed = model.trim_end_matches('/');
+        let root = match trimmed.strip_suffix("model") {
+            Some("") => ".",
+            Some(parent) if parent.ends_with('/') => parent.trim_end_matches('/'),
+            _ => trimmed,
+        };
+        let (file, listed) = if is_snapshot {
+            let model = root;
+            let manifest = resource::join(model, "manifest.json");
+            let bytes = resource::read(&manifest, base)
+                .map_err(err)?
+                .ok_or_else(|| {
+                    err(format!(
+                        "{manifest} does not exist: not a finished curate snapshot"
+                    ))
+                })?;
+            let m: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| err(format!("{manifest}: {e}")))?;
+            let listed = m["artifacts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["path"] == MODEL_ARTEFACT)
+                .and_then(|a| a["xxh3_128"].as_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    err(format!(
+                        "the snapshot has no {MODEL_ARTEFACT} (it ran no `train` step)"
+                    ))
+                })?;
+            (resource::join(root, MODEL_ARTEFACT), Some(listed))
+        } else {
+            (model.to_string(), None)
+        };
+        let bytes = resource::read(&file, base)
+            .map_err(err)?
+            .ok_or_else(|| err(format!("{file} does not exist")))?;
         let hash = crate::model::content_hash(&bytes);
-        if let Some(listed) = &listed {
-            curate_snapshot::open::check_hash(&path, &hash, listed, "model").map_err(err)?;
+        if let Some(listed) = listed
+            && listed != hash
+        {
+            return Err(err(format!(
+                "{file} hashes to {hash} but its snapshot's manifest lists {listed}: the model changed after that run"
+            )));
         }
-        let source = model.to_string();
-        let model = Model::from_bytes(&path, &bytes)?;
+        let path = if resource::is_remote(&file) {
+            PathBuf::from(&file)
+        } else {
+            resource::local_path(&file, base)
+        };
+        let model_ = Model::from_bytes(&path, &bytes)?;
+        // a remote model is published from a local copy in the step's work directory
         Ok(Frozen {
             path,
-            source,
-            model: Arc::new(model),
+            source: model.to_string(),
+            model: Arc::new(model_),
             hash,
+            bytes: resource::is_remote(&file).then_some(bytes),
         })
     }
 }
@@ -255,6 +373,41 @@ pub(crate) enum Rule {
     All,
     Threshold(f32),
     Cut(Cut),
+    Buckets(crate::keep::BucketSet),
+}
+
+/// How a processor numbers buckets.
+#[derive(Debug, Clone)]
+enum Bucketing {
+    None,
+    Edges(Vec<f64>),
+    Ranks(Buckets),
+}
+
+impl Bucketing {
+    #[inline]
+    fn of(&self, score: f32, key: u64) -> Option<u32> {
+        match self {
+            Bucketing::None => None,
+            Bucketing::Edges(e) => {
+                Some(e.iter().filter(|x| f64::from(score) >= **x).count() as u32)
+            }
+            Bucketing::Ranks(b) => Some(b.of(score, key)),
+        }
+    }
+}
+
+const BUCKETS_FILE: &str = "buckets.json";
+
+fn read_buckets(dir: &Path) -> Result<Buckets, StepError> {
+    let p = dir.join(BUCKETS_FILE);
+    let b = std::fs::read(&p).map_err(|e| StepError::io(&p, e))?;
+    serde_json::from_slice(&b).map_err(|e| StepError::Data(format!("{}: {e}", p.display())))
+}
+
+/// The name of the `bucket_docs_*` / `bucket_tokens_*` counter of bucket `b`.
+pub fn bucket_counter(what: &str, b: u32) -> String {
+    format!("bucket_{what}_{b:02}")
 }
 
 impl Step for Score {
@@ -272,6 +425,13 @@ impl Step for Score {
             Some(f) => Some((0.0, f64::from(f.model.header.scale_max))),
             None => c.scale(crate::train::MODEL_SCALE),
         };
+        if self.cfg.bucket_count() > 0 {
+            c.add(
+                Some("bucket_column"),
+                &self.cfg.bucket_column,
+                arrow::datatypes::DataType::Int32,
+            );
+        }
         if let Some((lo, hi)) = scale {
             if let Some(Keep::Threshold(t)) = self.cfg.keep
                 && !(lo..=hi).contains(&t)
@@ -297,6 +457,12 @@ impl Step for Score {
             None => Rule::All,
             Some(Keep::Threshold(t)) => Rule::Threshold(t as f32),
             Some(Keep::TopFraction(_)) => Rule::Cut(read_cut(cx.dir)?),
+            Some(Keep::Buckets(b)) => Rule::Buckets(b),
+        };
+        let bucketing = match (&self.cfg.buckets, &self.cfg.bucket_edges) {
+            (Some(_), _) => Bucketing::Ranks(read_buckets(cx.dir)?),
+            (None, Some(e)) => Bucketing::Edges(e.clone()),
+            (None, None) => Bucketing::None,
         };
         let model = self.model(cx.step_dirs)?;
         Ok(Box::new(ScoreProcessor {
@@ -305,17 +471,24 @@ impl Step for Score {
             rule,
             column: self.cfg.column.clone(),
             buf: Vec::new(),
+            bucket_column: self.cfg.bucket_column.clone(),
+            bucket_tally: vec![(0, 0); self.cfg.bucket_count() as usize],
+            bucketing,
+            tokenizer: self.cfg.tokenizer,
+            bucket_buf: Vec::new(),
         }))
     }
 
     fn barrier(&self) -> Option<&dyn Barrier> {
-        matches!(self.cfg.keep, Some(Keep::TopFraction(_))).then_some(self as &dyn Barrier)
+        (matches!(self.cfg.keep, Some(Keep::TopFraction(_))) || self.cfg.buckets.is_some())
+            .then_some(self as &dyn Barrier)
     }
 
     fn publish(&self, dir: &Path) -> Result<Published, StepError> {
         let keep = match self.cfg.keep {
             None => serde_json::json!("all"),
             Some(Keep::Threshold(t)) => serde_json::json!({"threshold": t}),
+            Some(Keep::Buckets(b)) => serde_json::json!({"buckets": Vec::<u32>::from(b)}),
             Some(Keep::TopFraction(f)) => {
                 let cut = read_cut(dir)?;
                 serde_json::json!({
@@ -333,6 +506,29 @@ impl Step for Score {
             "score": "calibrated (strictly increasing in the model's linear score)",
             "keep": keep,
         });
+        if self.cfg.bucket_count() > 0 {
+            stats["buckets"] = match (&self.cfg.buckets, &self.cfg.bucket_edges) {
+                (Some(n), _) => {
+                    let b = read_buckets(dir)?;
+                    serde_json::json!({
+                        "column": self.cfg.bucket_column,
+                        "kind": "equal_count",
+                        "count": n,
+                        "documents": b.n,
+                        "lowest_score_of_best": b.lower_scores(),
+                        "tokenizer": self.cfg.tokenizer.name(),
+                    })
+                }
+                (None, Some(e)) => serde_json::json!({
+                    "column": self.cfg.bucket_column,
+                    "kind": "edges",
+                    "count": e.len() + 1,
+                    "edges": e,
+                    "tokenizer": self.cfg.tokenizer.name(),
+                }),
+                (None, None) => serde_json::Value::Null,
+            };
+        }
         let mut files = Vec::new();
         if let Some(f) = &self.frozen {
             // the frozen model travels with the snapshot it scored
@@ -341,12 +537,22 @@ impl Step for Score {
                 &header,
                 &serde_json::to_vec_pretty(&f.model.header).expect("serialises"),
             )?;
-            files.push((MODEL_ARTEFACT.to_string(), f.path.clone()));
+            let model_file = match &f.bytes {
+                Some(b) => {
+                    let p = dir.join("model.bin");
+                    crate::write_atomic(&p, b)?;
+                    p
+                }
+                None => f.path.clone(),
+            };
+            files.push((MODEL_ARTEFACT.to_string(), model_file));
             files.push((curate_snapshot::artifact::MODEL_HEADER.to_string(), header));
             stats["model"] = serde_json::json!({
                 "source": f.source,
                 "model_hash": f.hash,
                 "trained_in_this_run": false,
+                "format_version": crate::model::FORMAT_VERSION,
+                "metrics": f.model.header.metrics,
             });
         }
         Ok(Published {
@@ -374,15 +580,22 @@ impl Barrier for Score {
     }
 
     fn run_stage_task(&self, cx: &StageContext<'_>) -> Result<(), StepError> {
-        let Some(Keep::TopFraction(f)) = self.cfg.keep else {
-            return Err(StepError::Other(
-                "score: cut stage without top_fraction".into(),
-            ));
-        };
-        let cut = write_cut(cx.dir, cx.observed_tasks, f)?;
-        if let Ok(mut c) = cx.counters.lock() {
-            c.add("cut_documents", cut.n as f64);
-            c.add("cut_kept", cut.k as f64);
+        if let Some(Keep::TopFraction(f)) = self.cfg.keep {
+            let cut = write_cut(cx.dir, cx.observed_tasks, f)?;
+            if let Ok(mut c) = cx.counters.lock() {
+                c.add("cut_documents", cut.n as f64);
+                c.add("cut_kept", cut.k as f64);
+            }
+        }
+        if let Some(n) = self.cfg.buckets {
+            let paths: Vec<PathBuf> = (0..cx.observed_tasks)
+                .map(|t| scores_path(cx.dir, t))
+                .collect();
+            let b = bucket_bounds(&paths, n)?;
+            crate::write_atomic(
+                &cx.dir.join(BUCKETS_FILE),
+                &serde_json::to_vec(&b).expect("serialises"),
+            )?;
         }
         Ok(())
     }
@@ -436,6 +649,12 @@ struct ScoreProcessor {
     rule: Rule,
     column: String,
     buf: Vec<f32>,
+    bucketing: Bucketing,
+    bucket_column: String,
+    /// (documents, tokens) per bucket, this task so far.
+    bucket_tally: Vec<(u64, u64)>,
+    tokenizer: Tokenizer,
+    bucket_buf: Vec<i32>,
 }
 
 impl Processor for ScoreProcessor {
@@ -446,15 +665,26 @@ impl Processor for ScoreProcessor {
         scores.reserve(n);
         let mut bytes = 0usize;
         let mut dropped = 0usize;
+        let mut buckets = std::mem::take(&mut self.bucket_buf);
+        buckets.clear();
         for i in 0..n {
             let text = batch.text(i).as_bytes();
             bytes += text.len();
             let cal = self.model.score(text, &mut self.scratch);
             scores.push(cal);
+            let key = batch.keys().value(i);
+            let bucket = self.bucketing.of(cal, key);
+            if let Some(b) = bucket {
+                buckets.push(b as i32);
+                let t = &mut self.bucket_tally[b as usize];
+                t.0 += 1;
+                t.1 += u64::from(self.tokenizer.count(batch.text(i)));
+            }
             let keep = match self.rule {
                 Rule::All => true,
                 Rule::Threshold(t) => cal >= t,
-                Rule::Cut(c) => c.keeps(cal, batch.keys().value(i)),
+                Rule::Cut(c) => c.keeps(cal, key),
+                Rule::Buckets(set) => bucket.is_some_and(|b| set.contains(b)),
             };
             if !keep {
                 batch.drop_row(i, 0);
@@ -477,6 +707,19 @@ impl Processor for ScoreProcessor {
             &self.column,
             std::sync::Arc::new(Float32Array::from(scores)),
         );
+        if !matches!(self.bucketing, Bucketing::None) {
+            let col = arrow::array::Int32Array::from_iter_values(buckets.iter().copied());
+            batch.set_column(&self.bucket_column, std::sync::Arc::new(col));
+        }
+        self.bucket_buf = buckets;
+        Ok(())
+    }
+
+    fn finish(&mut self, counters: &mut Counters) -> Result<(), StepError> {
+        for (b, (docs, tokens)) in self.bucket_tally.iter().enumerate() {
+            counters.add(&bucket_counter("docs", b as u32), *docs as f64);
+            counters.add(&bucket_counter("tokens", b as u32), *tokens as f64);
+        }
         Ok(())
     }
 }

@@ -431,6 +431,11 @@ fn name_top_features(model: &Model, data: &Labelled, rows: &[usize]) -> Vec<Name
             .features
             .for_each_span(text, |b, kind, (s, e)| {
                 if let Some((m, _)) = names.get_mut(&b) {
+                    // a byte prefix may end inside a character: name it by the whole character
+                    let mut e = e;
+                    while e < text.len() && text[e] & 0xC0 == 0x80 {
+                        e += 1;
+                    }
                     let mut t = String::from_utf8_lossy(&text[s..e]).to_lowercase();
                     t = t
                         .split(|c: char| c.is_ascii() && !c.is_ascii_alphanumeric())

@@ -58,6 +58,11 @@ pub struct QualityThreshold {
     cfg: QualityThresholdConfig,
 }
 
+/// The bucket a stored bucket-column value names (`None` unless a whole number ≥ 0).
+fn bucket_of(v: f32) -> Option<u32> {
+    (v >= 0.0 && v.fract() == 0.0 && v < 1e9).then_some(v as u32)
+}
+
 fn score_column(batch: &DocBatch, name: &str) -> Result<Float32Array, StepError> {
     let col = batch.column(name).ok_or_else(|| {
         StepError::Data(format!(
@@ -107,6 +112,7 @@ impl Step for QualityThreshold {
         let rule = match self.cfg.keep {
             Keep::Threshold(t) => Rule::Threshold(t as f32),
             Keep::TopFraction(_) => Rule::Cut(read_cut(cx.dir)?),
+            Keep::Buckets(b) => Rule::Buckets(b),
         };
         Ok(Box::new(ThresholdProcessor {
             rule,
@@ -185,6 +191,7 @@ impl Processor for ThresholdProcessor {
                 Rule::All => true,
                 Rule::Threshold(t) => s.value(i) >= t,
                 Rule::Cut(c) => c.keeps(s.value(i), batch.keys().value(i)),
+                Rule::Buckets(set) => bucket_of(s.value(i)).is_some_and(|b| set.contains(b)),
             };
             if !keep {
                 batch.drop_row(i, 0);
@@ -216,7 +223,7 @@ pub struct Rethreshold {
 pub fn rethreshold(scores: &[Float32Array], keep: Keep) -> Rethreshold {
     let total: u64 = scores.iter().map(|a| a.len() as u64).sum();
     let cut = match keep {
-        Keep::Threshold(_) => None,
+        Keep::Threshold(_) | Keep::Buckets(_) => None,
         Keep::TopFraction(f) => {
             let k = Cut::count(total, f) as usize;
             let mut all: Vec<(u32, u64)> = Vec::with_capacity(total as usize);
@@ -255,6 +262,9 @@ pub fn rethreshold(scores: &[Float32Array], keep: Keep) -> Rethreshold {
                     let keep = !a.is_null(i)
                         && match (keep, cut) {
                             (Keep::Threshold(t), _) => a.value(i) >= t as f32,
+                            (Keep::Buckets(set), _) => {
+                                bucket_of(a.value(i)).is_some_and(|b| set.contains(b))
+                            }
                             (_, Some(c)) => c.keeps(a.value(i), p),
                             _ => false,
                         };

@@ -173,6 +173,28 @@ pub fn render(m: &Manifest, p: &Profile, name: &str, columns: &[String]) -> Stri
             g("ece")
         );
     }
+    if let Some(fm) = m
+        .step("score")
+        .and_then(|s| s.stats.as_ref())
+        .and_then(|st| st.get("model"))
+    {
+        let mt = &fm["metrics"];
+        let g = |k: &str| {
+            mt.get(k)
+                .and_then(|v| v.as_f64())
+                .map_or("—".into(), |v| format!("{v:.3}"))
+        };
+        let _ = writeln!(
+            o,
+            "\nScored with a frozen quality model from `{}` (`model/model.bin`, xxh3-128 `{}`); held-out in its own run: AUC {}, F1 {}, Spearman {}, ECE {}.",
+            cell(fm["source"].as_str().unwrap_or("?")),
+            fm["model_hash"].as_str().unwrap_or("?"),
+            g("auc"),
+            g("f1"),
+            g("spearman"),
+            g("ece")
+        );
+    }
     o.push_str("\n## Inputs\n\n| file | bytes | xxh3-128 |\n|---|---:|---|\n");
     for i in &m.inputs {
         let _ = writeln!(

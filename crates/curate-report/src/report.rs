@@ -34,6 +34,7 @@ pub const CHARTS: &[&str] = &[
     "teacher-labels",
     "labeling-cost",
     "student-scores",
+    "quality-buckets",
     "reliability",
     "threshold-curve",
     "decontamination",
@@ -488,6 +489,46 @@ fn scores_chart(m: &Manifest, p: &Profile, metrics: Option<&serde_json::Value>) 
     out
 }
 
+/// Documents and tokens per quality bucket, from the score step's `bucket_docs_NN` and
+/// `bucket_tokens_NN` counters (every scored document, before the keep rule).
+fn buckets_chart(m: &Manifest) -> String {
+    let meta = Meta {
+        id: "quality-buckets",
+        title: "Quality buckets",
+        desc: "Share of scored documents and of their tokens per quality bucket (0 = lowest scores), before the score step's keep rule, from its bucket counters: the mix's raw material.",
+    };
+    let Some(s) = m.step("score") else {
+        return charts::empty(&meta, "no score step");
+    };
+    let get = |what: &str| -> Vec<u64> {
+        (0..)
+            .map_while(|b| s.counters.0.get(&format!("bucket_{what}_{b:02}")))
+            .map(|v| *v as u64)
+            .collect()
+    };
+    let (docs, tokens) = (get("docs"), get("tokens"));
+    if docs.is_empty() {
+        return charts::empty(
+            &meta,
+            "the score step defines no buckets (`buckets` or `bucket_edges`)",
+        );
+    }
+    let cats: Vec<String> = (0..docs.len()).map(|b| b.to_string()).collect();
+    let mut series = vec![total_share_series("documents", &docs)];
+    if tokens.iter().sum::<u64>() > 0 {
+        let total: u64 = tokens.iter().sum();
+        series.push(Series {
+            name: format!("tokens ({} in all)", int(total)),
+            values: tokens.iter().map(|&n| pct(n, total)).collect(),
+            shown: tokens
+                .iter()
+                .map(|&n| format!("{} ({:.1}%)", int(n), pct(n, total)))
+                .collect(),
+        });
+    }
+    charts::bars(&meta, "% of scored", &cats, &series)
+}
+
 fn reliability_chart(metrics: Option<&serde_json::Value>) -> String {
     let meta = Meta {
         id: "reliability",
@@ -689,7 +730,30 @@ pub fn render(i: &Inputs) -> String {
             g("ece_raw")
         );
     }
+    if let Some(fm) = m
+        .step("score")
+        .and_then(|s| s.stats.as_ref())
+        .and_then(|st| st.get("model"))
+    {
+        let mt = &fm["metrics"];
+        let g = |k: &str| {
+            mt.get(k)
+                .and_then(|v| v.as_f64())
+                .map_or("—".into(), |v| format!("{v:.3}"))
+        };
+        let _ = writeln!(
+            o,
+            "<p>Scored with a frozen model from <code>{}</code> (model/model.bin, xxh3-128 <code>{}</code>), trained in an earlier run; its held-out metrics there: AUC {}, F1 {}, Spearman {}, ECE {}.</p>",
+            esc(fm["source"].as_str().unwrap_or("?")),
+            esc(fm["model_hash"].as_str().unwrap_or("?")),
+            g("auc"),
+            g("f1"),
+            g("spearman"),
+            g("ece")
+        );
+    }
     o.push_str(&scores_chart(m, p, metrics));
+    o.push_str(&buckets_chart(m));
     o.push_str(&reliability_chart(metrics));
     o.push_str(&threshold_chart(m, p, metrics));
     o.push_str("<h2>Training data</h2>\n");

@@ -66,7 +66,8 @@ impl IndexedWriter {
         let bin_path = dir.join(format!("{prefix}.bin"));
         let idx_path = dir.join(format!("{prefix}.idx"));
         let bin = AtomicWriter::create(&bin_path)?;
-        let lens_path = dir.join(curate_io::atomic::temp_name(&format!("{prefix}.lens")));
+        // `prefix` may name a subdirectory (`language=en/part-00000`)
+        let lens_path = curate_io::atomic::temp_path(&dir.join(format!("{prefix}.lens")));
         let f = std::fs::File::create(&lens_path).map_err(|e| StepError::io(&lens_path, e))?;
         Ok(Self {
             prefix: prefix.to_string(),

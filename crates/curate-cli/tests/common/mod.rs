@@ -106,7 +106,7 @@ pub fn read_files(files: &[PathBuf]) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     for f in files {
         let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(&f).unwrap(),
+            std::fs::File::open(f).unwrap(),
         )
         .unwrap()
         .build()
@@ -289,4 +289,23 @@ pub fn committed(out: &Path, stage_prefix: &str) -> usize {
             n.ends_with(".json") && !n.starts_with('.')
         })
         .count()
+}
+
+/// A fake Claude that answers every request after `delay` and caches no prompt, so a labeling
+/// stage lasts long enough to be killed inside it and every run is billed (and recorded) the
+/// same (the crash and Slurm kill trials).
+pub fn slow_fake_claude(
+    key: &str,
+    delay: std::time::Duration,
+) -> curate_testkit::anthropic::FakeAnthropic {
+    use curate_testkit::anthropic::{FakeAnthropic, FakeConfig, Fault, Faults};
+    let mut fc = FakeConfig::new(key);
+    fc.faults = Faults {
+        rate: 1.0,
+        kinds: vec![Fault::Slow],
+        slow: delay,
+        ..Faults::default()
+    };
+    fc.cache_min_tokens = u64::MAX / 4;
+    FakeAnthropic::start(fc)
 }

@@ -55,7 +55,7 @@ def train(inp, out_dir):
             g.write(f"__label__n{len(text.split()) % 300} {text}\n")
     for name, targs, qargs in MODELS:
         src = many if name == "many_q" else base
-        m = fasttext.train_supervised(input=src, epoch=5, lr=0.2, bucket=200000, thread=2,
+        m = fasttext.train_supervised(input=src, epoch=5, lr=0.2, bucket=200000, thread=1,
                                       verbose=0, seed=7, **targs)
         if qargs is None:
             m.save_model(os.path.join(out_dir, name + ".bin"))
@@ -72,7 +72,7 @@ def train_binary(inp, out):
             label = "hq" if d["label"] == "en" else "lq"
             f.write(f"__label__{label} {' '.join(d['text'].split())}\n")
     m = fasttext.train_supervised(input=path, epoch=5, lr=0.2, dim=32, wordNgrams=2, minn=0, maxn=0,
-                                  bucket=200000, thread=2, verbose=0, seed=7)
+                                  bucket=200000, thread=1, verbose=0, seed=7)
     m.save_model(out)
 
 

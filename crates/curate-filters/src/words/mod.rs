@@ -16,7 +16,15 @@
 //! `docs/FILTERS.md`. [`shared_words`] lets the word-based steps of a chain share one split per
 //! text.
 
+mod sentences;
+mod shared;
 mod spacy_en_tables;
+#[cfg(test)]
+mod tests;
+
+use sentences::Sentencizer;
+pub use sentences::count_sentences_in_words;
+pub use shared::{clear_shared_words, share_words, shared_words};
 
 use std::sync::LazyLock;
 
@@ -230,86 +238,6 @@ fn ascii_is_p(c: char) -> bool {
 /// Makes sure the tables are built (so a benchmark does not time their construction).
 pub fn warm_up() {
     LazyLock::force(&TABLES);
-}
-
-/// Upper bound on the words the per-thread split cache holds (8 bytes each) before it is
-/// emptied: 2 Mi words = 16 MiB, several default batches (256 documents) of web text, so the
-/// steps of a chain find every text of a batch split (a batch larger than the cache only costs
-/// re-splits). 512 Ki words measured slower on the FineWeb chain.
-const SHARED_CAP: usize = 2 << 20;
-
-/// The word splits of recent texts on this thread, keyed by a 128-bit hash of the text.
-///
-/// The word-based steps of a chain (`gopher_repetition`, `gopher_quality`, `fineweb_quality`)
-/// see the same texts one after the other on the same thread; a split is a pure function of the
-/// text, so the second and third step reuse the first one's words instead of splitting again.
-/// A rewritten text (e.g. after `c4_quality`) has another hash and is split anew.
-#[derive(Default)]
-struct SharedSplits {
-    splitter: WordSplitter,
-    spans: Vec<Span>,
-    /// Low 64 bits of the text's xxh3-128 → (high 64 bits, range in `spans`).
-    index: HashMap64<(u64, usize, usize)>,
-}
-
-thread_local! {
-    static SHARED: std::cell::RefCell<SharedSplits> = std::cell::RefCell::new(SharedSplits::default());
-}
-
-/// Calls `f` with the words of `text` (as [`WordSplitter::split`] returns them), reusing the split
-/// of an identical text made earlier on this thread. `f` must not call `shared_words` itself.
-pub fn shared_words<R>(text: &str, f: impl FnOnce(&[Span]) -> R) -> R {
-    SHARED.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let c = &mut *guard;
-        let h = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
-        let (lo, hi) = (h as u64, (h >> 64) as u64);
-        if let Some(&(h2, a, b)) = c.index.get(&lo)
-            && h2 == hi
-        {
-            return f(&c.spans[a..b]);
-        }
-        if c.spans.len() > SHARED_CAP {
-            c.spans.clear();
-            c.index.clear();
-        }
-        let start = c.spans.len();
-        c.splitter.tokens(text, &mut c.spans, false);
-        let end = c.spans.len();
-        c.index.insert(lo, (hi, start, end));
-        f(&c.spans[start..end])
-    })
-}
-
-/// Records `words` as the split of `text` in this thread's split cache, for a text built from
-/// pieces whose words are known (e.g. `c4_quality`'s kept lines joined by `\n`). `words` must be
-/// exactly what [`WordSplitter::split`] returns for `text`.
-pub fn share_words(text: &str, words: &[Span]) {
-    SHARED.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let c = &mut *guard;
-        let h = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
-        let (lo, hi) = (h as u64, (h >> 64) as u64);
-        if c.index.get(&lo).is_some_and(|&(h2, _, _)| h2 == hi) {
-            return;
-        }
-        if c.spans.len() > SHARED_CAP {
-            c.spans.clear();
-            c.index.clear();
-        }
-        let start = c.spans.len();
-        c.spans.extend_from_slice(words);
-        c.index.insert(lo, (hi, start, c.spans.len()));
-    });
-}
-
-/// Empties this thread's split cache (benchmarks use it to time each filter's own split).
-pub fn clear_shared_words() {
-    SHARED.with(|cell| {
-        let mut c = cell.borrow_mut();
-        c.spans.clear();
-        c.index.clear();
-    });
 }
 
 /// A reusable English word splitter (spaCy-compatible). Keep one per task.
@@ -606,73 +534,6 @@ impl WordSplitter {
             }
         }
         st.finish()
-    }
-}
-
-/// [`WordSplitter::count_sentences`] of the text spanned by `words`, from its words alone:
-/// `words` are the consecutive words ([`WordSplitter::split`]) of a stretch of `text` that
-/// starts at the first word and ends at the last one (e.g. a stripped line; tokens never cross
-/// whitespace, so a line's words are the text's words inside it).
-///
-/// The whitespace tokens `count_sentences` also sees are the gaps between two words other than
-/// none or a single `' '` (spaCy absorbs one space after a token); they are replayed from the
-/// gaps.
-pub fn count_sentences_in_words(text: &str, words: &[Span]) -> usize {
-    let tb = &*TABLES;
-    let b = text.as_bytes();
-    let mut st = Sentencizer::default();
-    let mut prev_end = None;
-    for &(s, e) in words {
-        let (s, e) = (s as usize, e as usize);
-        if let Some(p) = prev_end
-            && s > p
-            && !(s == p + 1 && b[p] == b' ')
-        {
-            st.space();
-        }
-        st.word(tb, &text[s..e]);
-        prev_end = Some(e);
-    }
-    st.finish()
-}
-
-/// spaCy's sentencizer as a counter over tokens: a sentence ends before the first token after
-/// a sentence-final punctuation token that is neither such a token nor punctuation; sentences
-/// of whitespace tokens only are not counted.
-#[derive(Default)]
-struct Sentencizer {
-    sentences: usize,
-    seen_period: bool,
-    /// The current sentence has a non-space token.
-    content: bool,
-}
-
-impl Sentencizer {
-    /// A whitespace token (never sentence-final punctuation nor punctuation).
-    #[inline]
-    fn space(&mut self) {
-        if self.seen_period {
-            self.sentences += self.content as usize;
-            self.content = false;
-            self.seen_period = false;
-        }
-    }
-
-    /// A token with a non-space character.
-    #[inline]
-    fn word(&mut self, tb: &Tables, tok: &str) {
-        let in_punct = is_single_in(tok, &tb.sent_punct);
-        if self.seen_period && !in_punct && !is_punct_token(tok) {
-            self.sentences += self.content as usize;
-            self.seen_period = false;
-        } else if in_punct {
-            self.seen_period = true;
-        }
-        self.content = true;
-    }
-
-    fn finish(self) -> usize {
-        self.sentences + self.content as usize
     }
 }
 
@@ -1093,115 +954,5 @@ pub fn char_len(s: &str) -> usize {
         s.len()
     } else {
         s.as_bytes().iter().filter(|&&b| (b as i8) >= -0x40).count()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn words(s: &str) -> Vec<&str> {
-        let mut out = Vec::new();
-        WordSplitter::new().split(s, &mut out);
-        out.iter()
-            .map(|&(a, b)| &s[a as usize..b as usize])
-            .collect()
-    }
-
-    #[test]
-    fn matches_spacy_on_known_cases() {
-        // Expected outputs recorded from spacy 3.8 `spacy.blank("en")`.
-        assert_eq!(words("don't stop"), ["do", "n't", "stop"]);
-        assert_eq!(
-            words(
-                "well-known e.g. U.S.A. U.S. (hello), 3.5km $100 http://x.com/a-b.html foo@bar.com a--b ...yes... hi!!"
-            ),
-            [
-                "well",
-                "-",
-                "known",
-                "e.g.",
-                "U.S.A.",
-                "U.S.",
-                "(",
-                "hello",
-                ")",
-                ",",
-                "3.5",
-                "km",
-                "$",
-                "100",
-                "http://x.com/a-b.html",
-                "foo@bar.com",
-                "a",
-                "--",
-                "b",
-                "...",
-                "yes",
-                "...",
-                "hi",
-                "!",
-                "!"
-            ]
-        );
-        assert_eq!(words("a\n\n b  c\t d"), ["a", "b", "c", "d"]);
-        assert_eq!(
-            words("It’s 10am. Mr. Smith’s \"quote\""),
-            [
-                "It", "’s", "10", "am", ".", "Mr.", "Smith", "’s", "\"", "quote", "\""
-            ]
-        );
-        assert_eq!(words("can\u{2019}t"), ["ca", "n’t"]);
-        assert_eq!(words("the id. The"), ["the", "i", "d.", "The"]);
-        assert_eq!(
-            words("5-6 1/2 a/b 2+3 50% +4 #tag @user"),
-            [
-                "5", "-", "6", "1/2", "a", "/", "b", "2", "+", "3", "50", "%", "+4", "#", "tag",
-                "@user"
-            ]
-        );
-    }
-
-    #[test]
-    fn hyphen_prefilter_covers_every_hyphen() {
-        // `infix_at` tries the hyphen rules only after these first characters.
-        for h in t::HYPHENS {
-            let c = h.chars().next().unwrap();
-            assert!(matches!(c, '-' | '\u{2013}' | '\u{2014}' | '~'), "{h:?}");
-        }
-    }
-
-    #[test]
-    fn url_host_check_skips_captures_only_without_a_digit_before_a_dot() {
-        let tb = &*TABLES;
-        for (s, want) in [
-            ("http://example.com/a.html", true),
-            ("http://10.0.0.1/x", false),
-            ("user@127.0.0.1", false),
-            ("http://8.8.8.8/", true),
-            ("www.172.20.1.1.com", true),
-            ("172.20.1.1", false),
-        ] {
-            assert_eq!(is_url(tb, s), want, "{s}");
-        }
-    }
-
-    #[test]
-    fn sentences() {
-        let mut w = WordSplitter::new();
-        let mut sc = Vec::new();
-        assert_eq!(w.count_sentences("One. Two! Three? four", &mut sc), 4);
-        assert_eq!(w.count_sentences("No end here", &mut sc), 1);
-        assert_eq!(w.count_sentences("Wait... what?!", &mut sc), 1);
-        assert_eq!(w.count_sentences("Hi.  !!", &mut sc), 2);
-        assert_eq!(w.count_sentences("", &mut sc), 0);
-    }
-
-    #[test]
-    fn python_char_predicates() {
-        assert!(py_isspace('\u{1f}') && py_isspace('\u{a0}') && !py_isspace('\u{200b}'));
-        assert!(py_isalpha('é') && py_isalpha('中') && !py_isalpha('\u{93e}') && !py_isalpha('1'));
-        assert!(is_punct_token("...") && !is_punct_token("$") && is_punct_token("«"));
-        assert_eq!(char_len("naïve"), 5);
     }
 }
