@@ -49,10 +49,10 @@ pub(crate) fn check_table<T: DeserializeOwned>(
             }
         }
     }
-    if bad.is_empty() {
-        if let Ok(v) = T::deserialize(toml::Value::Table(table.clone())) {
-            return Some((v, true));
-        }
+    if bad.is_empty()
+        && let Ok(v) = T::deserialize(toml::Value::Table(table.clone()))
+    {
+        return Some((v, true));
     }
     // Attribute errors to fields: deserialize each known key on its own.
     for (k, v) in table {
