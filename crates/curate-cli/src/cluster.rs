@@ -60,6 +60,9 @@ pub fn run_slurm(
     };
     let root = run.layout.root.clone();
     let sub = slurm::submit(&run, &slurm_cfg, &ctx)?;
+    // the submission is recorded: release the run to its tasks (they share it; this process
+    // only watches from here)
+    drop(run);
     if sub.jobs.is_empty() {
         eprintln!(
             "curate: nothing to submit: every task of {} has finished",

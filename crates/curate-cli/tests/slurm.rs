@@ -422,8 +422,13 @@ fn kill_inside(
             std::thread::sleep(Duration::from_millis(2));
         }
         assert!(!alive(pid), "{stage} task {index} survived SIGKILL");
-        let record = out.join(format!(".curate/done/{stage}/{index:06}.json"));
-        if record.exists() {
+        // `.curate/done/<run id>/<stage>/<index>.json`
+        let recorded = std::fs::read_dir(out.join(".curate/done"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|r| r.path().join(format!("{stage}/{index:06}.json")).exists());
+        if recorded {
             continue; // it finished just before the signal: aim at the next one
         }
         return Some((stage, index));

@@ -129,7 +129,19 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
             } else {
                 lock::Mode::Exclusive
             };
-            HeldLock::Local(lock::acquire(&root, mode, &opts.access.command())?)
+            // a cluster task may start while its submitter still holds the run alone (submitting
+            // the later stages): it waits for it, up to a minute
+            let wait = if task {
+                std::time::Duration::from_secs(60)
+            } else {
+                std::time::Duration::ZERO
+            };
+            HeldLock::Local(lock::acquire_within(
+                &root,
+                mode,
+                &opts.access.command(),
+                wait,
+            )?)
         }
     };
     let scratch_or_root = remote.as_ref().map_or(root.clone(), |r| r.scratch.clone());

@@ -107,6 +107,18 @@ fn holders_dir(root: &Path) -> PathBuf {
 /// Takes the lock on the local run directory `root` (creating `root/.curate/`), or says who
 /// holds it.
 pub fn acquire(root: &Path, mode: Mode, command: &str) -> Result<RunLock, PipelineError> {
+    acquire_within(root, mode, command, std::time::Duration::ZERO)
+}
+
+/// [`acquire`], retrying for up to `wait` while another process holds the lock (a cluster task
+/// started while its submitter is still submitting the later stages).
+pub fn acquire_within(
+    root: &Path,
+    mode: Mode,
+    command: &str,
+    wait: std::time::Duration,
+) -> Result<RunLock, PipelineError> {
+    let t0 = std::time::Instant::now();
     let path = lock_path(root);
     let io = |p: &Path, e: std::io::Error| {
         PipelineError::io("locking the run directory", curate_io::IoError::os(p, e))
@@ -120,9 +132,17 @@ pub fn acquire(root: &Path, mode: Mode, command: &str) -> Result<RunLock, Pipeli
         .truncate(false)
         .open(&path)
         .map_err(|e| io(&path, e))?;
-    let got = match mode {
-        Mode::Exclusive => file.try_lock(),
-        Mode::Shared => file.try_lock_shared(),
+    let got = loop {
+        let got = match mode {
+            Mode::Exclusive => file.try_lock(),
+            Mode::Shared => file.try_lock_shared(),
+        };
+        match got {
+            Err(std::fs::TryLockError::WouldBlock) if t0.elapsed() < wait => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other,
+        }
     };
     match got {
         Ok(()) => {}
