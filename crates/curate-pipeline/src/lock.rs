@@ -198,9 +198,7 @@ fn busy(root: &Path, file: &mut File, wanted: Mode) -> PipelineError {
         v.sort_by(|a, b| (&a.host, a.pid).cmp(&(&b.host, b.pid)));
         v
     } else {
-        let mut b = Vec::new();
-        let _ = file.read_to_end(&mut b);
-        serde_json::from_slice::<Holder>(&b).into_iter().collect()
+        read_exclusive_holder(file).into_iter().collect()
     };
     let who = match holders.as_slice() {
         [] => "another curate process".to_string(),
@@ -218,6 +216,23 @@ fn busy(root: &Path, file: &mut File, wanted: Mode) -> PipelineError {
     PipelineError::Refused(format!(
 "{} is in use by {who}; one writer at a time", root.display())).with_hint(format!(
 "wait for it to finish (the lock is released when that process ends, however it ends), or stop it; `curate status {}` shows progress", root.display()))
+}
+
+/// The holder an exclusive lock's file names. A holder writes itself just after taking the
+/// lock, so a process refused in that instant finds the file empty or half written: it reads
+/// again for up to half a second before naming no one.
+fn read_exclusive_holder(file: &mut File) -> Option<Holder> {
+    let mut b = Vec::new();
+    for _ in 0..20 {
+        b.clear();
+        if file.rewind().is_ok() && file.read_to_end(&mut b).is_ok() {
+            if let Ok(h) = serde_json::from_slice::<Holder>(&b) {
+                return Some(h);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    None
 }
 
 /// The host name (from the kernel), or `localhost`.
@@ -285,6 +300,27 @@ mod tests {
         drop(s1);
         drop(_s2);
         assert!(acquire(d.path(), Mode::Exclusive, "run").is_ok());
+    }
+
+    #[test]
+    fn a_holder_refused_while_it_writes_itself_is_still_named() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join(".curate")).unwrap();
+        // a holder that has the kernel's lock but has not written itself yet
+        let f = File::create(lock_path(d.path())).unwrap();
+        f.lock().unwrap();
+        let path = lock_path(d.path());
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let json = serde_json::to_vec(&Holder::me("run")).unwrap();
+            std::fs::write(path, json).unwrap();
+        });
+        let e = acquire(d.path(), Mode::Exclusive, "run")
+            .unwrap_err()
+            .to_string();
+        writer.join().unwrap();
+        assert!(e.contains("in use by `curate run`"), "{e}");
+        drop(f);
     }
 
     #[test]
