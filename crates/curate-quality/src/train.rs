@@ -31,11 +31,13 @@ use crate::tokens::Tokenizer;
 /// and sentence length, vocabulary richness, digit/symbol/punctuation shares, …), each through a
 /// learnt non-linear shape function (16 quantile bins), optionally with pairwise crosses. A
 /// linear score feeds a head mapped to the teacher's scale — logistic for a 0/1 teacher (such as
-/// `reference`), cumulative-logit ordinal for a 0–5 rubric (such as the Claude teacher).
+/// `reference`), cumulative-logit ordinal or linear regression (chosen on validation) for a 0–5
+/// rubric (such as the Claude teacher).
 ///
-/// Model selection: the n-gram order (1 or 2) and the crosses (off or on) are chosen on a
-/// validation split carved from the `train` rows, by the mean of validation AUC and Spearman ρ
-/// (set `ngrams` / `crosses` to fix them). Each candidate is trained with AdaGrad in a seeded
+/// Model selection: the n-gram order (1 or 2), the document properties and their crosses (off
+/// or on) and, for a graded teacher, the head (ordinal or linear) are chosen on a validation
+/// split carved from the `train` rows, by the mean of validation AUC and Spearman ρ (set
+/// `ngrams` / `doc_features` / `crosses` / `head` to fix them). Each candidate is trained with AdaGrad in a seeded
 /// order on one thread and stops early on the validation loss, so the same labels and seed give
 /// the same model bytes whatever the thread or task count. The held-out rows then fit a strictly
 /// increasing isotonic calibration (linear score → teacher scale) and give the metrics: AUC,
@@ -68,8 +70,8 @@ pub struct TrainConfig {
     /// Column with the split, "train" or "holdout" (null or absent: assigned by hash).
     #[serde(default = "default_split_column")]
     pub split_column: String,
-    /// Head: "auto" (logistic for 0/1 labels, ordinal otherwise), "logistic", "linear"
-    /// (squared-error regression) or "ordinal".
+    /// Head: "auto" (logistic for 0/1 labels; otherwise ordinal and linear compete on the
+    /// validation split), "logistic", "linear" (squared-error regression) or "ordinal".
     #[serde(default)]
     pub head: HeadChoice,
     /// Top of the teacher's scale (bottom is 0). Default: 1 when every label is 0 or 1, 5 when
@@ -192,7 +194,7 @@ fn toml_default() -> TrainConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HeadChoice {
-    /// Logistic for 0/1 labels, ordinal otherwise.
+    /// Logistic for 0/1 labels; otherwise ordinal and linear compete on validation.
     #[default]
     Auto,
     /// Binary logistic regression.

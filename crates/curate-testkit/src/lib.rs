@@ -69,5 +69,17 @@ pub fn reference_python() -> Option<PathBuf> {
     None
 }
 
+/// CPU time this thread has used, in seconds (`/proc/thread-self/schedstat`): what benchmarks
+/// report per core on a machine other jobs share, where wall time includes waiting for a core.
+pub fn thread_cpu_seconds() -> Option<f64> {
+    let ns: u64 = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 pub mod anthropic;
 pub mod rubric;
