@@ -362,3 +362,23 @@ pub fn byte_level_tokenizer_json(path: &Path) {
     });
     std::fs::write(path, serde_json::to_vec_pretty(&j).unwrap()).unwrap();
 }
+
+/// The `text` column of a parquet file, in order.
+pub fn texts_of(file: &Path) -> Vec<String> {
+    read_files(&[file.to_path_buf()])
+        .iter()
+        .flat_map(|b| {
+            let t = b.column_by_name("text").unwrap().as_string::<i32>();
+            (0..b.num_rows())
+                .map(|i| t.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A benchmark item planted from a document: 20 of its words, one per line, upper-cased (only
+/// decontamination's normalized n-grams still match it).
+pub fn benchmark_item(doc: &str) -> String {
+    let w: Vec<&str> = doc.split_whitespace().skip(5).take(20).collect();
+    w.join("\n").to_uppercase()
+}
