@@ -150,7 +150,7 @@ fn bad_models_fail_at_build_with_clear_errors() {
         tmp.path(),
         "invalid.toml",
         &format!(
-            "[input]\npaths = [{}]\n\n[[steps]]\ntype = \"fasttext_classifier\"\nmodel = \"s3://bucket/m.bin\"\nlabel = \"hq\"\n\n\
+            "[input]\npaths = [{}]\n\n[[steps]]\ntype = \"fasttext_classifier\"\nmodel = \"https://example.com/m.bin\"\nlabel = \"hq\"\n\n\
              [[steps]]\ntype = \"language\"\nlanguages = [\"english\"]\n",
             q(&input)
         ),
@@ -158,7 +158,7 @@ fn bad_models_fail_at_build_with_clear_errors() {
     let err = run_err(&["validate", "--config", cfg.to_str().unwrap()]);
     for n in [
         "model",
-        "only local model files",
+        "only local paths and s3:// URLs",
         "threshold",
         "languages",
         "\"english\"",

@@ -903,3 +903,383 @@ fn a_straggling_task_of_a_replaced_s3_run_commits_nothing() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("different pipeline"), "{e}");
 }
+
+/// The kept and excluded data files of a local snapshot (relative path → bytes).
+fn data_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v = files(dir);
+    v.retain(|(k, _)| k.starts_with("data/") || k.starts_with("excluded/"));
+    assert!(!v.is_empty(), "{} has no data files", dir.display());
+    v
+}
+
+/// A config of `steps` over `input`, written to `dir/<name>.toml` and run into `dir/<name>`;
+/// `Ok(snapshot)` or `Err(stderr)`.
+fn run_steps(dir: &Path, name: &str, input: &str, steps: &str) -> Result<PathBuf, String> {
+    let out = dir.join(name);
+    let body = format!(
+        "[input]\npaths = [{input:?}]\ntext_column = \"text\"\nid_column = \"id\"\n\n{steps}\n\
+         [output]\ndir = {:?}\nexclusion = true\n\n[run]\nseed = 11\nthreads = 2\n",
+        out.to_str().unwrap()
+    );
+    let cfg = write_config(dir, &format!("{name}.toml"), &body);
+    let o = common::run(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    if o.status.success() {
+        Ok(out)
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+}
+
+#[test]
+fn fasttext_models_on_s3_give_the_output_of_the_built_in_model() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "models");
+    let dir = tempfile::tempdir().unwrap();
+    let (input, _) = common::corpus_slice(dir.path(), 200, 100);
+    let input = input.to_str().unwrap();
+    let lid = curate_testkit::repo_root().join("crates/curate-fasttext/models/lid.176.ftz");
+    upload(&lid, "s3://models/lid/lid.176.ftz");
+    let language = |model: &str| {
+        format!(
+            "[[steps]]\ntype = \"language\"\noverwrite = true\nlanguages = [\"en\", \"de\"]\nlanguage_threshold = 0.65\n{model}\n"
+        )
+    };
+    let builtin = run_steps(dir.path(), "builtin", input, &language("")).unwrap();
+    let s3 = run_steps(
+        dir.path(),
+        "s3",
+        input,
+        &language("model = \"s3://models/lid/lid.176.ftz\""),
+    )
+    .unwrap();
+    let kept_and_dropped = data_files(&builtin);
+    assert!(
+        kept_and_dropped
+            .iter()
+            .any(|(k, _)| k.starts_with("excluded/")),
+        "the language rule drops some documents"
+    );
+    assert_eq!(kept_and_dropped, data_files(&s3));
+    common::assert_verifies(&s3, "language with an s3 model");
+    // the classifier step reads the same object (lid.176 as an "English" classifier)
+    let classifier = |model: &str| {
+        format!(
+            "[[steps]]\ntype = \"fasttext_classifier\"\nmodel = {model:?}\nlabel = \"en\"\nthreshold = 0.5\n"
+        )
+    };
+    let local = run_steps(
+        dir.path(),
+        "cls-local",
+        input,
+        &classifier(lid.to_str().unwrap()),
+    )
+    .unwrap();
+    let remote = run_steps(
+        dir.path(),
+        "cls-s3",
+        input,
+        &classifier("s3://models/lid/lid.176.ftz"),
+    )
+    .unwrap();
+    assert_eq!(data_files(&local), data_files(&remote));
+
+    // a missing object, a missing bucket and a corrupt object are named, before any data
+    for (model, needle) in [
+        (
+            "s3://models/lid/gone.ftz",
+            "s3://models/lid/gone.ftz: no such object",
+        ),
+        (
+            "s3://no-such-bucket/lid.176.ftz",
+            "bucket `no-such-bucket` does not exist",
+        ),
+        (
+            "s3://models/lid/bad.ftz",
+            "s3://models/lid/bad.ftz: not a fastText model",
+        ),
+    ] {
+        store::put_bytes(
+            &url("s3://models/lid/bad.ftz"),
+            b"PK\x03\x04 a zip".to_vec(),
+            false,
+        )
+        .unwrap();
+        let err = run_steps(dir.path(), "bad", input, &classifier(model)).unwrap_err();
+        assert!(
+            err.contains("steps[0] (fasttext_classifier)") && err.contains(needle),
+            "{model}: {err}"
+        );
+        assert!(!dir.path().join("bad/data").exists(), "{err}");
+    }
+    // validation accepts s3:// and still refuses what cannot be read
+    let err = run_steps(
+        dir.path(),
+        "https",
+        input,
+        &classifier("https://example.com/lid.176.ftz"),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("only local paths and s3:// URLs can be read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tokenize_reads_a_tokenizer_json_from_s3() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "tok");
+    let dir = tempfile::tempdir().unwrap();
+    let (input, _) = common::corpus_slice(dir.path(), 150, 50);
+    let input = input.to_str().unwrap();
+    let tok = dir.path().join("tokenizer.json");
+    common::byte_level_tokenizer_json(&tok);
+    upload(&tok, "s3://tok/tokenizers/small/tokenizer.json");
+    let tokenize = |t: &str| format!("[[steps]]\ntype = \"tokenize\"\ntokenizer = {t:?}\n");
+    let local = run_steps(dir.path(), "local", input, &tokenize(tok.to_str().unwrap())).unwrap();
+    let s3 = run_steps(
+        dir.path(),
+        "s3",
+        input,
+        &tokenize("s3://tok/tokenizers/small/tokenizer.json"),
+    )
+    .unwrap();
+    let tokens = |d: &Path| {
+        let mut v = files(d);
+        v.retain(|(k, _)| k.starts_with("tokens/") && !k.ends_with(".json"));
+        v
+    };
+    let (a, b) = (tokens(&local), tokens(&s3));
+    assert!(a.iter().any(|(k, _)| k.ends_with(".bin")), "{:?}", a.len());
+    assert_eq!(a, b, "the same token files");
+    // the manifest names the exact vocabulary either way
+    let info = |d: &Path| {
+        let m = common::manifest(d);
+        m["steps"][0]["stats"]["tokenizer"].clone()
+    };
+    let (ia, ib) = (info(&local), info(&s3));
+    assert_eq!(
+        ib["name"], "s3://tok/tokenizers/small/tokenizer.json",
+        "{ib}"
+    );
+    assert_eq!(ia["file_xxh3_128"], ib["file_xxh3_128"]);
+    assert!(ia["file_xxh3_128"].is_string(), "{ia}");
+    common::assert_verifies(&s3, "tokenize with an s3 tokenizer");
+
+    let err = run_steps(
+        dir.path(),
+        "gone",
+        input,
+        &tokenize("s3://tok/tokenizers/gone/tokenizer.json"),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("s3://tok/tokenizers/gone/tokenizer.json: no such object"),
+        "{err}"
+    );
+}
+
+/// Benchmark items made from the words of input documents 10 and 120 (reformatted, so only the
+/// normalized n-grams match), as one JSONL and one parquet benchmark in `dir/evals`.
+fn benchmark_files(dir: &Path, input: &Path) -> Vec<PathBuf> {
+    let docs = common::texts_of(input);
+    let item = common::benchmark_item;
+    let evals = dir.join("evals");
+    std::fs::create_dir_all(&evals).unwrap();
+    let jsonl = evals.join("trivia.jsonl");
+    std::fs::write(
+        &jsonl,
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"question": item(&docs[10]), "answer": "x"}),
+            serde_json::json!({"question": "an item that is in no document of this corpus at all, surely"}),
+        ),
+    )
+    .unwrap();
+    let pq = evals.join("quiz.parquet");
+    common::write_texts(&pq, &[&item(&docs[120])], 10);
+    vec![jsonl, pq]
+}
+
+#[test]
+fn decontaminate_reads_benchmark_globs_from_s3() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "evals");
+    let dir = tempfile::tempdir().unwrap();
+    let (input, ids) = common::corpus_slice(dir.path(), 200, 100);
+    for f in benchmark_files(dir.path(), &input) {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        upload(&f, &format!("s3://evals/bench/{name}"));
+    }
+    // an object beside the benchmarks the glob does not match, and one a level deeper
+    store::put_bytes(&url("s3://evals/bench/README.md"), b"notes".to_vec(), false).unwrap();
+    store::put_bytes(
+        &url("s3://evals/bench/old/stale.jsonl"),
+        b"{\"text\": \"stale\"}\n".to_vec(),
+        false,
+    )
+    .unwrap();
+    let input = input.to_str().unwrap();
+    let decontaminate = |globs: &[&str]| {
+        format!(
+            "[[steps]]\ntype = \"decontaminate\"\nbenchmarks = {globs:?}\nfields = [\"question\", \"answer\", \"text\"]\n"
+        )
+    };
+    let evals = dir.path().join("evals");
+    let local_globs = [
+        format!("{}/*.jsonl", evals.display()),
+        format!("{}/*.parquet", evals.display()),
+    ];
+    let local = run_steps(
+        dir.path(),
+        "local",
+        input,
+        &decontaminate(&[&local_globs[0], &local_globs[1]]),
+    )
+    .unwrap();
+    let s3 = run_steps(
+        dir.path(),
+        "s3",
+        input,
+        &decontaminate(&["s3://evals/bench/*.jsonl", "s3://evals/bench/*.parquet"]),
+    )
+    .unwrap();
+    assert_eq!(data_files(&local), data_files(&s3), "the same exclusions");
+    let stats = |d: &Path| common::manifest(d)["steps"][0]["stats"]["benchmarks"].clone();
+    let (a, b) = (stats(&local), stats(&s3));
+    assert_eq!(a.as_array().unwrap().len(), 2, "{a}");
+    for (x, y) in a.as_array().unwrap().iter().zip(b.as_array().unwrap()) {
+        assert_eq!(x["name"], y["name"]);
+        assert_eq!(x["xxh3_128"], y["xxh3_128"]);
+        assert_eq!(x["documents_hit"], y["documents_hit"]);
+        assert_eq!(x["items_found"], 1, "{x}");
+    }
+    let files: Vec<&str> = b
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "s3://evals/bench/quiz.parquet",
+            "s3://evals/bench/trivia.jsonl"
+        ]
+    );
+    // the planted documents are the ones excluded
+    let m = common::manifest(&s3);
+    assert!(m["steps"][0]["dropped"]["contaminated"].as_u64().unwrap() >= 2);
+    let excluded: Vec<String> = common::read_dir_batches(&s3.join("excluded"))
+        .iter()
+        .flat_map(|b| {
+            let id = arrow::array::AsArray::as_string::<i32>(b.column_by_name("id").unwrap());
+            (0..b.num_rows())
+                .map(|i| id.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        excluded.contains(&ids[10]) && excluded.contains(&ids[120]),
+        "{excluded:?}"
+    );
+
+    // a glob matching nothing, a missing object and a missing bucket are named
+    for (glob, needle) in [
+        (
+            "s3://evals/none/*.jsonl",
+            "s3://evals/none/*.jsonl: matches no object",
+        ),
+        (
+            "s3://evals/bench/gone.jsonl",
+            "s3://evals/bench/gone.jsonl: no such object",
+        ),
+        (
+            "s3://no-such-bucket/*.jsonl",
+            "bucket `no-such-bucket` does not exist",
+        ),
+    ] {
+        let err = run_steps(dir.path(), "bad", input, &decontaminate(&[glob])).unwrap_err();
+        assert!(
+            err.contains("steps[0] (decontaminate)") && err.contains(needle),
+            "{glob}: {err}"
+        );
+    }
+}
+
+/// The score step with `model = "s3://…"`: a snapshot whose manifest and `model/` are in the
+/// bucket scores exactly as the same snapshot on local disk; a tampered model object is refused.
+#[test]
+fn score_with_a_model_on_s3_scores_as_the_local_model() {
+    let Some(m) = moto() else { return };
+    create_bucket(m, "frozen");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = curate_testkit::repo_root();
+    let sample = curate_testkit::quickstart_sample();
+    // snapshot A trains the student
+    let train = format!(
+        "[[steps]]\ntype = \"sample\"\nsize = 400\nholdout = 0.25\n\n[[steps]]\ntype = \"label\"\n\
+         annotator = \"reference\"\nreference = {}\n\n[[steps]]\ntype = \"train\"\n\n\
+         [[steps]]\ntype = \"score\"\n",
+        q(&repo.join("configs/quickstart/reference.jsonl"))
+    );
+    let a = run_steps(dir.path(), "a", sample.to_str().unwrap(), &train).unwrap();
+    for f in ["manifest.json", "model/model.bin", "model/model.json"] {
+        upload(&a.join(f), &format!("s3://frozen/runs/a/{f}"));
+    }
+    // its documents scored again with A's model, from disk and from the bucket
+    let data = format!("{}/data/*.parquet", a.display());
+    let score = |model: &str| {
+        format!(
+            "[[steps]]\ntype = \"score\"\ncolumn = \"frozen_score\"\nmodel = {model:?}\nkeep = {{ top_fraction = 0.5 }}\n"
+        )
+    };
+    let local = run_steps(dir.path(), "local", &data, &score(a.to_str().unwrap())).unwrap();
+    let s3 = run_steps(dir.path(), "s3", &data, &score("s3://frozen/runs/a")).unwrap();
+    assert_eq!(
+        data_files(&local),
+        data_files(&s3),
+        "the same scores and cut"
+    );
+    assert_eq!(
+        std::fs::read(a.join("model/model.bin")).unwrap(),
+        std::fs::read(s3.join("model/model.bin")).unwrap(),
+        "the model travels with the snapshot"
+    );
+    let stats = common::manifest(&s3)["steps"][0]["stats"]["model"].clone();
+    assert_eq!(stats["source"], "s3://frozen/runs/a");
+    assert_eq!(
+        stats["model_hash"],
+        common::manifest(&local)["steps"][0]["stats"]["model"]["model_hash"]
+    );
+    common::assert_verifies(&s3, "score with an s3 model");
+    // the model object itself
+    let file = run_steps(
+        dir.path(),
+        "file",
+        &data,
+        &score("s3://frozen/runs/a/model/model.bin"),
+    )
+    .unwrap();
+    assert_eq!(data_files(&local), data_files(&file));
+
+    // a model object changed after its run is refused before any data is written
+    let mut bin = std::fs::read(a.join("model/model.bin")).unwrap();
+    let last = bin.len() - 1;
+    bin[last] ^= 1;
+    upload(&a.join("manifest.json"), "s3://frozen/runs/t/manifest.json");
+    store::put_bytes(&url("s3://frozen/runs/t/model/model.bin"), bin, false).unwrap();
+    let err = run_steps(dir.path(), "tampered", &data, &score("s3://frozen/runs/t")).unwrap_err();
+    assert!(
+        err.contains("s3://frozen/runs/t/model/model.bin hashes to")
+            && err.contains("the model changed after that run"),
+        "{err}"
+    );
+    assert!(!dir.path().join("tampered/data").exists());
+    // a prefix that holds no snapshot
+    let err = run_steps(dir.path(), "none", &data, &score("s3://frozen/runs/none")).unwrap_err();
+    assert!(
+        err.contains("s3://frozen/runs/none/manifest.json does not exist"),
+        "{err}"
+    );
+}

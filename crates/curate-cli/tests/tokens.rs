@@ -355,19 +355,8 @@ fn contaminated_documents_are_excluded_with_their_benchmark() {
     let dir = tempfile::tempdir().unwrap();
     let (input, input_ids) = corpus_slice(dir.path(), 300, 100);
     // two benchmark items: words of documents 10 and 200, reformatted
-    let docs: Vec<String> = common::read_files(std::slice::from_ref(&input))
-        .iter()
-        .flat_map(|b| {
-            let t = b.column_by_name("text").unwrap().as_string::<i32>();
-            (0..b.num_rows())
-                .map(|i| t.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let item = |d: &str| -> String {
-        let w: Vec<&str> = d.split_whitespace().skip(5).take(20).collect();
-        w.join("\n").to_uppercase()
-    };
+    let docs = common::texts_of(&input);
+    let item = common::benchmark_item;
     let evals = dir.path().join("evals");
     std::fs::create_dir_all(&evals).unwrap();
     std::fs::write(

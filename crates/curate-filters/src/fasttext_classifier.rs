@@ -25,8 +25,8 @@ use crate::fasttext_model::{self, py_strip};
 /// on whole documents: the text is stripped of surrounding whitespace, newlines are replaced by
 /// `newline_replacement`, fastText predicts every label, and the document is kept when `label`
 /// is among them with probability ≥ `threshold` and the text is not blank. `model` is a `.bin`
-/// or quantized `.ftz` supervised model; problems with it (unreadable, not fastText, truncated,
-/// no such label) are reported before any data is read.
+/// or quantized `.ftz` supervised model, local or `s3://`; problems with it (unreadable, not
+/// fastText, truncated, no such label) are reported before any data is read.
 ///
 /// Example:
 ///
@@ -44,7 +44,9 @@ use crate::fasttext_model::{self, py_strip};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FastTextClassifierConfig {
-    /// The model file (`.bin` or `.ftz`; relative paths from the working directory).
+    /// The model file (`.bin` or `.ftz`): a local path (relative paths from the working
+    /// directory) or an object in your object storage, `s3://bucket/key` (read once when the
+    /// step is built, credentials and endpoint as for `s3://` inputs).
     pub model: String,
     /// The label to score, with or without fastText's `__label__` prefix (`hq`,
     /// `__label__hq`).
@@ -78,7 +80,7 @@ impl StepSpec for FastTextClassifierConfig {
     const TYPE: &'static str = "fasttext_classifier";
 
     fn validate(&self, problems: &mut Problems) {
-        fasttext_model::check_local(problems, "model", &self.model);
+        fasttext_model::check_path(problems, "model", &self.model);
         if self.label.is_empty() {
             problems.push("label", "is empty; give one of the model's labels");
         }
@@ -294,7 +296,7 @@ mod tests {
     #[test]
     fn validation_and_build_errors() {
         let cfg: FastTextClassifierConfig =
-            toml::from_str("model = 's3://b/m.bin'\nlabel = ''\nnewline_replacement = \"\\n\"")
+            toml::from_str("model = 'https://b/m.bin'\nlabel = ''\nnewline_replacement = \"\\n\"")
                 .unwrap();
         let mut p = Problems::new();
         cfg.validate(&mut p);
@@ -303,6 +305,12 @@ mod tests {
             fields,
             ["model", "label", "threshold", "newline_replacement"]
         );
+        // object storage is read when the step is built
+        let cfg: FastTextClassifierConfig =
+            toml::from_str("model = 's3://b/m.bin'\nlabel = 'hq'\nthreshold = 0.5").unwrap();
+        let mut p = Problems::new();
+        cfg.validate(&mut p);
+        assert!(p.is_empty(), "{:?}", p.items());
 
         let dir = tempfile::tempdir().unwrap();
         let cfg: FastTextClassifierConfig = toml::from_str(&format!(

@@ -1,45 +1,38 @@
 //! What the fastText steps (`language`, `fasttext_classifier`) share: loading a model file named
-//! in a config (errors name the step, field and file) and describing its labels.
+//! in a config, local or `s3://` (errors name the step, field and file or URL), and describing
+//! its labels.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use curate_core::StepError;
+use curate_core::{StepError, resource};
 use curate_fasttext::Model;
 
-/// Loads the model at `path` (relative paths from `base`, the working directory) for step
-/// `step`'s `field`.
+/// Loads the model at `path` (a local file, relative paths from `base`, the working directory;
+/// or an `s3://` object) for step `step`'s `field`. Errors name the step, the field and the
+/// file or URL.
 pub(crate) fn load(
     step: &str,
     field: &str,
     path: &str,
     base: &Path,
 ) -> Result<Arc<Model>, StepError> {
-    let p = Path::new(path);
-    let p = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    };
-    Model::open(&p)
+    let err = |m: String| StepError::Other(format!("{step}: {field} = \"{path}\": {m}"));
+    let bytes = resource::read_existing(path, base).map_err(err)?;
+    Model::from_bytes(&bytes)
         .map(Arc::new)
-        .map_err(|e| StepError::Other(format!("{step}: {field} = \"{path}\": {e}")))
+        .map_err(|e| err(format!("{}: {e}", resource::display(path, base))))
 }
 
-/// `s3://` models are not read yet: the check `validate` makes.
-pub(crate) fn check_local(problems: &mut curate_core::Problems, field: &str, path: &str) {
+/// The check `validate` makes (the model itself is read when the step is built).
+pub(crate) fn check_path(problems: &mut curate_core::Problems, field: &str, path: &str) {
     if path.is_empty() {
         problems.push(
             field,
-            "is empty; give the path of a fastText .bin or .ftz model",
-        );
-    } else if path.contains("://") {
-        problems.push_hint(
-            field,
-            format!("\"{path}\": only local model files can be read"),
-            "copy the model to a local path (s3:// models are not supported yet)",
+            "is empty; give the path or s3:// URL of a fastText .bin or .ftz model",
         );
     }
+    resource::check_scheme(problems, field, path);
 }
 
 /// The model's labels for an error message: the first 20 and how many there are.

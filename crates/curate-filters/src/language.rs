@@ -56,8 +56,9 @@ pub struct LanguageConfig {
     /// Model backend: `fasttext` (lid.176, or `model`) or `whatlang`.
     #[serde(default = "d_backend")]
     pub backend: String,
-    /// [fasttext] A fastText language-identification model file (`.bin` or `.ftz`, local
-    /// path) instead of the built-in lid.176.ftz; its labels must look like `__label__xx`.
+    /// [fasttext] A fastText language-identification model file (`.bin` or `.ftz`) instead of
+    /// the built-in lid.176.ftz: a local path (relative paths from the working directory) or
+    /// `s3://bucket/key` in your object storage; its labels must look like `__label__xx`.
     #[serde(default)]
     pub model: Option<String>,
     /// Read only the first this many bytes of each text (cut at a character boundary).
@@ -214,7 +215,7 @@ impl StepSpec for LanguageConfig {
         problems.ratio("language_threshold", self.language_threshold);
         if let Some(m) = &self.model {
             if self.backend == "fasttext" {
-                fasttext_model::check_local(problems, "model", m);
+                fasttext_model::check_path(problems, "model", m);
             } else {
                 problems.push("model", "only applies to backend = \"fasttext\"");
             }

@@ -106,7 +106,7 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
                         errors.push(format!("input pattern \"{pat}\" matches no object"))
                     }
                     Ok(v) => out.extend(v.iter().map(ObjectUrl::to_path)),
-                    Err(m) => errors.push(m),
+                    Err(m) => errors.push(format!("input {m}")),
                 },
                 // existence is checked when the object's footer is read
                 Ok(u) => out.push(u.to_path()),

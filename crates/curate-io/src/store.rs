@@ -260,7 +260,7 @@ pub fn glob(pattern: &ObjectUrl) -> Result<Vec<ObjectUrl>, String> {
     let first = key.find(['*', '?', '[']).unwrap_or(key.len());
     let dir = key[..first].rfind('/').map(|i| &key[..i]).unwrap_or("");
     let matcher = glob::Pattern::new(key)
-        .map_err(|e| format!("input pattern \"{pattern}\" is not a valid glob: {e}"))?;
+        .map_err(|e| format!("pattern \"{pattern}\" is not a valid glob: {e}"))?;
     let opts = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: true,

@@ -225,10 +225,11 @@ fn read_exclusive_holder(file: &mut File) -> Option<Holder> {
     let mut b = Vec::new();
     for _ in 0..20 {
         b.clear();
-        if file.rewind().is_ok() && file.read_to_end(&mut b).is_ok() {
-            if let Ok(h) = serde_json::from_slice::<Holder>(&b) {
-                return Some(h);
-            }
+        if file.rewind().is_ok()
+            && file.read_to_end(&mut b).is_ok()
+            && let Ok(h) = serde_json::from_slice::<Holder>(&b)
+        {
+            return Some(h);
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }

@@ -118,13 +118,27 @@ pub fn register_object_store() {
 /// Object storage for [`curate_core::resource`] (`s3://` URLs).
 struct ObjectStoreReader;
 
+fn object_url(url: &str) -> Result<curate_io::store::ObjectUrl, String> {
+    curate_io::store::ObjectUrl::parse(url)
+        .ok_or_else(|| format!("{url}: not an object-store URL (only s3:// is)"))?
+}
+
 impl curate_core::resource::RemoteReader for ObjectStoreReader {
     fn read(&self, url: &str) -> Result<Option<Vec<u8>>, String> {
-        let u = curate_io::store::ObjectUrl::parse(url)
-            .ok_or_else(|| format!("{url}: not an object-store URL"))??;
-        curate_io::store::get_bytes(&u)
-            .map(|b| b.map(|b| b.to_vec()))
-            .map_err(|e| e.to_string())
+        use curate_io::store;
+        let u = object_url(url)?;
+        match store::get_bytes(&u).map_err(|e| e.to_string())? {
+            Some(b) => Ok(Some(b.to_vec())),
+            // a GET answers 404 for a missing bucket too: a listing (under the key, so cheap)
+            // tells the two apart and names the bucket
+            None => store::list(&u).map(|_| None).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
+        let u = object_url(pattern)?;
+        let found = curate_io::store::glob(&u)?;
+        Ok(found.iter().map(ToString::to_string).collect())
     }
 }
 

@@ -136,12 +136,8 @@ impl StepSpec for ScoreConfig {
                 "model",
                 "is empty; give a curate snapshot directory or a model.bin file",
             ),
-            Some(m) if m.contains("://") && !m.starts_with("s3://") => p.push_hint(
-                "model",
-                format!("\"{m}\": only local paths and s3:// URLs can be read"),
-                "copy the snapshot's model/model.bin to a local path",
-            ),
-            _ => {}
+            Some(m) => curate_core::resource::check_scheme(p, "model", m),
+            None => {}
         }
         if let Some(k) = &self.keep {
             k.validate(p);

@@ -1,12 +1,13 @@
-//! Evaluation benchmarks as item texts: JSONL (optionally `.gz`) or parquet files, one benchmark
-//! per file, named by its file stem; each row's configured fields joined form one item.
+//! Evaluation benchmarks as item texts: JSONL (optionally `.gz`) or parquet files, local or in
+//! object storage (`s3://`, through [`curate_core::resource`]), one benchmark per file, named by
+//! its file stem; each row's configured fields joined form one item.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use arrow::array::Array;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use curate_core::StepError;
+use curate_core::{StepError, resource};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// One benchmark file's items.
@@ -14,7 +15,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 pub struct Benchmark {
     /// The file stem (`mmlu` for `evals/mmlu.jsonl`).
     pub name: String,
-    /// The file.
+    /// The file (an object's URL as a path).
     pub path: PathBuf,
     /// xxh3-128 of the file's bytes, hex.
     pub xxh3_128: String,
@@ -38,19 +39,28 @@ pub fn benchmark_name(path: &Path) -> String {
     name
 }
 
-/// Expands `patterns` (paths or globs, relative to `base`) into benchmark files, sorted; every
-/// pattern must match a file.
+/// Expands `patterns` (paths or globs, relative to `base`; or `s3://` URLs and globs, listed in
+/// object storage) into benchmark files, sorted; every pattern must match a file. Object URLs
+/// are carried as paths whose text is the URL.
 pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, StepError> {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for p in patterns {
-        if p.starts_with("s3://") {
-            problems.push(format!(
-                "{p}: benchmarks in object storage are not supported yet; copy the file locally"
-            ));
+        let is_glob = p.contains(['*', '?', '[']);
+        if resource::is_remote(p) {
+            if !is_glob {
+                // existence is checked when the object is read
+                files.push(PathBuf::from(p));
+                continue;
+            }
+            match resource::glob(p) {
+                Ok(v) if v.is_empty() => problems.push(format!("{p}: matches no object")),
+                Ok(v) => files.extend(v.into_iter().map(PathBuf::from)),
+                Err(e) => problems.push(e),
+            }
             continue;
         }
-        let full = crate::resolve_path(base, p);
+        let full = resource::local_path(p, base);
         let pat = full.to_string_lossy().into_owned();
         let mut hits: Vec<PathBuf> = match glob::glob(&pat) {
             Ok(g) => g.filter_map(Result::ok).filter(|f| f.is_file()).collect(),
@@ -76,8 +86,9 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, StepErr
     Ok(files)
 }
 
-/// Reads every benchmark file: each row's `fields` (those present; strings as they are,
-/// numbers and lists rendered as text) joined by newlines form its item.
+/// Reads every benchmark file (local, or an object in object storage): each row's `fields`
+/// (those present; strings as they are, numbers and lists rendered as text) joined by newlines
+/// form its item.
 pub fn load(files: &[PathBuf], fields: &[String]) -> Result<Vec<Benchmark>, StepError> {
     let mut out: Vec<Benchmark> = Vec::new();
     for f in files {
@@ -89,10 +100,12 @@ pub fn load(files: &[PathBuf], fields: &[String]) -> Result<Vec<Benchmark>, Step
                 f.display()
             )));
         }
-        let bytes = std::fs::read(f).map_err(|e| StepError::io(f, e))?;
-        let lower = f.to_string_lossy().to_ascii_lowercase();
+        let location = f.to_string_lossy();
+        let bytes = resource::read_existing(&location, Path::new("")).map_err(StepError::Data)?;
+        let xxh3_128 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+        let lower = location.to_ascii_lowercase();
         let (rows, items) = if lower.ends_with(".parquet") {
-            parquet_items(f, fields)?
+            parquet_items(f, bytes, fields)?
         } else if lower.ends_with(".gz") {
             let mut s = Vec::new();
             flate2::read::MultiGzDecoder::new(&bytes[..])
@@ -112,7 +125,7 @@ pub fn load(files: &[PathBuf], fields: &[String]) -> Result<Vec<Benchmark>, Step
         out.push(Benchmark {
             name,
             path: f.clone(),
-            xxh3_128: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)),
+            xxh3_128,
             rows,
             items,
         });
@@ -170,10 +183,14 @@ fn jsonl_items(
     Ok((rows, items))
 }
 
-fn parquet_items(path: &Path, fields: &[String]) -> Result<(u64, Vec<String>), StepError> {
+fn parquet_items(
+    path: &Path,
+    bytes: Vec<u8>,
+    fields: &[String],
+) -> Result<(u64, Vec<String>), StepError> {
     let perr = |e: &dyn std::fmt::Display| StepError::Data(format!("{}: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| StepError::io(path, e))?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(&e))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(|e| perr(&e))?;
     let schema = b.schema().clone();
     let idx: Vec<usize> = fields
         .iter()

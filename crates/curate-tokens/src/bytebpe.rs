@@ -33,7 +33,7 @@ pub const GPT2_PATTERN: &str =
     r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
 /// GPT-2's map from bytes to the printable characters byte-level vocabularies are written in.
-fn bytes_to_chars() -> [char; 256] {
+pub fn bytes_to_chars() -> [char; 256] {
     let mut out = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..=255u8 {

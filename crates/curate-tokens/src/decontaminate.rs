@@ -45,8 +45,9 @@ use crate::{read_json, write_json};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecontaminateConfig {
-    /// Benchmark files or globs (relative paths resolve from the working directory); each file
-    /// is one benchmark named by its file stem.
+    /// Benchmark files or globs: local (relative paths resolve from the working directory) or
+    /// in your object storage (`s3://bucket/evals/*.jsonl`, listed when the step is built);
+    /// each file is one benchmark named by its file stem.
     pub benchmarks: Vec<String>,
     /// Fields of each benchmark row joined (by newlines) to form its item; missing or null
     /// fields are skipped.

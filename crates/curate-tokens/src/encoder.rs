@@ -117,8 +117,9 @@ pub fn is_tiktoken(spec: &str) -> bool {
 }
 
 impl Encoder {
-    /// Loads `spec`: a tiktoken encoding name, or a path to a `tokenizer.json` (relative paths
-    /// resolve against `base`). `eos_token` names the end-of-text token of a tokenizer.json
+    /// Loads `spec`: a tiktoken encoding name, or a `tokenizer.json`: a local path (relative
+    /// paths resolve against `base`) or an object-store URL ([`curate_core::resource`]).
+    /// `eos_token` names the end-of-text token of a tokenizer.json
     /// (default `<|endoftext|>`); `need_eos` makes its absence an error.
     pub fn load(
         spec: &str,
@@ -179,17 +180,15 @@ impl Encoder {
                 },
             });
         }
-        let path = crate::resolve_path(base, spec);
-        let bytes = std::fs::read(&path).map_err(|e| StepError::io(&path, e))?;
+        // messages name the file (resolved) or the URL
+        let path = curate_core::resource::display(spec, base);
+        let bytes = curate_core::resource::read_existing(spec, base).map_err(StepError::Data)?;
         let mut tok = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {
-            StepError::Data(format!(
-                "{}: not a Hugging Face tokenizer.json: {e}",
-                path.display()
-            ))
+            StepError::Data(format!("{path}: not a Hugging Face tokenizer.json: {e}"))
         })?;
         // documents are never cut or padded
         tok.with_truncation(None)
-            .map_err(|e| StepError::Data(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StepError::Data(format!("{path}: {e}")))?;
         tok.with_padding(None);
         let vocab = tok
             .get_vocab(true)
@@ -200,14 +199,12 @@ impl Encoder {
         let eos_id = tok.token_to_id(eos_name);
         if need_eos && eos_id.is_none() {
             return Err(StepError::Data(format!(
-                "{}: the vocabulary has no token \"{eos_name}\" to end documents with; name its end-of-text token with `eos_token`, or set `eos = false`",
-                path.display()
+                "{path}: the vocabulary has no token \"{eos_name}\" to end documents with; name its end-of-text token with `eos_token`, or set `eos = false`"
             )));
         }
         if vocab > i32::MAX as u64 {
             return Err(StepError::Data(format!(
-                "{}: {vocab} token ids do not fit Megatron's int32 tokens",
-                path.display()
+                "{path}: {vocab} token ids do not fit Megatron's int32 tokens"
             )));
         }
         let byte_bpe = fast

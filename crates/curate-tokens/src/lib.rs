@@ -105,16 +105,6 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<(), 
     write_atomic(path, &serde_json::to_vec_pretty(v).expect("serialisable"))
 }
 
-/// Resolves a config path against the directory config paths are relative to.
-pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

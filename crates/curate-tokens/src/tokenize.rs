@@ -40,9 +40,10 @@ use crate::{read_json, write_json};
 /// `<out>/tokens/`, ready for Megatron-LM's or NeMo's `data_path`. Must be the last step.
 ///
 /// The tokenizer is an OpenAI tiktoken encoding (`cl100k_base`, `o200k_base`; the rank files are
-/// built into curate, nothing is downloaded) or a Hugging Face `tokenizer.json` file. Each
-/// document's ids are followed by the end-of-text token (`eos`). Token ids are stored as
-/// `uint16` when the vocabulary has fewer than 65,500 ids, else `int32`, as Megatron does.
+/// built into curate, nothing is downloaded) or a Hugging Face `tokenizer.json` file, local or
+/// in your object storage (`s3://`). Each document's ids are followed by the end-of-text token
+/// (`eos`). Token ids are stored as `uint16` when the vocabulary has fewer than 65,500 ids,
+/// else `int32`, as Megatron does.
 ///
 /// With `shuffle = true` documents are written in a seeded order (an xxh3 hash of each
 /// document's key under the run seed), otherwise in input order; either way the files are
@@ -63,8 +64,9 @@ use crate::{read_json, write_json};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizeConfig {
-    /// "cl100k_base", "o200k_base", or the path of a Hugging Face tokenizer.json (relative
-    /// paths resolve from the working directory).
+    /// "cl100k_base", "o200k_base", or a Hugging Face tokenizer.json: a local path (relative
+    /// paths resolve from the working directory) or `s3://bucket/key` in your object storage
+    /// (read once when the step is built).
     pub tokenizer: String,
     /// Output format: "megatron" (Megatron-LM indexed dataset, `.bin` + `.idx`).
     #[serde(default)]
@@ -126,11 +128,8 @@ impl StepSpec for TokenizeConfig {
                 "tokenizer",
                 "must name a tiktoken encoding (cl100k_base, o200k_base) or a tokenizer.json path",
             );
-        } else if t.starts_with("s3://") {
-            p.push(
-                "tokenizer",
-                format!("\"{t}\": a tokenizer.json in object storage is not supported yet; copy it locally"),
-            );
+        } else if curate_core::resource::is_remote(t) {
+            curate_core::resource::check_scheme(p, "tokenizer", t);
         } else if !is_tiktoken(t) && !t.ends_with(".json") && !t.contains('/') {
             p.one_of("tokenizer", t, &TIKTOKEN_ENCODINGS);
         }

@@ -309,3 +309,76 @@ pub fn slow_fake_claude(
     fc.cache_min_tokens = u64::MAX / 4;
     FakeAnthropic::start(fc)
 }
+
+/// Writes a small byte-level BPE `tokenizer.json` (GPT-2's byte alphabet, a few English merges,
+/// `<|endoftext|>` as a special token) to `path`: a real Hugging Face tokenizer file that
+/// `tokenize` loads like any other, without training one.
+pub fn byte_level_tokenizer_json(path: &Path) {
+    let chars = curate_tokens::bytebpe::bytes_to_chars();
+    let mut vocab = serde_json::Map::new();
+    for (i, c) in chars.iter().enumerate() {
+        vocab.insert(c.to_string(), serde_json::Value::from(i as u64));
+    }
+    let mut merges = Vec::new();
+    for (a, b) in [
+        ("Ġ", "t"),
+        ("h", "e"),
+        ("Ġt", "he"),
+        ("i", "n"),
+        ("e", "r"),
+        ("a", "n"),
+        ("o", "n"),
+        ("Ġ", "a"),
+        ("in", "g"),
+        ("r", "e"),
+        ("Ġ", "s"),
+        ("e", "s"),
+        ("a", "t"),
+        ("Ġ", "o"),
+        ("o", "r"),
+    ] {
+        let id = vocab.len() as u64;
+        vocab.insert(format!("{a}{b}"), serde_json::Value::from(id));
+        merges.push(format!("{a} {b}"));
+    }
+    let eos = vocab.len() as u64;
+    vocab.insert("<|endoftext|>".into(), serde_json::Value::from(eos));
+    let j = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [{"id": eos, "content": "<|endoftext|>", "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+            "use_regex": true},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+            "use_regex": true},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+            "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
+            "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": merges}
+    });
+    std::fs::write(path, serde_json::to_vec_pretty(&j).unwrap()).unwrap();
+}
+
+/// The `text` column of a parquet file, in order.
+pub fn texts_of(file: &Path) -> Vec<String> {
+    read_files(&[file.to_path_buf()])
+        .iter()
+        .flat_map(|b| {
+            let t = b.column_by_name("text").unwrap().as_string::<i32>();
+            (0..b.num_rows())
+                .map(|i| t.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A benchmark item planted from a document: 20 of its words, one per line, upper-cased (only
+/// decontamination's normalized n-grams still match it).
+pub fn benchmark_item(doc: &str) -> String {
+    let w: Vec<&str> = doc.split_whitespace().skip(5).take(20).collect();
+    w.join("\n").to_uppercase()
+}
