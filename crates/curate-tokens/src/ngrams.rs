@@ -613,6 +613,30 @@ mod tests {
     }
 
     #[test]
+    fn hits_come_in_word_order_ngram_before_whole_items() {
+        // n = 4: item 0 by its 4-grams, items 1 (3 words) and 2 (2 words) whole
+        let items = ["a b c d e", "c d e", "d e"];
+        let (idx, _) = GramIndex::build(items.iter().copied(), 4, 2, 3);
+        let mut s = Scratch::default();
+        let mut got = Vec::new();
+        idx.scan("x A, b c d e. y d e", &mut s, |g, it| {
+            got.push((g.to_string(), it.to_vec()))
+        });
+        let want = [
+            ("a b c d", 0),
+            ("b c d e", 0),
+            ("d e", 2),
+            ("c d e", 1),
+            ("d e", 2),
+        ];
+        let want: Vec<(String, Vec<u32>)> = want
+            .iter()
+            .map(|(g, i)| (g.to_string(), vec![*i]))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn shared_ngrams_name_every_item() {
         let items = ["one two three four five six", "zero one two three four"];
         let (idx, _) = GramIndex::build(items.iter().copied(), 4, 4, 1);
