@@ -6,8 +6,10 @@
 //! marks) is deleted; whitespace separates words. So `"Who wrote\n'Hamlet'?"` and
 //! `"who  wrote hamlet"` are the same three words.
 //!
-//! **Hashes** (scheme [`NGRAM_SCHEME`]): each word is hashed with seeded xxh3-64; an n-gram's key
-//! is the seeded xxh3-64 of its n word hashes (little-endian, in order). Keys live in an
+//! **Hashes** (scheme [`NGRAM_SCHEME`]): each word is hashed once with seeded xxh3-64; a window
+//! of words `a..k` is their hashes' polynomial `h[a]·B^(k-a-1) + … + h[k-1]` (wrapping 64-bit
+//! arithmetic, `B` odd), found in O(1) from the document's running prefix values, and its key is
+//! that value mixed by seeded xxh3-64 under the seed plus the window's length. Keys live in an
 //! open-addressing table sized to a power of two at most half full: 8 bytes of key and 4 of
 //! posting per slot, so 16–24 bytes per distinct n-gram (see [`GramIndex::memory_bytes`]).
 //! The corpus side streams: a document costs one reused buffer of its own size.
@@ -15,10 +17,52 @@
 use curate_core::hash::h64;
 
 /// Version of the normalization and hashing; recorded in the manifest.
-pub const NGRAM_SCHEME: &str = "decontaminate-v1";
+pub const NGRAM_SCHEME: &str = "decontaminate-v2";
 
 /// Postings with this bit set index the multi-item lists.
 const MULTI: u32 = 1 << 31;
+
+/// The polynomial's base (odd, so multiplying by it is a bijection of `u64`).
+const BASE: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Running polynomial values of a text's word hashes: `prefix[k]` covers words `0..k`.
+#[derive(Debug, Default)]
+struct Prefix {
+    values: Vec<u64>,
+}
+
+impl Prefix {
+    fn clear(&mut self) {
+        self.values.clear();
+        self.values.push(0);
+    }
+
+    /// Appends one word's hash.
+    #[inline]
+    fn push(&mut self, h: u64) {
+        let last = self.values[self.values.len() - 1];
+        self.values.push(last.wrapping_mul(BASE).wrapping_add(h));
+    }
+
+    /// Words so far.
+    #[inline]
+    fn words(&self) -> usize {
+        self.values.len() - 1
+    }
+
+    /// The key of the last `len` words (`pow[len]` is `BASE^len`).
+    #[inline]
+    fn key(&self, len: usize, pow: &[u64], seed: u64) -> u64 {
+        self.key_at(self.words(), len, pow, seed)
+    }
+
+    /// The key of the `len` words ending before word `k`.
+    #[inline]
+    fn key_at(&self, k: usize, len: usize, pow: &[u64], seed: u64) -> u64 {
+        let v = self.values[k].wrapping_sub(self.values[k - len].wrapping_mul(pow[len]));
+        h64(&v.to_le_bytes(), seed.wrapping_add(len as u64))
+    }
+}
 
 /// Bits of the prefilter for items shorter than `n` (2^20 bits = 128 KiB).
 const FILTER_BITS: u32 = 20;
@@ -26,30 +70,98 @@ const FILTER_BITS: u32 = 20;
 /// Bits of the prefilter of all keys (2^22 bits = 512 KiB).
 const KEY_FILTER_BITS: u32 = 22;
 
+/// What normalization does with one character.
+const SKIP: u8 = 0;
+/// Ends the current word.
+const SPACE: u8 = 1;
+/// A letter or digit that is its own case fold: copied as it is.
+const KEEP: u8 = 2;
+/// A letter or digit that [`fold`] rewrites.
+const FOLD: u8 = 3;
+
+/// Classes of the ASCII bytes: letters and digits are kept (lowercased), whitespace and
+/// control characters separate words, the rest (punctuation, symbols) is deleted.
+const ASCII_CLASS: [u8; 128] = {
+    let mut t = [SKIP; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphanumeric() {
+            KEEP
+        } else if c.is_ascii_whitespace() || c.is_ascii_control() {
+            SPACE
+        } else {
+            SKIP
+        };
+        b += 1;
+    }
+    t
+};
+
+/// The class of a non-ASCII character (the Unicode look-ups the tables cache).
+fn unicode_class(c: char) -> u8 {
+    if c.is_alphanumeric() {
+        let mut l = c.to_lowercase();
+        if !matches!(c, 'ς' | 'ß' | 'ẞ') && l.next() == Some(c) && l.next().is_none() {
+            KEEP
+        } else {
+            FOLD
+        }
+    } else if c.is_whitespace() {
+        SPACE
+    } else {
+        SKIP
+    }
+}
+
+/// [`unicode_class`] of every character of the Basic Multilingual Plane, built once (64 KiB):
+/// web text's curly quotes, dashes and accented letters would otherwise each cost a Unicode
+/// table search.
+fn bmp_classes() -> &'static [u8; 0x10000] {
+    static T: std::sync::OnceLock<Box<[u8; 0x10000]>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = Box::new([SKIP; 0x10000]);
+        for (i, x) in t.iter_mut().enumerate() {
+            if let Some(c) = char::from_u32(i as u32) {
+                *x = if c.is_ascii() {
+                    ASCII_CLASS[i]
+                } else {
+                    unicode_class(c)
+                };
+            }
+        }
+        t
+    })
+}
+
 /// Splits text into normalized words, appending them to `out` separated by single spaces and
 /// calling `word(start)` with each word's start offset once it is complete.
 #[inline]
 pub fn normalize_words(text: &str, out: &mut String, mut word: impl FnMut(&str, usize)) {
+    let bmp = bmp_classes();
+    let bytes = text.as_bytes();
     let mut start = out.len();
     let mut in_word = false;
-    for c in text.chars() {
-        if c.is_ascii() {
-            let b = c as u8;
-            if b.is_ascii_alphanumeric() {
-                if !in_word {
-                    if !out.is_empty() {
-                        out.push(' ');
-                    }
-                    start = out.len();
-                    in_word = true;
-                }
-                out.push(b.to_ascii_lowercase() as char);
-            } else if (b.is_ascii_whitespace() || b.is_ascii_control()) && in_word {
-                in_word = false;
-                word(out, start);
-            }
-            // ASCII punctuation and symbols: deleted
-        } else if c.is_alphanumeric() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (class, c) = if b < 0x80 {
+            i += 1;
+            (ASCII_CLASS[b as usize], b.to_ascii_lowercase() as char)
+        } else {
+            // `i` is always at a character boundary: whole characters are consumed
+            let c = text[i..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
+            i += c.len_utf8();
+            let class = match bmp.get(c as usize) {
+                Some(&x) => x,
+                None => unicode_class(c),
+            };
+            (class, c)
+        };
+        if class >= KEEP {
             if !in_word {
                 if !out.is_empty() {
                     out.push(' ');
@@ -57,8 +169,12 @@ pub fn normalize_words(text: &str, out: &mut String, mut word: impl FnMut(&str, 
                 start = out.len();
                 in_word = true;
             }
-            fold(c, out);
-        } else if c.is_whitespace() && in_word {
+            if class == KEEP {
+                out.push(c);
+            } else {
+                fold(c, out);
+            }
+        } else if class == SPACE && in_word {
             in_word = false;
             word(out, start);
         }
@@ -157,6 +273,8 @@ pub enum ItemKind {
 pub struct GramIndex {
     n: usize,
     seed: u64,
+    /// `BASE^l` for `l` in `0..=n`.
+    pow: Vec<u64>,
     table: Table,
     multi: Vec<Vec<u32>>,
     /// Word counts of whole-item keys shorter than `n`, ascending.
@@ -174,7 +292,9 @@ pub struct GramIndex {
 pub struct Scratch {
     norm: String,
     starts: Vec<u32>,
-    hashes: Vec<u8>,
+    prefix: Prefix,
+    /// Windows that passed a prefilter, in scan order: (end word, words, key).
+    cands: Vec<(u32, u32, u64)>,
     items: Vec<u32>,
 }
 
@@ -193,22 +313,23 @@ impl GramIndex {
         let mut s = Scratch::default();
         let mut short_lens = std::collections::BTreeSet::new();
         let mut whole_keys = Vec::new();
+        let pow: Vec<u64> = std::iter::successors(Some(1u64), |p| Some(p.wrapping_mul(BASE)))
+            .take(n + 1)
+            .collect();
         for (id, text) in items.into_iter().enumerate() {
             s.norm.clear();
-            s.hashes.clear();
-            let mut words = 0usize;
+            s.prefix.clear();
             normalize_words(text, &mut s.norm, |out, start| {
-                s.hashes
-                    .extend_from_slice(&h64(&out.as_bytes()[start..], seed).to_le_bytes());
-                words += 1;
-            });
-            let kind = if words >= n {
-                for w in n..=words {
-                    pairs.push((h64(&s.hashes[(w - n) * 8..w * 8], seed), id as u32));
+                s.prefix.push(h64(&out.as_bytes()[start..], seed));
+                if s.prefix.words() >= n {
+                    pairs.push((s.prefix.key(n, &pow, seed), id as u32));
                 }
+            });
+            let words = s.prefix.words();
+            let kind = if words >= n {
                 ItemKind::Ngrams
             } else if words >= min_words.max(1) {
-                let key = h64(&s.hashes, seed);
+                let key = s.prefix.key(words, &pow, seed);
                 pairs.push((key, id as u32));
                 whole_keys.push(Table::fix(key));
                 short_lens.insert(words);
@@ -248,6 +369,7 @@ impl GramIndex {
         let idx = GramIndex {
             n,
             seed,
+            pow,
             table,
             multi,
             short_lens: short_lens.into_iter().collect(),
@@ -290,44 +412,63 @@ impl GramIndex {
     pub fn scan(&self, text: &str, s: &mut Scratch, mut hit: impl FnMut(&str, &[u32])) -> bool {
         s.norm.clear();
         s.starts.clear();
-        s.hashes.clear();
-        let (n, seed) = (self.n, self.seed);
-        let mut any = false;
+        s.prefix.clear();
+        s.cands.clear();
+        let (n, seed, pow) = (self.n, self.seed, &self.pow[..]);
         let Scratch {
             norm,
             starts,
-            hashes,
+            prefix,
+            cands,
             items,
         } = s;
+        // three passes, so each is a tight loop whose memory accesses overlap: words and their
+        // hashes; windows' keys against the in-cache prefilters; the table for the few left
         normalize_words(text, norm, |out, start| {
             starts.push(start as u32);
-            hashes.extend_from_slice(&h64(&out.as_bytes()[start..], seed).to_le_bytes());
-            let k = starts.len();
-            if k >= n {
-                let key = h64(&hashes[(k - n) * 8..k * 8], seed);
-                let b = (Table::fix(key) >> (64 - KEY_FILTER_BITS)) as usize;
-                if self.key_filter[b >> 6] & (1 << (b & 63)) == 0 {
-                    // not a benchmark key: nothing to look up
-                } else if let Some(v) = self.table.get(key) {
-                    any = true;
-                    report(self, v, out, starts, k - n, items, &mut hit);
-                }
-            }
-            for &l in &self.short_lens {
-                if l > k {
-                    break;
-                }
-                let key = h64(&hashes[(k - l) * 8..k * 8], seed);
-                let b = (key >> (64 - FILTER_BITS)) as usize;
-                if self.short_filter[b >> 6] & (1 << (b & 63)) == 0 {
-                    continue;
-                }
-                if let Some(v) = self.table.get(key) {
-                    any = true;
-                    report(self, v, out, starts, k - l, items, &mut hit);
-                }
-            }
+            prefix.push(h64(&out.as_bytes()[start..], seed));
         });
+        let words = starts.len();
+        let ngram = |k: usize, cands: &mut Vec<(u32, u32, u64)>| {
+            let key = prefix.key_at(k, n, pow, seed);
+            let b = (Table::fix(key) >> (64 - KEY_FILTER_BITS)) as usize;
+            if self.key_filter[b >> 6] & (1 << (b & 63)) != 0 {
+                cands.push((k as u32, n as u32, key));
+            }
+        };
+        if self.short_lens.is_empty() {
+            for k in n..=words {
+                ngram(k, cands);
+            }
+        } else {
+            // in the order of the word-by-word scan: at each word, its n-gram, then the
+            // whole-item lengths ascending
+            for k in 1..=words {
+                if k >= n {
+                    ngram(k, cands);
+                }
+                for &l in &self.short_lens {
+                    if l > k {
+                        break;
+                    }
+                    let key = prefix.key_at(k, l, pow, seed);
+                    let b = (key >> (64 - FILTER_BITS)) as usize;
+                    if self.short_filter[b >> 6] & (1 << (b & 63)) != 0 {
+                        cands.push((k as u32, l as u32, key));
+                    }
+                }
+            }
+        }
+        let mut any = false;
+        for &(k, l, key) in cands.iter() {
+            if let Some(v) = self.table.get(key) {
+                any = true;
+                let (k, l) = (k as usize, l as usize);
+                // the words `k - l .. k`: up to the space before word `k`, or the end
+                let end = starts.get(k).map_or(norm.len(), |&x| x as usize - 1);
+                report(self, v, &norm[..end], starts, k - l, items, &mut hit);
+            }
+        }
         any
     }
 }
@@ -376,6 +517,66 @@ mod tests {
         assert_eq!(words("İstanbul"), "istanbul");
     }
 
+    /// The per-character normalization before the class tables (`chars()` and a Unicode
+    /// look-up per character), kept as the reference the fast path must equal.
+    fn reference_words(text: &str) -> (String, Vec<usize>) {
+        let (mut out, mut starts) = (String::new(), Vec::new());
+        let (mut start, mut in_word) = (0, false);
+        for c in text.chars() {
+            let alnum = if c.is_ascii() {
+                c.is_ascii_alphanumeric()
+            } else {
+                c.is_alphanumeric()
+            };
+            let space = if c.is_ascii() {
+                c.is_ascii_whitespace() || c.is_ascii_control()
+            } else {
+                c.is_whitespace()
+            };
+            if alnum {
+                if !in_word {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    start = out.len();
+                    in_word = true;
+                }
+                if c.is_ascii() {
+                    out.push(c.to_ascii_lowercase());
+                } else {
+                    fold(c, &mut out);
+                }
+            } else if space && in_word {
+                in_word = false;
+                starts.push(start);
+            }
+        }
+        if in_word {
+            starts.push(start);
+        }
+        (out, starts)
+    }
+
+    #[test]
+    fn class_tables_normalize_every_character_as_unicode_says() {
+        // every scalar value inside, before, after and alone between words
+        let mut text = String::new();
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            text.push('a');
+            text.push(c);
+            text.push('B');
+            text.push(' ');
+            text.push(c);
+            text.push(' ');
+        }
+        let mut out = String::new();
+        let mut starts = Vec::new();
+        normalize_words(&text, &mut out, |_, s| starts.push(s));
+        let (want, want_starts) = reference_words(&text);
+        assert!(out == want, "normalized text differs from the reference");
+        assert_eq!(starts, want_starts);
+    }
+
     #[test]
     fn finds_ngrams_and_whole_short_items() {
         let items = [
@@ -409,6 +610,30 @@ mod tests {
         assert!(!idx.scan("the quick brown cat jumps over", &mut s, |_, _| {}));
         assert!(!idx.scan("this is too short to say", &mut s, |_, _| {}));
         assert!(idx.memory_bytes() >= idx.len() * 12);
+    }
+
+    #[test]
+    fn hits_come_in_word_order_ngram_before_whole_items() {
+        // n = 4: item 0 by its 4-grams, items 1 (3 words) and 2 (2 words) whole
+        let items = ["a b c d e", "c d e", "d e"];
+        let (idx, _) = GramIndex::build(items.iter().copied(), 4, 2, 3);
+        let mut s = Scratch::default();
+        let mut got = Vec::new();
+        idx.scan("x A, b c d e. y d e", &mut s, |g, it| {
+            got.push((g.to_string(), it.to_vec()))
+        });
+        let want = [
+            ("a b c d", 0),
+            ("b c d e", 0),
+            ("d e", 2),
+            ("c d e", 1),
+            ("d e", 2),
+        ];
+        let want: Vec<(String, Vec<u32>)> = want
+            .iter()
+            .map(|(g, i)| (g.to_string(), vec![*i]))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
