@@ -306,16 +306,19 @@ impl Model {
         let w = &self.weights[..self.header.layout.bag];
         let Scratch { seen, touched } = scratch;
         touched.clear();
-        let mut sum = 0.0f32;
         self.header.features.for_each(text, |b| {
             let (word, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
             if seen[word] & bit == 0 {
                 seen[word] |= bit;
                 touched.push(b);
-                sum += w[b as usize];
             }
         });
+        // The weights are summed after the walk, in first-occurrence order (so the sum is the
+        // same, bit for bit): with every address known up front the loads of this table, too
+        // big for the caches nearest the core, overlap instead of stalling the walk one by one.
+        let mut sum = 0.0f32;
         for &b in touched.iter() {
+            sum += w[b as usize];
             seen[(b >> 6) as usize] = 0;
         }
         let mut s = self.header.bias + sum * bag_weight(touched.len());
