@@ -41,7 +41,12 @@ fn student(
     score_docs: &[Doc],
     model_out: &std::path::Path,
 ) -> serde_json::Value {
-    let cfg = TrainConfig::default();
+    // The student is told the set's keep rule, as fastText's binary formulation is (a user sets
+    // `threshold` to the keep rule of their teacher); AUC, F1 and selection use it.
+    let cfg = TrainConfig {
+        threshold: Some(set.threshold as f64),
+        ..TrainConfig::default()
+    };
     let examples: Vec<Example<'_>> = set
         .rows
         .iter()
