@@ -20,7 +20,7 @@
 //! ordering is on (margin bits, hash, key), never on arrival order, so the selection is the same
 //! for any task or thread count.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +30,7 @@ use curate_core::{Counters, DocBatch, Observer, Processor, StageContext, StepErr
 use curate_quality::model::{Model, Scratch};
 use serde::{Deserialize, Serialize};
 
-use crate::sample::{SampleConfig, allocate, selection_hash, write_stratum};
+use crate::sample::{SampleConfig, StrataKeeper, allocate, selection_hash, write_stratum};
 use crate::util::write_atomic;
 
 /// The file with the keys this round selected (sorted little-endian u64s).
@@ -101,8 +101,7 @@ impl Active {
             seed,
             bucket_seed: curate_core::hash::derive_seed(seed, "near-duplicate buckets"),
             path: dir.join(format!("active-candidates-{task:05}.json")),
-            index: HashMap::new(),
-            strata: Vec::new(),
+            kept: StrataKeeper::new(),
             buf: String::new(),
             labelled: 0,
         }))
@@ -287,8 +286,7 @@ struct ActiveObserver {
     seed: u64,
     bucket_seed: u64,
     path: PathBuf,
-    index: HashMap<String, usize>,
-    strata: Vec<(u64, BinaryHeap<Cand>)>,
+    kept: StrataKeeper<Cand>,
     buf: String,
     labelled: u64,
 }
@@ -305,14 +303,6 @@ impl Observer for ActiveObserver {
                 continue;
             }
             write_stratum(&self.cfg, batch, i, &mut self.buf)?;
-            let idx = match self.index.get(self.buf.as_str()) {
-                Some(&x) => x,
-                None => {
-                    self.index.insert(self.buf.clone(), self.strata.len());
-                    self.strata.push((0, BinaryHeap::new()));
-                    self.strata.len() - 1
-                }
-            };
             let text = batch.text(i);
             let s = self.model.score(text.as_bytes(), &mut self.scratch);
             let margin = (s - threshold).abs();
@@ -323,32 +313,22 @@ impl Observer for ActiveObserver {
                 batch.keys().value(i),
                 near_dup_bucket(text, self.bucket_seed),
             );
-            let (count, heap) = &mut self.strata[idx];
-            *count += 1;
-            if heap.len() < cap {
-                heap.push(cand);
-            } else if heap.peek().is_some_and(|top| cand < *top) {
-                heap.pop();
-                heap.push(cand);
-            }
+            self.kept.offer(&self.buf, cap, cand);
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>, _counters: &mut Counters) -> Result<(), StepError> {
-        let mut names: Vec<(&String, &usize)> = self.index.iter().collect();
-        names.sort();
-        let mut strata = Vec::with_capacity(names.len());
-        for (name, &i) in names {
-            let (count, heap) = &self.strata[i];
-            let mut c = heap.clone().into_vec();
-            c.sort_unstable();
-            strata.push(ActiveStratum {
-                name: name.clone(),
-                count: *count,
-                candidates: c,
-            });
-        }
+        let strata = self
+            .kept
+            .into_sorted()
+            .into_iter()
+            .map(|(name, count, candidates)| ActiveStratum {
+                name,
+                count,
+                candidates,
+            })
+            .collect();
         let file = ActiveFile {
             labelled: self.labelled,
             strata,

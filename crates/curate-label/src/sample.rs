@@ -279,8 +279,7 @@ impl Barrier for SampleStep {
             cfg: self.cfg.clone(),
             seed: self.seed,
             path: cx.dir.join(format!("candidates-{:05}.json", cx.task)),
-            index: HashMap::new(),
-            strata: Vec::new(),
+            kept: StrataKeeper::new(),
             buf: String::new(),
         }))
     }
@@ -431,12 +430,64 @@ struct StratumCandidates {
     candidates: Vec<(u64, u64)>,
 }
 
+/// What one task of a sampling barrier keeps of every stratum: how many documents it saw and the
+/// `cap` smallest candidates (a bounded max-heap), for uniform (hash) and active (margin) picks.
+pub(crate) struct StrataKeeper<T: Ord> {
+    index: HashMap<String, usize>,
+    strata: Vec<(u64, BinaryHeap<T>)>,
+}
+
+impl<T: Ord + Clone> StrataKeeper<T> {
+    pub(crate) fn new() -> Self {
+        StrataKeeper {
+            index: HashMap::new(),
+            strata: Vec::new(),
+        }
+    }
+
+    /// Counts a document of stratum `name` and keeps `cand` if it is among the `cap` smallest.
+    pub(crate) fn offer(&mut self, name: &str, cap: usize, cand: T) {
+        let idx = match self.index.get(name) {
+            Some(&x) => x,
+            None => {
+                self.index.insert(name.to_string(), self.strata.len());
+                self.strata.push((0, BinaryHeap::new()));
+                self.strata.len() - 1
+            }
+        };
+        let (count, heap) = &mut self.strata[idx];
+        *count += 1;
+        if heap.len() < cap {
+            heap.push(cand);
+        } else if heap.peek().is_some_and(|top| cand < *top) {
+            heap.pop();
+            heap.push(cand);
+        }
+    }
+
+    /// Every stratum by name: (name, documents seen, kept candidates in ascending order).
+    pub(crate) fn into_sorted(self) -> Vec<(String, u64, Vec<T>)> {
+        let mut names: Vec<(String, usize)> = self.index.into_iter().collect();
+        names.sort();
+        let mut strata: Vec<Option<(u64, BinaryHeap<T>)>> =
+            self.strata.into_iter().map(Some).collect();
+        names
+            .into_iter()
+            .map(|(name, i)| {
+                let (count, heap) = strata[i].take().expect("each stratum once");
+                let mut c = heap.into_vec();
+                c.sort_unstable();
+                (name, count, c)
+            })
+            .collect()
+    }
+}
+
 struct SampleObserver {
     cfg: SampleConfig,
     seed: u64,
     path: std::path::PathBuf,
-    index: HashMap<String, usize>,
-    strata: Vec<(u64, BinaryHeap<(u64, u64)>)>,
+    kept: StrataKeeper<(u64, u64)>,
     buf: String,
 }
 
@@ -535,41 +586,23 @@ impl Observer for SampleObserver {
         let k = self.cfg.size;
         for i in 0..batch.len() {
             write_stratum(&self.cfg, batch, i, &mut self.buf)?;
-            let idx = match self.index.get(self.buf.as_str()) {
-                Some(&x) => x,
-                None => {
-                    self.index.insert(self.buf.clone(), self.strata.len());
-                    self.strata.push((0, BinaryHeap::new()));
-                    self.strata.len() - 1
-                }
-            };
             let cand = (selection_hash(batch, i, self.seed), batch.keys().value(i));
-            let (count, heap) = &mut self.strata[idx];
-            *count += 1;
-            if heap.len() < k {
-                heap.push(cand);
-            } else if heap.peek().is_some_and(|top| cand < *top) {
-                heap.pop();
-                heap.push(cand);
-            }
+            self.kept.offer(&self.buf, k, cand);
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>, _counters: &mut Counters) -> Result<(), StepError> {
-        let mut names: Vec<(&String, &usize)> = self.index.iter().collect();
-        names.sort();
-        let mut strata = Vec::with_capacity(names.len());
-        for (name, &i) in names {
-            let (count, heap) = &self.strata[i];
-            let mut c = heap.clone().into_vec();
-            c.sort_unstable();
-            strata.push(StratumCandidates {
-                name: name.clone(),
-                count: *count,
-                candidates: c,
-            });
-        }
+        let strata = self
+            .kept
+            .into_sorted()
+            .into_iter()
+            .map(|(name, count, candidates)| StratumCandidates {
+                name,
+                count,
+                candidates,
+            })
+            .collect();
         let bytes = serde_json::to_vec(&CandidateFile { strata }).expect("JSON");
         write_atomic(&self.path, &bytes).map_err(StepError::from)
     }
