@@ -369,8 +369,13 @@ fn a_run_killed_inside_round_two_resumes_in_online_mode_without_paying_twice() {
         server.stats().faults.contains_key("outage")
             && now.duration_since(*seen.get_or_insert(now)).as_millis() >= 50
     });
-    let st = server.stats();
-    assert_eq!(st.messages_ok, 70, "killed inside round 2");
+    // Requests that reached the server before the 70th answer was counted may still have been
+    // answered: at least 70, and fewer than the 90 of a finished round 2.
+    let answered = server.stats().messages_ok;
+    assert!(
+        (70..90).contains(&answered),
+        "killed inside round 2: {answered}"
+    );
     assert!(
         !out.join("manifest.json").exists(),
         "a killed run left a manifest"
