@@ -249,6 +249,7 @@ fn batch_labeling_under_30_percent_faults_is_complete_exact_and_in_budget() {
     for c in [
         "id",
         "split",
+        "selection",
         "score",
         "reason",
         "model",
@@ -258,6 +259,10 @@ fn batch_labeling_under_30_percent_faults_is_complete_exact_and_in_budget() {
     ] {
         assert!(rb.column_by_name(c).is_some(), "labels.parquet lacks {c}");
     }
+    // One random round: a random `sample` step writes no selection column, so the labels
+    // record none (rounds: tests/active.rs).
+    let sel = rb.column_by_name("selection").unwrap();
+    assert_eq!(sel.null_count(), sel.len());
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     assert!(manifest.contains("labels_hash") && manifest.contains("cost_usd_of_labels"));
     assert_no_key_anywhere(&[dir.path()], &[&o]);
