@@ -94,6 +94,55 @@ fn run(config: &Path) -> Output {
     c.output().unwrap()
 }
 
+/// Starts the run in the background.
+fn spawn(config: &Path) -> std::process::Child {
+    common::curate()
+        .args(["run", "--quiet", "--config"])
+        .arg(config)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGKILLs `child` once `reached()` holds (polled every millisecond, for at most a minute);
+/// panics if the run ended first.
+fn kill_when(child: &mut std::process::Child, what: &str, mut reached: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !reached() && t0.elapsed().as_secs() < 60 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(alive, "the run ended before {what}");
+}
+
+/// A fake teacher that caches no prompt, so every run is billed (and its labels record
+/// tokens) the same whatever the timing: two runs' label files can be compared byte for byte.
+fn uncached_server() -> FakeAnthropic {
+    let mut fc = FakeConfig::new(KEY);
+    fc.cache_min_tokens = u64::MAX / 4;
+    FakeAnthropic::start(fc)
+}
+
+/// An uninterrupted two-round online run in `dir/clean` (its own teacher), for the expected
+/// snapshot.
+fn clean_online_run(dir: &Path, input: &Path) -> PathBuf {
+    let sub = dir.join("clean");
+    std::fs::create_dir_all(&sub).unwrap();
+    let server = uncached_server();
+    let out = sub.join("out");
+    ok(&run(&config(&sub, input, &server, &out, 2, ONLINE, false)));
+    assert_eq!(server.stats().billed_per_document.len(), 90);
+    common::assert_verifies(&out, "the uninterrupted run");
+    out
+}
+
 fn ok(o: &Output) {
     assert!(
         o.status.success(),
@@ -161,6 +210,29 @@ fn rounds_run_keep_the_holdout_and_are_identical_for_1_and_2_threads() {
         m.values().all(|v| v.2.is_some()),
         "every sampled row is labelled"
     );
+    // The snapshot verifies (each round's labels and model are published to one path: the
+    // manifest lists the last round's once), and its label store says how every label was
+    // chosen, as the data does.
+    common::assert_verifies(&out1, "three rounds");
+    let mut stored = BTreeMap::new();
+    for rb in common::read_files(&[out1.join("labels/labels.parquet")]) {
+        let id = rb.column_by_name("id").unwrap().as_string::<i32>();
+        let sel = rb.column_by_name("selection").unwrap().as_string::<i32>();
+        for i in 0..rb.num_rows() {
+            stored.insert(id.value(i).to_string(), sel.value(i).to_string());
+        }
+    }
+    let want: BTreeMap<String, String> = m.iter().map(|(k, v)| (k.clone(), v.1.clone())).collect();
+    assert_eq!(stored, want, "labels.parquet's selections");
+    let html = std::fs::read_to_string(out1.join("report.html")).unwrap();
+    for (sel, n) in [
+        ("random", 60),
+        ("uncertainty-round-2", 30),
+        ("uncertainty-round-3", 30),
+    ] {
+        let row = format!("<th scope=\"row\">{sel}</th><td>{n}</td><td>0</td>");
+        assert!(html.contains(&row), "the report lacks {row}");
+    }
     // The label store never pays twice: one bill per document over all rounds.
     let st = server.stats();
     assert_eq!(st.max_bills_per_document(), 1);
@@ -233,25 +305,10 @@ fn a_run_killed_inside_round_two_resumes_in_batch_mode_without_paying_twice() {
     let server = FakeAnthropic::start(FakeConfig::new(KEY));
     let out = sub.join("out");
     let c = config(&sub, &input, &server, &out, 2, "", false);
-    let mut child = common::curate()
-        .args(["run", "--quiet", "--config"])
-        .arg(&c)
-        .env("ANTHROPIC_API_KEY", KEY)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while server.stats().batches_created < 2 && t0.elapsed().as_secs() < 60 {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    let alive = child.try_wait().unwrap().is_none();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(alive, "the run ended before round 2's batch was created");
+    let mut child = spawn(&c);
+    kill_when(&mut child, "round 2's batch was created", || {
+        server.stats().batches_created >= 2
+    });
     assert_eq!(server.stats().batches_created, 2, "killed inside round 2");
     ok(&run(&c));
     let st = server.stats();
@@ -266,4 +323,96 @@ fn a_run_killed_inside_round_two_resumes_in_batch_mode_without_paying_twice() {
         want,
         "the resumed run selected differently"
     );
+}
+
+/// The resumed run: no document billed twice over both runs, 90 documents billed in all, and
+/// the same snapshot (data, manifest) as the uninterrupted run.
+fn resume_and_compare(config: &Path, server: &FakeAnthropic, out: &Path, clean: &Path) {
+    ok(&run(config));
+    let st = server.stats();
+    assert_eq!(
+        st.max_bills_per_document(),
+        1,
+        "a document was billed twice"
+    );
+    assert_eq!(st.billed_per_document.len(), 90);
+    assert_eq!(st.messages_ok, 90);
+    common::assert_same_snapshot(out, clean, "the resumed run");
+    assert_eq!(
+        std::fs::read(out.join("labels/labels.parquet")).unwrap(),
+        std::fs::read(clean.join("labels/labels.parquet")).unwrap(),
+        "labels differ after the resume"
+    );
+}
+
+#[test]
+fn a_run_killed_inside_round_two_resumes_in_online_mode_without_paying_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, _) = common::corpus_slice(dir.path(), 400, 100);
+    let clean = clean_online_run(dir.path(), &input);
+    // The same run against a teacher that has an outage (every message answers 500, nothing
+    // billed) after 70 answers: 10 into round 2. The client retries; the run is SIGKILLed
+    // while it does, so no request that will be billed is in flight (a Messages API request
+    // cut off mid-answer would be billed without the client ever seeing its label).
+    let sub = dir.path().join("killed");
+    std::fs::create_dir_all(&sub).unwrap();
+    let server = uncached_server();
+    server.configure(|c| c.fail_after_messages = Some(70));
+    let out = sub.join("out");
+    let c = config(&sub, &input, &server, &out, 2, ONLINE, false);
+    let mut child = spawn(&c);
+    let mut seen = None;
+    kill_when(&mut child, "the outage in round 2", || {
+        // 50 ms after the first 500: answers sent before the outage are journaled by then,
+        // while the client's retries (12, backing off up to 50 ms) go on for longer.
+        let now = std::time::Instant::now();
+        server.stats().faults.contains_key("outage")
+            && now.duration_since(*seen.get_or_insert(now)).as_millis() >= 50
+    });
+    // Requests that reached the server before the 70th answer was counted may still have been
+    // answered: at least 70, and fewer than the 90 of a finished round 2.
+    let answered = server.stats().messages_ok;
+    assert!(
+        (70..90).contains(&answered),
+        "killed inside round 2: {answered}"
+    );
+    assert!(
+        !out.join("manifest.json").exists(),
+        "a killed run left a manifest"
+    );
+    // Round 1's labels are committed, round 2's are not.
+    assert_eq!(common::committed(&out, "step-01-label-"), 1);
+    assert_eq!(common::committed(&out, "step-04-label-"), 0);
+    server.configure(|c| c.fail_after_messages = None);
+    resume_and_compare(&c, &server, &out, &clean);
+}
+
+#[test]
+fn a_run_killed_between_rounds_resumes_without_paying_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, _) = common::corpus_slice(dir.path(), 400, 100);
+    let clean = clean_online_run(dir.path(), &input);
+    // Killed once round 1's label stage has committed its completion record (its 60 labels
+    // are bought), while round 1's `train` or round 2's `sample` runs. The teacher has an
+    // outage after those 60 answers, so a kill that came late would show as a 500 (and could
+    // not buy a round-2 label).
+    let sub = dir.path().join("killed");
+    std::fs::create_dir_all(&sub).unwrap();
+    let server = uncached_server();
+    server.configure(|c| c.fail_after_messages = Some(60));
+    let out = sub.join("out");
+    let c = config(&sub, &input, &server, &out, 2, ONLINE, false);
+    let mut child = spawn(&c);
+    kill_when(&mut child, "round 1's labels were committed", || {
+        common::committed(&out, "step-01-label-") >= 1
+    });
+    let st = server.stats();
+    assert_eq!(st.messages_ok, 60);
+    assert!(
+        !st.faults.contains_key("outage"),
+        "the kill landed inside round 2's labeling, not between the rounds"
+    );
+    assert_eq!(common::committed(&out, "step-04-label-"), 0);
+    server.configure(|c| c.fail_after_messages = None);
+    resume_and_compare(&c, &server, &out, &clean);
 }

@@ -249,6 +249,7 @@ fn batch_labeling_under_30_percent_faults_is_complete_exact_and_in_budget() {
     for c in [
         "id",
         "split",
+        "selection",
         "score",
         "reason",
         "model",
@@ -258,6 +259,10 @@ fn batch_labeling_under_30_percent_faults_is_complete_exact_and_in_budget() {
     ] {
         assert!(rb.column_by_name(c).is_some(), "labels.parquet lacks {c}");
     }
+    // One random round: a random `sample` step writes no selection column, so the labels
+    // record none (rounds: tests/active.rs).
+    let sel = rb.column_by_name("selection").unwrap();
+    assert_eq!(sel.null_count(), sel.len());
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     assert!(manifest.contains("labels_hash") && manifest.contains("cost_usd_of_labels"));
     assert_no_key_anywhere(&[dir.path()], &[&o]);
@@ -726,5 +731,36 @@ fn file_teacher_imports_parquet_labels_by_text() {
     assert_eq!(
         label_stats(&dir.path().join("out"))["matched"].as_u64(),
         Some(25)
+    );
+}
+
+#[test]
+fn a_selection_column_that_is_not_strings_is_refused_at_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("text", DataType::Utf8, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("pick", DataType::Int64, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["one two three", "four five six"])),
+        Arc::new(StringArray::from(vec!["a", "b"])),
+        Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+    ];
+    common::write_batch(&input, RecordBatch::try_new(schema, cols).unwrap(), 2);
+    let cfg = common::write_config(
+        dir.path(),
+        "c.toml",
+        &format!(
+            "[input]\npaths = [{}]\nid_column = \"id\"\n\n[[steps]]\ntype = \"sample\"\nsize = 1\n\n[[steps]]\ntype = \"label\"\nannotator = \"reference\"\nreference = {}\nselection_column = \"pick\"\n",
+            common::q(&input),
+            common::q(&input)
+        ),
+    );
+    let err = common::run_err(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("steps[1] (label): `selection_column`: needs a string column but `pick` (from the input) is Int64"),
+        "{err}"
     );
 }

@@ -37,7 +37,25 @@ pub struct LabelSummary {
     pub cache_read_input_tokens: u64,
     /// Cost of the labels in USD.
     pub cost_usd: f64,
+    /// Labels per selection (how the `sample` step chose the document: `random`,
+    /// `uncertainty-round-N`; `(not recorded)` for rows without one, such as reference
+    /// positives). Empty when no row records a selection.
+    pub selections: BTreeMap<String, SelectionCount>,
 }
+
+/// The labels bought under one selection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SelectionCount {
+    /// Rows with a score.
+    pub labeled: u64,
+    /// Rows without one (refused, over budget, failed).
+    pub unlabeled: u64,
+    /// What these rows cost in USD.
+    pub cost_usd: f64,
+}
+
+/// The selection key of rows whose labels file records no selection.
+pub const NO_SELECTION: &str = "(not recorded)";
 
 /// Score value key: 3 decimals, so `0.0` and `0` are one bar and keys sort numerically when
 /// they share a sign and width (scores are non-negative).
@@ -56,6 +74,7 @@ pub fn read(root: &Path) -> Result<Option<LabelSummary>, ReportError> {
     let mut distinct: BTreeMap<String, ()> = BTreeMap::new();
     let cols = [
         "split",
+        "selection",
         "score",
         "status",
         "model",
@@ -77,6 +96,14 @@ pub fn read(root: &Path) -> Result<Option<LabelSummary>, ReportError> {
             .column_by_name("model")
             .filter(|c| c.data_type() == &DataType::Utf8)
             .map(|c| c.as_string::<i32>());
+        let selection = b
+            .column_by_name("selection")
+            .filter(|c| c.data_type() == &DataType::Utf8)
+            .map(|c| c.as_string::<i32>());
+        let cost = b
+            .column_by_name("cost_usd")
+            .filter(|c| c.data_type() == &DataType::Float64)
+            .map(|c| c.as_primitive::<Float64Type>());
         let score: Option<Vec<Option<f64>>> =
             b.column_by_name("score").and_then(|c| match c.data_type() {
                 DataType::Float32 => Some(
@@ -93,6 +120,24 @@ pub fn read(root: &Path) -> Result<Option<LabelSummary>, ReportError> {
                 .filter(|c| !c.is_null(i))
                 .map_or("(none)", |c| c.value(i))
                 .to_string();
+            let scored = score
+                .as_ref()
+                .and_then(|v| v[i])
+                .is_some_and(|v| !v.is_nan());
+            if let Some(c) = selection {
+                let sel = if c.is_null(i) {
+                    NO_SELECTION
+                } else {
+                    c.value(i)
+                };
+                let e = s.selections.entry(sel.to_string()).or_default();
+                if scored {
+                    e.labeled += 1;
+                } else {
+                    e.unlabeled += 1;
+                }
+                e.cost_usd += cost.filter(|c| !c.is_null(i)).map_or(0.0, |c| c.value(i));
+            }
             if let Some(v) = score.as_ref().and_then(|v| v[i]).filter(|v| !v.is_nan()) {
                 if distinct.len() <= MAX_DISTINCT {
                     distinct.insert(score_key(v), ());
@@ -122,15 +167,8 @@ pub fn read(root: &Path) -> Result<Option<LabelSummary>, ReportError> {
         s.output_tokens += sum_u64("output_tokens");
         s.cache_creation_input_tokens += sum_u64("cache_creation_input_tokens");
         s.cache_read_input_tokens += sum_u64("cache_read_input_tokens");
-        if let Some(c) = b
-            .column_by_name("cost_usd")
-            .filter(|c| c.data_type() == &DataType::Float64)
-        {
-            s.cost_usd += c
-                .as_primitive::<Float64Type>()
-                .iter()
-                .flatten()
-                .sum::<f64>();
+        if let Some(c) = cost {
+            s.cost_usd += c.iter().flatten().sum::<f64>();
         }
         Ok(())
     })?;
@@ -159,6 +197,9 @@ pub fn read(root: &Path) -> Result<Option<LabelSummary>, ReportError> {
             };
             *m.entry(key).or_default() += 1;
         }
+    }
+    if s.selections.keys().all(|k| k == NO_SELECTION) {
+        s.selections.clear();
     }
     Ok(Some(s))
 }
@@ -210,6 +251,7 @@ mod read_tests {
     fn write_labels(root: &Path) {
         let schema = Arc::new(Schema::new(vec![
             Field::new("split", DataType::Utf8, false),
+            Field::new("selection", DataType::Utf8, true),
             Field::new("score", DataType::Float32, true),
             Field::new("status", DataType::Utf8, false),
             Field::new("model", DataType::Utf8, false),
@@ -222,6 +264,12 @@ mod read_tests {
         let cols: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![
                 "train", "train", "holdout", "train",
+            ])),
+            Arc::new(StringArray::from(vec![
+                Some("random"),
+                Some("uncertainty-round-2"),
+                Some("random"),
+                None,
             ])),
             Arc::new(Float32Array::from(vec![
                 Some(3.0),
@@ -272,6 +320,31 @@ mod read_tests {
             (600, 15, 1000, 2000)
         );
         assert_eq!(s.cost_usd, 0.5);
+        let sel = |k: &str| s.selections[k].clone();
+        assert_eq!(
+            sel("random"),
+            SelectionCount {
+                labeled: 2,
+                unlabeled: 0,
+                cost_usd: 0.375
+            }
+        );
+        assert_eq!(
+            sel("uncertainty-round-2"),
+            SelectionCount {
+                labeled: 1,
+                unlabeled: 0,
+                cost_usd: 0.125
+            }
+        );
+        assert_eq!(
+            sel(NO_SELECTION),
+            SelectionCount {
+                labeled: 0,
+                unlabeled: 1,
+                cost_usd: 0.0
+            }
+        );
         assert!(read(&tmp.path().join("none")).unwrap().is_none());
     }
 }

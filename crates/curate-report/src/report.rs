@@ -324,6 +324,29 @@ fn teacher_chart(l: Option<&LabelSummary>) -> String {
     charts::bars(&meta, "labels", &cats, &series)
 }
 
+/// Labels per selection (how each labelled document was chosen: `random`,
+/// `uncertainty-round-N`), when the labels file records it; empty otherwise.
+fn selection_table(l: Option<&LabelSummary>) -> String {
+    let Some(l) = l.filter(|l| !l.selections.is_empty()) else {
+        return String::new();
+    };
+    let mut o = String::from(
+        "<table class=\"selections\"><caption>Labels by how the documents were chosen (the <code>selection</code> column of labels/labels.parquet)</caption><thead><tr><th scope=\"col\">selection</th><th scope=\"col\">labelled</th><th scope=\"col\">unlabelled</th><th scope=\"col\">cost (USD)</th></tr></thead><tbody>",
+    );
+    for (sel, c) in &l.selections {
+        let _ = write!(
+            o,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{:.4}</td></tr>",
+            esc(sel),
+            int(c.labeled),
+            int(c.unlabeled),
+            c.cost_usd
+        );
+    }
+    o.push_str("</tbody></table>\n");
+    o
+}
+
 fn cost_chart(l: Option<&LabelSummary>) -> String {
     let Some(l) = l.filter(|l| l.rows > 0) else {
         return charts::empty(
@@ -711,6 +734,7 @@ pub fn render(i: &Inputs) -> String {
     o.push_str(&dedup_chart(m));
     o.push_str("<h2>Teacher</h2>\n");
     o.push_str(&teacher_chart(i.labels.as_ref()));
+    o.push_str(&selection_table(i.labels.as_ref()));
     o.push_str(&cost_chart(i.labels.as_ref()));
     o.push_str("<h2>Student</h2>\n");
     if let Some(mt) = metrics {
@@ -863,6 +887,28 @@ mod tests {
             "{c}"
         );
         assert!(cost_chart(None).contains("no label step"));
+    }
+
+    #[test]
+    fn labels_per_selection_make_a_table() {
+        let mut l = LabelSummary::default();
+        assert_eq!(selection_table(Some(&l)), "");
+        assert_eq!(selection_table(None), "");
+        l.selections.insert(
+            "uncertainty-round-2".into(),
+            crate::labels::SelectionCount {
+                labeled: 1234,
+                unlabeled: 2,
+                cost_usd: 0.25,
+            },
+        );
+        let t = selection_table(Some(&l));
+        assert!(
+            t.contains(
+                "<th scope=\"row\">uncertainty-round-2</th><td>1,234</td><td>2</td><td>0.2500</td>"
+            ),
+            "{t}"
+        );
     }
 
     #[test]

@@ -21,8 +21,10 @@ use crate::util::resolve;
 ///
 /// Every document flows on: rows that `sample` did not select, and rows the teacher could not
 /// label (refusal, budget reached), get a null `teacher_score`. The labels the snapshot used are
-/// published under `labels/` (`labels.parquet` with `id, split, score, reason, model,
-/// input_tokens, output_tokens, cost_usd`, and `stats.json`).
+/// published under `labels/` (`labels.parquet` with `id, split, selection, score, reason,
+/// model, input_tokens, output_tokens, cost_usd`, and `stats.json`); `selection` says how each
+/// label was chosen (`random`, `uncertainty-round-N`) when the input has the `sample` step's
+/// selection column.
 ///
 /// Annotators: `claude` (Anthropic API; needs `ANTHROPIC_API_KEY`), `file` (import labels from
 /// parquet/JSONL) and `reference` (DCLM-style: positives from a reference corpus, negatives the
@@ -51,6 +53,12 @@ pub struct LabelConfig {
     /// The column that marks the sampled documents (the `sample` step's `column`).
     #[serde(default = "d_split_column")]
     pub split_column: String,
+    /// The column that says how each sampled document was chosen (the `sample` step's
+    /// `selection_column`: `random` or `uncertainty-round-N`). Its values are copied into the
+    /// `selection` column of `labels.parquet`; when the documents have no such column, that
+    /// column is null.
+    #[serde(default = "d_selection_column")]
+    pub selection_column: String,
 
     /// [claude] Model id.
     #[serde(default = "d_model")]
@@ -171,6 +179,9 @@ pub(super) fn d_column() -> String {
 }
 pub(super) fn d_split_column() -> String {
     "split".into()
+}
+pub(super) fn d_selection_column() -> String {
+    "selection".into()
 }
 pub(super) fn d_model() -> String {
     "claude-haiku-5-5".into()

@@ -52,6 +52,11 @@ impl Step for LabelStep {
     fn columns(&self, c: &mut curate_core::columns::Columns<'_>) {
         use curate_core::columns::Want;
         c.need("split_column", &self.cfg.split_column, Want::String);
+        // Optional: copied into `labels.parquet` when the documents have it (a `sample` step
+        // writes it), and then it must hold strings.
+        if c.get(&self.cfg.selection_column).is_some() {
+            c.need("selection_column", &self.cfg.selection_column, Want::String);
+        }
         c.add(Some("column"), &self.cfg.column, DataType::Float32);
         let scale = match &self.annotator {
             Annotator::Reference { .. } => Some((0.0, 1.0)),
@@ -114,6 +119,7 @@ impl Barrier for LabelStep {
             path: cx.dir.join(format!("observed-{:05}.parquet", cx.task)),
             batches: Vec::new(),
             split_column: self.cfg.split_column.clone(),
+            selection_column: self.cfg.selection_column.clone(),
         }))
     }
 
@@ -130,16 +136,18 @@ impl Barrier for LabelStep {
             let p = cx.dir.join(format!("observed-{t:05}.parquet"));
             for rb in read_parquet(&p, None)? {
                 let k = rb.column(0).as_primitive::<UInt64Type>();
-                let (id, split, text) = (
+                let (id, split, text, selection) = (
                     rb.column(1).as_string::<i32>(),
                     rb.column(2).as_string::<i32>(),
                     rb.column(3).as_string::<i32>(),
+                    rb.column(4).as_string::<i32>(),
                 );
                 for i in 0..rb.num_rows() {
                     items.push(Item {
                         key: k.value(i),
                         id: id.value(i).to_string(),
                         split: split.value(i).to_string(),
+                        selection: (!selection.is_null(i)).then(|| selection.value(i).to_string()),
                         text: text.value(i).to_string(),
                     });
                 }
@@ -179,6 +187,8 @@ impl Barrier for LabelStep {
                 seed,
             } => label_reference(path, text_column, *holdout, *max_docs, *seed, &items)?,
         };
+        let mut rows = rows;
+        set_selections(&mut rows, &items);
         write_labels(&cx.dir.join(LABELS_FILE), &rows, true)?;
         write_labels(&cx.dir.join(SNAPSHOT_FILE), &rows, false)?;
         let mut stats = stats;
@@ -210,7 +220,21 @@ pub(super) struct Item {
     pub(super) key: u64,
     pub(super) id: String,
     pub(super) split: String,
+    /// How the document was chosen (the input's selection column), when known.
+    pub(super) selection: Option<String>,
     pub(super) text: String,
+}
+
+/// Copies each sampled document's selection onto its label row (rows from outside the input,
+/// such as reference positives, have none).
+fn set_selections(rows: &mut [Row], items: &[Item]) {
+    let by_key: HashMap<u64, &str> = items
+        .iter()
+        .filter_map(|it| Some((it.key, it.selection.as_deref()?)))
+        .collect();
+    for r in rows {
+        r.selection = r.key.and_then(|k| by_key.get(&k)).map(|s| s.to_string());
+    }
 }
 
 /// One row of the labels table.
@@ -219,6 +243,8 @@ pub(super) struct Row {
     pub(super) key: Option<u64>,
     pub(super) id: String,
     pub(super) split: String,
+    /// How the document was chosen (`random`, `uncertainty-round-N`), when the input says.
+    pub(super) selection: Option<String>,
     pub(super) score: Option<f32>,
     pub(super) reason: String,
     pub(super) status: String,
@@ -264,6 +290,7 @@ pub(super) fn write_labels(path: &Path, rows: &[Row], with_text: bool) -> Result
         Field::new("key", DataType::UInt64, true),
         Field::new("id", DataType::Utf8, false),
         Field::new("split", DataType::Utf8, false),
+        Field::new("selection", DataType::Utf8, true),
         Field::new("score", DataType::Float32, true),
         Field::new("reason", DataType::Utf8, false),
         Field::new("status", DataType::Utf8, false),
@@ -279,6 +306,11 @@ pub(super) fn write_labels(path: &Path, rows: &[Row], with_text: bool) -> Result
         Arc::new(rows.iter().map(|r| r.key).collect::<UInt64Array>()),
         s(|r| &r.id),
         s(|r| &r.split),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.selection.as_deref())
+                .collect::<StringArray>(),
+        ),
         Arc::new(rows.iter().map(|r| r.score).collect::<Float32Array>()),
         s(|r| &r.reason),
         s(|r| &r.status),
@@ -302,10 +334,22 @@ pub(super) fn write_labels(path: &Path, rows: &[Row], with_text: bool) -> Result
     write_parquet(path, schema, &[rb])
 }
 
+/// The columns of an `observed-*.parquet` file: the sampled rows a task saw.
+fn observed_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("key", DataType::UInt64, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("split", DataType::Utf8, true),
+        Field::new("text", DataType::Utf8, false),
+        Field::new("selection", DataType::Utf8, true),
+    ]))
+}
+
 pub(super) struct LabelObserver {
     path: PathBuf,
     batches: Vec<RecordBatch>,
     split_column: String,
+    selection_column: String,
 }
 
 impl Observer for LabelObserver {
@@ -332,14 +376,19 @@ impl Observer for LabelObserver {
             (0..batch.len()).map(|i| batch.text(i)),
         ));
         let split_col: ArrayRef = Arc::new(split.clone());
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("key", DataType::UInt64, false),
-            Field::new("id", DataType::Utf8, false),
-            Field::new("split", DataType::Utf8, true),
-            Field::new("text", DataType::Utf8, false),
-        ]));
-        let rb = RecordBatch::try_new(schema, vec![keys, ids, split_col, texts])
-            .map_err(|e| StepError::Other(e.to_string()))?;
+        // The selection column is optional (checked to hold strings at validate time).
+        let selection: ArrayRef = match batch
+            .column(&self.selection_column)
+            .and_then(|c| c.as_string_opt::<i32>())
+        {
+            Some(c) => Arc::new(c.clone()),
+            None => arrow::array::new_null_array(&DataType::Utf8, batch.len()),
+        };
+        let rb = RecordBatch::try_new(
+            observed_schema(),
+            vec![keys, ids, split_col, texts, selection],
+        )
+        .map_err(|e| StepError::Other(e.to_string()))?;
         let rb = arrow::compute::filter_record_batch(&rb, &mask)
             .map_err(|e| StepError::Other(e.to_string()))?;
         self.batches.push(rb);
@@ -347,12 +396,7 @@ impl Observer for LabelObserver {
     }
 
     fn finish(self: Box<Self>, counters: &mut Counters) -> Result<(), StepError> {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("key", DataType::UInt64, false),
-            Field::new("id", DataType::Utf8, false),
-            Field::new("split", DataType::Utf8, true),
-            Field::new("text", DataType::Utf8, false),
-        ]));
+        let schema = observed_schema();
         let n: usize = self.batches.iter().map(|b| b.num_rows()).sum();
         counters.add("sampled_seen", n as f64);
         let batches: Vec<RecordBatch> = self

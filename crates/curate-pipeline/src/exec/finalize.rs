@@ -142,6 +142,9 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         for (rel, src) in published.files {
             curate_io::atomic::copy_atomic(&src, &root.join(&rel))
                 .map_err(|e| PipelineError::io("publishing", e))?;
+            // Steps that run in rounds (`label`, `train`) publish to the same path: the last
+            // round's file is the snapshot's, and the manifest lists it once.
+            artifacts.retain(|a: &FileEntry| a.path != rel);
             artifacts.push(entry(root, &rel, None)?);
         }
     }
