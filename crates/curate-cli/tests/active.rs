@@ -345,6 +345,23 @@ fn resume_and_compare(config: &Path, server: &FakeAnthropic, out: &Path, clean: 
     );
 }
 
+/// Starts the two-round online run in `dir/killed` against a teacher that has an outage (every
+/// message answers 500, nothing billed) after `answers` answers: (server, output, config, child).
+fn start_with_outage(
+    dir: &Path,
+    input: &Path,
+    answers: u64,
+) -> (FakeAnthropic, PathBuf, PathBuf, std::process::Child) {
+    let sub = dir.join("killed");
+    std::fs::create_dir_all(&sub).unwrap();
+    let server = uncached_server();
+    server.configure(|c| c.fail_after_messages = Some(answers));
+    let out = sub.join("out");
+    let c = config(&sub, input, &server, &out, 2, ONLINE, false);
+    let child = spawn(&c);
+    (server, out, c, child)
+}
+
 #[test]
 fn a_run_killed_inside_round_two_resumes_in_online_mode_without_paying_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -354,13 +371,7 @@ fn a_run_killed_inside_round_two_resumes_in_online_mode_without_paying_twice() {
     // billed) after 70 answers: 10 into round 2. The client retries; the run is SIGKILLed
     // while it does, so no request that will be billed is in flight (a Messages API request
     // cut off mid-answer would be billed without the client ever seeing its label).
-    let sub = dir.path().join("killed");
-    std::fs::create_dir_all(&sub).unwrap();
-    let server = uncached_server();
-    server.configure(|c| c.fail_after_messages = Some(70));
-    let out = sub.join("out");
-    let c = config(&sub, &input, &server, &out, 2, ONLINE, false);
-    let mut child = spawn(&c);
+    let (server, out, c, mut child) = start_with_outage(dir.path(), &input, 70);
     let mut seen = None;
     kill_when(&mut child, "the outage in round 2", || {
         // 50 ms after the first 500: answers sent before the outage are journaled by then,
@@ -396,13 +407,7 @@ fn a_run_killed_between_rounds_resumes_without_paying_twice() {
     // are bought), while round 1's `train` or round 2's `sample` runs. The teacher has an
     // outage after those 60 answers, so a kill that came late would show as a 500 (and could
     // not buy a round-2 label).
-    let sub = dir.path().join("killed");
-    std::fs::create_dir_all(&sub).unwrap();
-    let server = uncached_server();
-    server.configure(|c| c.fail_after_messages = Some(60));
-    let out = sub.join("out");
-    let c = config(&sub, &input, &server, &out, 2, ONLINE, false);
-    let mut child = spawn(&c);
+    let (server, out, c, mut child) = start_with_outage(dir.path(), &input, 60);
     kill_when(&mut child, "round 1's labels were committed", || {
         common::committed(&out, "step-01-label-") >= 1
     });
