@@ -116,7 +116,7 @@ pub fn plan(config: PathBuf, output: Option<PathBuf>) -> Result<ExitCode, Pipeli
     )?;
     let scratch = run.plan.scratch_estimate(&run.config);
     let plan = serde_json::json!({
-        "output": run.remote.as_ref().map_or_else(|| run.layout.root.clone(), |r| r.url.to_path()),
+        "output": run.storage.location(),
         "config_fingerprint": run.config.fingerprint(),
         "scratch_bytes_estimate": scratch,
         "stages": run.plan.stages,

@@ -22,10 +22,11 @@ use curate_io::write::{OutputProps, ParquetSink};
 
 use crate::config::{Config, OnError};
 use crate::error::PipelineError;
-use crate::layout::Layout;
+use crate::layout::{self, Layout};
 use crate::plan::{Plan, Stage, StageKind};
 use crate::progress::Progress;
 use crate::record::{FileRecord, Skipped, StepCounts, TaskRecord};
+use curate_snapshot::Storage;
 
 pub use crate::schema::KEY_COLUMN;
 
@@ -45,8 +46,9 @@ pub struct Run {
     pub reasons: Vec<Vec<String>>,
     /// Progress display.
     pub progress: Progress,
-    /// The object-storage snapshot this run mirrors (`[output] dir = "s3://…"`).
-    pub remote: Option<crate::remote::Remote>,
+    /// Where the snapshot's files live (the output directory, or an `s3://` prefix through a
+    /// local mirror): [`layout`](Self::layout) is rooted at its [`Storage::root`].
+    pub storage: Box<dyn Storage>,
     /// The lock this run holds on its directory (released when the run is dropped).
     pub lock: crate::HeldLock,
 }
@@ -72,10 +74,17 @@ impl Run {
     }
 
     /// Runs one task of `stage` unless its completion record exists; returns the record.
+    ///
+    /// The whole life of a task, for every executor and every storage:
+    /// 1. fetch its completion record (if there is one, the task is done) and what it reads
+    ///    from earlier stages;
+    /// 2. run it: every output is written atomically under the storage's local root;
+    /// 3. publish the outputs, then commit the record (create-only), unless another writer
+    ///    replaced the run meanwhile;
+    /// 4. drop the work files no later task reads.
     pub fn run_task(&self, stage: &Stage, task: usize) -> Result<TaskRecord, PipelineError> {
-        if let Some(r) = &self.remote {
-            r.fetch_for_task(&self.layout, stage, task, self.plan.passes.len())?;
-        }
+        // 1. fetch
+        self.fetch_for_task(stage, task)?;
         if let Some(r) = TaskRecord::load(&self.layout, &stage.name, task) {
             return Ok(r);
         }
@@ -85,7 +94,8 @@ impl Run {
                 stage.name, stage.tasks
             )));
         }
-        let record = match stage.kind {
+        // 2. run
+        let mut record = match stage.kind {
             StageKind::Pass { pass } => self.pass_task(&stage.name, pass, task)?,
             StageKind::Barrier { step, stage: s } => {
                 self.barrier_task(&stage.name, step, s, task)?
@@ -93,50 +103,95 @@ impl Run {
             StageKind::Assemble => self.assemble_task(&stage.name, task, stage.tasks)?,
             StageKind::Finalize => finalize::finalize(self)?,
         };
-        let mut record = record;
         record.run_id = self.layout.run_id.clone();
         let finalize = matches!(stage.kind, StageKind::Finalize);
         pause_for_tests("CURATE_TEST_PAUSE_BEFORE_COMMIT_MS");
-        // nothing of this task becomes visible if another writer replaced the run meanwhile
+        // 3. publish, then commit: nothing of this task becomes visible if another writer
+        // replaced the run meanwhile; finalize removed the local work directory, whose
+        // published files go only after its record
         self.check_still_this_run()?;
-        if let Some(r) = &self.remote {
-            // finalize removed the local work directory; its objects go only after the record
-            r.push(finalize)?;
-            self.check_still_this_run()?;
-        }
+        self.storage.push(finalize)?;
+        self.check_still_this_run()?;
         record
             .commit(&self.layout)
             .map_err(|e| PipelineError::io(format!("stage {} task {task}", stage.name), e))?;
-        if let Some(r) = &self.remote {
-            if !r.commit_record(&self.layout, &stage.name, task)? {
-                tracing::warn!(stage = %stage.name, task, "completion record already committed by another attempt; kept it");
-            }
-            if finalize && !self.config.run.keep_work {
-                r.drop_work(&self.layout)?;
-            }
-        }
-        // the previous pass's part of this task has been read for the last time
-        if let StageKind::Pass { pass } = stage.kind
-            && pass > 0
-            && !self.config.run.keep_work
+        if !self
+            .storage
+            .commit_record(&self.layout.rel(&self.layout.done(&stage.name, task)))?
         {
-            let _ = std::fs::remove_file(self.layout.part(pass - 1, task));
-            if let Some(r) = &self.remote {
-                r.push(false)?;
+            tracing::warn!(stage = %stage.name, task, "completion record already committed by another attempt; kept it");
+        }
+        // 4. drop what no later task reads
+        if !self.config.run.keep_work {
+            if finalize {
+                self.storage.drop_work()?;
+            }
+            if let StageKind::Pass { pass } = stage.kind
+                && pass > 0
+            {
+                let _ = std::fs::remove_file(self.layout.part(pass - 1, task));
+                self.storage.push(false)?;
             }
         }
         Ok(record)
+    }
+
+    /// Step 1 of a task's life: makes what task `task` of `stage` reads from earlier stages
+    /// present under the storage's root, its completion record first (if that exists, nothing
+    /// else is fetched: the task is done).
+    fn fetch_for_task(&self, stage: &Stage, task: usize) -> Result<(), PipelineError> {
+        let (layout, st) = (&self.layout, &*self.storage);
+        if layout.done(&stage.name, task).exists()
+            || st.fetch(&layout.rel(&layout.done(&stage.name, task)))?
+        {
+            return Ok(());
+        }
+        let name = stage.name.as_str();
+        let steps = layout.rel(&layout.work().join("steps"));
+        match stage.kind {
+            StageKind::Pass { pass } => {
+                st.fetch_prefix(name, &steps, &|_| true)?;
+                if pass > 0 && task < stage.tasks {
+                    let part = layout.part(pass - 1, task);
+                    if !part.exists() && !st.fetch(&layout.rel(&part))? {
+                        return Err(curate_snapshot::SnapshotError::Missing {
+                            location: st.location().join(layout.rel(&part)).display().to_string(),
+                            why: format!("stage pass-{} must finish before {name}", pass - 1),
+                        }
+                        .into());
+                    }
+                }
+            }
+            StageKind::Barrier { .. } => st.fetch_prefix(name, &steps, &|_| true)?,
+            StageKind::Assemble => {
+                let last = format!(
+                    "{}/",
+                    layout.rel(&layout.pass_dir(self.plan.passes.len() - 1))
+                );
+                let excluded = format!("{}/", layout.rel(&layout.excluded_parts()));
+                st.fetch_prefix(name, &layout.rel(&layout.done_root()), &|r| {
+                    r.contains("/pass-")
+                })?;
+                st.fetch_prefix(name, &layout.rel(&layout.work()), &|r| {
+                    r.starts_with(&last) || r.starts_with(&excluded)
+                })?;
+            }
+            StageKind::Finalize => {
+                st.fetch_prefix(name, &layout.rel(&layout.done_root()), &|_| true)?;
+                st.fetch_prefix(name, &steps, &|_| true)?;
+                st.fetch_prefix(name, layout::DATA_DIR, &|_| true)?;
+                st.fetch_prefix(name, layout::EXCLUDED_DIR, &|_| true)?;
+            }
+        }
+        Ok(())
     }
 
     /// Refuses to commit a record when the directory's run is no longer this one (another
     /// writer restarted it with `--fresh` while this task ran): the task's outputs belong to a
     /// discarded run.
     fn check_still_this_run(&self) -> Result<(), PipelineError> {
-        if let Some(r) = &self.remote {
-            r.fetch(crate::layout::STATE)?;
-        }
-        let now = crate::state::State::load(&crate::layout::Layout::new(&self.layout.root))?
-            .map(|s| s.run_id);
+        self.storage.fetch(layout::STATE)?;
+        let now = crate::state::State::load(&Layout::new(&self.layout.root))?.map(|s| s.run_id);
         if now.as_deref() != Some(self.layout.run_id.as_str()) {
             return Err(PipelineError::Refused(format!(
                 "{}: the run this task belongs to ({}) was replaced by another (--fresh, or another writer) while the task ran; its results are discarded",
@@ -512,7 +567,7 @@ impl Run {
         bar.task_done();
         let rows_out = files
             .iter()
-            .filter(|f| crate::layout::is_data(&f.path))
+            .filter(|f| layout::is_data(&f.path))
             .map(|f| f.rows)
             .sum();
         Ok(TaskRecord {

@@ -107,19 +107,18 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
         &std::env::current_dir().unwrap_or_default(),
     )
     .map_err(PipelineError::Inputs)?;
-    // an `s3://` output: the run works in a local scratch mirror (see `remote`)
-    let remote = match curate_io::store::ObjectUrl::from_path(&root) {
-        Some(url) => Some(remote::Remote::open(url.map_err(PipelineError::Other)?)?),
-        None => None,
-    };
+    // where the snapshot lives: the directory itself, or an `s3://` prefix worked on through a
+    // local mirror (`curate_snapshot::storage`); checking and locking the location is the only
+    // place a run tells the two apart
+    let storage = curate_snapshot::storage::open(&root)?;
     let task = matches!(opts.access, Access::Task { .. });
-    let held = match &remote {
-        Some(r) => {
+    let held = match storage.url() {
+        Some(url) => {
             check_remote_output(&root, &config, &inputs)?;
             if task {
                 HeldLock::None
             } else {
-                HeldLock::Remote(lock::RemoteLock::acquire(&r.url, &opts.access.command())?)
+                HeldLock::Remote(lock::RemoteLock::acquire(url, &opts.access.command())?)
             }
         }
         None => {
@@ -136,38 +135,22 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
             } else {
                 std::time::Duration::ZERO
             };
-            HeldLock::Local(lock::acquire_within(
-                &root,
-                mode,
-                &opts.access.command(),
-                wait,
-            )?)
+            let held = lock::acquire_within(&root, mode, &opts.access.command(), wait)?;
+            refuse_symlinks(&root)?;
+            HeldLock::Local(held)
         }
     };
-    let scratch_or_root = remote.as_ref().map_or(root.clone(), |r| r.scratch.clone());
-    if remote.is_none() {
-        refuse_symlinks(&root)?;
-    }
     if opts.fresh {
         if task {
             return Err(PipelineError::Other(
                 "--fresh restarts a whole run; a task cannot".into(),
             ));
         }
-        match &remote {
-            Some(r) => r.clear()?,
-            None => clear_run(&root)?,
-        }
+        storage.clear()?;
     }
-    if let Some(r) = &remote {
-        r.fetch(".curate/state.json")?;
-    }
-    let base = Layout::new(&scratch_or_root);
-    let previous = State::load(&base)?;
-    if previous.is_none()
-        && let Some(r) = &remote
-        && r.has_objects_besides_lock()?
-    {
+    storage.fetch(layout::STATE)?;
+    let previous = State::load(&Layout::new(storage.root()))?;
+    if previous.is_none() && storage.holds_foreign_files()? {
         return Err(PipelineError::Refused(format!(
             "{} holds objects but no curate run; refusing to write into it (choose another --output)",
             root.display()
@@ -183,7 +166,7 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
         Some(p) => p.run_id.clone(),
         None => new_run_id(),
     };
-    let layout = Layout::for_run(&scratch_or_root, &run_id);
+    let layout = Layout::for_run(storage.root(), &run_id);
     if !task {
         // alone in the directory: nothing another writer left half-done can be in use
         remove_leftovers(&layout)?;
@@ -228,10 +211,8 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
         }
         None => state.commit(&layout)?,
     }
-    if let Some(r) = &remote
-        && !task
-    {
-        r.push(false)?;
+    if !task {
+        storage.push(false)?;
     }
     let read_spec = curate_io::read::ReadSpec {
         text_column: config.input.text_column.clone(),
@@ -253,7 +234,7 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
         read_spec,
         reasons,
         progress: Progress::new(!opts.quiet),
-        remote,
+        storage,
         lock: held,
     })
 }
@@ -432,40 +413,6 @@ fn check_inputs_outside(
     Ok(())
 }
 
-/// `--fresh` on a local directory: removes everything of the run but the lock file (held).
-fn clear_run(root: &Path) -> Result<(), PipelineError> {
-    let io = |p: &Path, e| PipelineError::io("starting over", curate_io::IoError::os(p, e));
-    let rd = match std::fs::read_dir(root) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io(root, e)),
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        let ft = e.file_type().map_err(|x| io(&p, x))?;
-        if e.file_name() == ".curate" && ft.is_dir() {
-            for m in std::fs::read_dir(&p).map_err(|x| io(&p, x))?.flatten() {
-                if m.file_name() == "lock" {
-                    continue;
-                }
-                remove_any(&m.path()).map_err(|x| io(&m.path(), x))?;
-            }
-        } else {
-            remove_any(&p).map_err(|x| io(&p, x))?;
-        }
-    }
-    Ok(())
-}
-
-fn remove_any(p: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
-        Ok(_) => std::fs::remove_file(p),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// Never write through a link: refuses a run directory with a symbolic link inside it (the
 /// root itself may be reached through links).
 fn refuse_symlinks(root: &Path) -> Result<(), PipelineError> {
@@ -525,7 +472,7 @@ fn remove_leftovers(layout: &Layout) -> Result<(), PipelineError> {
             let name = e.file_name().to_string_lossy().into_owned();
             let is_run_dir = name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit());
             if is_run_dir && name != layout.run_id {
-                let _ = remove_any(&e.path());
+                let _ = curate_snapshot::storage::remove_any(&e.path());
             }
         }
     }
@@ -584,9 +531,9 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
     let mut ran = 0;
     let mut timings = Vec::new();
     for stage in &run.plan.stages {
-        if let Some(r) = &run.remote {
-            r.fetch_records(&run.layout, &stage.name)?;
-        }
+        // the records of this stage (a resumed run skips finished tasks)
+        let records = run.layout.rel(&run.layout.done_root().join(&stage.name));
+        run.storage.fetch_prefix(&stage.name, &records, &|_| true)?;
         let pending: Vec<usize> = (0..stage.tasks)
             .filter(|t| !run.layout.done(&stage.name, *t).exists())
             .collect();
@@ -635,20 +582,15 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
         &run.layout.root.join("run.json"),
         &serde_json::to_vec_pretty(&run_info).expect("json"),
     );
-    if let Some(r) = &run.remote {
-        r.push(false)?;
-        // a resumed finished run skipped finalize: the manifest is only in the bucket
-        if !run.layout.manifest().exists() {
-            r.fetch("manifest.json")?;
-        }
+    run.storage.push(false)?;
+    // a resumed finished run skipped finalize: the manifest may be only where the snapshot lives
+    if !run.layout.manifest().exists() {
+        run.storage.fetch(layout::MANIFEST)?;
     }
     let manifest = manifest::load(&run.layout.root)?;
     let digest = manifest::digest(&run.layout.root)?;
     Ok(RunSummary {
-        root: run
-            .remote
-            .as_ref()
-            .map_or_else(|| run.layout.root.clone(), |r| r.url.to_path()),
+        root: run.storage.location(),
         manifest,
         digest,
         resumed_tasks: resumed,

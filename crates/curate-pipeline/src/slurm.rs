@@ -438,10 +438,10 @@ pub fn submit(
     cfg: &SlurmConfig,
     ctx: &SubmitContext,
 ) -> Result<Submission, PipelineError> {
-    if let Some(r) = &run.remote {
+    if let Some(url) = run.storage.url() {
         return Err(PipelineError::Other(format!(
-"{}: --executor slurm needs the output on a shared file system (task logs and the submission record live there); object-storage output is not supported with it yet.", r.url)).with_hint(format!(
-"submit `curate task --config F --output {} --stage S --index I` from your own job script (see docs/CLUSTER.md, \"Object storage\"), or use a shared directory", r.url)));
+"{url}: --executor slurm needs the output on a shared file system (task logs and the submission record live there); object-storage output is not supported with it yet.")).with_hint(format!(
+"submit `curate task --config F --output {url} --stage S --index I` from your own job script (see docs/CLUSTER.md, \"Object storage\"), or use a shared directory")));
     }
     let root = &run.layout.root;
     ensure_no_active_jobs(root)?;

@@ -29,4 +29,20 @@ pub enum SnapshotError {
         /// The located I/O error.
         source: curate_io::IoError,
     },
+    /// A snapshot location that cannot be used (a malformed `s3://` URL).
+    #[error("{location}: {why}")]
+    Location {
+        /// The location as given.
+        location: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A file a task reads from an earlier stage is not there.
+    #[error("{location}: missing; {why}")]
+    Missing {
+        /// The file or object.
+        location: String,
+        /// What should have produced it.
+        why: String,
+    },
 }

@@ -175,4 +175,16 @@ impl Layout {
     pub fn manifest(&self) -> PathBuf {
         self.root.join(MANIFEST)
     }
+    /// `p` relative to the root, with `/` separators (the form [`Storage`] and the manifest
+    /// use); a path outside the root is returned whole.
+    ///
+    /// [`Storage`]: crate::storage::Storage
+    pub fn rel(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }

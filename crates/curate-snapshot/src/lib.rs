@@ -13,6 +13,8 @@
 //! - [`manifest::Manifest`]: the manifest's types (one set, read by the pipeline, the report
 //!   and `curate snapshot`), its content hash and its arithmetic check;
 //! - [`verify::verify`] and [`verify::digest`]: checking a directory against its manifest;
+//! - [`storage::Storage`]: where a snapshot's files live (a local directory, or an `s3://`
+//!   prefix worked on through a local mirror), and the fetch / push / commit points of a task;
 //! - [`Snapshot`]: a finished snapshot opened for reading another run's artefact (a frozen
 //!   model, a dedup index), checked against the hash its manifest lists.
 //!
@@ -24,10 +26,12 @@ pub mod error;
 pub mod layout;
 pub mod manifest;
 pub mod open;
+pub mod storage;
 pub mod verify;
 
 pub use error::SnapshotError;
 pub use layout::Layout;
 pub use manifest::{FileEntry, InputEntry, Manifest, Skipped, StepSummary, Totals};
 pub use open::Snapshot;
+pub use storage::Storage;
 pub use verify::{digest, verify};
