@@ -26,6 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use curate_core::StepError;
+use curate_io::atomic::AtomicWriter;
 
 const RUN_MAGIC: &[u8; 8] = b"CDRUN001";
 const BLOB_MAGIC: &[u8; 8] = b"CDBLOB01";
@@ -58,36 +59,15 @@ pub fn write_atomic(
     write_file(path, true, f)
 }
 
-/// Writes a file through a temp file and a rename; `durable` adds the fsyncs of
-/// [`write_atomic`]. Scratch files that a re-run of the task recreates (sort spills, the cluster
-/// stage's rounds) skip them.
+/// Writes a file through a temp file and a rename (curate-io's one atomic writer); `durable`
+/// adds the fsyncs of [`write_atomic`]. Scratch files that a re-run of the task recreates
+/// (sort spills, the cluster stage's rounds) skip them.
 pub fn write_file(
     path: &Path,
     durable: bool,
     f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<(), StepError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(curate_io::atomic::temp_name(name));
-    let res = (|| {
-        let file = File::create(&tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 16, file);
-        f(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        if durable {
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if durable && let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    res.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(&tmp);
-        StepError::io(path, e)
-    })
+    Ok(curate_io::atomic::write_with(path, durable, f)?)
 }
 
 /// Sorts a task's buffered `(partition, record)` pairs, writes them as the task's next run file
@@ -151,10 +131,7 @@ pub fn write_run_file<'a, R: Record>(
 /// Streaming writer of a one-partition run of records given in sorted order (count patched in
 /// the header at the end).
 pub struct RunStreamWriter<R: Record> {
-    path: PathBuf,
-    tmp: PathBuf,
-    durable: bool,
-    w: BufWriter<File>,
+    w: AtomicWriter,
     n: u64,
     buf: Vec<u8>,
     _r: std::marker::PhantomData<R>,
@@ -173,22 +150,18 @@ impl<R: Record> RunStreamWriter<R> {
     }
 
     fn open_writer(path: &Path, durable: bool) -> Result<Self, StepError> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let tmp = dir.join(curate_io::atomic::temp_name(name));
-        let file = File::create(&tmp).map_err(|e| StepError::io(&tmp, e))?;
-        let mut w = BufWriter::with_capacity(1 << 16, file);
+        let mut w = if durable {
+            AtomicWriter::create(path, 1 << 16)?
+        } else {
+            AtomicWriter::scratch(path, 1 << 16)?
+        };
         let mut head = Vec::with_capacity(24);
         head.extend_from_slice(RUN_MAGIC);
         head.extend_from_slice(&(R::SIZE as u32).to_le_bytes());
         head.extend_from_slice(&1u32.to_le_bytes());
         head.extend_from_slice(&0u64.to_le_bytes());
-        w.write_all(&head).map_err(|e| StepError::io(&tmp, e))?;
+        w.append(&head)?;
         Ok(Self {
-            path: path.to_path_buf(),
-            tmp,
-            durable,
             w,
             n: 0,
             buf: vec![0u8; R::SIZE],
@@ -199,9 +172,7 @@ impl<R: Record> RunStreamWriter<R> {
     /// Appends a record (in the order the file's readers expect: sorted for key lookups).
     pub fn push(&mut self, r: R) -> Result<(), StepError> {
         r.encode(&mut self.buf);
-        self.w
-            .write_all(&self.buf)
-            .map_err(|e| StepError::io(&self.tmp, e))?;
+        self.w.append(&self.buf)?;
         self.n += 1;
         Ok(())
     }
@@ -218,54 +189,27 @@ impl<R: Record> RunStreamWriter<R> {
 
     /// Patches the header, fsyncs and renames into place.
     pub fn finish(self) -> Result<(), StepError> {
-        let Self {
-            path,
-            tmp,
-            durable,
-            w,
-            n,
-            ..
-        } = self;
-        let res = (|| {
-            let mut file = w.into_inner().map_err(|e| e.into_error())?;
-            file.seek(SeekFrom::Start(16))?;
-            file.write_all(&n.to_le_bytes())?;
-            if durable {
-                file.sync_all()?;
-            }
-            std::fs::rename(&tmp, &path)?;
-            if durable && let Some(d) = path.parent().and_then(|d| File::open(d).ok()) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        })();
-        res.map_err(|e: std::io::Error| StepError::io(&path, e))
+        let (mut file, commit, durable) = self.w.into_file()?;
+        file.seek(SeekFrom::Start(16))
+            .and_then(|_| file.write_all(&self.n.to_le_bytes()))
+            .map_err(|e| StepError::io(commit.tmp_path(), e))?;
+        Ok(commit.commit_file_with(file, durable)?)
     }
 }
 
 /// Streaming writer of a blob file (atomically renamed into place on
 /// [`finish`](Self::finish)): byte strings appended in order, addressed by absolute offset.
 pub struct BlobWriter {
-    path: PathBuf,
-    tmp: PathBuf,
-    w: BufWriter<File>,
+    w: AtomicWriter,
     pos: u64,
 }
 
 impl BlobWriter {
     /// Starts writing `path`.
     pub fn create(path: &Path) -> Result<Self, StepError> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let tmp = dir.join(curate_io::atomic::temp_name(name));
-        let file = File::create(&tmp).map_err(|e| StepError::io(&tmp, e))?;
-        let mut w = BufWriter::with_capacity(1 << 16, file);
-        w.write_all(BLOB_MAGIC)
-            .map_err(|e| StepError::io(&tmp, e))?;
+        let mut w = AtomicWriter::create(path, 1 << 16)?;
+        w.append(BLOB_MAGIC)?;
         Ok(Self {
-            path: path.to_path_buf(),
-            tmp,
             w,
             pos: BLOB_MAGIC.len() as u64,
         })
@@ -274,26 +218,14 @@ impl BlobWriter {
     /// Appends `bytes`; returns their offset.
     pub fn append(&mut self, bytes: &[u8]) -> Result<u64, StepError> {
         let at = self.pos;
-        self.w
-            .write_all(bytes)
-            .map_err(|e| StepError::io(&self.tmp, e))?;
+        self.w.append(bytes)?;
         self.pos += bytes.len() as u64;
         Ok(at)
     }
 
     /// Fsyncs and renames into place.
     pub fn finish(self) -> Result<(), StepError> {
-        let Self { path, tmp, w, .. } = self;
-        let res = (|| {
-            let file = w.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            if let Some(d) = path.parent().and_then(|d| File::open(d).ok()) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        })();
-        res.map_err(|e: std::io::Error| StepError::io(&path, e))
+        Ok(self.w.commit()?)
     }
 }
 

@@ -5,7 +5,7 @@
 //! sees either the old state or the whole new file, never a torn one.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::IoError;
@@ -36,6 +36,11 @@ impl AtomicFile {
         })
     }
 
+    /// The temp file being written (for error messages).
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+
     /// The open temp file.
     pub fn file(&mut self) -> &mut File {
         self.file.as_mut().expect("file open until commit")
@@ -53,11 +58,21 @@ impl AtomicFile {
     }
 
     /// Commits a file previously [`take`](Self::take)n.
-    pub fn commit_file(mut self, f: File) -> Result<(), IoError> {
-        f.sync_all().map_err(|e| IoError::os(&self.tmp, e))?;
+    pub fn commit_file(self, f: File) -> Result<(), IoError> {
+        self.commit_file_with(f, true)
+    }
+
+    /// Commits a file previously [`take`](Self::take)n; without `durable`, the fsyncs are
+    /// skipped (scratch files a re-run of the task writes again: sort spills, merge rounds).
+    pub fn commit_file_with(mut self, f: File, durable: bool) -> Result<(), IoError> {
+        if durable {
+            f.sync_all().map_err(|e| IoError::os(&self.tmp, e))?;
+        }
         drop(f);
         fs::rename(&self.tmp, &self.dest).map_err(|e| IoError::os(&self.dest, e))?;
-        sync_dir(self.dest.parent().unwrap_or(Path::new(".")));
+        if durable {
+            sync_dir(self.dest.parent().unwrap_or(Path::new(".")));
+        }
         self.tmp = PathBuf::new();
         Ok(())
     }
@@ -106,6 +121,84 @@ fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// A buffered [`AtomicFile`]: the writer every step's streamed output goes through (one
+/// temp-file scheme, one commit, the temp file removed if it is dropped uncommitted).
+#[derive(Debug)]
+pub struct AtomicWriter {
+    atomic: AtomicFile,
+    out: Option<BufWriter<File>>,
+    durable: bool,
+}
+
+impl AtomicWriter {
+    /// Starts writing `dest` with a `buffer`-byte buffer; committed with fsyncs.
+    pub fn create(dest: &Path, buffer: usize) -> Result<Self, IoError> {
+        Self::open(dest, buffer, true)
+    }
+
+    /// Starts writing a scratch file `dest`: renamed into place on commit, but not fsynced (a
+    /// re-run of the task writes it again).
+    pub fn scratch(dest: &Path, buffer: usize) -> Result<Self, IoError> {
+        Self::open(dest, buffer, false)
+    }
+
+    fn open(dest: &Path, buffer: usize, durable: bool) -> Result<Self, IoError> {
+        let mut atomic = AtomicFile::create(dest)?;
+        let out = BufWriter::with_capacity(buffer, atomic.take());
+        Ok(Self {
+            atomic,
+            out: Some(out),
+            durable,
+        })
+    }
+
+    /// The temp file being written (for error messages).
+    pub fn tmp_path(&self) -> &Path {
+        &self.atomic.tmp
+    }
+
+    /// The buffered writer.
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        self.out.as_mut().expect("open until commit")
+    }
+
+    /// Appends `bytes`; an error names the temp file.
+    #[inline]
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), IoError> {
+        let out = self.out.as_mut().expect("open until commit");
+        out.write_all(bytes)
+            .map_err(|e| IoError::os(&self.atomic.tmp, e))
+    }
+
+    /// Flushes the buffer and hands back the file (for a last touch such as patching a header)
+    /// and the commit to finish with [`AtomicFile::commit_file_with`].
+    pub fn into_file(mut self) -> Result<(File, AtomicFile, bool), IoError> {
+        let out = self.out.take().expect("open until commit");
+        let f = out
+            .into_inner()
+            .map_err(|e| IoError::os(&self.atomic.tmp, e.into_error()))?;
+        Ok((f, self.atomic, self.durable))
+    }
+
+    /// Flushes, (fsyncs) and renames into place.
+    pub fn commit(self) -> Result<(), IoError> {
+        let (f, atomic, durable) = self.into_file()?;
+        atomic.commit_file_with(f, durable)
+    }
+}
+
+/// Writes `dest` atomically through [`AtomicWriter`]: `write` fills the buffered temp file,
+/// which is then committed (with fsyncs when `durable`); on any error the temp file is removed.
+pub fn write_with(
+    dest: &Path,
+    durable: bool,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<(), IoError> {
+    let mut w = AtomicWriter::open(dest, 1 << 16, durable)?;
+    write(w.writer()).map_err(|e| IoError::os(dest, e))?;
+    w.commit()
 }
 
 /// Writes `bytes` to `dest` atomically.

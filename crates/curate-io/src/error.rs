@@ -101,6 +101,20 @@ impl IoError {
         }
     }
 
+    /// The error as a path and an OS error, for crates whose own errors carry those: an OS
+    /// error on a whole file as it is, anything else as an error of kind `Other` carrying this
+    /// error's message.
+    pub fn into_os(self) -> (PathBuf, std::io::Error) {
+        match self {
+            IoError::Os {
+                path,
+                at: Location::File,
+                source,
+            } => (path, source),
+            e => (e.path().to_path_buf(), std::io::Error::other(e.to_string())),
+        }
+    }
+
     /// The file the error concerns.
     pub fn path(&self) -> &std::path::Path {
         match self {
@@ -108,6 +122,24 @@ impl IoError {
             | IoError::Format { path, .. }
             | IoError::Column { path, .. }
             | IoError::Remote { path, .. } => path,
+        }
+    }
+}
+
+/// A step's error from a located I/O error: an OS error on a whole file keeps its path and
+/// kind ([`StepError::Io`]); a format or column error is the data's ([`StepError::Data`]); the
+/// rest (object storage, an OS error inside a row group or line) keep their whole message.
+impl From<IoError> for curate_core::StepError {
+    fn from(e: IoError) -> Self {
+        use curate_core::StepError;
+        match e {
+            IoError::Os {
+                path,
+                at: Location::File,
+                source,
+            } => StepError::Io { path, source },
+            e @ (IoError::Format { .. } | IoError::Column { .. }) => StepError::Data(e.to_string()),
+            e => StepError::Other(e.to_string()),
         }
     }
 }

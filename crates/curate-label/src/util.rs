@@ -1,7 +1,7 @@
 //! Small shared helpers: atomic files, parquet and JSONL reading, time parsing.
 
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,22 +14,13 @@ use parquet::file::properties::WriterProperties;
 
 use crate::LabelError;
 
-/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename, fsync of
-/// the directory.
+/// Writes `bytes` to `path` atomically (curate-io's one atomic writer: temp file in the same
+/// directory, fsync, rename, fsync of the directory).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LabelError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| LabelError::io(dir, e))?;
-    let tmp = curate_io::atomic::temp_path(path);
-    {
-        let mut f = File::create(&tmp).map_err(|e| LabelError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| LabelError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| LabelError::io(&tmp, e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| LabelError::io(path, e))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    curate_io::atomic::write_atomic(path, bytes).map_err(|e| {
+        let (path, source) = e.into_os();
+        LabelError::Io { path, source }
+    })
 }
 
 /// The writer properties of every parquet file this crate writes (recorded here so they are

@@ -8,7 +8,7 @@
 //! result depends only on the scores and keys, never on the task or thread count.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -158,18 +158,14 @@ pub(crate) fn scores_path(dir: &Path, task: usize) -> PathBuf {
 
 /// Streams `(score, key)` records into a temp file, renamed into place by `finish`.
 pub(crate) struct ScoreWriter {
-    out: BufWriter<File>,
-    tmp: PathBuf,
-    path: PathBuf,
+    out: curate_io::atomic::AtomicWriter,
 }
 
 impl ScoreWriter {
     pub(crate) fn create(path: PathBuf) -> Result<Self, Error> {
-        let tmp = crate::tmp_path(&path);
-        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut out = BufWriter::with_capacity(1 << 18, f);
-        out.write_all(MAGIC).map_err(|e| Error::io(&tmp, e))?;
-        Ok(ScoreWriter { out, tmp, path })
+        let mut out = curate_io::atomic::AtomicWriter::create(&path, 1 << 18)?;
+        out.append(MAGIC)?;
+        Ok(ScoreWriter { out })
     }
 
     #[inline]
@@ -177,17 +173,11 @@ impl ScoreWriter {
         let mut rec = [0u8; REC];
         rec[..4].copy_from_slice(&rank_key(score).to_le_bytes());
         rec[4..].copy_from_slice(&key.to_le_bytes());
-        self.out
-            .write_all(&rec)
-            .map_err(|e| Error::io(&self.tmp, e))
+        Ok(self.out.append(&rec)?)
     }
 
     pub(crate) fn finish(self) -> Result<(), Error> {
-        let f = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        crate::commit_file(f, &self.tmp, &self.path)
+        Ok(self.out.commit()?)
     }
 }
 

@@ -18,7 +18,6 @@
 //! deterministic file format. [`student`] holds the training algorithm (model selection, fit,
 //! calibration, evaluation).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use curate_core::StepError;
@@ -91,24 +90,14 @@ impl From<Error> for StepError {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
+/// Writes `bytes` to `path` atomically (curate-io's one atomic writer).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = tmp_path(path);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    curate_io::atomic::write_atomic(path, bytes).map_err(Error::from)
 }
 
-/// The temp-file name used while writing `path` (curate's one temp-file scheme).
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    curate_io::atomic::temp_path(path)
-}
-
-/// Renames a finished temp file into place after syncing it.
-pub(crate) fn commit_file(file: std::fs::File, tmp: &Path, path: &Path) -> Result<(), Error> {
-    file.sync_all().map_err(|e| Error::io(tmp, e))?;
-    drop(file);
-    std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))
+impl From<curate_io::IoError> for Error {
+    fn from(e: curate_io::IoError) -> Self {
+        let (path, source) = e.into_os();
+        Error::Io { path, source }
+    }
 }

@@ -7,7 +7,7 @@
 //! n bytes of UTF-8 text`, little-endian.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::Error;
@@ -96,18 +96,14 @@ pub(crate) fn read_external_labels(
 
 /// Streams records into a temp file; [`ObsWriter::finish`] renames it into place.
 pub(crate) struct ObsWriter {
-    out: BufWriter<File>,
-    tmp: PathBuf,
-    path: PathBuf,
+    out: curate_io::atomic::AtomicWriter,
 }
 
 impl ObsWriter {
     pub(crate) fn create(path: PathBuf) -> Result<Self, Error> {
-        let tmp = crate::tmp_path(&path);
-        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, f);
-        out.write_all(MAGIC).map_err(|e| Error::io(&tmp, e))?;
-        Ok(ObsWriter { out, tmp, path })
+        let mut out = curate_io::atomic::AtomicWriter::create(&path, 1 << 20)?;
+        out.append(MAGIC)?;
+        Ok(ObsWriter { out })
     }
 
     pub(crate) fn write(
@@ -124,23 +120,16 @@ impl ObsWriter {
         head[12] = holdout as u8;
         head[13..17].copy_from_slice(&tokens.to_le_bytes());
         let n = u32::try_from(text.len()).map_err(|_| Error::Corrupt {
-            path: self.tmp.clone(),
+            path: self.out.tmp_path().to_path_buf(),
             message: format!("document {key} is over 4 GiB"),
         })?;
         head[17..21].copy_from_slice(&n.to_le_bytes());
-        let w = |e| Error::io(&self.tmp, e);
-        self.out.write_all(&head).map_err(w)?;
-        self.out
-            .write_all(text)
-            .map_err(|e| Error::io(&self.tmp, e))
+        self.out.append(&head)?;
+        Ok(self.out.append(text)?)
     }
 
     pub(crate) fn finish(self) -> Result<(), Error> {
-        let f = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        crate::commit_file(f, &self.tmp, &self.path)
+        Ok(self.out.commit()?)
     }
 }
 

@@ -13,7 +13,7 @@
 //!   datasets into files. The bytes depend only on the config, the run seed and the kept
 //!   documents: never on threads, task size or how often the run was killed and resumed.
 //!
-//! Like every capability crate this one depends on `curate-core` only.
+//! Like every capability crate it depends on `curate-core` and `curate-io` only.
 
 pub mod benchmarks;
 pub mod bytebpe;
@@ -24,74 +24,15 @@ pub mod ngrams;
 pub mod runs;
 pub mod tokenize;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use curate_core::StepError;
 
-/// A file being written beside its destination, renamed into place by [`commit`](Self::commit)
-/// after an fsync: readers and resumed runs see the whole file or none of it.
-#[derive(Debug)]
-pub struct AtomicWriter {
-    tmp: PathBuf,
-    dest: PathBuf,
-    out: Option<std::io::BufWriter<std::fs::File>>,
-}
-
-impl AtomicWriter {
-    /// Creates the temp file (and the destination's directory).
-    pub fn create(dest: &Path) -> Result<Self, StepError> {
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| StepError::io(dir, e))?;
-        let tmp = curate_io::atomic::temp_path(dest);
-        let f = std::fs::File::create(&tmp).map_err(|e| StepError::io(&tmp, e))?;
-        Ok(Self {
-            tmp,
-            dest: dest.to_path_buf(),
-            out: Some(std::io::BufWriter::with_capacity(1 << 20, f)),
-        })
-    }
-
-    /// Appends bytes.
-    #[inline]
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StepError> {
-        let out = self.out.as_mut().expect("open until commit");
-        out.write_all(bytes)
-            .map_err(|e| StepError::io(&self.tmp, e))
-    }
-
-    /// Flushes, fsyncs and renames into place.
-    pub fn commit(mut self) -> Result<(), StepError> {
-        let out = self.out.take().expect("open until commit");
-        let f = out
-            .into_inner()
-            .map_err(|e| StepError::io(&self.tmp, e.into_error()))?;
-        f.sync_all().map_err(|e| StepError::io(&self.tmp, e))?;
-        drop(f);
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| StepError::io(&self.dest, e))?;
-        if let Some(d) = self.dest.parent()
-            && let Ok(d) = std::fs::File::open(d)
-        {
-            let _ = d.sync_all();
-        }
-        self.tmp = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for AtomicWriter {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
+pub use curate_io::atomic::AtomicWriter;
 
 /// Writes `bytes` to `dest` atomically.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), StepError> {
-    let mut w = AtomicWriter::create(dest)?;
-    w.write(bytes)?;
-    w.commit()
+    Ok(curate_io::atomic::write_atomic(dest, bytes)?)
 }
 
 /// Reads a JSON file written by this crate.
@@ -114,8 +55,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dest = d.path().join("a/b.bin");
         {
-            let mut w = AtomicWriter::create(&dest).unwrap();
-            w.write(b"partial").unwrap();
+            let mut w = AtomicWriter::create(&dest, 1 << 10).unwrap();
+            w.append(b"partial").unwrap();
         }
         assert!(!dest.exists());
         assert_eq!(

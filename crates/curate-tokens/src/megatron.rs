@@ -65,7 +65,7 @@ impl IndexedWriter {
     pub fn create(dir: &Path, prefix: &str, dtype: Dtype) -> Result<Self, StepError> {
         let bin_path = dir.join(format!("{prefix}.bin"));
         let idx_path = dir.join(format!("{prefix}.idx"));
-        let bin = AtomicWriter::create(&bin_path)?;
+        let bin = AtomicWriter::create(&bin_path, 1 << 20)?;
         // `prefix` may name a subdirectory (`language=en/part-00000`)
         let lens_path = curate_io::atomic::temp_path(&dir.join(format!("{prefix}.lens")));
         let f = std::fs::File::create(&lens_path).map_err(|e| StepError::io(&lens_path, e))?;
@@ -103,7 +103,7 @@ impl IndexedWriter {
         self.bin
             .as_mut()
             .expect("open until finish")
-            .write(token_bytes)?;
+            .append(token_bytes)?;
         let lens = self.lens.as_mut().expect("open until finish");
         std::io::Write::write_all(lens, &(ntokens as i32).to_le_bytes())
             .map_err(|e| StepError::io(&self.lens_path, e))?;
@@ -119,13 +119,13 @@ impl IndexedWriter {
             .map_err(|e| StepError::io(&self.lens_path, e.into_error()))?;
         self.bin.take().expect("open until finish").commit()?;
         let n = self.documents;
-        let mut idx = AtomicWriter::create(&self.idx_path)?;
+        let mut idx = AtomicWriter::create(&self.idx_path, 1 << 20)?;
         let w = &mut idx;
-        w.write(INDEX_HEADER)?;
-        w.write(&1u64.to_le_bytes())?;
-        w.write(&[self.dtype.code()])?;
-        w.write(&n.to_le_bytes())?;
-        w.write(&(n + 1).to_le_bytes())?;
+        w.append(INDEX_HEADER)?;
+        w.append(&1u64.to_le_bytes())?;
+        w.append(&[self.dtype.code()])?;
+        w.append(&n.to_le_bytes())?;
+        w.append(&(n + 1).to_le_bytes())?;
         // sequence lengths, then pointers from the same lengths
         let mut buf = vec![0u8; 1 << 16];
         for pass in 0..2 {
@@ -142,7 +142,7 @@ impl IndexedWriter {
                     break;
                 }
                 if pass == 0 {
-                    w.write(&buf[..got])?;
+                    w.append(&buf[..got])?;
                 } else {
                     out.clear();
                     for c in buf[..got].chunks_exact(4) {
@@ -150,7 +150,7 @@ impl IndexedWriter {
                         out.extend_from_slice(&ptr.to_le_bytes());
                         ptr += len * width;
                     }
-                    w.write(&out)?;
+                    w.append(&out)?;
                 }
             }
         }
@@ -158,11 +158,11 @@ impl IndexedWriter {
         for d in 0..=n {
             out.extend_from_slice(&(d as i64).to_le_bytes());
             if out.len() >= 1 << 16 {
-                w.write(&out)?;
+                w.append(&out)?;
                 out.clear();
             }
         }
-        w.write(&out)?;
+        w.append(&out)?;
         idx.commit()?;
         let _ = std::fs::remove_file(&self.lens_path);
         Ok(FileStats {

@@ -138,7 +138,7 @@ impl RunBuffer {
         }
         self.metas
             .sort_unstable_by_key(|m| (rank[m.value as usize], m.order, m.key));
-        let mut w = AtomicWriter::create(path)?;
+        let mut w = AtomicWriter::create(path, 1 << 20)?;
         let mut sections: Vec<Section> = Vec::new();
         let mut offset = 0u64;
         let mut current = u32::MAX;
@@ -160,8 +160,8 @@ impl RunBuffer {
             head[8..16].copy_from_slice(&m.key.to_le_bytes());
             head[16..20].copy_from_slice(&m.ntokens.to_le_bytes());
             let body = &self.arena[m.start..m.start + m.ntokens as usize * self.width];
-            w.write(&head)?;
-            w.write(body)?;
+            w.append(&head)?;
+            w.append(body)?;
             offset += (RECORD_HEADER + body.len()) as u64;
         }
         w.commit()?;
