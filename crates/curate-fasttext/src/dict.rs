@@ -28,10 +28,12 @@ fn fnv_step(h: u32, b: u8) -> u32 {
     (h ^ (b as i8 as i32 as u32)).wrapping_mul(16_777_619)
 }
 
-/// fastText's token separators (`Dictionary::readWord`).
+/// fastText's token separators (`Dictionary::readWord`): space, `\n`, `\r`, `\t`, `\v`, `\f`, NUL.
 #[inline(always)]
 fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c | 0)
+    const SPACES: u64 =
+        1 << b' ' | 1 << b'\n' | 1 << b'\r' | 1 << b'\t' | 1 << 0x0b | 1 << 0x0c | 1;
+    b <= b' ' && SPACES >> b & 1 == 1
 }
 
 /// How a newline in the text is read.
@@ -84,6 +86,8 @@ pub(crate) struct LineBuf {
     word: Vec<u8>,
     /// Working memory of [`Dictionary::char_ngrams`].
     buckets: Vec<u32>,
+    /// The line's tokens: (start, end, hash).
+    toks: Vec<(usize, usize, u32)>,
     memo: Memo,
 }
 
@@ -144,6 +148,12 @@ impl Memo {
             self.slots.resize(MEMO_SLOTS, EMPTY_SLOT);
             self.owner = owner;
         }
+    }
+
+    /// Loads the slot of hash `h` (to bring it into the cache ahead of [`Self::get`]).
+    #[inline(always)]
+    fn touch(&self, h: u32) -> u8 {
+        self.slots[Self::index(h)].klen
     }
 
     #[inline(always)]
@@ -439,8 +449,7 @@ impl Dictionary {
     /// the token. Returns false at an end-of-sentence token, after which fastText reads no
     /// further.
     #[inline]
-    fn token(&self, tok: &[u8], lb: &mut LineBuf) -> bool {
-        let h = hash(tok);
+    fn token(&self, tok: &[u8], h: u32, lb: &mut LineBuf) -> bool {
         if let Some(s) = lb.memo.get(tok, h) {
             lb.ids.extend_from_slice(&s.ids[..s.n as usize]);
             if s.hashed {
@@ -497,36 +506,42 @@ impl Dictionary {
         lb.ids.clear();
         lb.hashes.clear();
         lb.memo.bind(self.id);
-        let mut start = None;
-        let mut i = 0;
+        // First pass: every token's span and hash, touching its memo slot, so the slots' cache
+        // misses overlap instead of stalling the second pass one token at a time.
+        lb.toks.clear();
+        let mut touched = 0u8;
         let n = text.len();
-        let mut open = true;
+        let mut i = 0;
         while i < n {
             let b = text[i];
             if is_space(b) {
-                if let Some(s) = start.take()
-                    && !self.token(&text[s..i], lb)
-                {
-                    open = false;
-                    break;
-                }
                 if b == b'\n' && newline == Newline::EndsLine {
                     break;
                 }
-            } else if start.is_none() {
-                start = Some(i);
+                i += 1;
+                continue;
             }
-            i += 1;
+            let start = i;
+            let mut h = FNV_OFFSET;
+            while i < n && !is_space(text[i]) {
+                h = fnv_step(h, text[i]);
+                i += 1;
+            }
+            touched ^= lb.memo.touch(h);
+            lb.toks.push((start, i, h));
         }
-        if open
-            && let Some(s) = start
-            && i == n
-            && !self.token(&text[s..], lb)
-        {
-            open = false;
+        std::hint::black_box(touched);
+        // Second pass: fastText's `getLine` over the tokens; reading stops after a `</s>`.
+        let mut open = true;
+        for t in 0..lb.toks.len() {
+            let (s, e, h) = lb.toks[t];
+            if !self.token(&text[s..e], h, lb) {
+                open = false;
+                break;
+            }
         }
         if open {
-            self.token(EOS, lb);
+            self.token(EOS, hash(EOS), lb);
         }
         self.word_ngrams(lb);
     }
