@@ -103,7 +103,9 @@ pub struct Prediction {
     pub prob: f32,
 }
 
-/// Per-thread working memory for [`Model::predict`] (usable with any model).
+/// Per-thread working memory for [`Model::predict`] (usable with any model). With a model that
+/// has character n-grams it holds a 512 KiB memo of tokens and the exact input rows they add
+/// (bound to the last model it served; results never depend on its contents).
 #[derive(Debug, Default)]
 pub struct Scratch {
     line: LineBuf,
