@@ -11,13 +11,12 @@ use arrow::array::{Array, AsArray};
 use curate_fasttext::{Model, Newline, Predict, Scratch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-/// CPU seconds (user + system) of this process so far, from /proc/self/stat (clock ticks).
+/// CPU seconds the calling thread has run so far, from /proc/self/schedstat
+/// (nanoseconds; /proc/self/stat's clock ticks are too coarse for sub-second runs).
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    let ns: f64 = stat.split(' ').next().unwrap().parse().unwrap();
+    ns / 1e9
 }
 
 fn main() {

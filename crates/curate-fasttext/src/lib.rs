@@ -103,7 +103,9 @@ pub struct Prediction {
     pub prob: f32,
 }
 
-/// Per-thread working memory for [`Model::predict`] (usable with any model).
+/// Per-thread working memory for [`Model::predict`] (usable with any model). With a model that
+/// has character n-grams it holds a 512 KiB memo of tokens and the exact input rows they add
+/// (bound to the last model it served; results never depend on its contents).
 #[derive(Debug, Default)]
 pub struct Scratch {
     line: LineBuf,
@@ -416,6 +418,84 @@ mod tests {
             .input_rows("hello </s> world", Newline::Space, &mut s)
             .to_vec();
         assert_eq!(e, d);
+    }
+
+    /// The per-scratch token memo never changes a result: every text gives bit-identical
+    /// probabilities and the same input rows from a fresh scratch and from one warmed on other
+    /// texts (evictions, colliding slots, another model in between), including tokens too long
+    /// for a slot or with more rows than a slot holds, label-like tokens and `</s>`.
+    #[test]
+    fn memo_state_never_changes_predictions() {
+        let m = lid176();
+        // the same model read with maxn = 3 (header offset 48): other n-grams, other rows
+        let mut bytes = LID176_FTZ.to_vec();
+        bytes[48..52].copy_from_slice(&3i32.to_le_bytes());
+        let other = Model::from_bytes(&bytes).unwrap();
+        let mut s = Scratch::default();
+        let probe = "qwertzuiop asdfghjkl yxcvbnm";
+        assert_ne!(
+            other.input_rows(probe, Newline::Space, &mut s).to_vec(),
+            m.input_rows(probe, Newline::Space, &mut s).to_vec()
+        );
+        let mut state = 5u64;
+        let mut rnd = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        let alphabet: Vec<char> = "etaoinshrdlcumwfgypbvkjxqz,.'éèçñüößæøåабвгдежзиклмнопрстуфхцчшщыэюя中文字日本語한국어"
+            .chars()
+            .collect();
+        // short words (most fit a memo slot; tens of thousands of them share 8,192 slots, so
+        // same-length tokens collide) and some long ones
+        let mut texts: Vec<String> = (0..400)
+            .map(|_| {
+                let words = 1 + rnd(150) as usize;
+                let mut t = String::new();
+                for _ in 0..words {
+                    let len = if rnd(20) == 0 {
+                        20 + rnd(20)
+                    } else {
+                        1 + rnd(7)
+                    };
+                    for _ in 0..len {
+                        t.push(alphabet[rnd(alphabet.len() as u64) as usize]);
+                    }
+                    t.push(if rnd(10) == 0 { '\n' } else { ' ' });
+                }
+                t
+            })
+            .collect();
+        texts.push(
+            "supercalifragilisticexpialidocious internationalization, antidisestablishmentarianism"
+                .into(),
+        );
+        texts.push("the __label__en the __label__de word".into());
+        texts.push("before </s> after".into());
+        texts.push("The quick brown fox jumps over the lazy dog. Le renard brun.".into());
+        let opts = Predict::default();
+        let run = |model: &Model, text: &str, s: &mut Scratch| {
+            let mut out = Vec::new();
+            model.predict(text, &opts, s, &mut out);
+            let bits: Vec<(usize, u32)> = out.iter().map(|p| (p.label, p.prob.to_bits())).collect();
+            (bits, model.input_rows(text, Newline::Space, s).to_vec())
+        };
+        let cold: Vec<_> = texts
+            .iter()
+            .map(|t| run(&m, t, &mut Scratch::default()))
+            .collect();
+        let mut warm = Scratch::default();
+        for round in 0..3 {
+            for (i, t) in texts.iter().enumerate().rev() {
+                if i % 50 == 0 {
+                    // another model's line rebinds (and clears) the memo
+                    let mut fresh = Scratch::default();
+                    assert_eq!(run(&other, t, &mut warm), run(&other, t, &mut fresh));
+                }
+                assert_eq!(run(&m, t, &mut warm), cold[i], "round {round}, text {i}");
+            }
+        }
     }
 
     #[test]
