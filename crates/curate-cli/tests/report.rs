@@ -284,6 +284,7 @@ fn corpus_report_without_exclusions_says_what_it_cannot_show() {
         assert_eq!(empty, expect);
     }
     assert!(html.contains("set `exclusion = true` in [output]"));
+    assert_counted_profile_is_measured_profile(&out);
 }
 
 #[test]
@@ -298,6 +299,43 @@ fn report_and_card_are_byte_identical_across_thread_counts() {
             "{f} differs between 1 and 2 threads"
         );
     }
+    assert_counted_profile_is_measured_profile(&b);
+}
+
+/// The profile finalize drew from the counters of the pass tasks' completion records is the
+/// one measured from the snapshot's data and exclusion files.
+fn assert_counted_profile_is_measured_profile(dir: &Path) {
+    let m: curate_report::Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let measured = curate_report::gather(dir, &m).unwrap().profile;
+    let done = std::fs::read_dir(dir.join(".curate/done"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut counts = curate_report::profile::Counts::default();
+    for pass in 0.. {
+        let stage = done.join(format!("pass-{pass}"));
+        if !stage.exists() {
+            assert!(pass > 0, "no pass records in {}", done.display());
+            break;
+        }
+        let mut tasks: Vec<PathBuf> = std::fs::read_dir(&stage)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        tasks.sort();
+        for t in tasks {
+            let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&t).unwrap()).unwrap();
+            let c: curate_report::profile::Counts =
+                serde_json::from_value(r["profile"].clone()).unwrap();
+            counts.merge(&c);
+        }
+    }
+    let counted = counts.into_profile(m.exclusion());
+    assert!(counted.after.docs > 0 && counted.after.words > 0);
+    assert_eq!(counted, measured);
 }
 
 #[test]
