@@ -602,7 +602,13 @@ mod tests {
         }
     }
 
-    fn batch(texts: &[Option<&str>], langs: &[Option<&str>], excluded: bool) -> RecordBatch {
+    /// Rows `at..` of a test set: `texts` and `langs`, with steps, reasons and scores by row.
+    fn batch(
+        at: usize,
+        texts: &[Option<&str>],
+        langs: &[Option<&str>],
+        excluded: bool,
+    ) -> RecordBatch {
         use arrow::array::{ArrayRef, Float64Array, StringArray};
         use std::sync::Arc;
         let n = texts.len();
@@ -611,12 +617,14 @@ mod tests {
             ("language", Arc::new(StringArray::from(langs.to_vec()))),
         ];
         if excluded {
-            let steps: Vec<&str> = (0..n).map(|i| ["length", "gopher"][i % 2]).collect();
-            let reasons: Vec<&str> = (0..n).map(|i| ["short", "long", "x"][i % 3]).collect();
+            let steps: Vec<&str> = (at..at + n).map(|i| ["length", "gopher"][i % 2]).collect();
+            let reasons: Vec<&str> = (at..at + n)
+                .map(|i| ["short", "long", "x"][i % 3])
+                .collect();
             cols.push(("step", Arc::new(StringArray::from(steps))));
             cols.push(("reason", Arc::new(StringArray::from(reasons))));
         } else {
-            let s: Vec<Option<f64>> = (0..n)
+            let s: Vec<Option<f64>> = (at..at + n)
                 .map(|i| (i % 4 != 3).then_some(i as f64 * 0.37 - 0.2))
                 .collect();
             cols.push(("quality_score", Arc::new(Float64Array::from(s))));
@@ -642,12 +650,9 @@ mod tests {
             let mut all = Counts::default();
             for (lo, hi) in [(0, cut), (cut, 40)] {
                 let mut c = Counts::default();
-                c.add_kept(
-                    &batch(&texts[lo..hi], &langs[lo..hi], false),
-                    "text",
-                    (0.0, 5.0),
-                );
-                c.add_excluded(&batch(&texts[lo..hi], &langs[lo..hi], true), "text");
+                let (t, l) = (&texts[lo..hi], &langs[lo..hi]);
+                c.add_kept(&batch(lo, t, l, false), "text", (0.0, 5.0));
+                c.add_excluded(&batch(lo, t, l, true), "text");
                 all.merge(&c);
             }
             all
