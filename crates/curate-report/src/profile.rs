@@ -255,26 +255,74 @@ pub(crate) fn scan(
 }
 
 /// `(s.chars().count(), s.split_whitespace().count())` in one pass over the bytes, without
-/// allocating or decoding anything but the few lead bytes that can start a non-ASCII whitespace
-/// character (U+0085, U+00A0, U+1680, U+2000–U+200A, U+2028, U+2029, U+202F, U+205F, U+3000).
+/// allocating: eight bytes at a time while they are ASCII (a whitespace bit mask, word starts
+/// by popcount), byte by byte otherwise, decoding only the lead bytes that can start a non-ASCII
+/// whitespace character (U+0085, U+00A0, U+1680, U+2000–U+200A, U+2028, U+2029, U+202F,
+/// U+205F, U+3000).
 pub fn chars_words(s: &str) -> (u64, u64) {
+    let mut c = CharsWords::default();
     let b = s.as_bytes();
-    let (mut chars, mut words) = (0u64, 0u64);
-    let mut in_word = false;
-    for (i, &c) in b.iter().enumerate() {
-        let ws = match c {
-            b'\t'..=b'\r' | b' ' => true,
-            0x00..=0x7f => false,
-            // a continuation byte: part of the character its lead byte counted
-            0x80..=0xbf => continue,
-            0xc2 | 0xe1 | 0xe2 | 0xe3 => s[i..].chars().next().is_some_and(char::is_whitespace),
-            _ => false,
-        };
-        chars += 1;
-        words += u64::from(!ws && !in_word);
-        in_word = !ws;
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        if x & HIGH_BITS == 0 {
+            let ws = ascii_whitespace(x);
+            let starts = !ws & ((ws << 1) | u64::from(!c.in_word)) & 0xff;
+            c.words += u64::from(starts.count_ones());
+            c.chars += 8;
+            c.in_word = ws >> 7 == 0;
+        } else {
+            c.bytes(s, at, at + 8);
+        }
+        at += 8;
     }
-    (chars, words)
+    c.bytes(s, at, b.len());
+    (c.chars, c.words)
+}
+
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Bit `i` set where byte `i` of `x` (eight ASCII bytes, little-endian) is whitespace: space
+/// or U+0009–U+000D.
+fn ascii_whitespace(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let sp = x ^ (0x20 * ONES);
+    // the high bit of each byte that is zero (exact for bytes below 0x80)
+    let is_space = !((sp & !HIGH_BITS).wrapping_add(0x7f * ONES) | sp) & HIGH_BITS;
+    let ge9 = x.wrapping_add((0x80 - 9) * ONES) & HIGH_BITS;
+    let ge14 = x.wrapping_add((0x80 - 14) * ONES) & HIGH_BITS;
+    let m = is_space | (ge9 & !ge14);
+    // gather the eight high bits into the low byte
+    ((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// The state of [`chars_words`].
+#[derive(Default)]
+struct CharsWords {
+    chars: u64,
+    words: u64,
+    in_word: bool,
+}
+
+impl CharsWords {
+    /// Bytes `from..to` of `s`, one at a time.
+    fn bytes(&mut self, s: &str, from: usize, to: usize) {
+        let b = s.as_bytes();
+        for i in from..to {
+            let ws = match b[i] {
+                b'\t'..=b'\r' | b' ' => true,
+                0x00..=0x7f => false,
+                // a continuation byte: part of the character its lead byte counted
+                0x80..=0xbf => continue,
+                0xc2 | 0xe1 | 0xe2 | 0xe3 => s[i..].chars().next().is_some_and(char::is_whitespace),
+                _ => false,
+            };
+            self.chars += 1;
+            self.words += u64::from(!ws && !self.in_word);
+            self.in_word = !ws;
+        }
+    }
 }
 
 /// A string column of any of arrow's string types (the reader gives `Utf8` texts; exclusion
@@ -580,25 +628,69 @@ mod tests {
     #[test]
     fn chars_and_words_are_those_of_std() {
         let pieces = [
-            "a", "bc", " ", "\t", "\n", "\r", "\x0b", "\x0c", "\u{85}", "\u{a0}", "\u{1680}",
-            "\u{2000}", "\u{200a}", "\u{200b}", "\u{2028}", "\u{2029}", "\u{202f}", "\u{205f}",
-            "\u{3000}", "é", "\u{e1}", "\u{2030}", "\u{3001}", "日本", "😀", "\u{1c}", "\u{0}",
+            "a",
+            "bc",
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "\x0b",
+            "\x0c",
+            "\u{85}",
+            "\u{a0}",
+            "\u{1680}",
+            "\u{2000}",
+            "\u{200a}",
+            "\u{200b}",
+            "\u{2028}",
+            "\u{2029}",
+            "\u{202f}",
+            "\u{205f}",
+            "\u{3000}",
+            "é",
+            "\u{e1}",
+            "\u{2030}",
+            "\u{3001}",
+            "日本",
+            "😀",
+            "\u{1c}",
+            "\u{0}",
+            "\u{7f}",
+            "\x08",
+            "\x0e",
+            "\x1f",
+            "!",
+            "words and more words",
         ];
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..5_000 {
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..6_000 {
             let mut s = String::new();
-            for _ in 0..(x % 12) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                s.push_str(pieces[(x % pieces.len() as u64) as usize]);
+            let n = next() % if round % 3 == 0 { 12 } else { 120 };
+            for _ in 0..n {
+                let r = next();
+                if round % 2 == 0 {
+                    // ASCII only: every byte value below 0x80, spaces and letters more often
+                    let c = match r % 4 {
+                        0 => b' ',
+                        1 => b'a' + (r >> 8) as u8 % 26,
+                        _ => (r >> 16) as u8 & 0x7f,
+                    };
+                    s.push(char::from(c));
+                } else {
+                    s.push_str(pieces[(r % pieces.len() as u64) as usize]);
+                }
             }
             let want = (
                 s.chars().count() as u64,
                 s.split_whitespace().count() as u64,
             );
             assert_eq!(chars_words(&s), want, "{s:?}");
-            x = x.wrapping_add(1);
         }
     }
 
