@@ -49,7 +49,7 @@ fn length_bin(chars: u64) -> usize {
 }
 
 /// Most distinct language values tracked; the rest count as `(other)`.
-const MAX_LANGUAGES: usize = 1000;
+pub const MAX_LANGUAGES: usize = 1000;
 
 /// Bins of the kept-score histogram.
 pub const SCORE_BINS: usize = 10;
@@ -444,6 +444,11 @@ fn scores_of(batch: &RecordBatch, h: &mut ScoreHist) {
 /// `excluded/` (dropped) add up to. Sums of counts, so the counters of any split of the
 /// documents merge to the same totals; the pipeline keeps one per pass task in its completion
 /// record and merges them in pass, then task order (the order of the files they end up in).
+///
+/// One exception: past [`MAX_LANGUAGES`] distinct `language` values, which ones count as
+/// `(other)` depends on the order they were first met, so beyond that many values the language
+/// counts depend on the plan's task split (never on the thread count), and may differ from what
+/// [`profile`] measures row group by row group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     /// Whether a written batch had a `language` column.
