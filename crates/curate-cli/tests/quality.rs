@@ -253,12 +253,7 @@ type = "score"
     // The last pass binned the kept scores for the report over the metrics' 0–5 scale (so
     // finalize drew the report from its counters, without reading the data files).
     assert_eq!(m["scale"], serde_json::json!([0.0, 5.0]));
-    let done = std::fs::read_dir(out.join(".curate/done"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let done = common::done_dir(&out);
     let mut binned = 0;
     for stage in std::fs::read_dir(&done).unwrap() {
         for t in std::fs::read_dir(stage.unwrap().path()).unwrap() {

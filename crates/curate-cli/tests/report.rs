@@ -313,12 +313,7 @@ fn finalize_measures_the_files_when_records_have_no_counters() {
     let want = std::fs::read(out.join("report.html")).unwrap();
     let card = std::fs::read(out.join("README.md")).unwrap();
     let digest = manifest(&out)["content_hash"].clone();
-    let done = std::fs::read_dir(out.join(".curate/done"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let done = done_dir(&out);
     let mut stripped = 0;
     for stage in std::fs::read_dir(&done).unwrap() {
         let stage = stage.unwrap().path();
@@ -352,12 +347,7 @@ fn assert_counted_profile_is_measured_profile(dir: &Path) {
     let m: curate_report::Manifest =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     let measured = curate_report::gather(dir, &m).unwrap().profile;
-    let done = std::fs::read_dir(dir.join(".curate/done"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let done = done_dir(dir);
     let mut counts = curate_report::profile::Counts::default();
     for pass in 0.. {
         let stage = done.join(format!("pass-{pass}"));
