@@ -538,17 +538,6 @@ fn cluster_tasks_share_the_directory_but_not_with_a_run() {
 
 // ---- 4. a kill in assemble leaves temp files: resume removes them ---------------------------
 
-/// The run's completion-record directory (`.curate/done/<run id>`).
-fn done_dir(out: &Path) -> PathBuf {
-    let d = out.join(".curate/done");
-    std::fs::read_dir(&d)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.is_dir() && p.join("pass-0").exists())
-        .unwrap_or(d)
-}
-
 #[test]
 fn a_resumed_run_removes_the_temp_files_a_kill_left_and_verifies() {
     let tmp = tempfile::tempdir().unwrap();

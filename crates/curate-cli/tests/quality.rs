@@ -250,6 +250,28 @@ type = "score"
     let s = scores(&out);
     assert_eq!(s.len(), 800);
     assert!(s.iter().all(|(_, v)| (0.0..=5.0).contains(v)));
+    // The last pass binned the kept scores for the report over the metrics' 0–5 scale (so
+    // finalize drew the report from its counters, without reading the data files).
+    assert_eq!(m["scale"], serde_json::json!([0.0, 5.0]));
+    let done = common::done_dir(&out);
+    let mut binned = 0;
+    for stage in std::fs::read_dir(&done).unwrap() {
+        for t in std::fs::read_dir(stage.unwrap().path()).unwrap() {
+            let r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(t.unwrap().path()).unwrap()).unwrap();
+            let h = &r["profile"]["kept_scores"];
+            if h.is_object() {
+                assert_eq!((&h["lo"], &h["hi"]), (&m["scale"][0], &m["scale"][1]));
+                binned += h["counts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_u64().unwrap())
+                    .sum::<u64>();
+            }
+        }
+    }
+    assert_eq!(binned, 800);
 }
 
 #[test]

@@ -284,6 +284,7 @@ fn corpus_report_without_exclusions_says_what_it_cannot_show() {
         assert_eq!(empty, expect);
     }
     assert!(html.contains("set `exclusion = true` in [output]"));
+    assert_counted_profile_is_measured_profile(&out);
 }
 
 #[test]
@@ -298,6 +299,77 @@ fn report_and_card_are_byte_identical_across_thread_counts() {
             "{f} differs between 1 and 2 threads"
         );
     }
+    assert_counted_profile_is_measured_profile(&b);
+}
+
+#[test]
+fn finalize_measures_the_files_when_records_have_no_counters() {
+    // Records written before the counters existed (or by an older version that a resumed run
+    // picks up) carry none: finalize then measures the data and exclusion files, to the same
+    // bytes. `keep_work` keeps the step directories finalize publishes from.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("q");
+    quickstart(&out, "keep_work = true\n", "2");
+    let want = std::fs::read(out.join("report.html")).unwrap();
+    let card = std::fs::read(out.join("README.md")).unwrap();
+    let digest = manifest(&out)["content_hash"].clone();
+    let done = done_dir(&out);
+    let mut stripped = 0;
+    for stage in std::fs::read_dir(&done).unwrap() {
+        let stage = stage.unwrap().path();
+        for t in std::fs::read_dir(&stage).unwrap() {
+            let t = t.unwrap().path();
+            if stage.ends_with("finalize") {
+                std::fs::remove_file(&t).unwrap();
+                continue;
+            }
+            let mut r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&t).unwrap()).unwrap();
+            if r.as_object_mut().unwrap().remove("profile").is_some() {
+                stripped += 1;
+                std::fs::write(&t, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+            }
+        }
+    }
+    assert!(stripped > 0);
+    for f in ["manifest.json", "report.html", "README.md", "stats.json"] {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    quickstart(&out, "keep_work = true\n", "2");
+    assert!(std::fs::read(out.join("report.html")).unwrap() == want);
+    assert!(std::fs::read(out.join("README.md")).unwrap() == card);
+    assert_eq!(manifest(&out)["content_hash"], digest);
+}
+
+/// The profile finalize drew from the counters of the pass tasks' completion records is the
+/// one measured from the snapshot's data and exclusion files.
+fn assert_counted_profile_is_measured_profile(dir: &Path) {
+    let m: curate_report::Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let measured = curate_report::gather(dir, &m).unwrap().profile;
+    let done = done_dir(dir);
+    let mut counts = curate_report::profile::Counts::default();
+    for pass in 0.. {
+        let stage = done.join(format!("pass-{pass}"));
+        if !stage.exists() {
+            assert!(pass > 0, "no pass records in {}", done.display());
+            break;
+        }
+        let mut tasks: Vec<PathBuf> = std::fs::read_dir(&stage)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        tasks.sort();
+        for t in tasks {
+            let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&t).unwrap()).unwrap();
+            let c: curate_report::profile::Counts =
+                serde_json::from_value(r["profile"].clone()).unwrap();
+            counts.merge(&c);
+        }
+    }
+    let counted = counts.into_profile(m.exclusion());
+    assert!(counted.after.docs > 0 && counted.after.words > 0);
+    assert_eq!(counted, measured);
 }
 
 #[test]

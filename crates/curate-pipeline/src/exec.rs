@@ -297,6 +297,15 @@ impl Run {
             .as_ref()
             .and_then(|c| schema.index_of(c).ok());
         let bar = self.progress.bar(name);
+        // the report's counters, of each document as it is written (kept: last pass only)
+        let last_pass = pass + 1 == self.plan.passes.len();
+        let scale = if last_pass {
+            self.report_scale()
+        } else {
+            (0.0, 1.0)
+        };
+        let text_name = self.config.input.text_column.as_str();
+        let mut profile = curate_report::profile::Counts::default();
 
         let mut handle = |record: RecordBatch, keys: UInt64Array| -> Result<(), PipelineError> {
             let n = record.num_rows() as u64;
@@ -352,6 +361,7 @@ impl Run {
                 && let Some(b) = in_key_order(&excluded)
             {
                 w.write(&b).map_err(|e| PipelineError::io(ctx.clone(), e))?;
+                profile.add_excluded(&b, text_name);
             }
             if doc.is_empty() {
                 return Ok(());
@@ -368,6 +378,9 @@ impl Run {
             let (record, keys) = doc.into_parts();
             kept.write(&with_key(&record, keys))
                 .map_err(|e| PipelineError::io(ctx.clone(), e))?;
+            if last_pass {
+                profile.add_kept(&record, text_name, scale);
+            }
             Ok(())
         };
 
@@ -425,8 +438,32 @@ impl Run {
             steps: counts,
             skipped: None,
             files: Vec::new(),
+            profile: Some(profile),
             ..Default::default()
         })
+    }
+
+    /// The score scale the report will bin the kept documents' `quality_score` over: that of
+    /// the quality metrics the last `train` step publishes, else `[0, 1]`
+    /// ([`curate_report::report::score_scale`]). Should the metrics not be readable here, the
+    /// counters carry the scale they used and finalize measures the files instead.
+    fn report_scale(&self) -> (f64, f64) {
+        let metrics = self
+            .plan
+            .steps
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, s)| s.kind() == "train")
+            .find_map(|(i, s)| {
+                let published = s.publish(&self.plan.step_dirs[i]).ok()?;
+                let (_, src) = published
+                    .files
+                    .into_iter()
+                    .find(|(rel, _)| rel == curate_report::METRICS_FILE)?;
+                serde_json::from_slice::<serde_json::Value>(&std::fs::read(src).ok()?).ok()
+            });
+        curate_report::report::score_scale(metrics.as_ref())
     }
 
     /// Dropped rows as exclusion rows, in the run's exclusion schema: every data column (null

@@ -77,6 +77,10 @@ pub struct TaskRecord {
     pub skipped: Option<Skipped>,
     /// Files written (assemble).
     pub files: Vec<FileRecord>,
+    /// The report's counters of the documents this pass task wrote: kept (last pass) and
+    /// excluded. Records of older versions have none; finalize then measures the files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<curate_report::profile::Counts>,
 }
 
 impl TaskRecord {

@@ -3,8 +3,9 @@
 //!
 //! The pipeline calls [`write`] at finalize, after every data file and artefact is in place
 //! and before the manifest hashes them, so both files are listed and verified like any other.
-//! Everything here is drawn from the typed manifest ([`curate_snapshot::Manifest`]) and the
-//! snapshot's own files, with fixed number formats and sorted maps: the same snapshot gives
+//! Everything here is drawn from the typed manifest ([`curate_snapshot::Manifest`]), the
+//! counters the run gathered as it wrote the documents ([`profile::Counts`]; without them, the
+//! snapshot's own files), with fixed number formats and sorted maps: the same snapshot gives
 //! byte-identical pages.
 //!
 //! ```no_run
@@ -84,16 +85,31 @@ fn read_metrics(root: &Path, m: &Manifest) -> Result<Option<serde_json::Value>, 
 /// Reads everything a report needs from the snapshot at `root`, whose manifest (possibly not
 /// yet written) is `manifest`.
 pub fn gather(root: &Path, manifest: &Manifest) -> Result<report::Inputs, ReportError> {
+    gather_counted(root, manifest, None)
+}
+
+/// [`gather`], with the profile's counters as the run gathered them ([`profile::Counts`]): the
+/// data and exclusion files are then not read. Without counters, or when their kept scores were
+/// binned over another scale than the quality metrics give, the files are measured instead.
+pub fn gather_counted(
+    root: &Path,
+    manifest: &Manifest,
+    counts: Option<profile::Counts>,
+) -> Result<report::Inputs, ReportError> {
     let m = manifest.clone();
     let metrics = read_metrics(root, &m)?;
-    let profile = profile::profile(
-        root,
-        &m.text_column(),
-        &m.outputs,
-        &m.excluded,
-        m.exclusion(),
-        report::score_scale(metrics.as_ref()),
-    )?;
+    let scale = report::score_scale(metrics.as_ref());
+    let profile = match counts {
+        Some(c) if c.score_scale().is_none_or(|s| s == scale) => c.into_profile(m.exclusion()),
+        _ => profile::profile(
+            root,
+            &m.text_column(),
+            &m.outputs,
+            &m.excluded,
+            m.exclusion(),
+            scale,
+        )?,
+    };
     let labels = if m.artifacts.iter().any(|a| a.path == labels::LABELS_FILE) {
         labels::read(root)?
     } else {
@@ -125,7 +141,16 @@ fn columns(root: &Path, i: &report::Inputs) -> Result<Vec<String>, ReportError> 
 
 /// Renders `report.html` and `README.md` for the snapshot at `root`.
 pub fn render(root: &Path, manifest: &Manifest) -> Result<(String, String), ReportError> {
-    let i = gather(root, manifest)?;
+    render_counted(root, manifest, None)
+}
+
+/// [`render`] from the run's counters ([`gather_counted`]).
+pub fn render_counted(
+    root: &Path,
+    manifest: &Manifest,
+    counts: Option<profile::Counts>,
+) -> Result<(String, String), ReportError> {
+    let i = gather_counted(root, manifest, counts)?;
     let html = report::render(&i);
     let cols = columns(root, &i)?;
     let card = card::render(&i.manifest, &i.profile, &i.name, &cols);
@@ -135,7 +160,16 @@ pub fn render(root: &Path, manifest: &Manifest) -> Result<(String, String), Repo
 /// Writes `README.md` and `report.html` into the snapshot (atomically) and returns their paths
 /// relative to `root`, sorted.
 pub fn write(root: &Path, manifest: &Manifest) -> Result<Vec<String>, ReportError> {
-    let (html, card) = render(root, manifest)?;
+    write_counted(root, manifest, None)
+}
+
+/// [`write`] from the run's counters ([`gather_counted`]): what finalize calls.
+pub fn write_counted(
+    root: &Path,
+    manifest: &Manifest,
+    counts: Option<profile::Counts>,
+) -> Result<Vec<String>, ReportError> {
+    let (html, card) = render_counted(root, manifest, counts)?;
     curate_io::atomic::write_atomic(&root.join(CARD_FILE), card.as_bytes())?;
     curate_io::atomic::write_atomic(&root.join(REPORT_FILE), html.as_bytes())?;
     Ok(vec![CARD_FILE.to_string(), REPORT_FILE.to_string()])

@@ -3,16 +3,21 @@
 //! the kept documents' quality scores.
 //!
 //! "After" is `data/`; "before" is `data/` plus `excluded/` (every input document is in exactly
-//! one of them), so it exists only when the run wrote exclusions. Files are streamed one row
-//! group at a time and only integer histograms are kept, so memory does not grow with the
-//! snapshot and the result does not depend on how the run was split into tasks.
+//! one of them), so it exists only when the run wrote exclusions. Only integer histograms are
+//! kept ([`Counts`]), so memory does not grow with the snapshot and the result does not depend on
+//! how the run was split into tasks.
+//!
+//! The pipeline gathers the [`Counts`] where its pass tasks write each document (kept in the last
+//! pass, or excluded by a step in any pass) and stores them in the tasks' completion records, so
+//! finalize draws the report without reading the files again. [`profile`] measures the same
+//! counts from the files themselves (snapshots whose records do not carry them).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type, Float64Type};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
 use curate_snapshot::FileEntry;
@@ -44,13 +49,13 @@ fn length_bin(chars: u64) -> usize {
 }
 
 /// Most distinct language values tracked; the rest count as `(other)`.
-const MAX_LANGUAGES: usize = 1000;
+pub const MAX_LANGUAGES: usize = 1000;
 
 /// Bins of the kept-score histogram.
 pub const SCORE_BINS: usize = 10;
 
 /// A distribution of documents.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Dist {
     /// Documents.
     pub docs: u64,
@@ -76,6 +81,9 @@ impl Dist {
         self.docs += o.docs;
         self.chars += o.chars;
         self.words += o.words;
+        if self.length.len() < o.length.len() {
+            self.length.resize(o.length.len(), 0);
+        }
         for (a, b) in self.length.iter_mut().zip(&o.length) {
             *a += b;
         }
@@ -109,7 +117,7 @@ pub struct Removed {
 }
 
 /// A histogram of the kept documents' `quality_score`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreHist {
     /// Lower end of the scale.
     pub lo: f64,
@@ -123,6 +131,34 @@ pub struct ScoreHist {
     pub min: Option<f64>,
     /// Highest score kept.
     pub max: Option<f64>,
+}
+
+impl ScoreHist {
+    fn new((lo, hi): (f64, f64)) -> ScoreHist {
+        ScoreHist {
+            lo,
+            hi,
+            counts: vec![0; SCORE_BINS],
+            missing: 0,
+            min: None,
+            max: None,
+        }
+    }
+
+    fn merge(&mut self, h: &ScoreHist) {
+        for (a, b) in self.counts.iter_mut().zip(&h.counts) {
+            *a += b;
+        }
+        self.missing += h.missing;
+        self.min = match (self.min, h.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, h.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 /// What the snapshot's files say.
@@ -218,17 +254,134 @@ pub(crate) fn scan(
     s.read(0..s.row_groups(), f)
 }
 
-fn words(s: &str) -> u64 {
-    s.split_whitespace().count() as u64
+/// `(s.chars().count(), s.split_whitespace().count())` in one pass over the bytes, without
+/// allocating: eight bytes at a time while they are ASCII (a whitespace bit mask, word starts
+/// by popcount), byte by byte otherwise, decoding only the lead bytes that can start a non-ASCII
+/// whitespace character (U+0085, U+00A0, U+1680, U+2000–U+200A, U+2028, U+2029, U+202F,
+/// U+205F, U+3000).
+pub fn chars_words(s: &str) -> (u64, u64) {
+    let mut c = CharsWords::default();
+    let b = s.as_bytes();
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        if x & HIGH_BITS == 0 {
+            let ws = ascii_whitespace(x);
+            let starts = !ws & ((ws << 1) | u64::from(!c.in_word)) & 0xff;
+            c.words += u64::from(starts.count_ones());
+            c.chars += 8;
+            c.in_word = ws >> 7 == 0;
+        } else {
+            c.bytes(s, at, at + 8);
+        }
+        at += 8;
+    }
+    c.bytes(s, at, b.len());
+    (c.chars, c.words)
+}
+
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Bit `i` set where byte `i` of `x` (eight ASCII bytes, little-endian) is whitespace: space
+/// or U+0009–U+000D.
+fn ascii_whitespace(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let sp = x ^ (0x20 * ONES);
+    // the high bit of each byte that is zero (exact for bytes below 0x80)
+    let is_space = !((sp & !HIGH_BITS).wrapping_add(0x7f * ONES) | sp) & HIGH_BITS;
+    let ge9 = x.wrapping_add((0x80 - 9) * ONES) & HIGH_BITS;
+    let ge14 = x.wrapping_add((0x80 - 14) * ONES) & HIGH_BITS;
+    let m = is_space | (ge9 & !ge14);
+    // gather the eight high bits into the low byte
+    ((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// The state of [`chars_words`].
+#[derive(Default)]
+struct CharsWords {
+    chars: u64,
+    words: u64,
+    in_word: bool,
+}
+
+impl CharsWords {
+    /// Bytes `from..to` of `s`, one at a time.
+    fn bytes(&mut self, s: &str, from: usize, to: usize) {
+        let b = s.as_bytes();
+        for i in from..to {
+            let ws = match b[i] {
+                b'\t'..=b'\r' | b' ' => true,
+                0x00..=0x7f => false,
+                // a continuation byte: part of the character its lead byte counted
+                0x80..=0xbf => continue,
+                0xc2 | 0xe1 | 0xe2 | 0xe3 => s[i..].chars().next().is_some_and(char::is_whitespace),
+                _ => false,
+            };
+            self.chars += 1;
+            self.words += u64::from(!ws && !self.in_word);
+            self.in_word = !ws;
+        }
+    }
+}
+
+/// A string column of any of arrow's string types (the reader gives `Utf8` texts; exclusion
+/// rows keep the input's type).
+enum Texts<'a> {
+    Utf8(&'a arrow::array::StringArray),
+    Large(&'a arrow::array::LargeStringArray),
+    View(&'a arrow::array::StringViewArray),
+}
+
+impl<'a> Texts<'a> {
+    fn of(col: &'a dyn Array) -> Option<Texts<'a>> {
+        Some(match col.data_type() {
+            DataType::Utf8 => Texts::Utf8(col.as_string::<i32>()),
+            DataType::LargeUtf8 => Texts::Large(col.as_string::<i64>()),
+            DataType::Utf8View => Texts::View(col.as_string_view()),
+            _ => return None,
+        })
+    }
+
+    /// The value of row `i` (`""` when null).
+    fn get(&self, i: usize) -> &'a str {
+        match self {
+            Texts::Utf8(a) if a.is_valid(i) => a.value(i),
+            Texts::Large(a) if a.is_valid(i) => a.value(i),
+            Texts::View(a) if a.is_valid(i) => a.value(i),
+            _ => "",
+        }
+    }
+}
+
+/// Documents and words per step type, then reason.
+pub type RemovedMap = BTreeMap<String, BTreeMap<String, [u64; 2]>>;
+
+fn add_removed(m: &mut RemovedMap, step: &str, reason: &str, docs: u64, words: u64) {
+    let r = match m.get_mut(step) {
+        Some(r) => r,
+        None => m.entry(step.to_string()).or_default(),
+    };
+    match r.get_mut(reason) {
+        Some(e) => {
+            e[0] += docs;
+            e[1] += words;
+        }
+        None => {
+            r.insert(reason.to_string(), [docs, words]);
+        }
+    }
 }
 
 /// Words, lengths and languages of a batch into `d`; with `removed`, also documents and words
 /// per (`step`, `reason`) column values.
 fn dist_of(batch: &RecordBatch, text_column: &str, d: &mut Dist, removed: Option<&mut RemovedMap>) {
-    let Some(text) = batch.column_by_name(text_column) else {
+    let Some(text) = batch
+        .column_by_name(text_column)
+        .and_then(|c| Texts::of(c.as_ref()))
+    else {
         return;
     };
-    let text = text.as_string::<i32>();
     let string_col = |name: &str| {
         batch
             .column_by_name(name)
@@ -236,13 +389,10 @@ fn dist_of(batch: &RecordBatch, text_column: &str, d: &mut Dist, removed: Option
             .map(|c| c.as_string::<i32>())
     };
     let lang = string_col("language");
-    let why = removed.and_then(|m| Some((m, string_col("step")?, string_col("reason")?)));
-    let mut why = why;
+    let mut why = removed.and_then(|m| Some((m, string_col("step")?, string_col("reason")?)));
     let mut langs: BTreeMap<&str, u64> = BTreeMap::new();
     for i in 0..batch.num_rows() {
-        let t = if text.is_null(i) { "" } else { text.value(i) };
-        let chars = t.chars().count() as u64;
-        let w = words(t);
+        let (chars, w) = chars_words(text.get(i));
         d.docs += 1;
         d.chars += chars;
         d.words += w;
@@ -252,10 +402,7 @@ fn dist_of(batch: &RecordBatch, text_column: &str, d: &mut Dist, removed: Option
             *langs.entry(v).or_default() += 1;
         }
         if let Some((m, step, reason)) = why.as_mut() {
-            let key = (step.value(i).to_string(), reason.value(i).to_string());
-            let e = m.entry(key).or_default();
-            e.0 += 1;
-            e.1 += w;
+            add_removed(m, step.value(i), reason.value(i), 1, w);
         }
     }
     for (k, v) in langs {
@@ -263,47 +410,149 @@ fn dist_of(batch: &RecordBatch, text_column: &str, d: &mut Dist, removed: Option
     }
 }
 
-/// Documents and words per (step, reason).
-type RemovedMap = BTreeMap<(String, String), (u64, u64)>;
-
-/// What one row group contributes.
-struct Part {
-    kept: bool,
-    dist: Dist,
-    removed: RemovedMap,
-    scores: Option<ScoreHist>,
-    language_column: bool,
-}
-
 fn scores_of(batch: &RecordBatch, h: &mut ScoreHist) {
     let Some(col) = batch.column_by_name("quality_score") else {
         return;
     };
-    let vals: Vec<Option<f64>> = match col.data_type() {
-        DataType::Float32 => col
-            .as_primitive::<Float32Type>()
-            .iter()
-            .map(|v| v.map(f64::from))
-            .collect(),
-        DataType::Float64 => col.as_primitive::<Float64Type>().iter().collect(),
-        _ => return,
-    };
     // The same bins as the score step's `score_hist_*` counters
     // (`curate_quality::score::score_hist_bin`), which the report draws beside these.
     let width = (h.hi - h.lo) / SCORE_BINS as f64;
-    for v in vals {
-        match v {
-            Some(x) if !x.is_nan() => {
-                let b = if width > 0.0 {
-                    (((x - h.lo) / width).floor().max(0.0) as usize).min(SCORE_BINS - 1)
-                } else {
-                    0
-                };
-                h.counts[b] += 1;
-                h.min = Some(h.min.map_or(x, |m| m.min(x)));
-                h.max = Some(h.max.map_or(x, |m| m.max(x)));
+    let mut add = |v: Option<f64>| match v {
+        Some(x) if !x.is_nan() => {
+            let b = if width > 0.0 {
+                (((x - h.lo) / width).floor().max(0.0) as usize).min(SCORE_BINS - 1)
+            } else {
+                0
+            };
+            h.counts[b] += 1;
+            h.min = Some(h.min.map_or(x, |m| m.min(x)));
+            h.max = Some(h.max.map_or(x, |m| m.max(x)));
+        }
+        _ => h.missing += 1,
+    };
+    match col.data_type() {
+        DataType::Float32 => col
+            .as_primitive::<Float32Type>()
+            .iter()
+            .for_each(|v| add(v.map(f64::from))),
+        DataType::Float64 => col.as_primitive::<Float64Type>().iter().for_each(add),
+        _ => {}
+    }
+}
+
+/// The profile's integer counters: what the documents written to `data/` (kept) and to
+/// `excluded/` (dropped) add up to. Sums of counts, so the counters of any split of the
+/// documents merge to the same totals; the pipeline keeps one per pass task in its completion
+/// record and merges them in pass, then task order (the order of the files they end up in).
+///
+/// One exception: past [`MAX_LANGUAGES`] distinct `language` values, which ones count as
+/// `(other)` depends on the order they were first met, so beyond that many values the language
+/// counts depend on the plan's task split (never on the thread count), and may differ from what
+/// [`profile`] measures row group by row group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Whether a written batch had a `language` column.
+    pub language_column: bool,
+    /// The kept documents.
+    pub kept: Dist,
+    /// The excluded documents.
+    pub dropped: Dist,
+    /// Excluded documents and words, by `step` then `reason`.
+    pub removed: RemovedMap,
+    /// The kept documents' `quality_score`, when they have one.
+    pub kept_scores: Option<ScoreHist>,
+}
+
+impl Default for Counts {
+    fn default() -> Counts {
+        Counts {
+            language_column: false,
+            kept: Dist::new(),
+            dropped: Dist::new(),
+            removed: RemovedMap::new(),
+            kept_scores: None,
+        }
+    }
+}
+
+impl Counts {
+    /// Counts a batch of kept documents (as the data files hold them). `scale` is the quality
+    /// score's range the kept-score histogram is binned over ([`crate::report::score_scale`] of
+    /// the quality metrics).
+    pub fn add_kept(&mut self, batch: &RecordBatch, text_column: &str, scale: (f64, f64)) {
+        self.language_column |= batch.column_by_name("language").is_some();
+        if batch.column_by_name("quality_score").is_some() {
+            scores_of(
+                batch,
+                self.kept_scores
+                    .get_or_insert_with(|| ScoreHist::new(scale)),
+            );
+        }
+        dist_of(batch, text_column, &mut self.kept, None);
+    }
+
+    /// Counts a batch of excluded documents (as the exclusion files hold them: with `step` and
+    /// `reason` columns).
+    pub fn add_excluded(&mut self, batch: &RecordBatch, text_column: &str) {
+        self.language_column |= batch.column_by_name("language").is_some();
+        dist_of(
+            batch,
+            text_column,
+            &mut self.dropped,
+            Some(&mut self.removed),
+        );
+    }
+
+    /// Adds counts gathered after these.
+    pub fn merge(&mut self, o: &Counts) {
+        self.language_column |= o.language_column;
+        self.kept.merge(&o.kept);
+        self.dropped.merge(&o.dropped);
+        for (step, reasons) in &o.removed {
+            for (reason, [docs, words]) in reasons {
+                add_removed(&mut self.removed, step, reason, *docs, *words);
             }
-            _ => h.missing += 1,
+        }
+        if let Some(h) = &o.kept_scores {
+            match &mut self.kept_scores {
+                Some(k) => k.merge(h),
+                None => self.kept_scores = Some(h.clone()),
+            }
+        }
+    }
+
+    /// The scale the kept-score histogram was binned over, if there is one.
+    pub fn score_scale(&self) -> Option<(f64, f64)> {
+        self.kept_scores.as_ref().map(|h| (h.lo, h.hi))
+    }
+
+    /// The profile these counts give; "before" only with `exclusion` (the run wrote every
+    /// dropped document).
+    pub fn into_profile(self, exclusion: bool) -> Profile {
+        let before = exclusion.then(|| {
+            let mut b = self.kept.clone();
+            b.merge(&self.dropped);
+            b
+        });
+        Profile {
+            language_column: self.language_column,
+            after: self.kept,
+            before,
+            removed: self
+                .removed
+                .into_iter()
+                .flat_map(|(step, reasons)| {
+                    reasons
+                        .into_iter()
+                        .map(move |(reason, [docs, words])| Removed {
+                            step: step.clone(),
+                            reason,
+                            docs,
+                            words,
+                        })
+                })
+                .collect(),
+            kept_scores: self.kept_scores,
         }
     }
 }
@@ -319,14 +568,6 @@ pub fn profile(
     scale: (f64, f64),
 ) -> Result<Profile, ReportError> {
     use rayon::prelude::*;
-    let empty_hist = ScoreHist {
-        lo: scale.0,
-        hi: scale.1,
-        counts: vec![0; SCORE_BINS],
-        missing: 0,
-        min: None,
-        max: None,
-    };
     // One job per row group of every file, run in parallel; the parts are integer histograms
     // (and exact minima and maxima), merged in file order, so the result is the same for any
     // number of threads.
@@ -342,83 +583,26 @@ pub fn profile(
             }
         }
     }
-    let parts: Vec<Part> = jobs
+    let parts: Vec<Counts> = jobs
         .par_iter()
         .map(|(s, rg, kept)| {
-            let mut p = Part {
-                kept: *kept,
-                dist: Dist::new(),
-                removed: RemovedMap::new(),
-                scores: None,
-                language_column: false,
-            };
+            let mut p = Counts::default();
             s.read(*rg..*rg + 1, |b| {
-                p.language_column |= b.column_by_name("language").is_some();
                 if *kept {
-                    if b.column_by_name("quality_score").is_some() {
-                        scores_of(b, p.scores.get_or_insert_with(|| empty_hist.clone()));
-                    }
-                    dist_of(b, text_column, &mut p.dist, None);
+                    p.add_kept(b, text_column, scale);
                 } else {
-                    dist_of(b, text_column, &mut p.dist, Some(&mut p.removed));
+                    p.add_excluded(b, text_column);
                 }
                 Ok(())
             })?;
             Ok(p)
         })
         .collect::<Result<_, ReportError>>()?;
-    let (mut after, mut dropped) = (Dist::new(), Dist::new());
-    let mut removed = RemovedMap::new();
-    let mut kept_scores: Option<ScoreHist> = None;
-    let mut language_column = false;
-    for p in parts {
-        language_column |= p.language_column;
-        if p.kept {
-            after.merge(&p.dist);
-        } else {
-            dropped.merge(&p.dist);
-        }
-        for (k, (n, w)) in p.removed {
-            let e = removed.entry(k).or_default();
-            e.0 += n;
-            e.1 += w;
-        }
-        if let Some(h) = p.scores {
-            let k = kept_scores.get_or_insert_with(|| empty_hist.clone());
-            for (a, b) in k.counts.iter_mut().zip(&h.counts) {
-                *a += b;
-            }
-            k.missing += h.missing;
-            k.min = match (k.min, h.min) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            k.max = match (k.max, h.max) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-        }
+    let mut all = Counts::default();
+    for p in &parts {
+        all.merge(p);
     }
-    let before = exclusion.then(|| {
-        let mut b = after.clone();
-        b.merge(&dropped);
-        b
-    });
-    Ok(Profile {
-        language_column,
-        after,
-        before,
-        removed: removed
-            .into_iter()
-            .map(|((step, reason), (docs, words))| Removed {
-                step,
-                reason,
-                docs,
-                words,
-            })
-            .collect(),
-        kept_scores,
-    })
+    Ok(all.into_profile(exclusion))
 }
 
 #[cfg(test)]
@@ -444,5 +628,150 @@ mod tests {
         }
         assert_eq!(m.len(), MAX_LANGUAGES + 1);
         assert_eq!(m["(other)"], 5);
+    }
+
+    #[test]
+    fn chars_and_words_are_those_of_std() {
+        let pieces = [
+            "a",
+            "bc",
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "\x0b",
+            "\x0c",
+            "\u{85}",
+            "\u{a0}",
+            "\u{1680}",
+            "\u{2000}",
+            "\u{200a}",
+            "\u{200b}",
+            "\u{2028}",
+            "\u{2029}",
+            "\u{202f}",
+            "\u{205f}",
+            "\u{3000}",
+            "é",
+            "\u{e1}",
+            "\u{2030}",
+            "\u{3001}",
+            "日本",
+            "😀",
+            "\u{1c}",
+            "\u{0}",
+            "\u{7f}",
+            "\x08",
+            "\x0e",
+            "\x1f",
+            "!",
+            "words and more words",
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..6_000 {
+            let mut s = String::new();
+            let n = next() % if round % 3 == 0 { 12 } else { 120 };
+            for _ in 0..n {
+                let r = next();
+                if round % 2 == 0 {
+                    // ASCII only: every byte value below 0x80, spaces and letters more often
+                    let c = match r % 4 {
+                        0 => b' ',
+                        1 => b'a' + (r >> 8) as u8 % 26,
+                        _ => (r >> 16) as u8 & 0x7f,
+                    };
+                    s.push(char::from(c));
+                } else {
+                    s.push_str(pieces[(r % pieces.len() as u64) as usize]);
+                }
+            }
+            let want = (
+                s.chars().count() as u64,
+                s.split_whitespace().count() as u64,
+            );
+            assert_eq!(chars_words(&s), want, "{s:?}");
+        }
+    }
+
+    /// Rows `at..` of a test set: `texts` and `langs`, with steps, reasons and scores by row.
+    fn batch(
+        at: usize,
+        texts: &[Option<&str>],
+        langs: &[Option<&str>],
+        excluded: bool,
+    ) -> RecordBatch {
+        use arrow::array::{ArrayRef, Float64Array, StringArray};
+        use std::sync::Arc;
+        let n = texts.len();
+        let mut cols: Vec<(&str, ArrayRef)> = vec![
+            ("text", Arc::new(StringArray::from(texts.to_vec()))),
+            ("language", Arc::new(StringArray::from(langs.to_vec()))),
+        ];
+        if excluded {
+            let steps: Vec<&str> = (at..at + n).map(|i| ["length", "gopher"][i % 2]).collect();
+            let reasons: Vec<&str> = (at..at + n)
+                .map(|i| ["short", "long", "x"][i % 3])
+                .collect();
+            cols.push(("step", Arc::new(StringArray::from(steps))));
+            cols.push(("reason", Arc::new(StringArray::from(reasons))));
+        } else {
+            let s: Vec<Option<f64>> = (at..at + n)
+                .map(|i| (i % 4 != 3).then_some(i as f64 * 0.37 - 0.2))
+                .collect();
+            cols.push(("quality_score", Arc::new(Float64Array::from(s))));
+        }
+        RecordBatch::try_from_iter(cols).unwrap()
+    }
+
+    #[test]
+    fn counts_do_not_depend_on_how_the_documents_are_split() {
+        let texts: Vec<Option<&str>> = (0..40)
+            .map(|i| match i % 5 {
+                0 => None,
+                1 => Some("one two  three"),
+                2 => Some("é\u{a0}x"),
+                3 => Some(""),
+                _ => Some("a b c d e f g h i j k l m n o p q r s t u v w x y z"),
+            })
+            .collect();
+        let langs: Vec<Option<&str>> = (0..40)
+            .map(|i| [None, Some("en"), Some("fr")][i % 3])
+            .collect();
+        let whole = |cut: usize| {
+            let mut all = Counts::default();
+            for (lo, hi) in [(0, cut), (cut, 40)] {
+                let mut c = Counts::default();
+                let (t, l) = (&texts[lo..hi], &langs[lo..hi]);
+                c.add_kept(&batch(lo, t, l, false), "text", (0.0, 5.0));
+                c.add_excluded(&batch(lo, t, l, true), "text");
+                all.merge(&c);
+            }
+            all
+        };
+        let a = whole(0);
+        for cut in [1, 7, 20, 39] {
+            assert_eq!(whole(cut).into_profile(true), a.clone().into_profile(true));
+        }
+        let p = a.into_profile(true);
+        assert_eq!(p.after.docs, 40);
+        assert_eq!(p.after.languages["(none)"], 14);
+        assert_eq!(p.before.as_ref().unwrap().docs, 80);
+        let h = p.kept_scores.unwrap();
+        assert_eq!(h.missing, 10);
+        assert_eq!(h.counts.iter().sum::<u64>(), 30);
+        assert_eq!(h.min, Some(-0.2));
+        assert_eq!(
+            p.removed.iter().map(|r| r.docs).sum::<u64>(),
+            40,
+            "{:?}",
+            p.removed
+        );
+        assert_eq!(p.removed[0].step, "gopher");
     }
 }

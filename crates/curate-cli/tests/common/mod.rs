@@ -122,6 +122,17 @@ pub fn rows(b: &[RecordBatch]) -> usize {
 }
 
 /// The manifest of a snapshot as JSON.
+/// The run's completion-record directory (`.curate/done/<run id>`).
+pub fn done_dir(out: &Path) -> PathBuf {
+    let d = out.join(".curate/done");
+    std::fs::read_dir(&d)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir() && p.join("pass-0").exists())
+        .unwrap_or(d)
+}
+
 pub fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }

@@ -175,12 +175,13 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
     };
     // The report and the dataset card describe the finished snapshot; they are written before
     // the manifest, so it lists and hashes them like any other artefact.
-    let written = curate_report::write(root, &manifest).map_err(|e| match e {
-        curate_report::ReportError::Io(e) => {
-            PipelineError::io("writing report.html and README.md", e)
-        }
-        other => PipelineError::Other(format!("writing report.html and README.md: {other}")),
-    })?;
+    let written = curate_report::write_counted(root, &manifest, report_counts(run, &records))
+        .map_err(|e| match e {
+            curate_report::ReportError::Io(e) => {
+                PipelineError::io("writing report.html and README.md", e)
+            }
+            other => PipelineError::Other(format!("writing report.html and README.md: {other}")),
+        })?;
     for rel in written {
         manifest.artifacts.push(entry(root, &rel, None)?);
     }
@@ -200,6 +201,23 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         rows_out: kept_rows,
         ..Default::default()
     })
+}
+
+/// The report's counters of every pass task, merged in pass then task order (the order of the
+/// data and exclusion files); `None` if a record has none (written by an older version).
+fn report_counts(run: &Run, records: &[TaskRecord]) -> Option<curate_report::profile::Counts> {
+    let passes: std::collections::BTreeSet<&str> = run
+        .plan
+        .stages
+        .iter()
+        .filter(|s| matches!(s.kind, crate::plan::StageKind::Pass { .. }))
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut all = curate_report::profile::Counts::default();
+    for r in records.iter().filter(|r| passes.contains(r.stage.as_str())) {
+        all.merge(r.profile.as_ref()?);
+    }
+    Some(all)
 }
 
 /// Removes temp files of interrupted commits from the snapshot (outside `.curate/`).
