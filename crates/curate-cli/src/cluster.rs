@@ -18,7 +18,7 @@ pub fn run_slurm(
     if let Some(root) = &root
         && curate_io::store::ObjectUrl::from_path(root).is_some()
     {
-        return Err(PipelineError::Other(format!(
+        return Err(PipelineError::Usage(format!(
             "{}: --executor slurm needs the output on a file system every node mounts (its task logs and completion records live there); an object-store output runs with the local executor, or with `curate task` on any engine (docs/CLUSTER.md)",
             root.display()
         )));

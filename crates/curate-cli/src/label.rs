@@ -19,7 +19,7 @@ pub fn dry_run(
         _ => None,
     });
     let Some(label) = label else {
-        return Err(PipelineError::Other(format!(
+        return Err(PipelineError::Usage(format!(
             "{} has no `label` step to estimate",
             config.display()
         )));

@@ -186,8 +186,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             report(&e);
-            match e {
-                PipelineError::Config(_) => ExitCode::from(2),
+            // 2: nothing was touched because the config or the command line is wrong
+            match e.split_hint().0 {
+                PipelineError::Config(_) | PipelineError::Usage(_) => ExitCode::from(2),
                 _ => ExitCode::from(1),
             }
         }

@@ -36,7 +36,7 @@ pub fn run(a: RethresholdArgs) -> Result<ExitCode, PipelineError> {
         (Some(t), _) => Keep::Threshold(t),
         (None, Some(f)) if (0.0..=1.0).contains(&f) => Keep::TopFraction(f),
         (None, Some(f)) => {
-            return Err(PipelineError::Other(format!(
+            return Err(PipelineError::Usage(format!(
                 "--top-fraction {f} is out of range; allowed: 0 to 1"
             )));
         }

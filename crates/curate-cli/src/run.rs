@@ -140,7 +140,7 @@ pub fn task(
         .or_else(|| env_index("SLURM_ARRAY_TASK_ID"))
         .or_else(|| env_index("JOB_COMPLETION_INDEX"))
         .ok_or_else(|| {
-            PipelineError::Other(
+            PipelineError::Usage(
                 "no task index: pass --index or set SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX"
                     .into(),
             )
@@ -160,7 +160,7 @@ pub fn task(
     )?;
     let st = run.plan.stage(&stage).cloned().ok_or_else(|| {
         let names: Vec<&str> = run.plan.stages.iter().map(|s| s.name.as_str()).collect();
-        PipelineError::Other(format!("no stage `{stage}`; stages: {}", names.join(", ")))
+        PipelineError::Usage(format!("no stage `{stage}`; stages: {}", names.join(", ")))
     })?;
     let r = run.run_task(&st, index)?;
     outln!("{}", serde_json::to_string(&r).expect("json"));

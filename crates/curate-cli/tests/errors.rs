@@ -351,3 +351,50 @@ fn list_steps_and_explain_come_from_the_code() {
     let err = run_err(&["explain", "lenght"]);
     assert!(err.contains("did you mean `length`?"), "{err}");
 }
+
+/// Exit codes say whose mistake it was: 2 when the config or the command line is wrong and
+/// nothing was touched (an unknown stage, an index out of range, `--fresh` for one task), 1 when
+/// the run itself failed or was refused.
+#[test]
+fn usage_mistakes_exit_2_and_run_failures_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.parquet");
+    let t = texts(20);
+    let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+    write_texts(&input, &refs, 10);
+    let cfg = one_step_config(tmp.path(), &input, "");
+    let out = tmp.path().join("out");
+    let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    run_ok(&["plan", "--config", c, "--output", o]);
+    let code = |args: &[&str]| {
+        let r = run(args);
+        (
+            r.status.code(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        )
+    };
+    let task = |stage: &str, index: &str| {
+        code(&[
+            "task", "--config", c, "--output", o, "--stage", stage, "--index", index,
+        ])
+    };
+    let (st, err) = task("no-such-stage", "0");
+    assert_eq!(st, Some(2), "{err}");
+    assert!(err.contains("no stage `no-such-stage`"), "{err}");
+    let (st, err) = task("pass-0", "999");
+    assert_eq!(st, Some(2), "{err}");
+    assert!(err.contains("out of range"), "{err}");
+    // the run's own failure: its output is a file
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let (st, err) = code(&[
+        "run",
+        "-q",
+        "--config",
+        c,
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(st, Some(1), "{err}");
+    assert!(err.contains("is a file"), "{err}");
+}

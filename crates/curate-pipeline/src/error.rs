@@ -39,6 +39,16 @@ pub enum PipelineError {
     /// A snapshot could not be read or checked (names the file).
     #[error(transparent)]
     Snapshot(#[from] curate_snapshot::SnapshotError),
+    /// How curate was called names something that does not exist or cannot be done here (an
+    /// unknown stage, a task index out of range, `--fresh` for one task, an object-store output
+    /// with the Slurm executor); nothing was touched. The CLI exits with 2, as for config
+    /// problems.
+    #[error("{0}")]
+    Usage(String),
+    /// The cluster scheduler's commands (`sbatch`, `squeue`, `sacct`, `scontrol`) are missing,
+    /// failed, refused a submission, or report tasks that failed.
+    #[error("{0}")]
+    Scheduler(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),

@@ -89,7 +89,7 @@ impl Run {
             return Ok(r);
         }
         if task >= stage.tasks {
-            return Err(PipelineError::Other(format!(
+            return Err(PipelineError::Usage(format!(
                 "stage {} has {} task(s); index {task} is out of range",
                 stage.name, stage.tasks
             )));
@@ -550,7 +550,7 @@ impl Run {
         let stage = self
             .plan
             .stage(name)
-            .ok_or_else(|| PipelineError::Other(format!("no stage {name}")))?;
+            .ok_or_else(|| PipelineError::Usage(format!("no stage {name}")))?;
         (0..stage.tasks)
             .map(|t| {
                 TaskRecord::load(&self.layout, name, t).ok_or_else(|| {

@@ -94,7 +94,7 @@ pub enum HeldLock {
 /// plans the run and checks (or creates) its state.
 pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineError> {
     let root = config.output_dir(opts.output.as_deref()).ok_or_else(|| {
-        PipelineError::Other("no output directory: set [output] dir or pass --output DIR".into())
+        PipelineError::Usage("no output directory: set [output] dir or pass --output DIR".into())
     })?;
     if root.as_os_str().to_string_lossy().trim().is_empty() {
         return Err(PipelineError::Refused(
@@ -142,7 +142,7 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
     };
     if opts.fresh {
         if task {
-            return Err(PipelineError::Other(
+            return Err(PipelineError::Usage(
                 "--fresh restarts a whole run; a task cannot".into(),
             ));
         }

@@ -201,14 +201,14 @@ pub struct SubmitContext {
 fn slurm_cmd(program: &str, args: &[String]) -> Result<String, PipelineError> {
     let out = Command::new(program).args(args).output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            PipelineError::Other(format!(
+            PipelineError::Scheduler(format!(
 "`{program}` not found on PATH: --executor slurm needs the Slurm client commands (sbatch, squeue, scontrol)")).with_hint("run on a Slurm login node, or use --executor local")
         } else {
-            PipelineError::Other(format!("cannot run `{program}`: {e}"))
+            PipelineError::Scheduler(format!("cannot run `{program}`: {e}"))
         }
     })?;
     if !out.status.success() {
-        return Err(PipelineError::Other(format!(
+        return Err(PipelineError::Scheduler(format!(
             "`{program} {}` failed ({}): {}",
             args.join(" "),
             out.status,
@@ -439,7 +439,7 @@ pub fn submit(
     ctx: &SubmitContext,
 ) -> Result<Submission, PipelineError> {
     if let Some(url) = run.storage.url() {
-        return Err(PipelineError::Other(format!(
+        return Err(PipelineError::Usage(format!(
 "{url}: --executor slurm needs the output on a shared file system (task logs and the submission record live there); object-storage output is not supported with it yet.")).with_hint(format!(
 "submit `curate task --config F --output {url} --stage S --index I` from your own job script (see docs/CLUSTER.md, \"Object storage\"), or use a shared directory")));
     }
@@ -466,7 +466,7 @@ pub fn submit(
             .iter()
             .find(|(_, p)| p.last().is_some_and(|i| *i >= max))
     {
-        return Err(PipelineError::Other(format!(
+        return Err(PipelineError::Scheduler(format!(
 "stage {} needs array index {} but this cluster's MaxArraySize is {max}", s.name, p.last().expect("non-empty"))).with_hint("raise [run] task_size (fewer, larger tasks) or ask the administrators for a larger MaxArraySize"));
     }
     let dir = slurm_dir(root);
@@ -491,7 +491,7 @@ pub fn submit(
             Err(e) => {
                 // nothing half-submitted is left to run: cancel this submission's jobs
                 cancel(&submission);
-                return Err(PipelineError::Other(format!(
+                return Err(PipelineError::Scheduler(format!(
                     "submitting stage {}: {e}",
                     stage.name
                 )));
@@ -500,7 +500,7 @@ pub fn submit(
         let job_id = out.trim().split(';').next().unwrap_or_default().to_string();
         if job_id.is_empty() || !job_id.bytes().all(|b| b.is_ascii_digit()) {
             cancel(&submission);
-            return Err(PipelineError::Other(format!(
+            return Err(PipelineError::Scheduler(format!(
                 "sbatch printed no job id for stage {} (got {:?})",
                 stage.name,
                 out.trim()
@@ -688,7 +688,7 @@ fn failure_report(root: &Path, sub: &Submission, states: &[JobState]) -> Pipelin
             ));
         }
     }
-    PipelineError::Other(msg).with_hint(
+    PipelineError::Scheduler(msg).with_hint(
         "fix the cause and submit the same command again: finished tasks are kept, only the rest are submitted",
     )
 }
