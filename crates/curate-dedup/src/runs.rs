@@ -189,11 +189,11 @@ impl<R: Record> RunStreamWriter<R> {
 
     /// Patches the header, fsyncs and renames into place.
     pub fn finish(self) -> Result<(), StepError> {
-        let (mut file, commit, durable) = self.w.into_file()?;
+        let (mut file, commit) = self.w.into_file()?;
         file.seek(SeekFrom::Start(16))
             .and_then(|_| file.write_all(&self.n.to_le_bytes()))
             .map_err(|e| StepError::io(commit.tmp_path(), e))?;
-        Ok(commit.commit_file_with(file, durable)?)
+        Ok(commit.commit_file(file)?)
     }
 }
 

@@ -16,6 +16,9 @@ pub struct AtomicFile {
     tmp: PathBuf,
     dest: PathBuf,
     file: Option<File>,
+    /// Whether the commit fsyncs the file and its directory (false: a scratch file a re-run of
+    /// the task writes again, [`AtomicFile::scratch`]).
+    durable: bool,
 }
 
 impl AtomicFile {
@@ -33,7 +36,16 @@ impl AtomicFile {
             tmp,
             dest: dest.to_path_buf(),
             file: Some(file),
+            durable: true,
         })
+    }
+
+    /// Like [`create`](Self::create), for a scratch file: renamed into place on commit but not
+    /// fsynced (sort spills, merge rounds: a re-run of the task writes them again).
+    pub fn scratch(dest: &Path) -> Result<Self, IoError> {
+        let mut f = Self::create(dest)?;
+        f.durable = false;
+        Ok(f)
     }
 
     /// The temp file being written (for error messages).
@@ -57,14 +69,10 @@ impl AtomicFile {
         self.commit_file(f)
     }
 
-    /// Commits a file previously [`take`](Self::take)n.
-    pub fn commit_file(self, f: File) -> Result<(), IoError> {
-        self.commit_file_with(f, true)
-    }
-
-    /// Commits a file previously [`take`](Self::take)n; without `durable`, the fsyncs are
-    /// skipped (scratch files a re-run of the task writes again: sort spills, merge rounds).
-    pub fn commit_file_with(mut self, f: File, durable: bool) -> Result<(), IoError> {
+    /// Commits a file previously [`take`](Self::take)n (with the fsyncs unless it is a
+    /// [`scratch`](Self::scratch) file).
+    pub fn commit_file(mut self, f: File) -> Result<(), IoError> {
+        let durable = self.durable;
         if durable {
             f.sync_all().map_err(|e| IoError::os(&self.tmp, e))?;
         }
@@ -129,7 +137,6 @@ fn sync_dir(dir: &Path) {
 pub struct AtomicWriter {
     atomic: AtomicFile,
     out: Option<BufWriter<File>>,
-    durable: bool,
 }
 
 impl AtomicWriter {
@@ -145,12 +152,15 @@ impl AtomicWriter {
     }
 
     fn open(dest: &Path, buffer: usize, durable: bool) -> Result<Self, IoError> {
-        let mut atomic = AtomicFile::create(dest)?;
+        let mut atomic = if durable {
+            AtomicFile::create(dest)?
+        } else {
+            AtomicFile::scratch(dest)?
+        };
         let out = BufWriter::with_capacity(buffer, atomic.take());
         Ok(Self {
             atomic,
             out: Some(out),
-            durable,
         })
     }
 
@@ -173,19 +183,19 @@ impl AtomicWriter {
     }
 
     /// Flushes the buffer and hands back the file (for a last touch such as patching a header)
-    /// and the commit to finish with [`AtomicFile::commit_file_with`].
-    pub fn into_file(mut self) -> Result<(File, AtomicFile, bool), IoError> {
+    /// and the commit to finish with [`AtomicFile::commit_file`].
+    pub fn into_file(mut self) -> Result<(File, AtomicFile), IoError> {
         let out = self.out.take().expect("open until commit");
         let f = out
             .into_inner()
             .map_err(|e| IoError::os(&self.atomic.tmp, e.into_error()))?;
-        Ok((f, self.atomic, self.durable))
+        Ok((f, self.atomic))
     }
 
     /// Flushes, (fsyncs) and renames into place.
     pub fn commit(self) -> Result<(), IoError> {
-        let (f, atomic, durable) = self.into_file()?;
-        atomic.commit_file_with(f, durable)
+        let (f, atomic) = self.into_file()?;
+        atomic.commit_file(f)
     }
 }
 

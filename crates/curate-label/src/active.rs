@@ -30,7 +30,9 @@ use curate_core::{Counters, DocBatch, Observer, Processor, StageContext, StepErr
 use curate_quality::model::{Model, Scratch};
 use serde::{Deserialize, Serialize};
 
-use crate::sample::{SampleConfig, StrataKeeper, allocate, selection_hash, write_stratum};
+use crate::sample::{
+    SampleConfig, StrataKeeper, StratumCandidates, allocate, selection_hash, write_stratum,
+};
 use crate::util::write_atomic;
 
 /// The file with the keys this round selected (sorted little-endian u64s).
@@ -249,14 +251,7 @@ type Cand = (u32, u64, u64, u64);
 #[derive(Serialize, Deserialize)]
 struct ActiveFile {
     labelled: u64,
-    strata: Vec<ActiveStratum>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ActiveStratum {
-    name: String,
-    count: u64,
-    candidates: Vec<Cand>,
+    strata: Vec<StratumCandidates<Cand>>,
 }
 
 /// The near-duplicate bucket of a text: the smallest seeded hash of its word 3-shingles (one
@@ -319,16 +314,7 @@ impl Observer for ActiveObserver {
     }
 
     fn finish(self: Box<Self>, _counters: &mut Counters) -> Result<(), StepError> {
-        let strata = self
-            .kept
-            .into_sorted()
-            .into_iter()
-            .map(|(name, count, candidates)| ActiveStratum {
-                name,
-                count,
-                candidates,
-            })
-            .collect();
+        let strata = self.kept.into_sorted();
         let file = ActiveFile {
             labelled: self.labelled,
             strata,

@@ -419,15 +419,18 @@ pub fn allocate(counts: &[(String, u64)], size: u64, how: &str) -> Vec<u64> {
 
 #[derive(Serialize, Deserialize)]
 struct CandidateFile {
-    strata: Vec<StratumCandidates>,
+    /// Candidates are (selection hash, doc key), at most `size` smallest.
+    strata: Vec<StratumCandidates<(u64, u64)>>,
 }
 
+/// What a task kept of one stratum (the uniform and the active sample's work files).
 #[derive(Serialize, Deserialize)]
-struct StratumCandidates {
-    name: String,
-    count: u64,
-    /// (selection hash, doc key), at most `size` smallest.
-    candidates: Vec<(u64, u64)>,
+pub(crate) struct StratumCandidates<T> {
+    pub(crate) name: String,
+    /// Documents of the stratum the task saw.
+    pub(crate) count: u64,
+    /// The kept candidates, ascending.
+    pub(crate) candidates: Vec<T>,
 }
 
 /// What one task of a sampling barrier keeps of every stratum: how many documents it saw and the
@@ -465,8 +468,8 @@ impl<T: Ord + Clone> StrataKeeper<T> {
         }
     }
 
-    /// Every stratum by name: (name, documents seen, kept candidates in ascending order).
-    pub(crate) fn into_sorted(self) -> Vec<(String, u64, Vec<T>)> {
+    /// Every stratum by name, its kept candidates in ascending order.
+    pub(crate) fn into_sorted(self) -> Vec<StratumCandidates<T>> {
         let mut names: Vec<(String, usize)> = self.index.into_iter().collect();
         names.sort();
         let mut strata: Vec<Option<(u64, BinaryHeap<T>)>> =
@@ -475,9 +478,13 @@ impl<T: Ord + Clone> StrataKeeper<T> {
             .into_iter()
             .map(|(name, i)| {
                 let (count, heap) = strata[i].take().expect("each stratum once");
-                let mut c = heap.into_vec();
-                c.sort_unstable();
-                (name, count, c)
+                let mut candidates = heap.into_vec();
+                candidates.sort_unstable();
+                StratumCandidates {
+                    name,
+                    count,
+                    candidates,
+                }
             })
             .collect()
     }
@@ -593,16 +600,7 @@ impl Observer for SampleObserver {
     }
 
     fn finish(self: Box<Self>, _counters: &mut Counters) -> Result<(), StepError> {
-        let strata = self
-            .kept
-            .into_sorted()
-            .into_iter()
-            .map(|(name, count, candidates)| StratumCandidates {
-                name,
-                count,
-                candidates,
-            })
-            .collect();
+        let strata = self.kept.into_sorted();
         let bytes = serde_json::to_vec(&CandidateFile { strata }).expect("JSON");
         write_atomic(&self.path, &bytes).map_err(StepError::from)
     }

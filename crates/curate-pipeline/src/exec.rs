@@ -110,8 +110,10 @@ impl Run {
         // replaced the run meanwhile; finalize removed the local work directory, whose
         // published files go only after its record
         self.check_still_this_run()?;
-        self.storage.push(finalize)?;
-        self.check_still_this_run()?;
+        if self.storage.push(finalize)? {
+            // publishing took time: ask again before the record makes it count
+            self.check_still_this_run()?;
+        }
         record
             .commit(&self.layout)
             .map_err(|e| PipelineError::io(format!("stage {} task {task}", stage.name), e))?;

@@ -88,18 +88,13 @@ pub fn read(root: &Path) -> Result<Option<LabelSummary>, ReportError> {
         let n = b.num_rows();
         s.rows += n as u64;
         let split = b.column_by_name("split").map(|c| c.as_string::<i32>());
-        let status = b
-            .column_by_name("status")
-            .filter(|c| c.data_type() == &DataType::Utf8)
-            .map(|c| c.as_string::<i32>());
-        let model = b
-            .column_by_name("model")
-            .filter(|c| c.data_type() == &DataType::Utf8)
-            .map(|c| c.as_string::<i32>());
-        let selection = b
-            .column_by_name("selection")
-            .filter(|c| c.data_type() == &DataType::Utf8)
-            .map(|c| c.as_string::<i32>());
+        // an optional text column (absent, or of another type in an older labels file: None)
+        let utf8 = |name: &str| {
+            b.column_by_name(name)
+                .filter(|c| c.data_type() == &DataType::Utf8)
+                .map(|c| c.as_string::<i32>())
+        };
+        let (status, model, selection) = (utf8("status"), utf8("model"), utf8("selection"));
         let cost = b
             .column_by_name("cost_usd")
             .filter(|c| c.data_type() == &DataType::Float64)

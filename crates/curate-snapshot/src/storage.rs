@@ -71,8 +71,8 @@ pub trait Storage: Debug + Send + Sync {
     /// last push, except completion records ([`commit_record`](Self::commit_record)), with
     /// `manifest.json` last. With `keep_work_removals`, files removed under `.curate/work/`
     /// stay published until [`drop_work`](Self::drop_work) (a finalize killed before its
-    /// record can run again).
-    fn push(&self, keep_work_removals: bool) -> Result<(), SnapshotError>;
+    /// record can run again). Returns whether anything was published.
+    fn push(&self, keep_work_removals: bool) -> Result<bool, SnapshotError>;
 
     /// Publishes the completion record `rel` (already written locally) create-only. Returns
     /// false if one was already there: an earlier or concurrent attempt committed it, and it is
@@ -157,8 +157,8 @@ impl Storage for LocalDir {
         Ok(())
     }
 
-    fn push(&self, _keep_work_removals: bool) -> Result<(), SnapshotError> {
-        Ok(())
+    fn push(&self, _keep_work_removals: bool) -> Result<bool, SnapshotError> {
+        Ok(false)
     }
 
     fn commit_record(&self, _rel: &str) -> Result<bool, SnapshotError> {
@@ -338,7 +338,7 @@ impl Storage for Mirror {
         Ok(())
     }
 
-    fn push(&self, keep_work_removals: bool) -> Result<(), SnapshotError> {
+    fn push(&self, keep_work_removals: bool) -> Result<bool, SnapshotError> {
         let _guard = self.push.lock().expect("lock");
         let mut files = Vec::new();
         walk(&self.scratch, &self.scratch, &mut files);
@@ -361,12 +361,13 @@ impl Storage for Mirror {
             .filter(|r| !(keep_work_removals && layout::is_under(r, layout::WORK_DIR)))
             .cloned()
             .collect();
+        let published = !changed.is_empty() || !gone.is_empty();
         for r in gone {
             store::delete(&self.url.join(&r)).map_err(|e| io("deleting", e))?;
             synced.remove(&r);
         }
         *self.synced.lock().expect("lock") = synced;
-        Ok(())
+        Ok(published)
     }
 
     fn commit_record(&self, rel: &str) -> Result<bool, SnapshotError> {
@@ -511,30 +512,13 @@ mod tests {
         std::fs::write(root.join("manifest.json"), b"{}").unwrap();
         let s = LocalDir::new(root);
         s.clear().unwrap();
-        let mut left: Vec<String> = Vec::new();
-        for e in walkdir(root) {
-            left.push(e);
-        }
+        let mut left = Vec::new();
+        walk(root, root, &mut left);
+        let left: Vec<String> = left.into_iter().map(|(r, _)| r).collect();
         assert_eq!(left, [".curate/lock"]);
         // what a local task does is already where the snapshot lives
         assert!(!s.fetch("manifest.json").unwrap());
         assert!(s.fetch(".curate/lock").unwrap());
         assert!(s.commit_record(".curate/done/x/000000.json").unwrap());
-    }
-
-    fn walkdir(root: &Path) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    out.push(Layout::new(root).rel(&e.path()));
-                }
-            }
-        }
-        out.sort();
-        out
     }
 }
