@@ -335,13 +335,14 @@ fn check_local_output(
         )));
     }
     check_inputs_outside(root, &absolute(root), config, inputs)?;
-    // `.curate/` is created (with the lock file in it) before anything else a run writes
-    let owned = Layout::new(root).meta().is_dir();
-    if !owned
-        && std::fs::read_dir(root)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false)
-    {
+    // `.curate/` is created (with the lock file in it) before anything else a run writes and is
+    // never removed, so it is looked for *after* the listing: a run starting beside this one
+    // creates the root, then `.curate/`, and a check in the other order could see the root
+    // without `.curate/` and then `.curate/` in it, and refuse a directory that is ours
+    let non_empty = std::fs::read_dir(root)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if non_empty && !Layout::new(root).meta().is_dir() {
         return Err(PipelineError::Refused(format!(
             "{} ({}) exists, is not empty and holds no curate run; refusing to write into it (choose another --output)",
             root.display(),
