@@ -340,6 +340,47 @@ impl Model {
         }));
     }
 
+    /// The best label of one line of text: exactly the first of what [`Self::predict`] returns
+    /// with every label and no threshold (`Predict { k: usize::MAX, threshold: 0.0, newline }`),
+    /// or `None` when that is empty. With hierarchical softmax (lid.176) it scores a few tree
+    /// nodes instead of all of them, and falls back to the full ranking only when two labels
+    /// tie for the best score.
+    pub fn predict_best(&self, text: &str, newline: Newline, s: &mut Scratch) -> Option<Prediction> {
+        self.dict.line(text.as_bytes(), newline, &mut s.line);
+        if s.line.ids.is_empty() {
+            return None;
+        }
+        s.hidden.resize(self.dim, 0.0);
+        s.output.resize(self.dict.nlabels as usize, 0.0);
+        self.input.average_rows(&s.line.ids, &mut s.hidden);
+        let pair = match self.loss.best(&self.output, &s.hidden) {
+            Some(loss::Best::One(p)) => Some(p),
+            Some(loss::Best::None) => None,
+            Some(loss::Best::Tied) | None => {
+                self.loss.predict(
+                    &self.output,
+                    &s.hidden,
+                    usize::MAX,
+                    0.0,
+                    &mut s.output,
+                    &mut s.heap,
+                );
+                s.heap.first().copied()
+            }
+        };
+        pair.map(|(logp, i)| Prediction {
+            label: i as usize,
+            prob: logp.exp(),
+        })
+    }
+
+    /// Whether at most one label of a text can have a probability above `t` (true for a
+    /// hierarchical-softmax model and `t` a little above 0.5), so that the label of
+    /// [`Self::predict_best`] alone says whether any label passes `t`.
+    pub fn exclusive_above(&self, t: f64) -> bool {
+        self.loss.exclusive_above(t)
+    }
+
     /// The input-matrix rows `text` averages over (word ids, then character and word n-gram
     /// rows), as fastText's `getLine` lists them; for tests and debugging.
     pub fn input_rows<'s>(&self, text: &str, newline: Newline, s: &'s mut Scratch) -> &'s [i32] {

@@ -61,7 +61,12 @@ pub(crate) struct Node {
 pub(crate) enum Loss {
     Softmax,
     Sigmoid(Vec<f32>),
-    Hs { tree: Vec<Node>, osz: usize },
+    /// `depth`: the most internal nodes on a path from the root to a leaf.
+    Hs {
+        tree: Vec<Node>,
+        osz: usize,
+        depth: usize,
+    },
 }
 
 impl Loss {
@@ -77,9 +82,58 @@ impl Loss {
                 if !well_formed(&tree, osz) {
                     return None;
                 }
-                Loss::Hs { tree, osz }
+                let depth = depth(&tree, osz);
+                Loss::Hs { tree, osz, depth }
             }
         })
+    }
+
+    /// The first label of what [`Self::predict`] returns with every label (`k` = all) and
+    /// `threshold` 0 — computed with far less work where the loss allows it, exactly.
+    ///
+    /// Hierarchical softmax: fastText's depth-first search, which with every label visits all
+    /// of the tree, skips a subtree here when no leaf under it can reach the best leaf found so
+    /// far (a leaf's log probability can exceed its ancestor's only by `std_log`'s `1e-5` per
+    /// level: [`LEVEL_GAIN`] × the tree's depth bounds it). Every leaf it scores gets the very
+    /// additions the full search makes, and every leaf it skips scores below the best, so the
+    /// best is the full ranking's first — unless two leaves share the best score, which only the
+    /// full ranking's heap order settles ([`Best::Tied`]: then call `predict`). Other losses
+    /// return `None` (use `predict`).
+    pub(crate) fn best(&self, wo: &Matrix, hidden: &[f32]) -> Option<Best> {
+        let Loss::Hs { tree, osz, depth } = self else {
+            return None;
+        };
+        let mut search = BestDfs {
+            min: std_log(0.0),
+            slack: LEVEL_GAIN * (*depth as f32 + 1.0),
+            tree,
+            osz: *osz,
+            wo,
+            hidden,
+            best: None,
+            tied: false,
+        };
+        search.visit(2 * *osz as i32 - 2, 0.0);
+        Some(match (search.best, search.tied) {
+            (_, true) => Best::Tied,
+            (Some(b), false) => Best::One(b),
+            (None, false) => Best::None,
+        })
+    }
+
+    /// Whether at most one label can have a probability above `t` (as [`Self::predict`] reports
+    /// it), so that the best label alone says whether any label passes `t`. Hierarchical
+    /// softmax: the leaves' probabilities sum to 1, up to `std_log`'s `1e-5` per level (and
+    /// rounding), so two of them above `t` need `2t` below that sum's bound. Other losses: not
+    /// claimed (one-vs-all labels are independent).
+    pub(crate) fn exclusive_above(&self, t: f64) -> bool {
+        match self {
+            Loss::Hs { depth, .. } => {
+                let sum_bound = (1.0f64 + 1e-5).powi(*depth as i32 + 2) * (1.0 + 1e-4);
+                2.0 * t > sum_bound
+            }
+            _ => false,
+        }
     }
 
     /// The `k` best labels with probability ≥ `threshold` into `heap`, sorted best first, as
@@ -124,7 +178,7 @@ impl Loss {
                 }
                 find_k_best(k, threshold, output, heap);
             }
-            Loss::Hs { tree, osz } => {
+            Loss::Hs { tree, osz, .. } => {
                 let mut search = Dfs {
                     k,
                     min: std_log(threshold),
@@ -140,6 +194,22 @@ impl Loss {
         heap::sort(heap);
     }
 }
+
+/// What the best label's search found ([`Loss::best`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Best {
+    /// One label scores highest: the first of the full ranking.
+    One(Pair),
+    /// No label reaches the threshold: the full ranking is empty.
+    None,
+    /// Two labels share the highest score: only the full ranking orders them.
+    Tied,
+}
+
+/// The largest amount `std_log` can add on one tree level: `log(1 + 1e-5)` for a sigmoid of
+/// exactly 1, plus an `f32` rounding of the running score (≤ 1e-6 while the score lies above
+/// fastText's `log(1e-5)` floor), with room to spare.
+const LEVEL_GAIN: f32 = 2e-5;
 
 /// fastText's `Loss::findKBest`.
 fn find_k_best(k: usize, threshold: f32, output: &[f32], heap: &mut Vec<Pair>) {
@@ -269,9 +339,159 @@ impl Dfs<'_> {
     }
 }
 
+/// The most internal nodes on a path from the root to a leaf of a well-formed tree.
+fn depth(tree: &[Node], osz: usize) -> usize {
+    // parents come after their children: one pass from the root down
+    let mut d = vec![0usize; tree.len()];
+    let mut most = 0;
+    for i in (0..tree.len()).rev() {
+        let p = tree[i].parent;
+        if p >= 0 {
+            d[i] = d[p as usize] + 1;
+        }
+        if i < osz {
+            most = most.max(d[i]);
+        }
+    }
+    most
+}
+
+/// The best leaf of fastText's `HierarchicalSoftmaxLoss::dfs` with every label and threshold 0,
+/// pruned ([`Loss::best`]).
+struct BestDfs<'a> {
+    min: f32,
+    slack: f32,
+    tree: &'a [Node],
+    osz: usize,
+    wo: &'a Matrix,
+    hidden: &'a [f32],
+    best: Option<Pair>,
+    tied: bool,
+}
+
+impl BestDfs<'_> {
+    fn visit(&mut self, node: i32, score: f32) {
+        // fastText's own cut (the threshold's), unchanged
+        if score < self.min {
+            return;
+        }
+        // no leaf below can reach the best so far (not even tie it)
+        if let Some((b, _)) = self.best
+            && score + self.slack < b
+        {
+            return;
+        }
+        let n = self.tree[node as usize];
+        if n.left == -1 && n.right == -1 {
+            match self.best {
+                Some((b, _)) if score < b => {}
+                Some((b, _)) if score == b => self.tied = true,
+                _ => {
+                    self.best = Some((score, node));
+                    self.tied = false;
+                }
+            }
+            return;
+        }
+        // the very arithmetic of `Dfs::visit`
+        let f = self.wo.dot_row(self.hidden, node as usize - self.osz);
+        let f = (1.0f64 / (1.0f32 + (-f).exp()) as f64) as f32;
+        let (left, right) = (
+            score + std_log((1.0f64 - f as f64) as f32),
+            score + std_log(f),
+        );
+        // the likelier side first: the best is found early and prunes the rest
+        if right > left {
+            self.visit(n.right, right);
+            self.visit(n.left, left);
+        } else {
+            self.visit(n.left, left);
+            self.visit(n.right, right);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dense(rows: usize, cols: usize, data: Vec<f32>) -> Matrix {
+        Matrix::Dense(crate::matrix::Dense { rows, cols, data })
+    }
+
+    /// The full ranking's first pair (`predict` with every label, threshold 0).
+    fn full_first(loss: &Loss, wo: &Matrix, hidden: &[f32]) -> Option<Pair> {
+        let mut output = vec![0.0; 64];
+        let mut heap = Vec::new();
+        loss.predict(wo, hidden, usize::MAX, 0.0, &mut output, &mut heap);
+        heap.first().copied()
+    }
+
+    /// The pruned search finds exactly the full ranking's first label on random trees and
+    /// weights (flat and peaked distributions, many leaves under fastText's 1e-5 floor), and
+    /// says `Tied` when two leaves share the best score.
+    #[test]
+    fn best_is_the_full_rankings_first() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let (mut one, mut none) = (0, 0);
+        for trial in 0..3_000 {
+            let osz = 2 + next() as usize % 60;
+            let mut counts: Vec<i64> = (0..osz).map(|_| 1 + next() as i64 % 1000).collect();
+            counts.sort_unstable_by(|a, b| b.cmp(a));
+            let loss = Loss::new(LossKind::HierarchicalSoftmax, &counts).unwrap();
+            let dim = 4;
+            let scale = [0.1f32, 1.0, 4.0, 30.0][trial % 4];
+            let data: Vec<f32> = (0..(osz - 1) * dim)
+                .map(|_| (next() as f32 / u32::MAX as f32 * 2.0 - 1.0) * scale)
+                .collect();
+            let wo = dense(osz - 1, dim, data);
+            let hidden: Vec<f32> = (0..dim)
+                .map(|_| next() as f32 / u32::MAX as f32 * 2.0 - 1.0)
+                .collect();
+            let full = full_first(&loss, &wo, &hidden);
+            match loss.best(&wo, &hidden).unwrap() {
+                Best::One(p) => {
+                    assert_eq!(Some(p), full, "trial {trial}");
+                    one += 1;
+                }
+                Best::None => {
+                    assert_eq!(full, None, "trial {trial}");
+                    none += 1;
+                }
+                Best::Tied => panic!("trial {trial}: a tie among random weights"),
+            }
+        }
+        // (a tree's leaves share a probability of 1, so some leaf always passes the 1e-5 floor)
+        assert_eq!((one, none), (3_000, 0));
+        // all-zero weights: every sigmoid is 0.5, so leaves at the same depth tie
+        let loss = Loss::new(LossKind::HierarchicalSoftmax, &[1, 1, 1, 1]).unwrap();
+        let wo = dense(3, 2, vec![0.0; 6]);
+        assert_eq!(loss.best(&wo, &[0.0, 0.0]), Some(Best::Tied));
+        // … and the shallowest leaf wins alone when depths differ
+        let loss = Loss::new(LossKind::HierarchicalSoftmax, &[10, 5, 3, 1]).unwrap();
+        let best = loss.best(&wo, &[0.0, 0.0]);
+        assert_eq!(best, Some(Best::One(full_first(&loss, &wo, &[0.0, 0.0]).unwrap())));
+        // other losses leave it to `predict`
+        assert_eq!(Loss::Softmax.best(&wo, &[0.0, 0.0]), None);
+    }
+
+    /// Two labels above `t` are impossible for a hierarchical softmax when `t` is clearly above
+    /// one half, possible below it.
+    #[test]
+    fn exclusive_above_half_only() {
+        let loss = Loss::new(LossKind::HierarchicalSoftmax, &[5, 4, 3, 2, 1]).unwrap();
+        assert!(loss.exclusive_above(0.65));
+        assert!(loss.exclusive_above(0.51));
+        assert!(!loss.exclusive_above(0.5));
+        assert!(!loss.exclusive_above(0.3));
+        assert!(!Loss::Softmax.exclusive_above(0.9));
+    }
 
     #[test]
     fn huffman_tree_merges_smallest_counts_first() {

@@ -16,9 +16,9 @@ pub(crate) enum Matrix {
 
 #[derive(Debug)]
 pub(crate) struct Dense {
-    rows: usize,
-    cols: usize,
-    data: Vec<f32>,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) data: Vec<f32>,
 }
 
 /// A product quantizer: `nsubq` sub-vectors of `dsub` values (the last of `lastdsub`), each

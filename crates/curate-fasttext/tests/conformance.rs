@@ -185,6 +185,13 @@ fn compare(model: &Model, docs: &[Doc], refs: &[(Vec<String>, Vec<f64>)]) -> Agr
     let mut a = Agreement::default();
     for (d, (labels, probs)) in docs.iter().zip(refs) {
         model.predict(&d.text, &opts, &mut s, &mut out);
+        // the best-label shortcut the `language` step takes is exactly the ranking's first
+        assert_eq!(
+            model.predict_best(&d.text, Newline::Space, &mut s),
+            out.first().copied(),
+            "predict_best on {:?}",
+            d.text.chars().take(80).collect::<String>()
+        );
         a.docs += 1;
         let ours: Vec<&str> = out.iter().map(|p| model.label(p.label)).collect();
         if ours.first().copied() == labels.first().map(String::as_str) {

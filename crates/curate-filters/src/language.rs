@@ -257,10 +257,15 @@ impl StepSpec for LanguageConfig {
                     )));
                 }
             }
+            // the keep rule needs only the best label when no other label can pass the
+            // threshold beside it (lid.176 and FineWeb's 0.65)
+            let best_only =
+                self.languages.is_none() || model.exclusive_above(self.language_threshold);
             Backend::FastText {
                 model,
                 names,
                 wanted,
+                best_only,
             }
         };
         Ok(Box::new(LanguageStep(Arc::new(Runtime {
@@ -301,6 +306,8 @@ enum Backend {
         names: Vec<String>,
         /// Whether each label is one of `languages`.
         wanted: Vec<bool>,
+        /// Whether the best label alone decides ([`Model::exclusive_above`]).
+        best_only: bool,
     },
     Whatlang,
 }
@@ -373,11 +380,21 @@ impl LanguageProcessor {
                 model,
                 names,
                 wanted,
+                best_only,
             } => {
                 let text = match cfg.max_bytes {
                     Some(m) => prefix(text, m as usize),
                     None => text,
                 };
+                if *best_only {
+                    // the first of the full ranking, exactly; any label above the threshold
+                    // is this one
+                    let best = model.predict_best(text, Newline::Space, &mut self.scratch)?;
+                    let score = best.prob as f64;
+                    let keep = score > cfg.language_threshold
+                        && (cfg.languages.is_none() || wanted[best.label]);
+                    return Some((&names[best.label], score, keep));
+                }
                 let opts = Predict {
                     k: usize::MAX,
                     threshold: 0.0,
