@@ -345,7 +345,12 @@ impl Model {
     /// or `None` when that is empty. With hierarchical softmax (lid.176) it scores a few tree
     /// nodes instead of all of them, and falls back to the full ranking only when two labels
     /// tie for the best score.
-    pub fn predict_best(&self, text: &str, newline: Newline, s: &mut Scratch) -> Option<Prediction> {
+    pub fn predict_best(
+        &self,
+        text: &str,
+        newline: Newline,
+        s: &mut Scratch,
+    ) -> Option<Prediction> {
         self.dict.line(text.as_bytes(), newline, &mut s.line);
         if s.line.ids.is_empty() {
             return None;

@@ -476,7 +476,10 @@ mod tests {
         // … and the shallowest leaf wins alone when depths differ
         let loss = Loss::new(LossKind::HierarchicalSoftmax, &[10, 5, 3, 1]).unwrap();
         let best = loss.best(&wo, &[0.0, 0.0]);
-        assert_eq!(best, Some(Best::One(full_first(&loss, &wo, &[0.0, 0.0]).unwrap())));
+        assert_eq!(
+            best,
+            Some(Best::One(full_first(&loss, &wo, &[0.0, 0.0]).unwrap()))
+        );
         // other losses leave it to `predict`
         assert_eq!(Loss::Softmax.best(&wo, &[0.0, 0.0]), None);
     }
