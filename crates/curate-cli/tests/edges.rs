@@ -842,3 +842,113 @@ fn an_id_column_is_found_and_said() {
     run_ok(&["run", "-q", "--config", s(&c), "--output", s(&out)]);
     assert_eq!(manifest(&out)["config"]["input"]["id_column"], "id");
 }
+
+// ---- 17. a full disk --------------------------------------------------------------------------
+
+/// The quick start on a file system that fills up: a 1, 5 and 9 MB tmpfs (mounted in a private
+/// user and mount namespace, so no privilege is needed) fails at different points of the run,
+/// each time naming the files it could not write, once per task, with a hint; it leaves no temp
+/// file behind; grown to 64 MB, the same command resumes to the snapshot a run with room makes,
+/// byte for byte.
+#[test]
+fn a_full_disk_fails_cleanly_and_the_same_command_resumes() {
+    let probe = Command::new("unshare")
+        .args(["-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /tmp"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIPPED a_full_disk_fails_cleanly_and_the_same_command_resumes: cannot mount a tmpfs in a user namespace here ({})",
+            probe.map_or_else(
+                |e| e.to_string(),
+                |o| String::from_utf8_lossy(&o.stderr).into_owned()
+            )
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = curate_testkit::repo_root();
+    let want = tmp.path().join("want");
+    let o = curate()
+        .current_dir(&repo)
+        .args([
+            "run",
+            "-q",
+            "--config",
+            "configs/quickstart.toml",
+            "--output",
+            s(&want),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mnt = tmp.path().join("mnt");
+    let got = tmp.path().join("got");
+    std::fs::create_dir(&mnt).unwrap();
+    // each attempt: its exit code, its stderr and the files it left, between markers
+    let script = r#"
+set -u
+mount -t tmpfs -o size=1m tmpfs "$MNT" || exit 90
+for sz in 1m 5m 9m 64m; do
+  mount -o remount,size=$sz "$MNT" || exit 91
+  "$CURATE" run -q --config configs/quickstart.toml --output "$MNT/out" >/dev/null 2>"$MNT/../err"
+  echo "=== $sz rc=$?"
+  cat "$MNT/../err"
+  echo "--- files"
+  (cd "$MNT/out" && find . -type f)
+done
+cp -a "$MNT/out" "$GOT"
+"#;
+    let o = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .current_dir(&repo)
+        .env("MNT", &mnt)
+        .env("GOT", &got)
+        .env("CURATE", env!("CARGO_BIN_EXE_curate"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let attempts: Vec<&str> = out.split("=== ").skip(1).collect();
+    assert_eq!(attempts.len(), 4, "{out}");
+    for a in &attempts {
+        let (head, files) = a.split_once("--- files").unwrap();
+        let size = head.split_whitespace().next().unwrap();
+        for f in files.lines().filter(|l| !l.is_empty()) {
+            let name = f.rsplit('/').next().unwrap();
+            assert!(
+                !curate_io::atomic::is_temp_name(name),
+                "{size}: a temp file was left: {f}"
+            );
+        }
+        if size == "64m" {
+            assert!(head.contains("rc=0"), "{a}");
+            continue;
+        }
+        assert!(head.contains("rc=1"), "{size}: {a}");
+        assert!(head.contains("No space left on device"), "{size}: {a}");
+        assert!(
+            head.contains(&format!("{}", mnt.join("out").display())),
+            "{size}: names the file: {a}"
+        );
+        assert!(head.contains("hint: a file system is full"), "{size}: {a}");
+        for line in head
+            .lines()
+            .filter(|l| l.trim_start().starts_with("stage "))
+        {
+            let at = line.trim_start().split(':').next().unwrap();
+            assert_eq!(
+                line.matches(at).count(),
+                1,
+                "{size}: the task said twice: {line}"
+            );
+        }
+    }
+    // the attempts failed at different points: the first wrote less than the later ones
+    assert!(attempts[2].contains("--- files") && attempts[0] != attempts[2]);
+    assert_same_snapshot(&got, &want, "resumed after a full disk");
+}

@@ -318,6 +318,59 @@ fn absolute(p: &Path) -> PathBuf {
     resolved
 }
 
+/// One error for the failed tasks of a stage: a line per task (its context said once), and the
+/// tasks' hints — plus what to do when a file system filled up.
+fn tasks_failed(stage: &str, errors: Vec<(usize, PipelineError)>) -> PipelineError {
+    let mut hints: Vec<String> = Vec::new();
+    let mut full = false;
+    let lines = errors
+        .iter()
+        .map(|(t, e)| {
+            let (e, hint) = e.split_hint();
+            if let Some(h) = hint
+                && !hints.iter().any(|x| x == h)
+            {
+                hints.push(h.to_string());
+            }
+            let msg = e.to_string();
+            // a file system out of space, however deep the writer wrapped the OS error
+            full |=
+                msg.contains("(os error 28)") || chain_has_kind(e, std::io::ErrorKind::StorageFull);
+            let at = format!("stage {stage} task {t}");
+            if msg.starts_with(&at) {
+                format!("  {msg}")
+            } else {
+                format!("  {at}: {msg}")
+            }
+        })
+        .collect();
+    if full {
+        hints.push(
+            "a file system is full: free space where the files above live (the output, or the scratch directory of an s3:// output) and run the same command again: finished tasks are kept, failed ones left nothing behind".into(),
+        );
+    }
+    let err = PipelineError::Tasks(lines);
+    if hints.is_empty() {
+        err
+    } else {
+        err.with_hint(hints.join("\n"))
+    }
+}
+
+/// Whether an error or one of its sources is an OS error of `kind`.
+fn chain_has_kind(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if x.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+        {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
 /// The checks on a local output location that need no lock and write nothing: it is a
 /// directory (or absent), it is not an input and lies outside every input pattern, and a
 /// non-empty directory holds a curate run.
@@ -553,20 +606,16 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
                 .progress
                 .start(&stage.name, pending.len() as u64, Unit::Tasks),
         }
-        let errors: Vec<String> = pool.install(|| {
+        let errors: Vec<(usize, PipelineError)> = pool.install(|| {
             pending
                 .par_iter()
-                .filter_map(|t| {
-                    run.run_task(stage, *t)
-                        .err()
-                        .map(|e| format!("  stage {} task {t}: {e}", stage.name))
-                })
+                .filter_map(|&t| run.run_task(stage, t).err().map(|e| (t, e)))
                 .collect()
         });
         run.progress.finish(&stage.name);
         ran += pending.len() - errors.len();
         if !errors.is_empty() {
-            return Err(PipelineError::Tasks(errors));
+            return Err(tasks_failed(&stage.name, errors));
         }
         timings.push(serde_json::json!({ "stage": stage.name, "tasks": pending.len(), "seconds": t0.elapsed().as_secs_f64() }));
     }
