@@ -337,7 +337,7 @@ fn tasks_failed(stage: &str, errors: Vec<(usize, PipelineError)>) -> PipelineErr
             full |=
                 msg.contains("(os error 28)") || chain_has_kind(e, std::io::ErrorKind::StorageFull);
             let at = format!("stage {stage} task {t}");
-            if msg.starts_with(&at) {
+            if msg.contains(&format!("{at}:")) {
                 format!("  {msg}")
             } else {
                 format!("  {at}: {msg}")
