@@ -106,14 +106,16 @@ impl Loss {
         let mut search = BestDfs {
             min: std_log(0.0),
             slack: LEVEL_GAIN * (*depth as f32 + 1.0),
-            tree,
-            osz: *osz,
-            wo,
-            hidden,
+            tree: Tree {
+                nodes: tree,
+                osz: *osz,
+                wo,
+                hidden,
+            },
             best: None,
             tied: false,
         };
-        search.visit(2 * *osz as i32 - 2, 0.0);
+        search.visit(search.tree.root(), 0.0);
         Some(match (search.best, search.tied) {
             (_, true) => Best::Tied,
             (Some(b), false) => Best::One(b),
@@ -182,13 +184,15 @@ impl Loss {
                 let mut search = Dfs {
                     k,
                     min: std_log(threshold),
-                    tree,
-                    osz: *osz,
-                    wo,
-                    hidden,
+                    tree: Tree {
+                        nodes: tree,
+                        osz: *osz,
+                        wo,
+                        hidden,
+                    },
                     heap,
                 };
-                search.visit(2 * *osz as i32 - 2, 0.0);
+                search.visit(search.tree.root(), 0.0);
             }
         }
         heap::sort(heap);
@@ -302,14 +306,42 @@ fn well_formed(tree: &[Node], osz: usize) -> bool {
     })
 }
 
+/// A hierarchical softmax's tree with one hidden vector: what both searches walk.
+struct Tree<'a> {
+    nodes: &'a [Node],
+    osz: usize,
+    wo: &'a Matrix,
+    hidden: &'a [f32],
+}
+
+impl Tree<'_> {
+    fn root(&self) -> i32 {
+        2 * self.osz as i32 - 2
+    }
+
+    /// The children of `node` reached with log probability `score`, and theirs, with
+    /// fastText's arithmetic to the bit; `None` for a leaf.
+    #[inline]
+    fn children(&self, node: i32, score: f32) -> Option<[(i32, f32); 2]> {
+        let n = self.nodes[node as usize];
+        if n.left == -1 && n.right == -1 {
+            return None;
+        }
+        let f = self.wo.dot_row(self.hidden, node as usize - self.osz);
+        // f = 1. / (1 + std::exp(-f)): float exp and sum, double division
+        let f = (1.0f64 / (1.0f32 + (-f).exp()) as f64) as f32;
+        Some([
+            (n.left, score + std_log((1.0f64 - f as f64) as f32)),
+            (n.right, score + std_log(f)),
+        ])
+    }
+}
+
 /// fastText's `HierarchicalSoftmaxLoss::dfs`.
 struct Dfs<'a> {
     k: usize,
     min: f32,
-    tree: &'a [Node],
-    osz: usize,
-    wo: &'a Matrix,
-    hidden: &'a [f32],
+    tree: Tree<'a>,
     heap: &'a mut Vec<Pair>,
 }
 
@@ -321,21 +353,20 @@ impl Dfs<'_> {
         if self.heap.len() == self.k && score < self.heap[0].0 {
             return;
         }
-        let n = self.tree[node as usize];
-        if n.left == -1 && n.right == -1 {
-            self.heap.push((score, node));
-            heap::push(self.heap);
-            if self.heap.len() > self.k {
-                heap::pop(self.heap);
-                self.heap.pop();
+        match self.tree.children(node, score) {
+            None => {
+                self.heap.push((score, node));
+                heap::push(self.heap);
+                if self.heap.len() > self.k {
+                    heap::pop(self.heap);
+                    self.heap.pop();
+                }
             }
-            return;
+            Some([left, right]) => {
+                self.visit(left.0, left.1);
+                self.visit(right.0, right.1);
+            }
         }
-        let f = self.wo.dot_row(self.hidden, node as usize - self.osz);
-        // f = 1. / (1 + std::exp(-f)): float exp and sum, double division
-        let f = (1.0f64 / (1.0f32 + (-f).exp()) as f64) as f32;
-        self.visit(n.left, score + std_log((1.0f64 - f as f64) as f32));
-        self.visit(n.right, score + std_log(f));
     }
 }
 
@@ -361,10 +392,7 @@ fn depth(tree: &[Node], osz: usize) -> usize {
 struct BestDfs<'a> {
     min: f32,
     slack: f32,
-    tree: &'a [Node],
-    osz: usize,
-    wo: &'a Matrix,
-    hidden: &'a [f32],
+    tree: Tree<'a>,
     best: Option<Pair>,
     tied: bool,
 }
@@ -381,32 +409,24 @@ impl BestDfs<'_> {
         {
             return;
         }
-        let n = self.tree[node as usize];
-        if n.left == -1 && n.right == -1 {
-            match self.best {
+        match self.tree.children(node, score) {
+            None => match self.best {
                 Some((b, _)) if score < b => {}
                 Some((b, _)) if score == b => self.tied = true,
                 _ => {
                     self.best = Some((score, node));
                     self.tied = false;
                 }
+            },
+            // the likelier side first: the best is found early and prunes the rest
+            Some([left, right]) if right.1 > left.1 => {
+                self.visit(right.0, right.1);
+                self.visit(left.0, left.1);
             }
-            return;
-        }
-        // the very arithmetic of `Dfs::visit`
-        let f = self.wo.dot_row(self.hidden, node as usize - self.osz);
-        let f = (1.0f64 / (1.0f32 + (-f).exp()) as f64) as f32;
-        let (left, right) = (
-            score + std_log((1.0f64 - f as f64) as f32),
-            score + std_log(f),
-        );
-        // the likelier side first: the best is found early and prunes the rest
-        if right > left {
-            self.visit(n.right, right);
-            self.visit(n.left, left);
-        } else {
-            self.visit(n.left, left);
-            self.visit(n.right, right);
+            Some([left, right]) => {
+                self.visit(left.0, left.1);
+                self.visit(right.0, right.1);
+            }
         }
     }
 }
