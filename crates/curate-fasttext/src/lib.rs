@@ -409,6 +409,9 @@ mod tests {
         assert_eq!(m.label_index("en"), Some(0));
         assert_eq!(m.label_index("__label__en"), Some(0));
         assert_eq!(m.label_index("xx"), None);
+        // FineWeb's 0.65 lets the language step ask for the best label only
+        assert!(m.exclusive_above(0.65));
+        assert!(!m.exclusive_above(0.5));
     }
 
     #[test]

@@ -125,13 +125,17 @@ impl Loss {
 
     /// Whether at most one label can have a probability above `t` (as [`Self::predict`] reports
     /// it), so that the best label alone says whether any label passes `t`. Hierarchical
-    /// softmax: the leaves' probabilities sum to 1, up to `std_log`'s `1e-5` per level (and
-    /// rounding), so two of them above `t` need `2t` below that sum's bound. Other losses: not
-    /// claimed (one-vs-all labels are independent).
+    /// softmax: two leaves share the path above the node where they part, whose two branches
+    /// carry `f` and `1 − f`; each factor of a path is at most 1 plus `std_log`'s `1e-5`, so the
+    /// two probabilities sum to at most `(1 + 1e-5)^(depth + 2)`, times the rounding of the
+    /// scores' `f32` sums (under `5e-7` per level while scores stay above fastText's
+    /// `log(1e-5)` floor) and of `exp` — bounded here with room to spare. Two labels above `t`
+    /// need `2t` below that. Other losses: not claimed (one-vs-all labels are independent).
     pub(crate) fn exclusive_above(&self, t: f64) -> bool {
         match self {
             Loss::Hs { depth, .. } => {
-                let sum_bound = (1.0f64 + 1e-5).powi(*depth as i32 + 2) * (1.0 + 1e-4);
+                let levels = *depth as f64 + 2.0;
+                let sum_bound = (1.0f64 + 1e-5).powf(levels) * (1.0 + 1e-4 + 2e-6 * levels);
                 2.0 * t > sum_bound
             }
             _ => false,
