@@ -286,6 +286,28 @@ fn report(e: &PipelineError) {
             if let Some(h) = hint {
                 eprintln!("hint: {h}");
             }
+            if disk_full(other) {
+                eprintln!(
+                    "hint: a file system is full: free space where the files above live (the output, or the scratch directory of an s3:// output) and run the same command again: finished tasks are kept, failed ones left nothing behind"
+                );
+            }
         }
     }
+}
+
+/// Whether `e` comes from a file system out of space: an OS error of that kind among its
+/// sources, or its text (a writer that keeps only the OS error's message, or a stage's failed
+/// tasks, each one line).
+fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if x.to_string().contains("(os error 28)")
+            || x.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+        {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
 }

@@ -319,23 +319,19 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// One error for the failed tasks of a stage: a line per task (its context said once), and the
-/// tasks' hints — plus what to do when a file system filled up.
+/// tasks' hints.
 fn tasks_failed(stage: &str, errors: Vec<(usize, PipelineError)>) -> PipelineError {
-    let mut hints: Vec<String> = Vec::new();
-    let mut full = false;
+    let mut hints: Vec<&str> = Vec::new();
     let lines = errors
         .iter()
         .map(|(t, e)| {
             let (e, hint) = e.split_hint();
             if let Some(h) = hint
-                && !hints.iter().any(|x| x == h)
+                && !hints.contains(&h)
             {
-                hints.push(h.to_string());
+                hints.push(h);
             }
             let msg = e.to_string();
-            // a file system out of space, however deep the writer wrapped the OS error
-            full |=
-                msg.contains("(os error 28)") || chain_has_kind(e, std::io::ErrorKind::StorageFull);
             let at = format!("stage {stage} task {t}");
             if msg.contains(&format!("{at}:")) {
                 format!("  {msg}")
@@ -344,31 +340,13 @@ fn tasks_failed(stage: &str, errors: Vec<(usize, PipelineError)>) -> PipelineErr
             }
         })
         .collect();
-    if full {
-        hints.push(
-            "a file system is full: free space where the files above live (the output, or the scratch directory of an s3:// output) and run the same command again: finished tasks are kept, failed ones left nothing behind".into(),
-        );
-    }
     let err = PipelineError::Tasks(lines);
     if hints.is_empty() {
         err
     } else {
-        err.with_hint(hints.join("\n"))
+        let hint = hints.join("\n");
+        err.with_hint(hint)
     }
-}
-
-/// Whether an error or one of its sources is an OS error of `kind`.
-fn chain_has_kind(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
-    let mut cur = Some(e);
-    while let Some(x) = cur {
-        if x.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == kind)
-        {
-            return true;
-        }
-        cur = x.source();
-    }
-    false
 }
 
 /// The checks on a local output location that need no lock and write nothing: it is a

@@ -181,13 +181,14 @@ impl Storage for LocalDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(err(&self.root, e)),
         };
+        let lock = Layout::new(&self.root).lock();
         for e in rd.flatten() {
             let p = e.path();
             let ft = e.file_type().map_err(|x| err(&p, x))?;
             if e.file_name() == layout::META_DIR && ft.is_dir() {
                 for m in std::fs::read_dir(&p).map_err(|x| err(&p, x))?.flatten() {
-                    // `.curate/lock`: the lock this run holds
-                    if m.file_name() == "lock" {
+                    // the lock this run holds
+                    if m.path() == lock {
                         continue;
                     }
                     remove_any(&m.path()).map_err(|x| err(&m.path(), x))?;
