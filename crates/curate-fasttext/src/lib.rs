@@ -103,6 +103,16 @@ pub struct Prediction {
     pub prob: f32,
 }
 
+impl Prediction {
+    /// A (log probability, label) pair of the losses' ranking, as fastText reports it.
+    fn of((logp, label): heap::Pair) -> Prediction {
+        Prediction {
+            label: label as usize,
+            prob: logp.exp(),
+        }
+    }
+}
+
 /// Per-thread working memory for [`Model::predict`] (usable with any model). With a model that
 /// has character n-grams it holds a 512 KiB memo of tokens and the exact input rows they add
 /// (bound to the last model it served; results never depend on its contents).
@@ -319,13 +329,9 @@ impl Model {
         if opts.k == 0 {
             return;
         }
-        self.dict.line(text.as_bytes(), opts.newline, &mut s.line);
-        if s.line.ids.is_empty() {
+        if !self.hidden(text, opts.newline, s) {
             return;
         }
-        s.hidden.resize(self.dim, 0.0);
-        s.output.resize(self.dict.nlabels as usize, 0.0);
-        self.input.average_rows(&s.line.ids, &mut s.hidden);
         self.loss.predict(
             &self.output,
             &s.hidden,
@@ -334,10 +340,20 @@ impl Model {
             &mut s.output,
             &mut s.heap,
         );
-        out.extend(s.heap.iter().map(|&(logp, i)| Prediction {
-            label: i as usize,
-            prob: logp.exp(),
-        }));
+        out.extend(s.heap.iter().map(|&p| Prediction::of(p)));
+    }
+
+    /// The hidden vector of `text` into `s.hidden` (the mean of its input rows); false when the
+    /// text has no input row (then there is nothing to predict).
+    fn hidden(&self, text: &str, newline: Newline, s: &mut Scratch) -> bool {
+        self.dict.line(text.as_bytes(), newline, &mut s.line);
+        if s.line.ids.is_empty() {
+            return false;
+        }
+        s.hidden.resize(self.dim, 0.0);
+        s.output.resize(self.dict.nlabels as usize, 0.0);
+        self.input.average_rows(&s.line.ids, &mut s.hidden);
+        true
     }
 
     /// The best label of one line of text: exactly the first of what [`Self::predict`] returns
@@ -351,13 +367,9 @@ impl Model {
         newline: Newline,
         s: &mut Scratch,
     ) -> Option<Prediction> {
-        self.dict.line(text.as_bytes(), newline, &mut s.line);
-        if s.line.ids.is_empty() {
+        if !self.hidden(text, newline, s) {
             return None;
         }
-        s.hidden.resize(self.dim, 0.0);
-        s.output.resize(self.dict.nlabels as usize, 0.0);
-        self.input.average_rows(&s.line.ids, &mut s.hidden);
         let pair = match self.loss.best(&self.output, &s.hidden) {
             Some(loss::Best::One(p)) => Some(p),
             Some(loss::Best::None) => None,
@@ -373,10 +385,7 @@ impl Model {
                 s.heap.first().copied()
             }
         };
-        pair.map(|(logp, i)| Prediction {
-            label: i as usize,
-            prob: logp.exp(),
-        })
+        pair.map(Prediction::of)
     }
 
     /// Whether at most one label of a text can have a probability above `t` (true for a
