@@ -48,8 +48,13 @@ fn length_bin(chars: u64) -> usize {
     LENGTH_EDGES.partition_point(|&e| e <= chars)
 }
 
-/// Most distinct language values tracked; the rest count as `(other)`.
-pub const MAX_LANGUAGES: usize = 1000;
+/// Most distinct `language` values counted. Past that many (in the documents a [`Dist`]
+/// covers) the counts are dropped and the distribution says only that there were more
+/// ([`Dist::languages_overflow`]): whether that happens depends on the number of distinct values
+/// alone, never on how the documents were split into tasks or row groups, so the report is the
+/// same for any split. Language models have a few hundred (lid.176: 176) to a few thousand
+/// (GlotLID: ≈ 2,100) labels; more values than this means a column that is not a language code.
+pub const MAX_LANGUAGES: usize = 65_536;
 
 /// Bins of the kept-score histogram.
 pub const SCORE_BINS: usize = 10;
@@ -65,8 +70,13 @@ pub struct Dist {
     pub words: u64,
     /// Documents per length bin ([`LENGTH_EDGES`]).
     pub length: Vec<u64>,
-    /// Documents per value of the `language` column (`(none)` for nulls).
+    /// Documents per value of the `language` column (`(none)` for nulls); empty when
+    /// [`Self::languages_overflow`].
     pub languages: BTreeMap<String, u64>,
+    /// The documents hold more than [`MAX_LANGUAGES`] distinct `language` values (then
+    /// `languages` is empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub languages_overflow: bool,
 }
 
 impl Dist {
@@ -87,19 +97,31 @@ impl Dist {
         for (a, b) in self.length.iter_mut().zip(&o.length) {
             *a += b;
         }
+        if o.languages_overflow {
+            self.overflow_languages();
+        }
         for (k, v) in &o.languages {
-            add_language(&mut self.languages, k, *v);
+            self.add_language(k, *v);
         }
     }
-}
 
-fn add_language(m: &mut BTreeMap<String, u64>, lang: &str, n: u64) {
-    if let Some(c) = m.get_mut(lang) {
-        *c += n;
-    } else if m.len() < MAX_LANGUAGES {
-        m.insert(lang.to_string(), n);
-    } else {
-        *m.entry("(other)".into()).or_default() += n;
+    /// Counts `n` documents with `language` value `lang`.
+    fn add_language(&mut self, lang: &str, n: u64) {
+        if self.languages_overflow {
+            return;
+        }
+        if let Some(c) = self.languages.get_mut(lang) {
+            *c += n;
+        } else if self.languages.len() < MAX_LANGUAGES {
+            self.languages.insert(lang.to_string(), n);
+        } else {
+            self.overflow_languages();
+        }
+    }
+
+    fn overflow_languages(&mut self) {
+        self.languages_overflow = true;
+        self.languages = BTreeMap::new();
     }
 }
 
@@ -406,7 +428,7 @@ fn dist_of(batch: &RecordBatch, text_column: &str, d: &mut Dist, removed: Option
         }
     }
     for (k, v) in langs {
-        add_language(&mut d.languages, k, v);
+        d.add_language(k, v);
     }
 }
 
@@ -445,10 +467,8 @@ fn scores_of(batch: &RecordBatch, h: &mut ScoreHist) {
 /// documents merge to the same totals; the pipeline keeps one per pass task in its completion
 /// record and merges them in pass, then task order (the order of the files they end up in).
 ///
-/// One exception: past [`MAX_LANGUAGES`] distinct `language` values, which ones count as
-/// `(other)` depends on the order they were first met, so beyond that many values the language
-/// counts depend on the plan's task split (never on the thread count), and may differ from what
-/// [`profile`] measures row group by row group.
+/// Past [`MAX_LANGUAGES`] distinct `language` values only that is kept
+/// ([`Dist::languages_overflow`]), whatever the split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     /// Whether a written batch had a `language` column.
@@ -620,14 +640,57 @@ mod tests {
         assert_eq!(length_labels()[1], "100–200");
     }
 
+    /// Language counts merged from any split of the documents, in any order, are the same: the
+    /// exact counts up to the cap, and past it only that there were more values.
     #[test]
-    fn languages_past_the_cap_count_as_other() {
-        let mut m = BTreeMap::new();
-        for i in 0..MAX_LANGUAGES + 5 {
-            add_language(&mut m, &format!("l{i:05}"), 1);
+    fn language_counts_do_not_depend_on_the_split() {
+        let values = |n: usize| -> Vec<String> {
+            // every value twice, the second pass in reverse
+            let mut v: Vec<String> = (0..n).map(|i| format!("l{i:06}")).collect();
+            v.extend((0..n).rev().map(|i| format!("l{i:06}")));
+            v
+        };
+        for n in [3, MAX_LANGUAGES, MAX_LANGUAGES + 1, MAX_LANGUAGES + 7] {
+            let docs = values(n);
+            let mut whole = Dist::new();
+            for d in &docs {
+                whole.add_language(d, 1);
+            }
+            for parts in [2, 3, 64] {
+                let size = docs.len().div_ceil(parts);
+                let mut pieces: Vec<Dist> = docs
+                    .chunks(size)
+                    .map(|c| {
+                        let mut d = Dist::new();
+                        for v in c {
+                            d.add_language(v, 1);
+                        }
+                        d
+                    })
+                    .collect();
+                pieces.reverse();
+                let mut merged = Dist::new();
+                for p in &pieces {
+                    merged.merge(p);
+                }
+                assert_eq!(merged, whole, "{n} values in {parts} parts");
+            }
+            assert_eq!(whole.languages_overflow, n > MAX_LANGUAGES, "{n} values");
+            if n <= MAX_LANGUAGES {
+                assert_eq!(whole.languages.len(), n);
+                assert!(whole.languages.values().all(|&c| c == 2));
+            } else {
+                assert!(whole.languages.is_empty());
+            }
         }
-        assert_eq!(m.len(), MAX_LANGUAGES + 1);
-        assert_eq!(m["(other)"], 5);
+        // The flag round-trips through a task record and is left out when false.
+        let mut d = Dist::new();
+        d.add_language("en", 1);
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(!json.contains("overflow"), "{json}");
+        d.overflow_languages();
+        let back: Dist = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
     }
 
     #[test]

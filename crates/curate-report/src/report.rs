@@ -210,6 +210,15 @@ fn language_chart(p: &Profile) -> String {
         return charts::empty(&meta, "the documents have no `language` column");
     }
     let base = p.before.as_ref().unwrap_or(&p.after);
+    if base.languages_overflow {
+        return charts::empty(
+            &meta,
+            &format!(
+                "the `language` column holds more than {} distinct values",
+                crate::profile::MAX_LANGUAGES
+            ),
+        );
+    }
     let mut langs: Vec<(&String, &u64)> = base.languages.iter().collect();
     langs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let top: Vec<String> = langs.iter().take(12).map(|(k, _)| (*k).clone()).collect();
@@ -810,6 +819,32 @@ mod tests {
             "outputs": [{"path": "data/part-00000.parquet", "rows": 7, "bytes": 1, "xxh3_128": "00"}]
         }))
         .unwrap()
+    }
+
+    /// Past the cap of distinct `language` values the chart says so instead of drawing a
+    /// distribution that would depend on which values were met first.
+    #[test]
+    fn too_many_language_values_are_said_not_drawn() {
+        let mut p = Profile {
+            language_column: true,
+            after: Dist {
+                docs: 3,
+                languages: [("en".to_string(), 2), ("fr".to_string(), 1)].into(),
+                ..Default::default()
+            },
+            before: None,
+            removed: vec![],
+            kept_scores: None,
+        };
+        let drawn = language_chart(&p);
+        assert!(
+            drawn.contains("en") && !drawn.contains("distinct values"),
+            "{drawn}"
+        );
+        p.after.languages.clear();
+        p.after.languages_overflow = true;
+        let said = language_chart(&p);
+        assert!(said.contains("more than 65536 distinct values"), "{said}");
     }
 
     fn page(m: Manifest) -> String {
