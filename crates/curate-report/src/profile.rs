@@ -149,9 +149,9 @@ pub struct ScoreHist {
     pub counts: Vec<u64>,
     /// Documents without a score (null or NaN).
     pub missing: u64,
-    /// Lowest score kept.
+    /// Lowest finite score kept (infinite scores are counted in the end bins).
     pub min: Option<f64>,
-    /// Highest score kept.
+    /// Highest finite score kept.
     pub max: Option<f64>,
 }
 
@@ -447,8 +447,12 @@ fn scores_of(batch: &RecordBatch, h: &mut ScoreHist) {
                 0
             };
             h.counts[b] += 1;
-            h.min = Some(h.min.map_or(x, |m| m.min(x)));
-            h.max = Some(h.max.map_or(x, |m| m.max(x)));
+            // Finite ones only: a task record (JSON) cannot hold an infinity, and the counted
+            // profile must say what the file scan says.
+            if x.is_finite() {
+                h.min = Some(h.min.map_or(x, |m| m.min(x)));
+                h.max = Some(h.max.map_or(x, |m| m.max(x)));
+            }
         }
         _ => h.missing += 1,
     };
@@ -785,7 +789,11 @@ mod tests {
             cols.push(("reason", Arc::new(StringArray::from(reasons))));
         } else {
             let s: Vec<Option<f64>> = (at..at + n)
-                .map(|i| (i % 4 != 3).then_some(i as f64 * 0.37 - 0.2))
+                .map(|i| match i {
+                    5 => Some(f64::NEG_INFINITY),
+                    38 => Some(f64::INFINITY),
+                    _ => (i % 4 != 3).then_some(i as f64 * 0.37 - 0.2),
+                })
                 .collect();
             cols.push(("quality_score", Arc::new(Float64Array::from(s))));
         }
@@ -813,6 +821,8 @@ mod tests {
                 let (t, l) = (&texts[lo..hi], &langs[lo..hi]);
                 c.add_kept(&batch(lo, t, l, false), "text", (0.0, 5.0));
                 c.add_excluded(&batch(lo, t, l, true), "text");
+                // through JSON, as a task's completion record keeps them
+                let c: Counts = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
                 all.merge(&c);
             }
             all
@@ -828,7 +838,15 @@ mod tests {
         let h = p.kept_scores.unwrap();
         assert_eq!(h.missing, 10);
         assert_eq!(h.counts.iter().sum::<u64>(), 30);
-        assert_eq!(h.min, Some(-0.2));
+        assert_eq!(h.min, Some(-0.2), "finite scores only");
+        assert_eq!(h.max, Some(37.0 * 0.37 - 0.2));
+        // −∞ (row 5, else 1.65 in bin 3) in the first bin, +∞ (row 38) in the last
+        assert_eq!(
+            (h.counts[0], h.counts[3], h.counts[SCORE_BINS - 1]),
+            (3, 0, 20),
+            "{:?}",
+            h.counts
+        );
         assert_eq!(
             p.removed.iter().map(|r| r.docs).sum::<u64>(),
             40,
