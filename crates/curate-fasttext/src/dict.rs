@@ -414,6 +414,66 @@ impl Dictionary {
             tmp.resize(len * maxn, 0);
         }
         let pruned = self.pruneidx_size > 0;
+        let k = match (minn, maxn) {
+            (2, 4) if word.is_ascii() => self.ascii_ngrams::<2, 4>(word, tmp, pruned),
+            _ => self.utf8_ngrams(word, tmp, pruned),
+        };
+        let nwords = self.nwords;
+        if pruned {
+            out.extend(tmp[..k].iter().map(|&b| nwords + self.prune.row_of_kept(b)));
+        } else {
+            out.extend(tmp[..k].iter().map(|&b| nwords + b as i32));
+        }
+    }
+
+    /// The buckets of [`Self::char_ngrams`] for an ASCII word (a character is a byte) and
+    /// `MINN ≥ 2` (no one-character n-gram, so no `<` / `>` special case), n-gram lengths known
+    /// to the compiler: every start's `MAXN` hash steps unrolled, with nothing to branch on but
+    /// the word's end. Returns how many buckets it left in `tmp`.
+    #[inline(always)]
+    fn ascii_ngrams<const MINN: usize, const MAXN: usize>(
+        &self,
+        word: &[u8],
+        tmp: &mut [u32],
+        pruned: bool,
+    ) -> usize {
+        const { assert!(MINN >= 2 && MINN <= MAXN) };
+        let len = word.len();
+        let mut k = 0;
+        let mut emit = |h: u32, k: &mut usize| {
+            let b = self.bucket_of(h);
+            tmp[*k] = b;
+            *k += if pruned { self.prune.kept(b) } else { 1 };
+        };
+        // starts with all MAXN characters ahead: a fixed-size window, fully unrolled
+        let full = (len + 1).saturating_sub(MAXN);
+        for i in 0..full {
+            let w: &[u8; MAXN] = word[i..i + MAXN].try_into().expect("MAXN bytes");
+            let mut h = FNV_OFFSET;
+            for (n, &c) in w.iter().enumerate() {
+                h = fnv_step(h, c);
+                if n + 1 >= MINN {
+                    emit(h, &mut k);
+                }
+            }
+        }
+        // the last starts, fewer characters ahead
+        for i in full..len {
+            let mut h = FNV_OFFSET;
+            for (n, &c) in word[i..].iter().enumerate() {
+                h = fnv_step(h, c);
+                if n + 1 >= MINN {
+                    emit(h, &mut k);
+                }
+            }
+        }
+        k
+    }
+
+    /// The buckets of [`Self::char_ngrams`] for any word and n-gram lengths.
+    fn utf8_ngrams(&self, word: &[u8], tmp: &mut [u32], pruned: bool) -> usize {
+        let (minn, maxn) = (self.minn as usize, self.maxn as usize);
+        let len = word.len();
         let mut k = 0;
         for i in 0..len {
             if word[i] & 0xC0 == 0x80 {
@@ -437,12 +497,7 @@ impl Dictionary {
                 n += 1;
             }
         }
-        let nwords = self.nwords;
-        if pruned {
-            out.extend(tmp[..k].iter().map(|&b| nwords + self.prune.row_of_kept(b)));
-        } else {
-            out.extend(tmp[..k].iter().map(|&b| nwords + b as i32));
-        }
+        k
     }
 
     /// Whether lines go through the scratch's token memo: only with character n-grams (without
