@@ -517,7 +517,10 @@ impl Dictionary {
             return self.compute_token(tok, h, lb);
         }
         if let Some(s) = lb.memo.get(tok, h) {
-            lb.ids.extend_from_slice(&s.ids[..s.n as usize]);
+            // the whole fixed-size array (a few vector moves, no call), then cut to the slot's rows
+            let at = lb.ids.len();
+            lb.ids.extend_from_slice(&s.ids);
+            lb.ids.truncate(at + s.n as usize);
             if s.hashed {
                 lb.hashes.push(h as i32);
             }
