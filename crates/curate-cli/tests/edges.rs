@@ -637,6 +637,41 @@ fn verify_checks_the_manifest_itself_and_every_file() {
     assert!(e.contains("do not add up") || e.contains("!="), "{e}");
     let e = run_err(&["stats", s(&d)]);
     assert!(e.contains("do not add up"), "{e}");
+    // a field added, or only the formatting changed: the hash is over the file's bytes
+    for (name, edit) in [
+        (
+            "added",
+            m.replacen("{\n", "{\n  \"note\": \"hand-made\",\n", 1),
+        ),
+        ("newline", format!("{m}\n")),
+        (
+            "indent",
+            m.replacen("\n  \"format\"", "\n    \"format\"", 1),
+        ),
+    ] {
+        assert_ne!(m, edit, "{name}");
+        let d = copy(name);
+        std::fs::write(d.join("manifest.json"), edit).unwrap();
+        let e = run_err(&["snapshot", "verify", s(&d)]);
+        assert!(e.contains("it was edited"), "{name}: {e}");
+    }
+    // a listed file, or a directory on its way, replaced by a symbolic link to the same bytes
+    let part = manifest(&out)["outputs"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = copy("linked-file");
+    let away = tmp.path().join("away.parquet");
+    std::fs::rename(d.join(&part), &away).unwrap();
+    std::os::unix::fs::symlink(&away, d.join(&part)).unwrap();
+    let e = run_err(&["snapshot", "verify", s(&d)]);
+    assert!(e.contains(&format!("{part} is a symbolic link")), "{e}");
+    let d = copy("linked-dir");
+    let away = tmp.path().join("away-data");
+    std::fs::rename(d.join("data"), &away).unwrap();
+    std::os::unix::fs::symlink(&away, d.join("data")).unwrap();
+    let e = run_err(&["snapshot", "verify", s(&d)]);
+    assert!(e.contains("data is a symbolic link"), "{e}");
     // an edited stats.json
     let d = copy("stats");
     std::fs::write(d.join("stats.json"), "{}").unwrap();

@@ -7,26 +7,37 @@ use curate_io::hash::hash_file;
 
 use crate::error::SnapshotError;
 use crate::layout::{self, Layout};
-use crate::manifest::{Manifest, load};
+use crate::manifest::Manifest;
 
 /// Checks a snapshot against its manifest; returns every problem (empty = verified):
 ///
-/// - the manifest itself: its `content_hash` (a hand edit shows) and its arithmetic
+/// - the manifest itself: its `content_hash` over the file's very bytes (any edit shows: a
+///   changed value, an added field, reformatting) and its arithmetic
 ///   ([`Manifest::consistency`]);
-/// - every file it lists: present, same size, same xxh3-128, and for parquet files the same
-///   row count;
+/// - every file it lists: a regular file inside the snapshot (no symbolic link on its way),
+///   present, same size, same xxh3-128, and for parquet files the same row count;
 /// - every other file under the snapshot is reported as not listed, except `manifest.json`
 ///   itself, `run.json` (timings, informational) and the run's state under `.curate/`.
 pub fn verify(dir: &Path) -> Result<(Manifest, Vec<String>), SnapshotError> {
-    let m = load(dir)?;
+    let path = Layout::new(dir).manifest();
+    let bytes = std::fs::read(&path).map_err(|source| SnapshotError::NotASnapshot {
+        path: path.clone(),
+        source,
+    })?;
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|source| SnapshotError::InvalidManifest { path, source })?;
     let mut problems = Vec::new();
     if m.format >= 2 {
-        let h = m.compute_content_hash();
-        if h != m.content_hash {
-            problems.push(format!(
+        match raw_content_hash(&bytes) {
+            Some(h) if h == m.content_hash => {}
+            Some(h) => problems.push(format!(
                 "manifest.json: its content does not match its content_hash ({h} vs {}): it was edited",
                 m.content_hash
-            ));
+            )),
+            None => problems.push(
+                "manifest.json: no top-level content_hash where curate writes it: it was edited"
+                    .into(),
+            ),
         }
     } else {
         problems.push(format!(
@@ -40,6 +51,13 @@ pub fn verify(dir: &Path) -> Result<(Manifest, Vec<String>), SnapshotError> {
     let all = m.outputs.iter().chain(&m.excluded).chain(&m.artifacts);
     for f in all {
         let p = dir.join(&f.path);
+        if let Some(link) = symlink_on_the_way(dir, &f.path) {
+            problems.push(format!(
+                "{}: {link} is a symbolic link (a snapshot holds its files itself)",
+                f.path
+            ));
+            continue;
+        }
         match hash_file(&p) {
             Err(e) => problems.push(format!("{}: missing or unreadable: {e}", f.path)),
             Ok((bytes, h)) => {
@@ -83,6 +101,45 @@ pub fn verify(dir: &Path) -> Result<(Manifest, Vec<String>), SnapshotError> {
         }
     }
     Ok((m, problems))
+}
+
+/// The content hash of a manifest file's very bytes: xxh3-128 of the bytes with the value of
+/// the top-level `content_hash` emptied — what [`Manifest::compute_content_hash`] hashed when
+/// the run wrote it, for an unedited file. `None` if the field is not where curate writes it
+/// (one top-level line, after the fields the file holds).
+fn raw_content_hash(bytes: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\n  \"content_hash\": \"";
+    let mut hits = bytes
+        .windows(KEY.len())
+        .enumerate()
+        .filter(|(_, w)| *w == KEY);
+    let (at, _) = hits.next()?;
+    if hits.next().is_some() {
+        return None;
+    }
+    let start = at + KEY.len();
+    let len = bytes[start..].iter().position(|&b| b == b'"')?;
+    let mut blanked = Vec::with_capacity(bytes.len());
+    blanked.extend_from_slice(&bytes[..start]);
+    blanked.extend_from_slice(&bytes[start + len..]);
+    Some(curate_core::hash::hex128(xxhash_rust::xxh3::xxh3_128(
+        &blanked,
+    )))
+}
+
+/// The first symbolic link on the way from `root` to its file `rel` (`rel` itself included),
+/// as a path relative to `root`.
+fn symlink_on_the_way(root: &Path, rel: &str) -> Option<String> {
+    let mut p = root.to_path_buf();
+    let mut seen = Vec::new();
+    for part in rel.split('/') {
+        p.push(part);
+        seen.push(part);
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Some(seen.join("/"));
+        }
+    }
+    None
 }
 
 /// Files under a snapshot that the manifest must list: everything but `manifest.json`,
