@@ -55,10 +55,43 @@ impl StepError {
 
 /// Named counters a step accumulates; merged across tasks by summing, recorded in the manifest.
 /// Add per batch, never per document.
+///
+/// Two kinds: counts of the data ([`Self::add`]: documents, groups, duplicates), which are the
+/// same for any thread count, task split and memory limit and go into the manifest; and counts
+/// of how the run went ([`Self::add_run`]: spilled runs, passes, rounds), which depend on the
+/// split and the memory limit and so go to `run.json`, never into the manifest (the snapshot's
+/// bytes must not depend on them).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters(pub BTreeMap<String, f64>);
 
+/// The name prefix of the counters [`Counters::add_run`] adds.
+pub const RUN_COUNTER: &str = "run.";
+
 impl Counters {
+    /// Adds `v` to the run counter `name` (a count of how the run went, not of the data; kept
+    /// as `run.{name}`, out of the manifest).
+    pub fn add_run(&mut self, name: &str, v: f64) {
+        self.add(&format!("{RUN_COUNTER}{name}"), v);
+    }
+
+    /// A run counter's value (0 when absent).
+    pub fn get_run(&self, name: &str) -> f64 {
+        self.get(&format!("{RUN_COUNTER}{name}"))
+    }
+
+    /// Splits off the run counters (names without their prefix), leaving the data counters.
+    pub fn take_run(&mut self) -> Counters {
+        let (run, data): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|(k, _)| k.starts_with(RUN_COUNTER));
+        self.0 = data;
+        Counters(
+            run.into_iter()
+                .map(|(k, v)| (k[RUN_COUNTER.len()..].to_string(), v))
+                .collect(),
+        )
+    }
+
     /// Adds `v` to counter `name`.
     pub fn add(&mut self, name: &str, v: f64) {
         if let Some(c) = self.0.get_mut(name) {

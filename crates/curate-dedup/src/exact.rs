@@ -261,7 +261,7 @@ impl ExactDedup {
         let mut c = cx.counters.lock().expect("counters");
         c.add("exact_groups", stats.groups as f64);
         c.add("exact_duplicates", stats.duplicates_removed as f64);
-        c.add("exact_provenance_spills", prov_spills as f64);
+        c.add_run("exact_provenance_spills", prov_spills as f64);
         Ok(())
     }
 }
@@ -474,7 +474,7 @@ impl Observer for ExactObserver {
         if let Some(w) = self.names.take() {
             w.finish()?;
         }
-        counters.add("exact_runs", self.runs.len() as f64);
+        counters.add_run("exact_runs", self.runs.len() as f64);
         let m = ObserverManifest {
             runs: std::mem::take(&mut self.runs),
             documents: self.documents,

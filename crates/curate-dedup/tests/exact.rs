@@ -193,9 +193,9 @@ fn provenance_spills_and_is_the_same_for_any_split_and_limit() {
     let (base, base_dir) = run_in(&tiny, &docs, 1, 1000, true);
     assert!(base.removed.len() >= 250, "{}", base.removed.len());
     assert!(
-        base.counters.get("exact_provenance_spills") >= 4.0,
+        base.counters.get_run("exact_provenance_spills") >= 4.0,
         "both sorts of both partitions spill: {}",
-        base.counters.get("exact_provenance_spills")
+        base.counters.get_run("exact_provenance_spills")
     );
     assert_survivors_named(&base, &docs, &tiny, true);
     let big = ExactDedupConfig {
@@ -218,7 +218,7 @@ fn provenance_spills_and_is_the_same_for_any_split_and_limit() {
         run_in(&big, &docs, 2, 100, true)
             .0
             .counters
-            .get("exact_provenance_spills"),
+            .get_run("exact_provenance_spills"),
         0.0
     );
 }
@@ -258,9 +258,9 @@ fn same_result_for_any_split() {
     };
     let first = run(&cfg, &docs, 1, 1000);
     assert!(
-        first.counters.get("exact_runs") >= 4.0,
+        first.counters.get_run("exact_runs") >= 4.0,
         "spilled runs: {}",
-        first.counters.get("exact_runs")
+        first.counters.get_run("exact_runs")
     );
     assert!(first.counters.get("exact_groups") >= 50.0);
     let a = first.removed;

@@ -193,21 +193,21 @@ fn spills_under_a_tiny_memory_limit_with_the_same_result() {
     assert_eq!(a.cluster_ids, b.cluster_ids);
     assert_eq!(a.duplicate_of, b.duplicate_of);
     assert_survivors_named(&b, &docs, true);
-    assert_eq!(a.counters.get("minhash_provenance_spills"), 0.0);
+    assert_eq!(a.counters.get_run("minhash_provenance_spills"), 0.0);
     assert!(
-        b.counters.get("minhash_provenance_spills") >= 2.0,
+        b.counters.get_run("minhash_provenance_spills") >= 2.0,
         "the survivor pairs and the provenance records spill: {}",
-        b.counters.get("minhash_provenance_spills")
+        b.counters.get_run("minhash_provenance_spills")
     );
     assert_eq!(
-        a.counters.get("minhash_runs"),
+        a.counters.get_run("minhash_runs"),
         2.0,
         "one run per task with a large budget"
     );
     assert!(
-        b.counters.get("minhash_runs") >= 8.0,
+        b.counters.get_run("minhash_runs") >= 8.0,
         "runs: {}",
-        b.counters.get("minhash_runs")
+        b.counters.get_run("minhash_runs")
     );
     assert_same_files(d1.path(), d2.path(), "1KiB vs 1GiB");
     let (ra, rb) = (cluster_run(d1.path()), cluster_run(d2.path()));
@@ -219,14 +219,14 @@ fn spills_under_a_tiny_memory_limit_with_the_same_result() {
         rb["peak_table_nodes"].as_u64().unwrap() * 4 <= rb["nodes"].as_u64().unwrap(),
         "the table held at most a quarter of the nodes: {rb}"
     );
-    assert!(b.counters.get("minhash_cluster_rounds") >= 3.0);
+    assert!(b.counters.get_run("minhash_cluster_rounds") >= 3.0);
     // The index stage took the removed set in chunks of 32 keys (one pass each), per band.
     assert!(b.removed.len() > 32, "{}", b.removed.len());
-    assert_eq!(a.counters.get("minhash_index_passes"), 14.0);
+    assert_eq!(a.counters.get_run("minhash_index_passes"), 14.0);
     assert!(
-        b.counters.get("minhash_index_passes") >= 28.0,
+        b.counters.get_run("minhash_index_passes") >= 28.0,
         "{}",
-        b.counters.get("minhash_index_passes")
+        b.counters.get_run("minhash_index_passes")
     );
     let text: usize = docs.iter().map(|d| d.text.len()).sum();
     assert!(
@@ -502,7 +502,7 @@ fn against_an_earlier_snapshot_without_its_text() {
     assert_eq!(third.duplicate_of, second.duplicate_of);
     assert_eq!(third.duplicate_of_snapshot, second.duplicate_of_snapshot);
     assert_eq!(cluster_run(d3.path())["external"], true);
-    assert!(third.counters.get("minhash_provenance_spills") >= 2.0);
+    assert!(third.counters.get_run("minhash_provenance_spills") >= 2.0);
     assert_same_files(d2.path(), d3.path(), "against, 512B vs 1GiB");
     let against: Vec<u64> = second
         .removed

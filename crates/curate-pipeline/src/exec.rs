@@ -69,6 +69,11 @@ enum Source<'a> {
 }
 
 impl Run {
+    /// Per step, the run counters its tasks added (`run.json`; [`finalize::run_counters`]).
+    pub(crate) fn run_counters(&self) -> Result<BTreeMap<usize, Counters>, PipelineError> {
+        finalize::run_counters(self)
+    }
+
     fn step_label(&self, i: usize) -> String {
         format!("steps[{i}] ({})", self.plan.steps[i].kind())
     }

@@ -604,6 +604,9 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
         "resumed_tasks": resumed,
         "ran_tasks": ran,
         "stages": timings,
+        // counts of how the run went (spills, passes): they depend on the task split and the
+        // memory limit, so they are here and not in the manifest
+        "step_run_counters": run.run_counters().unwrap_or_default(),
     });
     // run.json is informational (not in the manifest): timings vary run to run.
     let _ = curate_io::atomic::write_atomic(

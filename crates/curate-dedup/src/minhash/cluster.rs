@@ -97,11 +97,11 @@ impl MinhashDedup {
         c.add("minhash_duplicates", stats.duplicates_removed as f64);
         c.add("minhash_removed_against", stats.removed_against as f64);
         c.add("minhash_verify_rejected", stats.verify_rejected as f64);
-        c.add("minhash_cluster_external", external as u8 as f64);
-        c.add("minhash_cluster_rounds", run.rounds as f64);
-        c.add("minhash_cluster_spill_files", run.spill_files as f64);
+        c.add_run("minhash_cluster_external", external as u8 as f64);
+        c.add_run("minhash_cluster_rounds", run.rounds as f64);
+        c.add_run("minhash_cluster_spill_files", run.spill_files as f64);
         c.add("minhash_against_unnamed", unnamed as f64);
-        c.add("minhash_provenance_spills", prov_spills as f64);
+        c.add_run("minhash_provenance_spills", prov_spills as f64);
         Ok(())
     }
 

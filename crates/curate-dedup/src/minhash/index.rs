@@ -119,7 +119,7 @@ impl MinhashDedup {
             write_json(&dir.join("index.json"), &meta)?;
         }
         let mut c = cx.counters.lock().expect("counters");
-        c.add("minhash_index_passes", passes as f64);
+        c.add_run("minhash_index_passes", passes as f64);
         Ok(())
     }
 

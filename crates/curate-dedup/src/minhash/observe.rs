@@ -154,7 +154,7 @@ impl Observer for MinhashObserver {
         if let Some(w) = self.names.take() {
             w.finish()?;
         }
-        counters.add("minhash_runs", self.runs.len() as f64);
+        counters.add_run("minhash_runs", self.runs.len() as f64);
         let m = ObserverManifest {
             runs: std::mem::take(&mut self.runs),
             documents: self.documents,

@@ -18,7 +18,8 @@ fn entry(root: &Path, rel: &str, rows: Option<u64>) -> Result<FileEntry, Pipelin
         .map_err(|e| PipelineError::io("hashing outputs", e))
 }
 
-/// Sums every task's counts into per-step summaries.
+/// Sums every task's counts into per-step summaries (the data counters only: the run counters,
+/// [`curate_core::Counters::add_run`], are left out; [`run_counters`] has them).
 pub fn step_summaries(run: &Run) -> Result<(Vec<StepSummary>, Vec<TaskRecord>), PipelineError> {
     let mut per: BTreeMap<usize, StepCounts> = BTreeMap::new();
     let mut all = Vec::new();
@@ -39,7 +40,8 @@ pub fn step_summaries(run: &Run) -> Result<(Vec<StepSummary>, Vec<TaskRecord>), 
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let c = per.remove(&i).unwrap_or_default();
+            let mut c = per.remove(&i).unwrap_or_default();
+            c.counters.take_run();
             StepSummary {
                 index: i,
                 kind: s.kind().to_string(),
@@ -52,6 +54,23 @@ pub fn step_summaries(run: &Run) -> Result<(Vec<StepSummary>, Vec<TaskRecord>), 
         })
         .collect();
     Ok((steps, all))
+}
+
+/// Per step (by index), the run counters its tasks added ([`curate_core::Counters::add_run`]:
+/// spills, passes, rounds), summed; steps without any are left out. For `run.json`.
+pub fn run_counters(run: &Run) -> Result<BTreeMap<usize, curate_core::Counters>, PipelineError> {
+    let mut per: BTreeMap<usize, curate_core::Counters> = BTreeMap::new();
+    for stage in &run.plan.stages {
+        for r in run.stage_records(&stage.name)? {
+            for (i, c) in &r.steps {
+                let found = c.counters.clone().take_run();
+                if !found.0.is_empty() {
+                    per.entry(*i).or_default().merge(&found);
+                }
+            }
+        }
+    }
+    Ok(per)
 }
 
 /// The finalize task: publish step artefacts, hash every file, check the totals, write the
