@@ -567,6 +567,63 @@ fn a_resumed_run_removes_the_temp_files_a_kill_left_and_verifies() {
 
 // ---- 7. never write through a link -----------------------------------------------------------
 
+/// `--fresh` deletes only what a run writes: files a user added next to a snapshot (or a
+/// directory that merely has a `.curate/` in it) make it refuse, naming them, and touch nothing.
+#[test]
+fn fresh_never_deletes_what_curate_did_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = small_input(tmp.path(), 40, 10);
+    let cfg = length_config(tmp.path(), "c.toml", &input, 3, "");
+    let out = tmp.path().join("out");
+    let fresh = [
+        "run",
+        "-q",
+        "--fresh",
+        "--config",
+        s(&cfg),
+        "--output",
+        s(&out),
+    ];
+    run_ok(&["run", "-q", "--config", s(&cfg), "--output", s(&out)]);
+    let digest = std::fs::read(out.join("manifest.json")).unwrap();
+    std::fs::write(out.join("NOTES.md"), b"mine").unwrap();
+    std::fs::create_dir(out.join("evals")).unwrap();
+    std::fs::write(out.join("evals/results.json"), b"{}").unwrap();
+    let e = run_err(&fresh);
+    assert!(
+        e.contains("--fresh would delete what curate did not write")
+            && e.contains("NOTES.md, evals"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(out.join("NOTES.md")).unwrap(), b"mine");
+    assert!(out.join("evals/results.json").exists());
+    assert_eq!(
+        std::fs::read(out.join("manifest.json")).unwrap(),
+        digest,
+        "snapshot untouched"
+    );
+    // moved away, --fresh starts over
+    std::fs::remove_file(out.join("NOTES.md")).unwrap();
+    std::fs::remove_dir_all(out.join("evals")).unwrap();
+    run_ok(&fresh);
+    // a project directory that only has a `.curate/` in it
+    let proj = tmp.path().join("proj");
+    std::fs::create_dir_all(proj.join(".curate")).unwrap();
+    std::fs::create_dir_all(proj.join("src")).unwrap();
+    std::fs::write(proj.join("src/main.rs"), b"fn main() {}").unwrap();
+    let e = run_err(&[
+        "run",
+        "-q",
+        "--fresh",
+        "--config",
+        s(&cfg),
+        "--output",
+        s(&proj),
+    ]);
+    assert!(e.contains(": src;"), "{e}");
+    assert!(proj.join("src/main.rs").exists());
+}
+
 #[test]
 fn a_symlinked_directory_inside_a_run_is_never_written_through() {
     let tmp = tempfile::tempdir().unwrap();

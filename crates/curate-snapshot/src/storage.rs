@@ -83,8 +83,14 @@ pub trait Storage: Debug + Send + Sync {
     /// record).
     fn drop_work(&self) -> Result<(), SnapshotError>;
 
-    /// Removes everything of the snapshot but the run's lock (`--fresh`).
+    /// Removes everything of the snapshot but the run's lock (`--fresh`). Callers first make
+    /// sure [`Self::foreign_entries`] is empty.
     fn clear(&self) -> Result<(), SnapshotError>;
+
+    /// The top-level entries of the location that no curate run writes
+    /// ([`layout::is_owned_top_level`]), sorted: what [`Self::clear`] would delete without
+    /// curate having written it.
+    fn foreign_entries(&self) -> Result<Vec<String>, SnapshotError>;
 
     /// Whether the location holds files that are not a curate run's, asked when it holds no
     /// run state: a run never writes into them. A local directory marks its ownership with
@@ -171,6 +177,23 @@ impl Storage for LocalDir {
 
     fn holds_foreign_files(&self) -> Result<bool, SnapshotError> {
         Ok(false)
+    }
+
+    fn foreign_entries(&self) -> Result<Vec<String>, SnapshotError> {
+        let rd = match std::fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("listing the output", IoError::os(&self.root, e))),
+        };
+        let manifest = std::fs::read(Layout::new(&self.root).manifest()).ok();
+        let listed = layout::listed_paths(manifest.as_deref());
+        let mut foreign: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !layout::is_owned_top_level(n, &listed))
+            .collect();
+        foreign.sort();
+        Ok(foreign)
     }
 
     /// Removes every entry of the directory but `.curate/lock` (the lock this run holds).
@@ -396,6 +419,31 @@ impl Storage for Mirror {
             .map_err(|e| io("listing the output", e))?
             .iter()
             .any(|o| self.rel_of(&o.url.key).as_deref() != Some(layout::LOCK)))
+    }
+
+    fn foreign_entries(&self) -> Result<Vec<String>, SnapshotError> {
+        let objects = store::list(&self.url).map_err(|e| io("listing the output", e))?;
+        let rels: Vec<String> = objects
+            .iter()
+            .filter_map(|o| self.rel_of(&o.url.key))
+            .collect();
+        let manifest = if rels.iter().any(|r| r == layout::MANIFEST) {
+            store::get_bytes(&self.url.join(layout::MANIFEST))
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let listed = layout::listed_paths(manifest.as_deref());
+        let mut foreign: Vec<String> = rels
+            .iter()
+            .filter_map(|r| r.split('/').next())
+            .filter(|n| !layout::is_owned_top_level(n, &listed))
+            .map(str::to_string)
+            .collect();
+        foreign.sort();
+        foreign.dedup();
+        Ok(foreign)
     }
 
     fn clear(&self) -> Result<(), SnapshotError> {
