@@ -160,6 +160,35 @@ fn an_output_inside_the_inputs_is_refused_up_front() {
 
 // ---- 2. column ownership ---------------------------------------------------------------------
 
+/// An input with two columns of one name is refused, naming the file and the column (steps
+/// would read the first; the snapshot would hold both, which pyarrow refuses to read by name).
+#[test]
+fn an_input_with_two_columns_of_one_name_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("twice.parquet");
+    let f = |n: &str| Field::new(n, DataType::Utf8, false);
+    let schema = Arc::new(Schema::new(vec![f("text"), f("id"), f("id")]));
+    let col = |v: &[&str]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![col(&["a b c", "d e f"]), col(&["1", "2"]), col(&["x", "y"])],
+    )
+    .unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&input).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let cfg = length_config(tmp.path(), "c.toml", &input, 1, "");
+    let out = tmp.path().join("out");
+    let e = run_err(&["run", "-q", "--config", s(&cfg), "--output", s(&out)]);
+    assert!(
+        e.contains("twice.parquet: more than one column named `id`"),
+        "{e}"
+    );
+    assert!(!out.join("data").exists(), "nothing written");
+}
+
 /// An input with `text`, `id` and extra columns named like the ones steps add.
 fn input_with(dir: &Path, extra: &[&str]) -> PathBuf {
     let n = 40;

@@ -293,6 +293,25 @@ fn common_schema(
     };
     let schema = curate_io::read::output_schema(first, &spec);
     let mut errors = Vec::new();
+    // Two columns of one name: steps would read the first, and the snapshot's files would hold
+    // both (which pyarrow and `datasets` refuse to read by name).
+    for f in inputs {
+        let s = curate_io::read::output_schema(f, &spec);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut twice = std::collections::BTreeSet::new();
+        for field in s.fields() {
+            if !seen.insert(field.name().as_str()) {
+                twice.insert(field.name().as_str());
+            }
+        }
+        if !twice.is_empty() {
+            errors.push(format!(
+                "{}: more than one column named {}; rename them in the file (or leave them all out with [input] columns)",
+                f.path.display(),
+                twice.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
     for f in &inputs[1..] {
         let s = curate_io::read::output_schema(f, &spec);
         let names = |s: &arrow::datatypes::Schema| {
