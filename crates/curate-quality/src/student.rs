@@ -90,7 +90,9 @@ pub struct Tried {
     pub auc: Option<f64>,
     /// Validation Spearman ρ.
     pub spearman: Option<f64>,
-    /// The selection score: mean of the defined ones of AUC and ρ.
+    /// The selection score: mean of the defined ones of AUC and ρ; −∞ when neither is defined
+    /// (a validation split with one label), which JSON holds as `null`.
+    #[serde(deserialize_with = "null_as_neg_infinity")]
     pub score: f64,
     /// Best epoch.
     pub best_epoch: u32,
@@ -253,6 +255,11 @@ fn average(models: Vec<Fitted>) -> Fitted {
     acc.bias /= k;
     acc.thresholds.iter_mut().for_each(|t| *t /= k);
     acc
+}
+
+/// An `f64` that JSON may hold as `null` (how `serde_json` writes a non-finite number): −∞.
+fn null_as_neg_infinity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
 }
 
 fn selection_score(auc: Option<f64>, rho: Option<f64>) -> f64 {
@@ -793,4 +800,33 @@ pub fn train_student(
         calibration: cfg.calibration,
         fold_seed: seeds.folds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A candidate with no defined validation metric scores −∞, which JSON writes as `null`:
+    /// the fit state must still read back (calibration read it and failed on tiny label sets).
+    #[test]
+    fn an_undefined_selection_score_round_trips_through_json() {
+        let t = Tried {
+            candidate: Candidate {
+                ngrams: 1,
+                doc: false,
+                crosses: false,
+                learning_rate: 0.1,
+                head: None,
+            },
+            auc: None,
+            spearman: None,
+            score: selection_score(None, None),
+            best_epoch: 1,
+        };
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains("\"score\":null"), "{json}");
+        let back: Tried = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.score, f64::NEG_INFINITY);
+        assert_eq!(back.candidate, t.candidate);
+    }
 }
