@@ -99,6 +99,24 @@ fn corrupt_row_group_names_file_and_row_group_and_skip_quarantines_it() {
     let sk = &m["skipped"][0];
     assert_eq!(sk["row_groups"], serde_json::json!([1, 2]));
     assert!(sk["error"].as_str().unwrap().contains("row group 1"));
+
+    // three row groups per task: still exactly row group 1 left out, and the same snapshot
+    let cfg3 = tmp.path().join("skip3.toml");
+    let body = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg3, body.replace("task_size = 1", "task_size = 3")).unwrap();
+    let out3 = tmp.path().join("skip-out3");
+    run_ok(&[
+        "run",
+        "-q",
+        "--config",
+        cfg3.to_str().unwrap(),
+        "--output",
+        out3.to_str().unwrap(),
+    ]);
+    let m3 = manifest(&out3);
+    assert_eq!(m3["totals"], m["totals"], "{m3}");
+    assert_eq!(m3["skipped"], m["skipped"]);
+    assert_eq!(m3["outputs"], m["outputs"], "the same data files");
 }
 
 #[test]

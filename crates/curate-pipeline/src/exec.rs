@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
 use curate_core::batch::doc_key;
 use curate_core::{Counters, DocBatch, StageContext, TaskContext};
 use curate_io::part::{PartWriter, read_part};
-use curate_io::read::{ReadError, ReadSpec, read_share};
+use curate_io::read::{ReadError, ReadMode, ReadSpec, SkipLocation, read_share_with};
 use curate_io::write::{OutputProps, ParquetSink};
 
 use crate::config::{Config, OnError};
@@ -391,15 +391,22 @@ impl Run {
             Ok(())
         };
 
+        let mut skipped_units = Vec::new();
         match source {
             Source::Empty => {}
             Source::Input(share) => {
                 let file = &self.plan.inputs[share.file];
                 let ordinal = share.file as u32;
-                read_share(
+                // with on_error = "skip", exactly the unreadable row groups / lines are left out
+                let mode = match self.config.input.on_error {
+                    OnError::Skip => ReadMode::Skip,
+                    OnError::Fail => ReadMode::Fail,
+                };
+                let units = read_share_with(
                     file,
                     share.row_groups.clone(),
                     &self.read_spec,
+                    mode,
                     |batch, first| {
                         let keys = UInt64Array::from_iter_values(
                             (0..batch.num_rows() as u64).map(|i| doc_key(ordinal, first + i)),
@@ -411,6 +418,19 @@ impl Run {
                     ReadError::Io(e) => PassFailure::Input(e),
                     ReadError::Sink(e) => PassFailure::Other(e),
                 })?;
+                for u in units {
+                    let path = u.path.display().to_string();
+                    tracing::warn!(file = %path, error = %u.error, "skipping unreadable input (on_error = \"skip\")");
+                    skipped_units.push(Skipped {
+                        path,
+                        row_groups: match u.location {
+                            SkipLocation::RowGroup(g) => [g, g + 1],
+                            _ => [share.row_groups.start, share.row_groups.end],
+                        },
+                        rows: u.rows.unwrap_or(0),
+                        error: u.error,
+                    });
+                }
             }
             Source::Part(path) => {
                 for b in read_part(&path).map_err(io)? {
@@ -444,6 +464,7 @@ impl Run {
             excluded_bytes,
             steps: counts,
             skipped: None,
+            skipped_units,
             files: Vec::new(),
             profile: Some(profile),
             ..Default::default()

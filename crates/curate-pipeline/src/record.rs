@@ -73,8 +73,13 @@ pub struct TaskRecord {
     pub excluded_bytes: u64,
     /// Per-step counts, by step index.
     pub steps: BTreeMap<usize, StepCounts>,
-    /// Skipped input shard, if any.
+    /// The whole input shard, when it was skipped whole (`on_error = "skip"` and an error the
+    /// reader could not confine to a row group or lines).
     pub skipped: Option<Skipped>,
+    /// The units of the shard left out (`on_error = "skip"`): parquet row groups, JSONL lines or
+    /// the rest of a JSONL file that could not be read; every other row was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_units: Vec<Skipped>,
     /// Files written (assemble).
     pub files: Vec<FileRecord>,
     /// The report's counters of the documents this pass task wrote: kept (last pass) and
