@@ -635,6 +635,14 @@ fn fresh_never_deletes_what_curate_did_not_write() {
     std::fs::remove_file(out.join("NOTES.md")).unwrap();
     std::fs::remove_dir_all(out.join("evals")).unwrap();
     run_ok(&fresh);
+    assert!(!out.join(".curate/clearing").exists());
+    // a --fresh killed while it cleared (its marker left): a plain run refuses, --fresh redoes it
+    std::fs::write(out.join(".curate/clearing"), b"").unwrap();
+    std::fs::remove_file(out.join(".curate/state.json")).unwrap();
+    let e = run_err(&["run", "-q", "--config", s(&cfg), "--output", s(&out)]);
+    assert!(e.contains("--fresh` was interrupted"), "{e}");
+    run_ok(&fresh);
+    run_ok(&["snapshot", "verify", s(&out)]);
     // a project directory that only has a `.curate/` in it
     let proj = tmp.path().join("proj");
     std::fs::create_dir_all(proj.join(".curate")).unwrap();

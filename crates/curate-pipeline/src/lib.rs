@@ -156,6 +156,11 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
             )));
         }
         storage.clear()?;
+    } else if storage.fetch(layout::CLEARING)? {
+        return Err(PipelineError::Refused(format!(
+            "{}: a `curate run --fresh` was interrupted while it cleared this directory, which now holds part of the old run; run with --fresh again to start over",
+            root.display()
+        )));
     }
     storage.fetch(layout::STATE)?;
     let previous = State::load(&Layout::new(storage.root()))?;

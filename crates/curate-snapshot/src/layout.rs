@@ -38,6 +38,9 @@ pub const META_DIR: &str = ".curate";
 pub const STATE: &str = ".curate/state.json";
 /// `.curate/lock`.
 pub const LOCK: &str = ".curate/lock";
+/// `.curate/clearing`: present while `--fresh` clears the directory (written first, removed
+/// last), so a run after an interrupted `--fresh` knows the directory is half cleared.
+pub const CLEARING: &str = ".curate/clearing";
 /// `.curate/work`: every run's work directories.
 pub const WORK_DIR: &str = ".curate/work";
 /// `.curate/done`: every run's completion records.

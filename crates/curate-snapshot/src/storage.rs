@@ -196,7 +196,8 @@ impl Storage for LocalDir {
         Ok(foreign)
     }
 
-    /// Removes every entry of the directory but `.curate/lock` (the lock this run holds).
+    /// Removes every entry of the directory but `.curate/lock` (the lock this run holds),
+    /// between writing and removing the [`layout::CLEARING`] marker.
     fn clear(&self) -> Result<(), SnapshotError> {
         let err = |p: &Path, e| io("starting over", IoError::os(p, e));
         let rd = match std::fs::read_dir(&self.root) {
@@ -204,14 +205,17 @@ impl Storage for LocalDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(err(&self.root, e)),
         };
+        let marker = self.root.join(layout::CLEARING);
+        curate_io::atomic::write_atomic(&marker, b"--fresh is clearing this directory\n")
+            .map_err(|e| io("starting over", e))?;
         let lock = Layout::new(&self.root).lock();
         for e in rd.flatten() {
             let p = e.path();
             let ft = e.file_type().map_err(|x| err(&p, x))?;
             if e.file_name() == layout::META_DIR && ft.is_dir() {
                 for m in std::fs::read_dir(&p).map_err(|x| err(&p, x))?.flatten() {
-                    // the lock this run holds
-                    if m.path() == lock {
+                    // the lock this run holds, and the marker (last)
+                    if m.path() == lock || m.path() == marker {
                         continue;
                     }
                     remove_any(&m.path()).map_err(|x| err(&m.path(), x))?;
@@ -220,7 +224,7 @@ impl Storage for LocalDir {
                 remove_any(&p).map_err(|x| err(&p, x))?;
             }
         }
-        Ok(())
+        std::fs::remove_file(&marker).map_err(|x| err(&marker, x))
     }
 }
 
@@ -447,11 +451,20 @@ impl Storage for Mirror {
     }
 
     fn clear(&self) -> Result<(), SnapshotError> {
+        let marker = self.url.join(layout::CLEARING);
+        store::put_bytes(
+            &marker,
+            b"--fresh is clearing this prefix\n".to_vec(),
+            false,
+        )
+        .map_err(|e| io("starting over", e))?;
         for o in store::list(&self.url).map_err(|e| io("starting over", e))? {
-            if self.rel_of(&o.url.key).as_deref() != Some(layout::LOCK) {
+            let rel = self.rel_of(&o.url.key);
+            if rel.as_deref() != Some(layout::LOCK) && rel.as_deref() != Some(layout::CLEARING) {
                 store::delete(&o.url).map_err(|e| io("starting over", e))?;
             }
         }
+        store::delete(&marker).map_err(|e| io("starting over", e))?;
         self.synced.lock().expect("lock").clear();
         self.fetched.lock().expect("lock").clear();
         let _ = std::fs::remove_dir_all(&self.scratch);
