@@ -124,6 +124,11 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
                     for p in paths {
                         match p {
                             Ok(p) if p.is_file() => out.push(p),
+                            // a link to nothing matched: say so rather than read less
+                            Ok(p) if p.is_symlink() && !p.exists() => errors.push(format!(
+                                "{}: matched by \"{pat}\", a symbolic link to a file that does not exist",
+                                p.display()
+                            )),
                             Ok(_) => {}
                             Err(e) => errors.push(format!("{}: {}", e.path().display(), e.error())),
                         }
@@ -191,4 +196,30 @@ pub fn normalized_schema(schema: &Schema, text_column: &str) -> SchemaRef {
         })
         .collect();
     Arc::new(Schema::new(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A glob that matches a symbolic link to nothing is an error naming it (the run read the
+    /// other files and said nothing); directories it matches are not inputs.
+    #[test]
+    fn a_glob_matching_a_dangling_link_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("a.parquet"), b"x").unwrap();
+        std::os::unix::fs::symlink(d.join("gone.bin"), d.join("b.parquet")).unwrap();
+        std::fs::create_dir(d.join("c.parquet")).unwrap();
+        let pat = format!("{}/*.parquet", d.display());
+        let errors = resolve(&[pat], d).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("b.parquet") && errors[0].contains("does not exist"),
+            "{errors:?}"
+        );
+        std::fs::remove_file(d.join("b.parquet")).unwrap();
+        let pat = format!("{}/*.parquet", d.display());
+        assert_eq!(resolve(&[pat], d).unwrap(), vec![d.join("a.parquet")]);
+    }
 }
