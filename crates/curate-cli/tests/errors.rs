@@ -416,3 +416,54 @@ fn usage_mistakes_exit_2_and_run_failures_exit_1() {
     assert_eq!(st, Some(1), "{err}");
     assert!(err.contains("is a file"), "{err}");
 }
+
+/// An input rewritten while a run reads it: finalize refuses to write a manifest that would
+/// record the hash taken when the run started (the data may come from either version), and the
+/// same command then refuses the run as a different one. The run is driven stage by stage so
+/// the rewrite lands between the passes and finalize.
+#[test]
+fn an_input_changed_during_the_run_is_refused_at_finalize() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.parquet");
+    let t = texts(20);
+    let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+    write_texts(&input, &refs, 10);
+    let cfg = one_step_config(tmp.path(), &input, "");
+    let out = tmp.path().join("out");
+    let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    let plan: serde_json::Value =
+        serde_json::from_slice(&run(&["plan", "--config", c, "--output", o]).stdout).unwrap();
+    let stages = plan["stages"].as_array().unwrap();
+    for st in stages {
+        let name = st["name"].as_str().unwrap();
+        if name == "finalize" {
+            // the same bytes, written again: a new modification time
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::fs::write(&input, std::fs::read(&input).unwrap()).unwrap();
+        }
+        for i in 0..st["tasks"].as_u64().unwrap() {
+            let r = run(&[
+                "task",
+                "--config",
+                c,
+                "--output",
+                o,
+                "--stage",
+                name,
+                "--index",
+                &i.to_string(),
+            ]);
+            let err = String::from_utf8_lossy(&r.stderr);
+            if name == "finalize" {
+                assert_eq!(r.status.code(), Some(1), "{err}");
+                assert!(
+                    err.contains("changed while the run read them") && err.contains("in.parquet"),
+                    "{err}"
+                );
+            } else {
+                assert!(r.status.success(), "{name} {i}: {err}");
+            }
+        }
+    }
+    assert!(!out.join("manifest.json").exists());
+}

@@ -62,6 +62,18 @@ impl State {
         }
     }
 
+    /// An input's (modification time, size) now: for an object, its version token (ETag,
+    /// modification time) stands in for the mtime. (0, 0) when it cannot be read.
+    pub fn stamp(p: &Path) -> Result<(u128, u64), PipelineError> {
+        Ok(match curate_io::store::ObjectUrl::from_path(p) {
+            Some(Ok(url)) => curate_io::store::head(&url)
+                .map_err(|e| PipelineError::io("hashing inputs", e))?
+                .map(|o| (o.version, o.size))
+                .unwrap_or((0, 0)),
+            _ => (mtime(p), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)),
+        })
+    }
+
     /// Hashes inputs (in parallel), reusing `previous` hashes of files whose size and mtime
     /// did not change.
     pub fn inputs(
@@ -72,14 +84,7 @@ impl State {
             .par_iter()
             .map(|p| {
                 let path = p.to_string_lossy().into_owned();
-                // an object's version token (ETag, modification time) stands in for the mtime
-                let (m, size) = match curate_io::store::ObjectUrl::from_path(p) {
-                    Some(Ok(url)) => curate_io::store::head(&url)
-                        .map_err(|e| PipelineError::io("hashing inputs", e))?
-                        .map(|o| (o.version, o.size))
-                        .unwrap_or((0, 0)),
-                    _ => (mtime(p), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)),
-                };
+                let (m, size) = Self::stamp(p)?;
                 if let Some(prev) = previous
                     && let Some(i) = prev.inputs.iter().position(|e| e.path == path)
                     && prev.inputs[i].bytes == size

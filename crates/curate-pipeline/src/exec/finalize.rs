@@ -172,6 +172,25 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
     }
     artifacts.sort_by(|a, b| a.path.cmp(&b.path));
 
+    // The manifest vouches for the inputs' hashes taken when the run started: an input
+    // rewritten since (its size or modification time moved) may have been read in either
+    // version.
+    let changed: Vec<String> = state
+        .inputs
+        .iter()
+        .zip(&state.mtimes)
+        .filter(|(e, m)| {
+            crate::state::State::stamp(Path::new(&e.path)).is_ok_and(|now| now != (**m, e.bytes))
+        })
+        .map(|(e, _)| e.path.clone())
+        .collect();
+    if !changed.is_empty() {
+        return Err(PipelineError::Refused(format!(
+            "input(s) changed while the run read them (size or modification time moved since it started): {}; the snapshot would not match the hashes its manifest records. Run the same command again: a changed input makes it a different run (--fresh starts over)",
+            changed.join(", ")
+        )));
+    }
+
     let mut manifest = Manifest {
         format: FORMAT,
         curate_version: env!("CARGO_PKG_VERSION").to_string(),
