@@ -144,8 +144,9 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
             }
         } else if full.is_dir() {
             errors.push(format!(
-                "input path {} is a directory; use a glob such as \"{pat}/*.parquet\"",
-                full.display()
+                "input path {} is a directory; use a glob such as \"{}/*.parquet\"",
+                full.display(),
+                pat.trim_end_matches('/')
             ));
         } else {
             out.push(full);
@@ -153,6 +154,27 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
     }
     out.sort();
     out.dedup();
+    // One file under two spellings (`a.parquet`, `./a.parquet`, a symbolic link to it) would be
+    // read twice: every document duplicated.
+    let mut seen: std::collections::BTreeMap<PathBuf, &PathBuf> = std::collections::BTreeMap::new();
+    for p in &out {
+        if store::is_remote(p) {
+            continue;
+        }
+        if let Ok(real) = std::fs::canonicalize(p) {
+            match seen.get(&real) {
+                Some(first) => errors.push(format!(
+                    "inputs {} and {} are the same file ({}); list it once",
+                    first.display(),
+                    p.display(),
+                    real.display()
+                )),
+                None => {
+                    seen.insert(real, p);
+                }
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -221,5 +243,35 @@ mod tests {
         std::fs::remove_file(d.join("b.parquet")).unwrap();
         let pat = format!("{}/*.parquet", d.display());
         assert_eq!(resolve(&[pat], d).unwrap(), vec![d.join("a.parquet")]);
+    }
+
+    /// One file listed under two spellings is an error naming both (it was read twice: every
+    /// document duplicated).
+    #[test]
+    fn one_file_under_two_spellings_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("a.parquet"), b"x").unwrap();
+        std::os::unix::fs::symlink(d.join("a.parquet"), d.join("link.parquet")).unwrap();
+        let a = d.join("a.parquet").display().to_string();
+        let again = d.join("sub/../a.parquet").display().to_string();
+        let link = d.join("link.parquet").display().to_string();
+        for other in [again, link] {
+            let errors = resolve(&[a.clone(), other.clone()], d).unwrap_err();
+            assert!(
+                errors.len() == 1
+                    && errors[0].contains("are the same file")
+                    && errors[0].contains(&other),
+                "{errors:?}"
+            );
+        }
+        assert_eq!(
+            resolve(&[a.clone(), a.clone()], d).unwrap().len(),
+            1,
+            "one spelling twice"
+        );
+        let e = resolve(&[format!("{}/sub/", d.display())], d).unwrap_err();
+        assert!(e[0].ends_with("sub/*.parquet\""), "{e:?}");
     }
 }
