@@ -84,15 +84,18 @@ fn corrupt_row_group_names_file_and_row_group_and_skip_quarantines_it() {
             q(&p)
         ),
     );
+    let run_into = |cfg: &Path, out: &Path| {
+        run_ok(&[
+            "run",
+            "-q",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+    };
     let out = tmp.path().join("skip-out");
-    run_ok(&[
-        "run",
-        "-q",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    run_into(&cfg, &out);
     let m = manifest(&out);
     assert_eq!(m["totals"]["input_rows"], 200, "{m}");
     assert_eq!(m["totals"]["skipped_rows"], 100);
@@ -105,14 +108,7 @@ fn corrupt_row_group_names_file_and_row_group_and_skip_quarantines_it() {
     let body = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg3, body.replace("task_size = 1", "task_size = 3")).unwrap();
     let out3 = tmp.path().join("skip-out3");
-    run_ok(&[
-        "run",
-        "-q",
-        "--config",
-        cfg3.to_str().unwrap(),
-        "--output",
-        out3.to_str().unwrap(),
-    ]);
+    run_into(&cfg3, &out3);
     let m3 = manifest(&out3);
     assert_eq!(m3["totals"], m["totals"], "{m3}");
     assert_eq!(m3["skipped"], m["skipped"]);
