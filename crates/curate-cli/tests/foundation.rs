@@ -369,6 +369,25 @@ fn rerun_of_a_finished_run_is_a_no_op_and_changes_are_refused() {
     assert!(err.contains("resumed past"), "{err}");
     assert_eq!(before, snapshot_bytes(&out));
 
+    // a finished run whose data file was cut short since is not reported as a finished run
+    let part = out.join("data/part-00000.parquet");
+    let whole = std::fs::read(&part).unwrap();
+    std::fs::write(&part, &whole[..whole.len() / 2]).unwrap();
+    let err = run_err(&[
+        "run",
+        "-q",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("data/part-00000.parquet is missing or changed size")
+            && err.contains("verify"),
+        "{err}"
+    );
+    std::fs::write(&part, &whole).unwrap();
+
     // a changed config is refused, with a hint
     write_config(tmp.path(), "c.toml", &body(20));
     let err = run_err(&[

@@ -633,6 +633,31 @@ pub fn run_local(run: &Run, threads: usize) -> Result<RunSummary, PipelineError>
         run.storage.fetch(layout::MANIFEST)?;
     }
     let manifest = manifest::load(&run.layout.root)?;
+    if ran == 0 && run.storage.url().is_none() {
+        // nothing ran: the snapshot is an earlier run's; a file gone or resized since is not
+        // a finished run to report (verify re-hashes every byte; this only stats them)
+        let damaged: Vec<&str> = manifest
+            .outputs
+            .iter()
+            .chain(&manifest.excluded)
+            .chain(&manifest.artifacts)
+            .filter(|f| {
+                std::fs::metadata(run.layout.root.join(&f.path))
+                    .map(|m| m.len())
+                    .ok()
+                    != Some(f.bytes)
+            })
+            .map(|f| f.path.as_str())
+            .collect();
+        if !damaged.is_empty() {
+            return Err(PipelineError::Refused(format!(
+                "{}: the run is finished, but its snapshot's {} {} missing or changed size since; `curate snapshot verify` checks every byte, `--fresh` rebuilds it",
+                run.layout.root.display(),
+                damaged.join(", "),
+                if damaged.len() == 1 { "is" } else { "are" }
+            )));
+        }
+    }
     let digest = manifest::digest(&run.layout.root)?;
     Ok(RunSummary {
         root: run.storage.location(),
