@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -22,14 +22,17 @@ fn run_on(dir: &Path, input: &Path, extra: &str) -> String {
     let cfg = one_step_config(dir, input, extra);
     let out = dir.join("out");
     let _ = std::fs::remove_dir_all(&out);
-    run_err(&[
-        "run",
-        "-q",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ])
+    run_config_err(&cfg, &out)
+}
+
+/// A 20-document input in two row groups, a one-step config over it and an output path.
+fn small_run(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let input = dir.join("in.parquet");
+    let t = texts(20);
+    let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+    write_texts(&input, &refs, 10);
+    let cfg = one_step_config(dir, &input, "");
+    (input, cfg, dir.join("out"))
 }
 
 fn texts(n: usize) -> Vec<String> {
@@ -84,18 +87,8 @@ fn corrupt_row_group_names_file_and_row_group_and_skip_quarantines_it() {
             q(&p)
         ),
     );
-    let run_into = |cfg: &Path, out: &Path| {
-        run_ok(&[
-            "run",
-            "-q",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ])
-    };
     let out = tmp.path().join("skip-out");
-    run_into(&cfg, &out);
+    run_config_ok(&cfg, &out);
     let m = manifest(&out);
     assert_eq!(m["totals"]["input_rows"], 200, "{m}");
     assert_eq!(m["totals"]["skipped_rows"], 100);
@@ -108,7 +101,7 @@ fn corrupt_row_group_names_file_and_row_group_and_skip_quarantines_it() {
     let body = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg3, body.replace("task_size = 1", "task_size = 3")).unwrap();
     let out3 = tmp.path().join("skip-out3");
-    run_into(&cfg3, &out3);
+    run_config_ok(&cfg3, &out3);
     let m3 = manifest(&out3);
     assert_eq!(m3["totals"], m["totals"], "{m3}");
     assert_eq!(m3["skipped"], m["skipped"]);
@@ -372,12 +365,7 @@ fn list_steps_and_explain_come_from_the_code() {
 #[test]
 fn usage_mistakes_exit_2_and_run_failures_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in.parquet");
-    let t = texts(20);
-    let refs: Vec<&str> = t.iter().map(String::as_str).collect();
-    write_texts(&input, &refs, 10);
-    let cfg = one_step_config(tmp.path(), &input, "");
-    let out = tmp.path().join("out");
+    let (_, cfg, out) = small_run(tmp.path());
     let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
     run_ok(&["plan", "--config", c, "--output", o]);
     let code = |args: &[&str]| {
@@ -420,12 +408,7 @@ fn usage_mistakes_exit_2_and_run_failures_exit_1() {
 #[test]
 fn an_input_changed_during_the_run_is_refused_at_finalize() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in.parquet");
-    let t = texts(20);
-    let refs: Vec<&str> = t.iter().map(String::as_str).collect();
-    write_texts(&input, &refs, 10);
-    let cfg = one_step_config(tmp.path(), &input, "");
-    let out = tmp.path().join("out");
+    let (input, cfg, out) = small_run(tmp.path());
     let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
     let plan: serde_json::Value =
         serde_json::from_slice(&run(&["plan", "--config", c, "--output", o]).stdout).unwrap();

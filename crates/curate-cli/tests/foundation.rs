@@ -373,14 +373,7 @@ fn rerun_of_a_finished_run_is_a_no_op_and_changes_are_refused() {
     let part = out.join("data/part-00000.parquet");
     let whole = std::fs::read(&part).unwrap();
     std::fs::write(&part, &whole[..whole.len() / 2]).unwrap();
-    let err = run_err(&[
-        "run",
-        "-q",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let err = run_config_err(&cfg, &out);
     assert!(
         err.contains("data/part-00000.parquet is missing or changed size")
             && err.contains("verify"),

@@ -45,14 +45,24 @@ pub fn run_err(args: &[&str]) -> String {
 
 /// `curate run -q --config CFG --output OUT`, which must succeed; returns its stdout.
 pub fn run_config_ok(cfg: &Path, out: &Path) -> String {
-    run_ok(&[
+    run_ok(&run_args(cfg, out))
+}
+
+/// The arguments of `curate run -q --config CFG --output OUT`.
+fn run_args<'a>(cfg: &'a Path, out: &'a Path) -> [&'a str; 6] {
+    [
         "run",
         "-q",
         "--config",
         cfg.to_str().unwrap(),
         "--output",
         out.to_str().unwrap(),
-    ])
+    ]
+}
+
+/// `curate run -q --config CFG --output OUT`, which must fail; returns its stderr.
+pub fn run_config_err(cfg: &Path, out: &Path) -> String {
+    run_err(&run_args(cfg, out))
 }
 
 /// Writes a config file into `dir` and returns its path.
