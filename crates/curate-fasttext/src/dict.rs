@@ -440,10 +440,10 @@ impl Dictionary {
         const { assert!(MINN >= 2 && MINN <= MAXN) };
         let len = word.len();
         let mut k = 0;
-        let mut emit = |h: u32, k: &mut usize| {
+        let mut emit = |h: u32| {
             let b = self.bucket_of(h);
-            tmp[*k] = b;
-            *k += if pruned { self.prune.kept(b) } else { 1 };
+            tmp[k] = b;
+            k += if pruned { self.prune.kept(b) } else { 1 };
         };
         // starts with all MAXN characters ahead: a fixed-size window, fully unrolled
         let full = (len + 1).saturating_sub(MAXN);
@@ -453,7 +453,7 @@ impl Dictionary {
             for (n, &c) in w.iter().enumerate() {
                 h = fnv_step(h, c);
                 if n + 1 >= MINN {
-                    emit(h, &mut k);
+                    emit(h);
                 }
             }
         }
@@ -463,7 +463,7 @@ impl Dictionary {
             for (n, &c) in word[i..].iter().enumerate() {
                 h = fnv_step(h, c);
                 if n + 1 >= MINN {
-                    emit(h, &mut k);
+                    emit(h);
                 }
             }
         }

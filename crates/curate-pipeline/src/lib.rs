@@ -149,10 +149,9 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
         let foreign = storage.foreign_entries()?;
         if !foreign.is_empty() {
             return Err(PipelineError::Refused(format!(
-                "--fresh would delete what curate did not write in {}: {}; move them elsewhere first (a run writes only {})",
+                "--fresh would delete what curate did not write in {}: {}; move them elsewhere first",
                 root.display(),
                 foreign.join(", "),
-                "data/, excluded/, manifest.json, run.json, .curate/, report.html, README.md, stats.json and its artefact directories"
             )));
         }
         storage.clear()?;

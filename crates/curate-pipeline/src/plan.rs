@@ -293,10 +293,10 @@ fn common_schema(
     };
     let schema = curate_io::read::output_schema(first, &spec);
     let mut errors = Vec::new();
-    // Two columns of one name: steps would read the first, and the snapshot's files would hold
-    // both (which pyarrow and `datasets` refuse to read by name).
-    for f in inputs {
+    for (k, f) in inputs.iter().enumerate() {
         let s = curate_io::read::output_schema(f, &spec);
+        // Two columns of one name: steps would read the first, and the snapshot's files would
+        // hold both (which pyarrow and `datasets` refuse to read by name).
         let mut seen = std::collections::BTreeSet::new();
         let mut twice = std::collections::BTreeSet::new();
         for field in s.fields() {
@@ -311,9 +311,9 @@ fn common_schema(
                 twice.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
             ));
         }
-    }
-    for f in &inputs[1..] {
-        let s = curate_io::read::output_schema(f, &spec);
+        if k == 0 {
+            continue;
+        }
         let names = |s: &arrow::datatypes::Schema| {
             s.fields()
                 .iter()

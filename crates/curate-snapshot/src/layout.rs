@@ -58,10 +58,11 @@ pub fn is_unlisted(rel: &str) -> bool {
     rel == MANIFEST || rel == RUN || rel == META_DIR
 }
 
-/// The top-level entries a curate run writes into its snapshot root, whatever its steps: data,
-/// exclusions, the manifest, the run's state, the report, card and stats, and the directories
-/// of published artefacts (labels, model, quality metrics, dedup index, token shards).
-const OWNED_TOP_LEVEL: &[&str] = &[
+/// Paths a curate run writes into its snapshot root whatever its steps: data, exclusions, the
+/// manifest, the run's state, the report, card and stats, and the published artefacts (labels,
+/// model, quality metrics, dedup index; `tokens/` is `curate_tokens::TOKENS_DIR`, a crate this
+/// one does not depend on).
+const OWNED: &[&str] = &[
     DATA_DIR,
     EXCLUDED_DIR,
     MANIFEST,
@@ -70,32 +71,30 @@ const OWNED_TOP_LEVEL: &[&str] = &[
     crate::artifact::REPORT,
     crate::artifact::CARD,
     crate::artifact::STATS,
-    "labels",
-    "model",
-    "quality",
-    "dedup",
+    crate::artifact::LABELS,
+    crate::artifact::MODEL,
+    crate::artifact::QUALITY_METRICS,
+    crate::artifact::MINHASH_DIR,
     "tokens",
 ];
 
-/// Whether the top-level entry `name` of a snapshot root is one a curate run writes: one of
-/// the layout's entries, or the first component of a path the snapshot's manifest lists
-/// (`listed`). Anything else was put there by someone else, and `--fresh` must not delete it.
-pub fn is_owned_top_level(name: &str, listed: &[String]) -> bool {
-    OWNED_TOP_LEVEL.contains(&name) || listed.iter().any(|p| p.split('/').next() == Some(name))
-}
-
-/// The paths a manifest's bytes list (data, exclusion and artefact files), read leniently:
-/// nothing for a missing or unreadable manifest.
-pub fn listed_paths(manifest: Option<&[u8]>) -> Vec<String> {
-    let Some(v) = manifest.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok()) else {
-        return Vec::new();
-    };
-    ["outputs", "excluded", "artifacts"]
+/// Whether the top-level entry `name` of a snapshot root is one a curate run writes: the first
+/// component of one of the layout's paths, or of a path the snapshot's manifest (`manifest`, its
+/// bytes if any) lists. Anything else was put there by someone else, and `--fresh` must not
+/// delete it.
+pub fn is_owned_top_level(name: &str, manifest: Option<&crate::Manifest>) -> bool {
+    let listed = manifest.into_iter().flat_map(|m| {
+        m.outputs
+            .iter()
+            .chain(&m.excluded)
+            .chain(&m.artifacts)
+            .map(|f| f.path.as_str())
+    });
+    OWNED
         .iter()
-        .filter_map(|k| v.get(k)?.as_array())
-        .flatten()
-        .filter_map(|f| Some(f.get("path")?.as_str()?.to_string()))
-        .collect()
+        .copied()
+        .chain(listed)
+        .any(|p| p.split('/').next() == Some(name))
 }
 
 /// Whether `rel` (relative to the root, `/`-separated) is a data file (`data/…`).

@@ -185,12 +185,11 @@ impl Storage for LocalDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io("listing the output", IoError::os(&self.root, e))),
         };
-        let manifest = std::fs::read(Layout::new(&self.root).manifest()).ok();
-        let listed = layout::listed_paths(manifest.as_deref());
+        let manifest = crate::manifest::load(&self.root).ok();
         let mut foreign: Vec<String> = rd
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !layout::is_owned_top_level(n, &listed))
+            .filter(|n| !layout::is_owned_top_level(n, manifest.as_ref()))
             .collect();
         foreign.sort();
         Ok(foreign)
@@ -435,14 +434,14 @@ impl Storage for Mirror {
             store::get_bytes(&self.url.join(layout::MANIFEST))
                 .ok()
                 .flatten()
+                .and_then(|b| serde_json::from_slice::<crate::Manifest>(&b).ok())
         } else {
             None
         };
-        let listed = layout::listed_paths(manifest.as_deref());
         let mut foreign: Vec<String> = rels
             .iter()
             .filter_map(|r| r.split('/').next())
-            .filter(|n| !layout::is_owned_top_level(n, &listed))
+            .filter(|n| !layout::is_owned_top_level(n, manifest.as_ref()))
             .map(str::to_string)
             .collect();
         foreign.sort();

@@ -21,19 +21,7 @@ fn entry(root: &Path, rel: &str, rows: Option<u64>) -> Result<FileEntry, Pipelin
 /// Sums every task's counts into per-step summaries (the data counters only: the run counters,
 /// [`curate_core::Counters::add_run`], are left out; [`run_counters`] has them).
 pub fn step_summaries(run: &Run) -> Result<(Vec<StepSummary>, Vec<TaskRecord>), PipelineError> {
-    let mut per: BTreeMap<usize, StepCounts> = BTreeMap::new();
-    let mut all = Vec::new();
-    for stage in &run.plan.stages {
-        if matches!(stage.kind, crate::plan::StageKind::Finalize) {
-            continue;
-        }
-        for r in run.stage_records(&stage.name)? {
-            for (i, c) in &r.steps {
-                per.entry(*i).or_default().merge(c);
-            }
-            all.push(r);
-        }
-    }
+    let (mut per, all) = summed_counts(run)?;
     let steps = run
         .plan
         .steps
@@ -59,18 +47,33 @@ pub fn step_summaries(run: &Run) -> Result<(Vec<StepSummary>, Vec<TaskRecord>), 
 /// Per step (by index), the run counters its tasks added ([`curate_core::Counters::add_run`]:
 /// spills, passes, rounds), summed; steps without any are left out. For `run.json`.
 pub fn run_counters(run: &Run) -> Result<BTreeMap<usize, curate_core::Counters>, PipelineError> {
-    let mut per: BTreeMap<usize, curate_core::Counters> = BTreeMap::new();
+    Ok(summed_counts(run)?
+        .0
+        .into_iter()
+        .map(|(i, mut c)| (i, c.counters.take_run()))
+        .filter(|(_, c)| !c.0.is_empty())
+        .collect())
+}
+
+/// Every step's counts summed over the records of every stage but finalize (by step index),
+/// and those records.
+fn summed_counts(
+    run: &Run,
+) -> Result<(BTreeMap<usize, StepCounts>, Vec<TaskRecord>), PipelineError> {
+    let mut per: BTreeMap<usize, StepCounts> = BTreeMap::new();
+    let mut all = Vec::new();
     for stage in &run.plan.stages {
+        if matches!(stage.kind, crate::plan::StageKind::Finalize) {
+            continue;
+        }
         for r in run.stage_records(&stage.name)? {
             for (i, c) in &r.steps {
-                let found = c.counters.clone().take_run();
-                if !found.0.is_empty() {
-                    per.entry(*i).or_default().merge(&found);
-                }
+                per.entry(*i).or_default().merge(c);
             }
+            all.push(r);
         }
     }
-    Ok(per)
+    Ok((per, all))
 }
 
 /// The finalize task: publish step artefacts, hash every file, check the totals, write the
@@ -81,6 +84,25 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
     let state = crate::state::State::load(&run.layout)?.ok_or_else(|| {
         PipelineError::Other("missing .curate/state.json; was the run started?".into())
     })?;
+
+    // The manifest vouches for the inputs' hashes taken when the run started: an input
+    // rewritten since (its size or modification time moved) may have been read in either
+    // version.
+    let changed: Vec<String> = state
+        .inputs
+        .iter()
+        .zip(&state.mtimes)
+        .filter(|(e, m)| {
+            crate::state::State::stamp(Path::new(&e.path)).is_ok_and(|now| now != (**m, e.bytes))
+        })
+        .map(|(e, _)| e.path.clone())
+        .collect();
+    if !changed.is_empty() {
+        return Err(PipelineError::Refused(format!(
+            "input(s) changed while the run read them (size or modification time moved since it started): {}; the snapshot would not match the hashes its manifest records. Run the same command again: a changed input makes it a different run (--fresh starts over)",
+            changed.join(", ")
+        )));
+    }
 
     let pass0: Vec<&TaskRecord> = records.iter().filter(|r| r.stage == "pass-0").collect();
     let last = format!("pass-{}", run.plan.passes.len() - 1);
@@ -171,25 +193,6 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         }
     }
     artifacts.sort_by(|a, b| a.path.cmp(&b.path));
-
-    // The manifest vouches for the inputs' hashes taken when the run started: an input
-    // rewritten since (its size or modification time moved) may have been read in either
-    // version.
-    let changed: Vec<String> = state
-        .inputs
-        .iter()
-        .zip(&state.mtimes)
-        .filter(|(e, m)| {
-            crate::state::State::stamp(Path::new(&e.path)).is_ok_and(|now| now != (**m, e.bytes))
-        })
-        .map(|(e, _)| e.path.clone())
-        .collect();
-    if !changed.is_empty() {
-        return Err(PipelineError::Refused(format!(
-            "input(s) changed while the run read them (size or modification time moved since it started): {}; the snapshot would not match the hashes its manifest records. Run the same command again: a changed input makes it a different run (--fresh starts over)",
-            changed.join(", ")
-        )));
-    }
 
     let mut manifest = Manifest {
         format: FORMAT,
