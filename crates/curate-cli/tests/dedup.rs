@@ -385,6 +385,60 @@ fn exact_and_minhash_dedup_end_to_end() {
         }
     }
     assert_eq!(named as u64, hits);
+
+    // The run read the first snapshot's index through its manifest: each file it read is listed
+    // with the hash the first manifest gives it.
+    let listed: BTreeMap<String, String> = m1["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let p = out1.join(a["path"].as_str().unwrap());
+            (
+                p.display().to_string(),
+                a["xxh3_128"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let read = m3["resources"].as_array().expect("resources listed");
+    assert!(read.len() >= 3, "{read:?}");
+    for r in read {
+        assert_eq!(r["type"], "minhash_dedup");
+        let path = r["path"].as_str().unwrap();
+        assert!(path.contains("dedup/minhash/"), "{path}");
+        assert_eq!(
+            Some(r["xxh3_128"].as_str().unwrap()),
+            listed.get(path).map(|s| s.as_str()),
+            "{path}"
+        );
+    }
+    // A flipped byte in that index, or its snapshot without a manifest, is refused before any
+    // data is read, naming the file.
+    let band = out1.join("dedup/minhash/band-0000.bin");
+    let good = std::fs::read(&band).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    std::fs::write(&band, &bad).unwrap();
+    let cfg4 = config(
+        tmp.path(),
+        "d.toml",
+        &input2,
+        &against,
+        &tmp.path().join("snap4"),
+    );
+    let err = common::run_config_err(&cfg4, &tmp.path().join("snap4"));
+    assert!(
+        err.contains("band-0000.bin hashes to") && err.contains("the index changed after that run"),
+        "{err}"
+    );
+    std::fs::write(&band, &good).unwrap();
+    std::fs::rename(out1.join("manifest.json"), tmp.path().join("m1.json")).unwrap();
+    let err = common::run_config_err(&cfg4, &tmp.path().join("snap4"));
+    assert!(
+        err.contains(&format!("against \"{}\"", out1.display())) && err.contains("manifest.json"),
+        "{err}"
+    );
 }
 
 #[test]

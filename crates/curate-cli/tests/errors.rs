@@ -446,3 +446,88 @@ fn an_input_changed_during_the_run_is_refused_at_finalize() {
     }
     assert!(!out.join("manifest.json").exists());
 }
+
+/// The files steps read (here a `decontaminate` benchmark) are hashed into the run state when
+/// the run starts and listed in the manifest. Changed between two tasks of the run, the file is
+/// refused, naming it and its step (before, a resume read the new version and the snapshot
+/// mixed both); put back and run again, the run finishes to the snapshot an uninterrupted run
+/// makes. A finished run whose file changed is refused too (before, "ran 0" and exit 0).
+#[test]
+fn files_steps_read_are_recorded_and_a_changed_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.parquet");
+    let t = texts(20);
+    write_texts(
+        &input,
+        &t.iter().map(String::as_str).collect::<Vec<_>>(),
+        10,
+    );
+    let bench = tmp.path().join("bench.jsonl");
+    let original = format!("{}\n", serde_json::json!({ "question": t[3] }));
+    std::fs::write(&bench, &original).unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        "d.toml",
+        &format!(
+            "[input]\npaths = [{}]\n\n[[steps]]\ntype = \"decontaminate\"\nbenchmarks = [{}]\nfields = [\"question\"]\nmin_item_words = 1\n\n[output]\nexclusion = true\n\n[run]\ntask_size = 1\n",
+            q(&input),
+            q(&bench)
+        ),
+    );
+    let (c, out) = (cfg.to_str().unwrap(), tmp.path().join("out"));
+    let o = out.to_str().unwrap();
+    let task = |stage: &str, i: &str| {
+        run(&[
+            "task", "--config", c, "--output", o, "--stage", stage, "--index", i,
+        ])
+    };
+    run_ok(&["plan", "--config", c, "--output", o]);
+    assert!(task("pass-0", "0").status.success());
+    std::fs::write(
+        &bench,
+        format!("{original}{}\n", serde_json::json!({ "question": t[7] })),
+    )
+    .unwrap();
+    let refused = task("pass-0", "1");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} of steps[0] (decontaminate) changed since the run began",
+            bench.display()
+        )),
+        "{err}"
+    );
+    let err = run_config_err(&cfg, &out);
+    assert!(err.contains("changed since the run began"), "{err}");
+    // put back: the same command finishes the run
+    std::fs::write(&bench, &original).unwrap();
+    run_config_ok(&cfg, &out);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        m["resources"],
+        serde_json::json!([{
+            "step": 0,
+            "type": "decontaminate",
+            "path": bench.display().to_string(),
+            "bytes": original.len(),
+            "xxh3_128": curate_core::hash::hex128(curate_io::hash::hash_bytes(original.as_bytes())),
+        }])
+    );
+    run_ok(&["snapshot", "verify", o]);
+    let whole = tmp.path().join("whole");
+    run_config_ok(&cfg, &whole);
+    common::assert_same_snapshot(
+        &out,
+        &whole,
+        "resumed after the file was put back vs uninterrupted",
+    );
+    // a finished run whose file changed is not reported done
+    std::fs::write(&bench, format!("{original}{original}")).unwrap();
+    let err = run_config_err(&cfg, &out);
+    assert!(
+        err.contains("bench.jsonl of steps[0] (decontaminate) changed since the run began"),
+        "{err}"
+    );
+}

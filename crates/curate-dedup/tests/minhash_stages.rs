@@ -416,7 +416,48 @@ fn snapshot_of(run: &LocalRun) -> tempfile::TempDir {
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(src, dst).unwrap();
     }
+    write_manifest(snap.path());
     snap
+}
+
+/// The manifest a finished run would write for the index files under `snap` (`against` opens
+/// an earlier snapshot by its manifest and checks every file it reads against it).
+fn write_manifest(snap: &Path) {
+    let mut rels: Vec<String> = std::fs::read_dir(snap.join("dedup/minhash"))
+        .unwrap()
+        .map(|e| format!("dedup/minhash/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    rels.sort();
+    let artifacts = rels
+        .iter()
+        .map(|rel| curate_snapshot::manifest::entry(snap, rel, None).unwrap())
+        .collect();
+    let mut m = curate_snapshot::Manifest {
+        format: curate_snapshot::manifest::FORMAT,
+        curate_version: "test".into(),
+        hash: curate_snapshot::manifest::HASH.into(),
+        decision_hash_scheme: curate_core::hash::HASH_SCHEME.into(),
+        config: serde_json::json!({}),
+        config_fingerprint: String::new(),
+        seed: 0,
+        inputs: vec![],
+        resources: vec![],
+        skipped: vec![],
+        writer: curate_io::write::OutputProps {
+            zstd_level: 3,
+            row_group_rows: 1,
+            data_page_bytes: 1,
+            created_by: "test".into(),
+        },
+        totals: Default::default(),
+        steps: vec![],
+        outputs: vec![],
+        excluded: vec![],
+        artifacts,
+        content_hash: String::new(),
+    };
+    m.content_hash = m.compute_content_hash();
+    std::fs::write(snap.join("manifest.json"), m.to_bytes()).unwrap();
 }
 
 /// The old corpus (150 real documents) and a new one: 150 unseen documents, near copies of 30
@@ -597,6 +638,7 @@ fn downgrade_to_v1(snap: &Path, bands: usize) {
     for f in ["names.keys", "names.bin"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
+    write_manifest(snap);
 }
 
 #[test]

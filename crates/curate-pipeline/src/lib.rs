@@ -192,6 +192,11 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
     }
     let paths: Vec<&Path> = plan.inputs.iter().map(|f| f.path.as_path()).collect();
     let (inputs, mtimes) = State::inputs(&paths, previous.as_ref())?;
+    let resource_mtimes = plan
+        .resources
+        .iter()
+        .map(|r| State::stamp(Path::new(&r.path)).map(|(m, _)| m))
+        .collect::<Result<Vec<_>, _>>()?;
     let state = State {
         run_id,
         config_fingerprint: config.fingerprint(),
@@ -203,6 +208,8 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
             .iter()
             .map(|s| (s.name.clone(), s.tasks))
             .collect(),
+        resources: Some(plan.resources.clone()),
+        resource_mtimes,
     };
     match &previous {
         Some(prev) => {
@@ -218,7 +225,12 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
                 ));
             }
             // a task never writes the run's state (the run's starter owns it)
-            if !task && (prev.mtimes != state.mtimes || prev.config.is_null()) {
+            if !task
+                && (prev.mtimes != state.mtimes
+                    || prev.config.is_null()
+                    || prev.resources.is_none()
+                    || prev.resource_mtimes != state.resource_mtimes)
+            {
                 state.commit(&layout)?;
             }
         }

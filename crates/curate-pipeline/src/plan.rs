@@ -96,6 +96,8 @@ pub struct Plan {
     pub steps: Vec<Box<dyn Step>>,
     /// Work directory of each step.
     pub step_dirs: Vec<PathBuf>,
+    /// The files the steps read when they were built, by step.
+    pub resources: Vec<curate_snapshot::ResourceEntry>,
     /// The input schema and the schemas of the files the run writes.
     pub schemas: crate::schema::Schemas,
 }
@@ -142,11 +144,20 @@ impl curate_core::resource::RemoteReader for ObjectStoreReader {
     }
 }
 
-/// The runtime steps and their work directories, in config order.
-pub type BuiltSteps = (Vec<Box<dyn Step>>, Vec<PathBuf>);
+/// The runtime steps, their work directories (in config order) and the files they read when
+/// built.
+pub struct BuiltSteps {
+    /// The runtime steps.
+    pub steps: Vec<Box<dyn Step>>,
+    /// Work directory of each step.
+    pub dirs: Vec<PathBuf>,
+    /// Every file a step read while it was built ([`curate_core::resource::recording`]).
+    pub resources: Vec<curate_snapshot::ResourceEntry>,
+}
 
 impl Plan {
-    /// Builds the steps (cheap; no data read).
+    /// Builds the steps (no data read; the files a step names, such as a model, are), recording
+    /// the files each reads.
     pub fn build_steps(
         config: &Config,
         work: &std::path::Path,
@@ -154,6 +165,7 @@ impl Plan {
         register_object_store();
         let mut steps = Vec::new();
         let mut dirs = Vec::new();
+        let mut resources = Vec::new();
         let mut previous = Vec::new();
         // one rule for every relative path in a config: the working directory
         let config_dir = std::env::current_dir().unwrap_or_default();
@@ -166,11 +178,19 @@ impl Plan {
                 previous: previous.clone(),
                 config_dir: config_dir.clone(),
             };
-            let step = s.config.build(&env).map_err(|e| PipelineError::Step {
+            let (step, read) = curate_core::resource::recording(|| s.config.build(&env));
+            let step = step.map_err(|e| PipelineError::Step {
                 step: format!("steps[{}] ({})", s.index, s.config.kind()),
                 context: "build".into(),
                 source: e,
             })?;
+            resources.extend(read.into_iter().map(|r| curate_snapshot::ResourceEntry {
+                step: s.index,
+                kind: s.config.kind().to_string(),
+                path: r.path,
+                bytes: r.bytes,
+                xxh3_128: r.xxh3_128,
+            }));
             previous.push(s.config.kind().to_string());
             dirs.push(
                 work.join("steps")
@@ -178,7 +198,11 @@ impl Plan {
             );
             steps.push(step);
         }
-        Ok((steps, dirs))
+        Ok(BuiltSteps {
+            steps,
+            dirs,
+            resources,
+        })
     }
 
     /// Resolves inputs (reading only footers), splits them into shares and lays out stages.
@@ -231,7 +255,11 @@ impl Plan {
         {
             config.input.id_column = Some(DEFAULT_ID_COLUMN.to_string());
         }
-        let (steps, step_dirs) = Self::build_steps(config, work)?;
+        let BuiltSteps {
+            steps,
+            dirs: step_dirs,
+            resources,
+        } = Self::build_steps(config, work)?;
         let schemas =
             crate::schema::check(&input_schema, &steps, config).map_err(PipelineError::Config)?;
         let shares = make_shares(&inputs, config.run.task_size);
@@ -243,6 +271,7 @@ impl Plan {
             stages,
             steps,
             step_dirs,
+            resources,
             schemas,
         })
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::PipelineError;
 use crate::layout::Layout;
 
-pub use curate_snapshot::InputEntry;
+pub use curate_snapshot::{InputEntry, ResourceEntry};
 
 /// The state of a started run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +32,14 @@ pub struct State {
     pub mtimes: Vec<u128>,
     /// Task layout: stage names and task counts.
     pub stages: Vec<(String, usize)>,
+    /// The files the steps read when they were built (models, tokenizers, benchmarks, label
+    /// files, earlier snapshots' indexes), with content hashes; `None` in a run started by a
+    /// curate that did not record them.
+    #[serde(default)]
+    pub resources: Option<Vec<ResourceEntry>>,
+    /// Their modification times (or object version tokens) when hashed, as `mtimes`.
+    #[serde(default)]
+    pub resource_mtimes: Vec<u128>,
 }
 
 fn mtime(p: &Path) -> u128 {
@@ -151,6 +159,28 @@ impl State {
             for x in &self.inputs {
                 if !other.inputs.iter().any(|e| e.path == x.path) {
                     d.push(format!("input {} is no longer among the inputs", x.path));
+                }
+            }
+        }
+        if let (Some(was), Some(now)) = (&self.resources, &other.resources) {
+            let named = |r: &ResourceEntry| format!("{} of steps[{}] ({})", r.path, r.step, r.kind);
+            for r in now {
+                match was.iter().find(|x| x.step == r.step && x.path == r.path) {
+                    None => d.push(format!("the pipeline now reads {}", named(r))),
+                    Some(x) if x != r => d.push(format!(
+                        "{} changed since the run began ({} bytes, xxh3 {} then; {} bytes, xxh3 {} now)",
+                        named(r),
+                        x.bytes,
+                        short(&x.xxh3_128),
+                        r.bytes,
+                        short(&r.xxh3_128)
+                    )),
+                    _ => {}
+                }
+            }
+            for x in was {
+                if !now.iter().any(|r| r.step == x.step && r.path == x.path) {
+                    d.push(format!("{} is no longer read", named(x)));
                 }
             }
         }

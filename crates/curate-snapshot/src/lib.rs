@@ -31,7 +31,7 @@ pub mod verify;
 
 pub use error::SnapshotError;
 pub use layout::Layout;
-pub use manifest::{FileEntry, InputEntry, Manifest, Skipped, StepSummary, Totals};
+pub use manifest::{FileEntry, InputEntry, Manifest, ResourceEntry, Skipped, StepSummary, Totals};
 pub use open::Snapshot;
 pub use storage::Storage;
 pub use verify::{digest, verify};

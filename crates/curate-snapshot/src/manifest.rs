@@ -48,6 +48,25 @@ pub struct InputEntry {
     pub xxh3_128: String,
 }
 
+/// A file a step read when it was built (a fastText or frozen quality model, a tokenizer, a
+/// benchmark, a label or reference file, an earlier snapshot's MinHash index), as recorded in
+/// the run state and the manifest: a resumed run refuses when one changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceEntry {
+    /// The step's position in the expanded pipeline (as `steps[i]` in messages).
+    pub step: usize,
+    /// The step's type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The local path (relative to the run's working directory when below it, else absolute),
+    /// or the object URL.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// xxh3-128 of the content, hex.
+    pub xxh3_128: String,
+}
+
 /// An input shard skipped under `on_error = "skip"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Skipped {
@@ -116,6 +135,9 @@ pub struct Manifest {
     pub seed: u64,
     /// Every input.
     pub inputs: Vec<InputEntry>,
+    /// Every file a step read when it was built, by step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceEntry>,
     /// Input shards skipped under `on_error = "skip"`.
     #[serde(default)]
     pub skipped: Vec<Skipped>,

@@ -255,8 +255,26 @@ impl StepSpec for MinhashDedupConfig {
         };
         let mut against = Vec::new();
         for a in &self.against {
-            let dir = env.config_dir.join(a).join(artifact::MINHASH_DIR);
-            let meta_path = dir.join("index.json");
+            // the earlier snapshot is opened by its manifest, and every file of its index this
+            // run reads is listed there with the hash it has now (and recorded for resumes)
+            let root = env.config_dir.join(a);
+            let snap = curate_snapshot::Snapshot::open(&root)
+                .map_err(|e| StepError::Data(format!("against \"{a}\": {e}")))?;
+            let checked = |rel: &str| -> Result<PathBuf, StepError> {
+                let path = snap.path(rel);
+                let listed = snap.artifact(rel).ok_or_else(|| {
+                    StepError::Data(format!(
+                        "against \"{a}\": {} is not listed in that snapshot's manifest (was it written with write_index = true?)",
+                        path.display()
+                    ))
+                })?;
+                let read = curate_core::resource::record_file(&path).map_err(StepError::Data)?;
+                curate_snapshot::open::check_hash(&path, &read.xxh3_128, listed, "index")
+                    .map_err(StepError::Data)?;
+                Ok(path)
+            };
+            let dir = root.join(artifact::MINHASH_DIR);
+            let meta_path = checked(artifact::MINHASH_INDEX)?;
             let meta: IndexMeta = read_json(&meta_path)?;
             let v1 = meta.format == INDEX_FORMAT_V1;
             if meta.format != INDEX_FORMAT && !v1 {
@@ -274,6 +292,9 @@ impl StepSpec for MinhashDedupConfig {
                     params
                 )));
             }
+            for band in 0..self.bands {
+                checked(&format!("{}/band-{band:04}.bin", artifact::MINHASH_DIR))?;
+            }
             let names = (!v1 && meta.names).then(|| index_names_paths(&dir));
             if let Some((keys, bin)) = &names {
                 for p in [keys, bin] {
@@ -285,6 +306,8 @@ impl StepSpec for MinhashDedupConfig {
                         )));
                     }
                 }
+                checked(artifact::MINHASH_NAMES_KEYS)?;
+                checked(artifact::MINHASH_NAMES_BIN)?;
             }
             against.push(Against {
                 label: a.clone(),

@@ -306,12 +306,25 @@ impl LabelConfig {
             .unwrap_or_else(store::default_dir)
     }
 
-    /// Loads the rubric (files resolved from `config_dir`).
+    /// Loads the rubric (files resolved from `config_dir`), recording the files it read
+    /// ([`curate_core::resource::recording`]).
     pub fn load_rubric(&self, config_dir: &Path) -> Result<Rubric, LabelError> {
         let r = self.rubric.as_deref().map(|p| resolve(config_dir, p));
         let s = self.schema.as_deref().map(|p| resolve(config_dir, p));
-        Rubric::load(r.as_deref(), s.as_deref())
+        let rubric = Rubric::load(r.as_deref(), s.as_deref())?;
+        for p in r.iter().chain(&s) {
+            record(p)?;
+        }
+        Ok(rubric)
     }
+}
+
+/// Hashes a file the step reads later and records it, so a resumed run refuses when it changed
+/// ([`curate_core::resource::recording`]).
+fn record(path: &Path) -> Result<(), LabelError> {
+    curate_core::resource::record_file(path)
+        .map(drop)
+        .map_err(LabelError::Config)
 }
 
 pub(super) fn secs(s: f64) -> std::time::Duration {
@@ -501,6 +514,7 @@ impl LabelConfig {
                         path.display()
                     )));
                 }
+                record(&path)?;
                 Annotator::File {
                     path,
                     by_text: self.match_on == "text",
@@ -518,6 +532,7 @@ impl LabelConfig {
                         path.display()
                     )));
                 }
+                record(&path)?;
                 Annotator::Reference {
                     path,
                     text_column: self.reference_text_column.clone(),

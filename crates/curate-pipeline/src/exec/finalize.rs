@@ -85,21 +85,30 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         PipelineError::Other("missing .curate/state.json; was the run started?".into())
     })?;
 
-    // The manifest vouches for the inputs' hashes taken when the run started: an input
-    // rewritten since (its size or modification time moved) may have been read in either
-    // version.
+    // The manifest vouches for the hashes of the inputs and of the files steps read, taken
+    // when the run started: one rewritten since (its size or modification time moved) may have
+    // been read in either version.
+    let moved = |path: &str, bytes: u64, mtime: u128| {
+        crate::state::State::stamp(Path::new(path)).is_ok_and(|now| now != (mtime, bytes))
+    };
+    let resources = state.resources.clone().unwrap_or_default();
     let changed: Vec<String> = state
         .inputs
         .iter()
         .zip(&state.mtimes)
-        .filter(|(e, m)| {
-            crate::state::State::stamp(Path::new(&e.path)).is_ok_and(|now| now != (**m, e.bytes))
-        })
+        .filter(|(e, m)| moved(&e.path, e.bytes, **m))
         .map(|(e, _)| e.path.clone())
+        .chain(
+            resources
+                .iter()
+                .zip(&state.resource_mtimes)
+                .filter(|(r, m)| moved(&r.path, r.bytes, **m))
+                .map(|(r, _)| format!("{} (read by steps[{}] ({}))", r.path, r.step, r.kind)),
+        )
         .collect();
     if !changed.is_empty() {
         return Err(PipelineError::Refused(format!(
-            "input(s) changed while the run read them (size or modification time moved since it started): {}; the snapshot would not match the hashes its manifest records. Run the same command again: a changed input makes it a different run (--fresh starts over)",
+            "file(s) changed while the run read them (size or modification time moved since it started): {}; the snapshot would not match the hashes its manifest records. Run the same command again: a changed file makes it a different run (--fresh starts over)",
             changed.join(", ")
         )));
     }
@@ -203,6 +212,7 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         config_fingerprint: run.config.fingerprint(),
         seed: run.config.run.seed,
         inputs: state.inputs.clone(),
+        resources,
         skipped,
         writer: run.props.clone(),
         totals: Totals {
