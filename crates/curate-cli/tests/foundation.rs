@@ -171,46 +171,27 @@ fn output_is_identical_for_any_thread_count_and_task_size() {
     let inputs = corpus_inputs();
     let a = spine_config(tmp.path(), "a.toml", &inputs, 1, 1024);
     let b = spine_config(tmp.path(), "b.toml", &inputs, 3, 300);
-    let (oa, ob, oc) = (
-        tmp.path().join("a"),
-        tmp.path().join("b"),
-        tmp.path().join("c"),
-    );
-    run_ok(&[
-        "run",
-        "-q",
-        "--config",
-        a.to_str().unwrap(),
-        "--output",
-        oa.to_str().unwrap(),
-        "--threads",
-        "1",
-    ]);
-    run_ok(&[
-        "run",
-        "-q",
-        "--config",
-        b.to_str().unwrap(),
-        "--output",
-        ob.to_str().unwrap(),
-        "--threads",
-        "2",
-    ]);
-    run_ok(&[
-        "run",
-        "-q",
-        "--config",
-        a.to_str().unwrap(),
-        "--output",
-        oc.to_str().unwrap(),
-        "--threads",
-        "2",
-    ]);
-    let (sa, sb, sc) = (
-        snapshot_bytes(&oa),
-        snapshot_bytes(&ob),
-        snapshot_bytes(&oc),
-    );
+    // each snapshot is read into memory and its directory removed before the next run (the
+    // suite's peak disk use: two whole-corpus snapshots fewer)
+    let snapshot = |cfg: &Path, name: &str, threads: &str| {
+        let out = tmp.path().join(name);
+        run_ok(&[
+            "run",
+            "-q",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--threads",
+            threads,
+        ]);
+        let bytes = snapshot_bytes(&out);
+        std::fs::remove_dir_all(&out).unwrap();
+        bytes
+    };
+    let sa = snapshot(&a, "a", "1");
+    let sb = snapshot(&b, "b", "2");
+    let sc = snapshot(&a, "c", "2");
     assert!(
         sa.len() >= 3,
         "expected data, exclusion and manifest files: {:?}",
@@ -239,7 +220,10 @@ fn output_is_identical_for_any_thread_count_and_task_size() {
             .unwrap();
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let (pa, pb) = (plan(&a, &oa), plan(&b, &ob));
+    let (pa, pb) = (
+        plan(&a, &tmp.path().join("plan-a")),
+        plan(&b, &tmp.path().join("plan-b")),
+    );
     assert_ne!(pa["stages"][0]["tasks"], pb["stages"][0]["tasks"]);
 }
 
@@ -259,6 +243,9 @@ fn resumes_after_sigkill_with_identical_output() {
         "--threads",
         "1",
     ]);
+    // held in memory: one whole-corpus snapshot less on disk while the killed run goes on
+    let want = snapshot_bytes(&reference);
+    std::fs::remove_dir_all(&reference).unwrap();
 
     let out = tmp.path().join("killed");
     let mut child = curate()
@@ -312,7 +299,7 @@ fn resumes_after_sigkill_with_identical_output() {
     if killed_mid_run && inputs.len() > 1 {
         assert!(err.contains("resumed past"), "{err}");
     }
-    let (a, b) = (snapshot_bytes(&reference), snapshot_bytes(&out));
+    let (a, b) = (want, snapshot_bytes(&out));
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         assert!(x.0 == y.0 && x.1 == y.1, "{} differs after resume", x.0);

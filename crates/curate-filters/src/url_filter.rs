@@ -164,12 +164,16 @@ impl UrlFilter {
         let read =
             |files: &[PathBuf], norm: bool, out: &mut HashSet<String>| -> Result<(), StepError> {
                 for f in files {
-                    let p = if f.is_absolute() {
-                        f.clone()
-                    } else {
-                        base.join(f)
-                    };
-                    let text = std::fs::read_to_string(&p).map_err(|e| StepError::io(&p, e))?;
+                    // through the resource reader: recorded for resumes and the manifest
+                    let location = f.to_string_lossy();
+                    let bytes = curate_core::resource::read_existing(&location, base)
+                        .map_err(StepError::Data)?;
+                    let text = String::from_utf8(bytes).map_err(|e| {
+                        StepError::Data(format!(
+                            "{}: not UTF-8 text ({e})",
+                            curate_core::resource::display(&location, base)
+                        ))
+                    })?;
                     parse_list(text.lines(), norm, out);
                 }
                 Ok(())
