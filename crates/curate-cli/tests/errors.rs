@@ -531,3 +531,54 @@ fn files_steps_read_are_recorded_and_a_changed_one_is_refused() {
         "{err}"
     );
 }
+
+/// An input that can be read but whose columns do not fit the config (the text column missing,
+/// a listed column or the id column missing) is a config problem: `curate validate` fails on it
+/// (exit 2) naming file, column and the columns there are, every such problem at once, and the
+/// run refuses the same way before touching anything. An input that cannot be reached is still
+/// the run's to report (`validate_reads_no_data`).
+#[test]
+fn columns_the_input_lacks_are_config_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, _, out) = small_run(tmp.path());
+    let cfg = write_config(
+        tmp.path(),
+        "cols.toml",
+        &format!(
+            "[input]\npaths = [{}]\ntext_column = \"body\"\nid_column = \"doc_id\"\n\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+            q(&input)
+        ),
+    );
+    let o = run(&["validate", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`text_column`")
+            && err.contains("in.parquet: column `body`: missing; the file has columns: text"),
+        "{err}"
+    );
+    let err = run_config_err(&cfg, &out);
+    assert!(err.contains("column `body`: missing"), "{err}");
+    assert!(
+        !out.join(".curate/state.json").exists() && !out.join("data").exists(),
+        "no run started"
+    );
+    let cfg = write_config(
+        tmp.path(),
+        "cols2.toml",
+        &format!(
+            "[input]\npaths = [{}]\ncolumns = [\"text\", \"url\", \"doc_id\"]\nid_column = \"doc_id\"\n\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+            q(&input)
+        ),
+    );
+    let o = run(&["validate", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`columns`: ")
+            && err.contains("column `url` is missing")
+            && err.contains("`id_column`: ")
+            && err.contains("id column `doc_id` is missing"),
+        "{err}"
+    );
+}

@@ -216,23 +216,28 @@ impl Plan {
         let paths = input::resolve(&config.input.paths, &base).map_err(PipelineError::Inputs)?;
         let mut inputs = Vec::with_capacity(paths.len());
         let mut errors = Vec::new();
+        // A file read whose columns do not fit the config (the text column missing or not
+        // strings, a listed or id column missing) is a config problem (`curate validate` fails
+        // on it); a file that cannot be read is the run's to report.
+        let mut columns = curate_core::Problems::new();
+        columns.set_scope("input");
         for p in &paths {
             match curate_io::inspect::inspect(p, &config.input.text_column) {
                 Ok(f) => inputs.push(f),
+                Err(e @ curate_io::IoError::Column { .. }) => {
+                    columns.push("text_column", e.to_string());
+                }
                 Err(e) => errors.push(e.to_string()),
             }
-        }
-        if !errors.is_empty() {
-            return Err(PipelineError::Inputs(errors));
         }
         if let Some(cols) = &config.input.columns {
             for f in &inputs {
                 for c in cols {
                     if f.schema.field_with_name(c).is_err() {
-                        errors.push(format!(
-                            "{}: column `{c}` (from [input] columns) is missing",
-                            f.path.display()
-                        ));
+                        columns.push(
+                            "columns",
+                            format!("{}: column `{c}` is missing", f.path.display()),
+                        );
                     }
                 }
             }
@@ -240,9 +245,18 @@ impl Plan {
         if let Some(id) = &config.input.id_column {
             for f in &inputs {
                 if f.schema.field_with_name(id).is_err() {
-                    errors.push(format!("{}: id column `{id}` is missing", f.path.display()));
+                    columns.push(
+                        "id_column",
+                        format!("{}: id column `{id}` is missing", f.path.display()),
+                    );
                 }
             }
+        }
+        if !columns.is_empty() {
+            for e in errors {
+                columns.push("paths", e);
+            }
+            return Err(PipelineError::Config(columns.into_items()));
         }
         if !errors.is_empty() {
             return Err(PipelineError::Inputs(errors));
