@@ -582,3 +582,88 @@ fn columns_the_input_lacks_are_config_problems() {
         "{err}"
     );
 }
+
+/// `on_error = "skip"` covers files that cannot be read at all, found while planning (a
+/// truncated parquet footer, an empty `.jsonl.gz`): each is left out whole, listed in the
+/// manifest's `skipped` with its error and among its hashed inputs; the readable inputs run as
+/// they would alone. Without `skip` the same run fails naming both files.
+#[test]
+fn skip_leaves_out_inputs_unreadable_at_plan_time_and_lists_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("a-good.parquet");
+    let t = texts(30);
+    write_texts(&good, &t.iter().map(String::as_str).collect::<Vec<_>>(), 10);
+    let cut = tmp.path().join("b-cut.parquet");
+    let b = std::fs::read(&good).unwrap();
+    std::fs::write(&cut, &b[..b.len() - 40]).unwrap();
+    let empty = tmp.path().join("c-empty.jsonl.gz");
+    std::fs::write(&empty, b"").unwrap();
+    let config = |name: &str, skip: bool| {
+        write_config(
+            tmp.path(),
+            name,
+            &format!(
+                "[input]\npaths = [{}, {}, {}]\n{}\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+                q(&good),
+                q(&cut),
+                q(&empty),
+                if skip { "on_error = \"skip\"\n" } else { "" }
+            ),
+        )
+    };
+    let err = run_config_err(&config("fail.toml", false), &tmp.path().join("fail"));
+    assert!(
+        err.contains("b-cut.parquet") && err.contains("c-empty.jsonl.gz"),
+        "{err}"
+    );
+    let out = tmp.path().join("out");
+    run_config_ok(&config("skip.toml", true), &out);
+    run_ok(&["snapshot", "verify", out.to_str().unwrap()]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["totals"]["input_rows"], 30, "{}", m["totals"]);
+    assert_eq!(m["totals"]["kept_rows"], 30);
+    let skipped = m["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        skipped[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("b-cut.parquet")
+    );
+    assert!(
+        skipped[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a readable parquet file"),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped[1]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("c-empty.jsonl.gz")
+    );
+    let inputs: Vec<&str> = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(inputs.len(), 3, "{inputs:?}");
+    // the readable input alone gives the same data
+    let alone = tmp.path().join("alone");
+    let cfg = write_config(
+        tmp.path(),
+        "alone.toml",
+        &format!(
+            "[input]\npaths = [{}]\n\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+            q(&good)
+        ),
+    );
+    run_config_ok(&cfg, &alone);
+    assert_eq!(
+        std::fs::read(out.join("data/part-00000.parquet")).unwrap(),
+        std::fs::read(alone.join("data/part-00000.parquet")).unwrap()
+    );
+}

@@ -21,7 +21,8 @@ pub enum OnError {
     /// Stop the run with an error naming the file and row group (or line).
     #[default]
     Fail,
-    /// Quarantine the shard: skip it, list it in the manifest with its error, and count it.
+    /// Leave out what cannot be read (a file whose footer cannot be read, a row group, JSONL
+    /// lines), listing each in the manifest with its error, and count it.
     Skip,
 }
 

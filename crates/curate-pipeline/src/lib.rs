@@ -190,7 +190,10 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
             PipelineError::io("creating step directories", curate_io::IoError::os(d, e))
         })?;
     }
-    let paths: Vec<&Path> = plan.inputs.iter().map(|f| f.path.as_path()).collect();
+    // every input is hashed, those left out as unreadable too (fixing one makes another run)
+    let mut paths: Vec<&Path> = plan.inputs.iter().map(|f| f.path.as_path()).collect();
+    paths.extend(plan.unreadable.iter().map(|u| Path::new(u.path.as_str())));
+    paths.sort();
     let (inputs, mtimes) = State::inputs(&paths, previous.as_ref())?;
     let resource_mtimes = plan
         .resources

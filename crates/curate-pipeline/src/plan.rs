@@ -96,6 +96,9 @@ pub struct Plan {
     pub steps: Vec<Box<dyn Step>>,
     /// Work directory of each step.
     pub step_dirs: Vec<PathBuf>,
+    /// Inputs whose footer (or first lines) could not be read, left out whole under
+    /// `on_error = "skip"`, with their errors; sorted by path.
+    pub unreadable: Vec<curate_snapshot::Skipped>,
     /// The files the steps read when they were built, by step.
     pub resources: Vec<curate_snapshot::ResourceEntry>,
     /// The input schema and the schemas of the files the run writes.
@@ -142,6 +145,11 @@ impl curate_core::resource::RemoteReader for ObjectStoreReader {
         let found = curate_io::store::glob(&u)?;
         Ok(found.iter().map(ToString::to_string).collect())
     }
+}
+
+/// Whether `e` says the file is not there (a listed input that vanished is never skipped).
+fn not_found(e: &curate_io::IoError) -> bool {
+    matches!(e, curate_io::IoError::Os { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// The runtime steps, their work directories (in config order) and the files they read when
@@ -221,14 +229,31 @@ impl Plan {
         // on it); a file that cannot be read is the run's to report.
         let mut columns = curate_core::Problems::new();
         columns.set_scope("input");
+        // under on_error = "skip", a file that cannot be read at all (its footer, its first
+        // lines) is left out whole and listed, as an unreadable row group is
+        let skip = config.input.on_error == crate::config::OnError::Skip;
+        let mut unreadable = Vec::new();
         for p in &paths {
             match curate_io::inspect::inspect(p, &config.input.text_column) {
                 Ok(f) => inputs.push(f),
                 Err(e @ curate_io::IoError::Column { .. }) => {
                     columns.push("text_column", e.to_string());
                 }
+                Err(e) if skip && !e.is_transport() && !not_found(&e) => {
+                    tracing::warn!(file = %p.display(), error = %e, "skipping an unreadable input (on_error = \"skip\")");
+                    unreadable.push(curate_snapshot::Skipped {
+                        path: p.display().to_string(),
+                        row_groups: [0, 0],
+                        rows: 0,
+                        error: e.to_string(),
+                    });
+                }
                 Err(e) => errors.push(e.to_string()),
             }
+        }
+        if inputs.is_empty() && !unreadable.is_empty() && errors.is_empty() && columns.is_empty() {
+            errors.extend(unreadable.iter().map(|u| u.error.clone()));
+            errors.push("every input is unreadable: nothing to run on".into());
         }
         if let Some(cols) = &config.input.columns {
             for f in &inputs {
@@ -285,6 +310,7 @@ impl Plan {
             stages,
             steps,
             step_dirs,
+            unreadable,
             resources,
             schemas,
         })

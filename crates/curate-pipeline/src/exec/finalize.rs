@@ -122,9 +122,16 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
         .map(|r| r.rows_out)
         .sum();
     let dropped_rows: u64 = steps.iter().flat_map(|s| s.dropped.values()).sum();
-    let skipped: Vec<Skipped> = pass0
+    let skipped: Vec<Skipped> = run
+        .plan
+        .unreadable
         .iter()
-        .flat_map(|r| r.skipped.iter().chain(&r.skipped_units).cloned())
+        .cloned()
+        .chain(
+            pass0
+                .iter()
+                .flat_map(|r| r.skipped.iter().chain(&r.skipped_units).cloned()),
+        )
         .collect();
     let skipped_rows = skipped.iter().map(|s| s.rows).sum();
     if input_rows != kept_rows + dropped_rows {
