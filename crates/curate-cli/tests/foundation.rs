@@ -509,3 +509,55 @@ fn flate2_writer(p: &Path) -> impl std::io::Write + use<> {
 fn zstd_bytes(b: &[u8]) -> Vec<u8> {
     zstd::encode_all(b, 3).unwrap()
 }
+
+/// Parquet and JSONL inputs with the same columns in another order (JSONL's come out sorted by
+/// name): refused without `[input] columns`, with the list that fixes it in the message; with
+/// it, every file's columns come out in the order listed, parquet and JSONL rows alike.
+#[test]
+fn input_columns_select_and_order_the_columns_of_every_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let parquet = tmp.path().join("a.parquet");
+    write_texts(&parquet, &["one two three", "four five six"], 10);
+    let jsonl = tmp.path().join("b.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"text\": \"seven eight nine\", \"id\": \"j0\", \"extra\": 1}\n",
+    )
+    .unwrap();
+    let config = |name: &str, columns: &str| {
+        write_config(
+            tmp.path(),
+            name,
+            &format!(
+                "[input]\npaths = [{}, {}]\nid_column = \"id\"\n{columns}\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+                q(&parquet),
+                q(&jsonl)
+            ),
+        )
+    };
+    let err = run_config_err(&config("a.toml", ""), &tmp.path().join("a"));
+    assert!(
+        err.contains("differ from") && err.contains("`[input] columns = [\"text\", \"id\"]`"),
+        "{err}"
+    );
+    let out = tmp.path().join("b");
+    run_config_ok(&config("b.toml", "columns = [\"id\", \"text\"]"), &out);
+    let batches = read_dir_batches(&out.join("data"));
+    let names: Vec<String> = batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["id", "text"]);
+    let ids: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column(0).as_string::<i32>();
+            (0..b.num_rows())
+                .map(|i| c.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(ids, ["doc-0", "doc-1", "j0"]);
+}

@@ -118,6 +118,13 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
         let full = PathBuf::from(pat);
         let full_s = pat.clone();
         if pat.contains(['*', '?', '[']) {
+            // a trailing `**` means every file below (as in shells with globstar and in
+            // object-store globs); the glob crate's `**` alone matches only directories
+            let full_s = if full_s == "**" || full_s.ends_with("/**") {
+                format!("{full_s}/*")
+            } else {
+                full_s
+            };
             match glob::glob(&full_s) {
                 Ok(paths) => {
                     let before = out.len();
@@ -273,5 +280,30 @@ mod tests {
         );
         let e = resolve(&[format!("{}/sub/", d.display())], d).unwrap_err();
         assert!(e[0].ends_with("sub/*.parquet\""), "{e:?}");
+    }
+
+    /// A trailing `**` takes every file below the directory, at any depth (the glob crate's
+    /// `**` alone matched only directories: "matches no file").
+    #[test]
+    fn a_trailing_double_star_takes_every_file_below() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir_all(d.join("in/x/y")).unwrap();
+        for f in ["in/a.parquet", "in/x/b.parquet", "in/x/y/c.jsonl"] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        let want = vec![
+            d.join("in/a.parquet"),
+            d.join("in/x/b.parquet"),
+            d.join("in/x/y/c.jsonl"),
+        ];
+        assert_eq!(
+            resolve(&[format!("{}/in/**", d.display())], d).unwrap(),
+            want
+        );
+        assert_eq!(
+            resolve(&[format!("{}/in/**/*.parquet", d.display())], d).unwrap(),
+            want[..2]
+        );
     }
 }

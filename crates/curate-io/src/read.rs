@@ -138,12 +138,12 @@ pub fn output_schema(file: &InputFile, spec: &ReadSpec) -> SchemaRef {
     let schema = normalized_schema(&file.schema, &spec.text_column);
     match &spec.columns {
         None => schema,
+        // in the order `columns` lists them (so inputs whose files order the same columns
+        // differently, parquet and JSONL say, share one schema)
         Some(cols) => {
-            let fields: Vec<_> = schema
-                .fields()
-                .iter()
-                .filter(|f| cols.iter().any(|c| c == f.name()))
-                .cloned()
+            let fields: Vec<_> = column_indices(&schema, cols)
+                .into_iter()
+                .map(|i| schema.fields()[i].clone())
                 .collect();
             Arc::new(Schema::new(fields))
         }
@@ -285,7 +285,6 @@ impl<'a> ParquetShare<'a> {
         let path = &self.file.path;
         let at = Location::RowGroup(rg);
         let fmt = |e: &dyn std::fmt::Display| IoError::format(path, at.clone(), e);
-        let text = &self.spec.text_column;
         match (&self.handle, &self.remote) {
             (Some(handle), _) => {
                 let h = handle.try_clone().map_err(|e| IoError::os(path, e))?;
@@ -299,7 +298,7 @@ impl<'a> ParquetShare<'a> {
                 let reader = b.build().map_err(|e| fmt(&e))?;
                 Ok(Box::new(reader.map(move |b| {
                     b.map_err(|e| IoError::format(path, at.clone(), e))
-                        .and_then(|b| normalize_text(path, b, text))
+                        .and_then(|b| self.in_order(b, at.clone()))
                 })))
             }
             (None, Some((url, object))) => {
@@ -316,11 +315,24 @@ impl<'a> ParquetShare<'a> {
                 Ok(Box::new(std::iter::from_fn(move || {
                     crate::store::block_on(futures::StreamExt::next(&mut stream)).map(|b| {
                         b.map_err(|e| crate::store::parquet_read_error(url, at.clone(), e))
-                            .and_then(|b| normalize_text(path, b, text))
+                            .and_then(|b| self.in_order(b, at.clone()))
                     })
                 })))
             }
             (None, None) => unreachable!("a file or an object"),
+        }
+    }
+
+    /// A decoded batch with its text as Utf8 and, with `[input] columns`, its columns in the
+    /// order listed there (the projection mask keeps the file's order).
+    fn in_order(&self, b: RecordBatch, at: Location) -> Result<RecordBatch, IoError> {
+        let path = &self.file.path;
+        let b = normalize_text(path, b, &self.spec.text_column)?;
+        match &self.spec.columns {
+            Some(cols) => b
+                .project(&column_indices(&b.schema(), cols))
+                .map_err(|e| IoError::format(path, at, e)),
+            None => Ok(b),
         }
     }
 
@@ -429,14 +441,18 @@ fn read_parquet<E>(
 }
 
 /// The indices of `schema`'s fields named in `cols`, in schema order.
+/// The indices in `schema` of the columns `cols` names, in the order of `cols` (every column
+/// of a name the file repeats, which the plan then refuses; names it lacks left out).
 fn column_indices(schema: &Schema, cols: &[String]) -> Vec<usize> {
-    schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| cols.iter().any(|c| c == f.name()))
-        .map(|(i, _)| i)
-        .collect()
+    let mut out: Vec<usize> = Vec::with_capacity(cols.len());
+    for c in cols {
+        for (i, f) in schema.fields().iter().enumerate() {
+            if f.name() == c && !out.contains(&i) {
+                out.push(i);
+            }
+        }
+    }
+    out
 }
 
 /// Casts the text column to Utf8 if it is LargeUtf8 or Utf8View.

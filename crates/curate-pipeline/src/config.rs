@@ -38,7 +38,8 @@ pub struct InputConfig {
     /// Column holding the document id (optional; used to name documents in labels and diffs).
     #[serde(default)]
     pub id_column: Option<String>,
-    /// Columns to read (all when absent). Must include the text column.
+    /// Columns to read, in this order in the output (all, in the file's order, when absent).
+    /// Must include the text column.
     #[serde(default)]
     pub columns: Option<Vec<String>>,
     /// Rows per in-memory batch (default 256: each step of a chain walks the whole batch, so a

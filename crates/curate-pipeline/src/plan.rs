@@ -390,12 +390,21 @@ fn common_schema(
                 .collect::<Vec<_>>()
         };
         if names(&s) != names(&schema) {
+            // the columns both have, in the first file's order: what `[input] columns` would
+            // select and order alike in every file
+            let common: Vec<String> = schema
+                .fields()
+                .iter()
+                .filter(|x| s.field_with_name(x.name()).is_ok())
+                .map(|x| format!("{:?}", x.name()))
+                .collect();
             errors.push(format!(
-                "{}: its columns ({}) differ from {}'s ({}); all inputs of a run must share one schema (or select common ones with [input] columns)",
+                "{}: its columns ({}) differ from {}'s ({}); all inputs of a run must share one schema: select and order the columns they share with `[input] columns = [{}]`",
                 f.path.display(),
                 names(&s).join(", "),
                 first.path.display(),
-                names(&schema).join(", ")
+                names(&schema).join(", "),
+                common.join(", ")
             ));
         }
     }
