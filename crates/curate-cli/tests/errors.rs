@@ -559,10 +559,11 @@ fn columns_the_input_lacks_are_config_problems() {
     );
     let err = run_config_err(&cfg, &out);
     assert!(err.contains("column `body`: missing"), "{err}");
-    assert!(
-        !out.join(".curate/state.json").exists() && !out.join("data").exists(),
-        "no run started"
-    );
+    assert!(!out.exists(), "a refused run leaves no directory behind");
+    // a directory that was there stays
+    std::fs::create_dir(&out).unwrap();
+    run_config_err(&cfg, &out);
+    assert!(out.is_dir());
     let cfg = write_config(
         tmp.path(),
         "cols2.toml",

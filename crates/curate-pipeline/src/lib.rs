@@ -112,6 +112,7 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
     // place a run tells the two apart
     let storage = curate_snapshot::storage::open(&root)?;
     let task = matches!(opts.access, Access::Task { .. });
+    let existed = root.exists();
     let held = match storage.url() {
         Some(url) => {
             check_remote_output(&root, &config, &inputs)?;
@@ -140,6 +141,13 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
             HeldLock::Local(held)
         }
     };
+    // A directory this command created only to lock it is removed again if the run is refused
+    // before it starts (a config or input problem found while planning): a refused run leaves
+    // nothing behind. Declared after the lock, so it is dropped while the lock is still held.
+    let mut created = (!existed && !task && storage.url().is_none()).then(|| CreatedDir {
+        root: root.clone(),
+        keep: false,
+    });
     if opts.fresh {
         if task {
             return Err(PipelineError::Usage(
@@ -239,6 +247,10 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
         }
         None => state.commit(&layout)?,
     }
+    // the run has started: its directory stays, whatever happens next
+    if let Some(c) = created.as_mut() {
+        c.keep = true;
+    }
     if !task {
         storage.push(false)?;
     }
@@ -265,6 +277,45 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
         storage,
         lock: held,
     })
+}
+
+/// An output directory `prepare` created for its lock; removed on drop unless kept, and only
+/// if it holds nothing but that lock.
+struct CreatedDir {
+    root: PathBuf,
+    keep: bool,
+}
+
+impl Drop for CreatedDir {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        let only_the_lock = |root: &Path| -> std::io::Result<bool> {
+            let top: Vec<_> = std::fs::read_dir(root)?.collect::<Result<_, _>>()?;
+            if top.len() != 1 || top[0].file_name() != ".curate" {
+                return Ok(false);
+            }
+            let lock_dir = top[0].path();
+            for e in std::fs::read_dir(&lock_dir)? {
+                let e = e?;
+                let ok = match e.file_name().to_str() {
+                    Some("lock") => e.file_type()?.is_file(),
+                    Some("holders") => {
+                        e.file_type()?.is_dir() && std::fs::read_dir(e.path())?.next().is_none()
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        if only_the_lock(&self.root).unwrap_or(false) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
 }
 
 /// What `curate validate` learns from the input footers (nothing is written).
