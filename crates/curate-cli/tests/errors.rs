@@ -668,3 +668,25 @@ fn skip_leaves_out_inputs_unreadable_at_plan_time_and_lists_them() {
         std::fs::read(alone.join("data/part-00000.parquet")).unwrap()
     );
 }
+
+/// After a preset, steps are numbered in the expanded pipeline (as every later message and the
+/// manifest number them); a step the config lists itself also says which `[[steps]]` table of
+/// the config it is, and a preset's steps say which preset they come from.
+#[test]
+fn steps_after_a_preset_name_their_table_in_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        "p.toml",
+        "[input]\npaths = [\"x.parquet\"]\n\n[[steps]]\npreset = \"fineweb\"\n\n[[steps]]\ntype = \"length\"\nmin_word = 5\n",
+    );
+    let o = run(&["validate", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "steps[6] (length, from [[steps]] table 2 of the config): `min_word`: unknown key"
+        ),
+        "{err}"
+    );
+}

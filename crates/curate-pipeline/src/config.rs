@@ -470,7 +470,9 @@ fn parse_steps(value: Option<&toml::Value>, p: &mut Problems) -> Option<Vec<Step
             return None;
         }
     };
-    // Expand presets first so indices in messages match the resolved pipeline.
+    // Expand presets first so indices in messages match the resolved pipeline; once a preset
+    // has shifted them, a step the config lists itself also says which table it is there.
+    let has_preset = raw.iter().any(|t| t.contains_key("preset"));
     let mut expanded: Vec<(String, toml::Table)> = Vec::new();
     for (i, t) in raw.into_iter().enumerate() {
         if let Some(preset) = t.get("preset") {
@@ -490,6 +492,8 @@ fn parse_steps(value: Option<&toml::Value>, p: &mut Problems) -> Option<Vec<Step
                 }
                 None => p.one_of("preset", name, &registry::PRESETS),
             }
+        } else if has_preset {
+            expanded.push((format!("[[steps]] table {} of the config", i + 1), t));
         } else {
             expanded.push((String::new(), t));
         }
