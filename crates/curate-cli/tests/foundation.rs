@@ -175,16 +175,7 @@ fn output_is_identical_for_any_thread_count_and_task_size() {
     // suite's peak disk use: two whole-corpus snapshots fewer)
     let snapshot = |cfg: &Path, name: &str, threads: &str| {
         let out = tmp.path().join(name);
-        run_ok(&[
-            "run",
-            "-q",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--threads",
-            threads,
-        ]);
+        run_config_threads_ok(cfg, &out, threads);
         let bytes = snapshot_bytes(&out);
         std::fs::remove_dir_all(&out).unwrap();
         bytes
@@ -233,16 +224,7 @@ fn resumes_after_sigkill_with_identical_output() {
     let inputs = corpus_inputs();
     let cfg = spine_config(tmp.path(), "r.toml", &inputs, 1, 256);
     let reference = tmp.path().join("reference");
-    run_ok(&[
-        "run",
-        "-q",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--output",
-        reference.to_str().unwrap(),
-        "--threads",
-        "1",
-    ]);
+    run_config_threads_ok(&cfg, &reference, "1");
     // held in memory: one whole-corpus snapshot less on disk while the killed run goes on
     let want = snapshot_bytes(&reference);
     std::fs::remove_dir_all(&reference).unwrap();
@@ -286,16 +268,7 @@ fn resumes_after_sigkill_with_identical_output() {
         assert_eq!(st["complete"], false);
         assert!(st["stages"][0]["done"].as_u64().unwrap() >= 1, "{st}");
     }
-    let err = run_ok(&[
-        "run",
-        "-q",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--threads",
-        "2",
-    ]);
+    let err = run_config_threads_ok(&cfg, &out, "2");
     if killed_mid_run && inputs.len() > 1 {
         assert!(err.contains("resumed past"), "{err}");
     }

@@ -48,6 +48,13 @@ pub fn run_config_ok(cfg: &Path, out: &Path) -> String {
     run_ok(&run_args(cfg, out))
 }
 
+/// `curate run -q --config CFG --output OUT --threads N`, which must succeed; returns its
+/// stdout.
+pub fn run_config_threads_ok(cfg: &Path, out: &Path, threads: &str) -> String {
+    let [a, b, c, d, e, f] = run_args(cfg, out);
+    run_ok(&[a, b, c, d, e, f, "--threads", threads])
+}
+
 /// The arguments of `curate run -q --config CFG --output OUT`.
 fn run_args<'a>(cfg: &'a Path, out: &'a Path) -> [&'a str; 6] {
     [
