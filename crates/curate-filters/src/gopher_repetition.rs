@@ -217,6 +217,10 @@ pub struct Scratch {
     end: Vec<bool>,
     /// Candidate start positions (see `ngram_rules`).
     cands: Vec<u32>,
+    /// The candidates whose n-gram the current `dup_n_grams` rule hashes.
+    hashed: Vec<u32>,
+    /// The [`SIG`]-byte keys of the word boundaries, for `start` then for `end`.
+    sigs: Vec<u64>,
     /// Per word position: the key of the n-gram starting there (`top_n_grams`, current n).
     keys: Vec<u64>,
     table: CountTable,
@@ -389,11 +393,11 @@ impl GopherRepetition {
                     for &key in keys.iter() {
                         sc.twice.add(key);
                     }
-                    cands.extend(
-                        (0..keys.len() as u32).filter(|&i| sc.twice.may_repeat(keys[i as usize])),
-                    );
+                    cands.extend(0..keys.len() as u32);
+                    keep_where(&mut cands, |i| sc.twice.may_repeat(keys[i as usize]));
                 } else {
-                    cands.retain(|&i| i as usize + n <= nw);
+                    // Ascending: the positions with a whole n-gram are a prefix.
+                    cands.truncate(cands.partition_point(|&i| i as usize + n <= nw));
                     sc.twice.reset(cands.len());
                     for &i in &cands {
                         let i = i as usize;
@@ -403,7 +407,7 @@ impl GopherRepetition {
                         keys[i] = key;
                         sc.twice.add(key);
                     }
-                    cands.retain(|&i| sc.twice.may_repeat(keys[i as usize]));
+                    keep_where(&mut cands, |i| sc.twice.may_repeat(keys[i as usize]));
                 }
                 let mut best = (1u32, 0u32);
                 sc.table.reset(cands.len());
@@ -420,7 +424,7 @@ impl GopherRepetition {
                 }
                 sc.top.push((n, best.0, best.1));
                 // An n'-gram (n' > n) that repeats starts with an n-gram that repeats.
-                cands.retain(|&i| sc.rep[i as usize] as usize >= n);
+                keep_where(&mut cands, |i| sc.rep[i as usize] as usize >= n);
                 level = n;
             }
             sc.cands = cands;
@@ -446,16 +450,22 @@ impl GopherRepetition {
         let first_full_end = sc.offs.partition_point(|&o| (o as usize) < SIG);
         let mut start = std::mem::take(&mut sc.start);
         let mut end = std::mem::take(&mut sc.end);
-        mark_repeats(&mut sc.twice, &mut start, nw + 1, 0..first_short, |i| {
-            sig_key(&sc.cat[sc.offs[i] as usize..])
-        });
-        mark_repeats(
-            &mut sc.twice,
-            &mut end,
-            nw + 1,
-            first_full_end..nw + 1,
-            |k| sig_key(&sc.cat[sc.offs[k] as usize - SIG..]),
+        let cat = &sc.cat[..];
+        // Each key is computed once, kept, then looked up after all are added.
+        sc.sigs.clear();
+        sc.sigs.extend(
+            sc.offs[..first_short]
+                .iter()
+                .map(|&o| sig_key(&cat[o as usize..o as usize + SIG])),
         );
+        mark_repeats(&mut sc.twice, &mut start, nw + 1, 0, &sc.sigs);
+        sc.sigs.clear();
+        sc.sigs.extend(
+            sc.offs[first_full_end..]
+                .iter()
+                .map(|&o| sig_key(&cat[o as usize - SIG..o as usize])),
+        );
+        mark_repeats(&mut sc.twice, &mut end, nw + 1, first_full_end, &sc.sigs);
         sc.start = start;
         sc.end = end;
         // Positions that may start a repeated n-gram for some n of the rules: a repeated SIG-byte
@@ -468,30 +478,39 @@ impl GopherRepetition {
             .unwrap_or(0);
         let mut cands = std::mem::take(&mut sc.cands);
         cands.clear();
-        cands.extend((0..nw as u32).filter(|&i| {
+        cands.extend(0..nw as u32);
+        keep_where(&mut cands, |i| {
             let i = i as usize;
-            sc.start[i] || (i + n_min <= nw && ((sc.offs[i + n_min] - sc.offs[i]) as usize) < SIG)
-        }));
+            sc.start[i] | (i + n_min <= nw && ((sc.offs[i + n_min] - sc.offs[i]) as usize) < SIG)
+        });
         let mut verdict = Verdict::Keep;
+        let mut hashed = std::mem::take(&mut sc.hashed);
         'rules: for (k, &(n, frac)) in c.dup_n_grams.iter().enumerate() {
             let n = n as usize;
-            if n == 0 || nw < n || cands.len() < 2 {
-                // No n-gram at all, or no two that can be equal: nothing repeated (0 / total
-                // passes any fraction).
-                continue;
+            if n == 0 || nw < n {
+                continue; // no n-gram at all: nothing repeated (0 / total passes any fraction)
             }
-            sc.dup_seen.reset(cands.len());
+            // The candidates with a whole n-gram (a prefix: they ascend) that is shorter than
+            // SIG bytes or starts and ends at marked boundaries; the others occur nowhere else.
+            let (offs, start, end) = (&sc.offs, &sc.start, &sc.end);
+            hashed.clear();
+            hashed.extend_from_slice(&cands[..cands.partition_point(|&i| i as usize + n <= nw)]);
+            keep_where(&mut hashed, |i| {
+                let i = i as usize;
+                ((offs[i + n] - offs[i]) as usize <= SIG) | (start[i] & end[i + n])
+            });
+            if hashed.len() < 2 {
+                continue; // no two that can be equal
+            }
+            sc.dup_seen.reset(hashed.len());
             let mut repeated = 0usize;
-            // datatrove's loop visits every idx it does not skip; an n-gram that is not a
-            // candidate occurs nowhere else, so visiting it changes nothing but idx += 1.
+            // datatrove's loop visits every idx it does not skip; an n-gram that is not hashed
+            // occurs nowhere else, so visiting it changes nothing but idx += 1.
             let mut idx = 0usize;
-            for &i in &cands {
+            for &i in &hashed {
                 let i = i as usize;
                 if i < idx {
                     continue; // inside a duplicate just counted
-                }
-                if i + n > nw {
-                    break;
                 }
                 let (a, b) = (sc.offs[i] as usize, sc.offs[i + n] as usize);
                 let len = b - a;
@@ -499,10 +518,8 @@ impl GopherRepetition {
                 let key = if len <= SIG {
                     let (lo, hi) = short_words(&sc.cat[a..a + SIG], len);
                     short_key(lo, hi, len)
-                } else if sc.start[i] && sc.end[i + n] {
-                    xxhash_rust::xxh3::xxh3_64(&sc.cat[a..b])
                 } else {
-                    continue;
+                    xxhash_rust::xxh3::xxh3_64(&sc.cat[a..b])
                 };
                 if !sc.dup_seen.insert(key) {
                     repeated += (sc.chars[i + n] - sc.chars[i]) as usize;
@@ -517,6 +534,7 @@ impl GopherRepetition {
                 }
             }
         }
+        sc.hashed = hashed;
         sc.cands = cands;
         verdict
     }
@@ -576,33 +594,47 @@ fn short_key(lo: u64, hi: u64, len: usize) -> u64 {
     h ^ (h >> 32)
 }
 
-/// A 64-bit key of the first [`SIG`] bytes of `b` (equal bytes, equal keys).
+/// A 64-bit key of `b`, [`SIG`] bytes long (equal bytes, equal keys).
 #[inline]
 fn sig_key(b: &[u8]) -> u64 {
+    let b: &[u8; SIG] = b.try_into().expect("SIG bytes");
     let x = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
     let y = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
     x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ y.wrapping_mul(0xC2B2_AE3D_27D4_EB4F).rotate_left(31)
 }
 
-/// Sets `marks` to `len` falses, then marks each position of `range` whose `key` equals the
-/// key of another position of `range` (and, through the filter's false positives, about 3 % of
-/// the others: the marks only narrow down where repeats are looked for).
+/// Sets `marks` to `len` falses, then marks each position `from + j` whose key `keys[j]` equals
+/// another of `keys` (and, through the filter's false positives, about 3 % of the others: the
+/// marks only narrow down where repeats are looked for).
 fn mark_repeats(
     twice: &mut SeenTwice,
     marks: &mut Vec<bool>,
     len: usize,
-    range: std::ops::Range<usize>,
-    key: impl Fn(usize) -> u64,
+    from: usize,
+    keys: &[u64],
 ) {
     marks.clear();
     marks.resize(len, false);
-    twice.reset(range.len());
-    for i in range.clone() {
-        twice.add(key(i));
+    twice.reset(keys.len());
+    for &key in keys {
+        twice.add(key);
     }
-    for i in range {
-        marks[i] = twice.may_repeat(key(i));
+    for (m, &key) in marks[from..].iter_mut().zip(keys) {
+        *m = twice.may_repeat(key);
     }
+}
+
+/// `v.retain(keep)` without a branch on `keep`'s answer (each element is written, and the write
+/// position advances when it is kept): the answers are unpredictable (a third of the positions
+/// of a text may repeat), and mispredicted branches cost more than the writes.
+fn keep_where(v: &mut Vec<u32>, mut keep: impl FnMut(u32) -> bool) {
+    let mut k = 0usize;
+    for j in 0..v.len() {
+        let x = v[j];
+        v[k] = x;
+        k += keep(x) as usize;
+    }
+    v.truncate(k);
 }
 
 /// Python's `re.split(r"\n{min,}", s)`: pieces between runs of at least `min` newlines.
