@@ -468,18 +468,7 @@ fn two_writers_never_produce_a_mixed_snapshot() {
             s(&out),
         ]);
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let second = curate()
-            .args([
-                "run",
-                "-q",
-                "--fresh",
-                "--config",
-                s(&b),
-                "--output",
-                s(&out),
-            ])
-            .output()
-            .unwrap();
+        let second = curate().args(fresh_args(&b, &out)).output().unwrap();
         let first_ok = first.wait().unwrap().success();
         let err = String::from_utf8_lossy(&second.stderr);
         if !second.status.success() {
@@ -604,15 +593,7 @@ fn fresh_never_deletes_what_curate_did_not_write() {
     let input = small_input(tmp.path(), 40, 10);
     let cfg = length_config(tmp.path(), "c.toml", &input, 3, "");
     let out = tmp.path().join("out");
-    let fresh = [
-        "run",
-        "-q",
-        "--fresh",
-        "--config",
-        s(&cfg),
-        "--output",
-        s(&out),
-    ];
+    let fresh = fresh_args(&cfg, &out);
     run_ok(&["run", "-q", "--config", s(&cfg), "--output", s(&out)]);
     let digest = std::fs::read(out.join("manifest.json")).unwrap();
     std::fs::write(out.join("NOTES.md"), b"mine").unwrap();
@@ -648,15 +629,7 @@ fn fresh_never_deletes_what_curate_did_not_write() {
     std::fs::create_dir_all(proj.join(".curate")).unwrap();
     std::fs::create_dir_all(proj.join("src")).unwrap();
     std::fs::write(proj.join("src/main.rs"), b"fn main() {}").unwrap();
-    let e = run_err(&[
-        "run",
-        "-q",
-        "--fresh",
-        "--config",
-        s(&cfg),
-        "--output",
-        s(&proj),
-    ]);
+    let e = run_err(&fresh_args(&cfg, &proj));
     assert!(e.contains(": src;"), "{e}");
     assert!(proj.join("src/main.rs").exists());
 }
@@ -673,15 +646,7 @@ fn a_symlinked_directory_inside_a_run_is_never_written_through() {
     std::fs::write(elsewhere.join("part-00000.parquet"), b"precious").unwrap();
     std::fs::remove_dir_all(out.join("data")).unwrap();
     std::os::unix::fs::symlink(&elsewhere, out.join("data")).unwrap();
-    let e = run_err(&[
-        "run",
-        "-q",
-        "--fresh",
-        "--config",
-        s(&cfg),
-        "--output",
-        s(&out),
-    ]);
+    let e = run_err(&fresh_args(&cfg, &out));
     assert!(e.contains("symbolic link inside the run directory"), "{e}");
     assert_eq!(
         std::fs::read(elsewhere.join("part-00000.parquet")).unwrap(),
@@ -919,15 +884,7 @@ fn a_damaged_state_file_is_named_and_cleared_by_fresh() {
         e.contains("damaged run state") && e.contains("--fresh"),
         "{e}"
     );
-    run_ok(&[
-        "run",
-        "-q",
-        "--fresh",
-        "--config",
-        s(&a),
-        "--output",
-        s(&out),
-    ]);
+    run_ok(&fresh_args(&a, &out));
     assert_verifies(&out, "after --fresh");
 }
 

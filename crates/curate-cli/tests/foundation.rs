@@ -368,15 +368,7 @@ fn rerun_of_a_finished_run_is_a_no_op_and_changes_are_refused() {
     ]);
     assert!(err.contains("changed"), "{err}");
     // --fresh starts over
-    run_ok(&[
-        "run",
-        "-q",
-        "--fresh",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    run_ok(&fresh_args(&cfg, &out));
     assert_eq!(manifest(&out)["totals"]["input_rows"], 40);
     // a non-curate directory is never written into
     let other = tmp.path().join("other");

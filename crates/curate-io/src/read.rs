@@ -298,7 +298,7 @@ impl<'a> ParquetShare<'a> {
                 let reader = b.build().map_err(|e| fmt(&e))?;
                 Ok(Box::new(reader.map(move |b| {
                     b.map_err(|e| IoError::format(path, at.clone(), e))
-                        .and_then(|b| self.in_order(b, at.clone()))
+                        .and_then(|b| shaped(path, b, self.spec, at.clone()))
                 })))
             }
             (None, Some((url, object))) => {
@@ -315,24 +315,11 @@ impl<'a> ParquetShare<'a> {
                 Ok(Box::new(std::iter::from_fn(move || {
                     crate::store::block_on(futures::StreamExt::next(&mut stream)).map(|b| {
                         b.map_err(|e| crate::store::parquet_read_error(url, at.clone(), e))
-                            .and_then(|b| self.in_order(b, at.clone()))
+                            .and_then(|b| shaped(path, b, self.spec, at.clone()))
                     })
                 })))
             }
             (None, None) => unreachable!("a file or an object"),
-        }
-    }
-
-    /// A decoded batch with its text as Utf8 and, with `[input] columns`, its columns in the
-    /// order listed there (the projection mask keeps the file's order).
-    fn in_order(&self, b: RecordBatch, at: Location) -> Result<RecordBatch, IoError> {
-        let path = &self.file.path;
-        let b = normalize_text(path, b, &self.spec.text_column)?;
-        match &self.spec.columns {
-            Some(cols) => b
-                .project(&column_indices(&b.schema(), cols))
-                .map_err(|e| IoError::format(path, at, e)),
-            None => Ok(b),
         }
     }
 
@@ -453,6 +440,23 @@ fn column_indices(schema: &Schema, cols: &[String]) -> Vec<usize> {
         }
     }
     out
+}
+
+/// A decoded batch as readers hand it on: its text as Utf8 and, with `[input] columns`, only
+/// those columns, in the order listed there (a parquet projection mask keeps the file's order).
+fn shaped(
+    path: &Path,
+    b: RecordBatch,
+    spec: &ReadSpec,
+    at: Location,
+) -> Result<RecordBatch, IoError> {
+    let b = normalize_text(path, b, &spec.text_column)?;
+    match &spec.columns {
+        Some(cols) => b
+            .project(&column_indices(&b.schema(), cols))
+            .map_err(|e| IoError::format(path, at, e)),
+        None => Ok(b),
+    }
 }
 
 /// Casts the text column to Utf8 if it is LargeUtf8 or Utf8View.
@@ -931,7 +935,11 @@ impl<'a> JsonlRead<'a> {
             && let Ok(b) = self.finish(self.entries.len())
         {
             let first = self.entries[0].row;
-            sink(self.project(b).map_err(io)?, first).map_err(ReadError::Sink)?;
+            sink(
+                shaped(self.path(), b, self.spec, Location::File).map_err(io)?,
+                first,
+            )
+            .map_err(ReadError::Sink)?;
             return Ok(Flushed::More);
         }
         // line by line, with a fresh decoder: each line's one-row batch, or its error
@@ -1046,18 +1054,11 @@ impl<'a> JsonlRead<'a> {
         let b = arrow::compute::concat_batches(&run[0].schema(), run.iter())
             .map_err(|e| ReadError::Io(IoError::format(self.path(), Location::File, e)))?;
         run.clear();
-        sink(self.project(b).map_err(ReadError::Io)?, first).map_err(ReadError::Sink)
-    }
-
-    /// The batch with its text as Utf8 and only the requested columns.
-    fn project(&self, b: RecordBatch) -> Result<RecordBatch, IoError> {
-        let b = normalize_text(self.path(), b, &self.spec.text_column)?;
-        match &self.spec.columns {
-            None => Ok(b),
-            Some(cols) => b
-                .project(&column_indices(&b.schema(), cols))
-                .map_err(|e| IoError::format(self.path(), Location::File, e)),
-        }
+        sink(
+            shaped(self.path(), b, self.spec, Location::File).map_err(ReadError::Io)?,
+            first,
+        )
+        .map_err(ReadError::Sink)
     }
 }
 

@@ -55,6 +55,12 @@ pub fn run_config_threads_ok(cfg: &Path, out: &Path, threads: &str) -> String {
     run_ok(&[a, b, c, d, e, f, "--threads", threads])
 }
 
+/// The arguments of `curate run -q --fresh --config CFG --output OUT`.
+pub fn fresh_args<'a>(cfg: &'a Path, out: &'a Path) -> [&'a str; 7] {
+    let [a, b, c, d, e, f] = run_args(cfg, out);
+    [a, b, "--fresh", c, d, e, f]
+}
+
 /// The arguments of `curate run -q --config CFG --output OUT`.
 fn run_args<'a>(cfg: &'a Path, out: &'a Path) -> [&'a str; 6] {
     [
