@@ -374,15 +374,33 @@ impl Dictionary {
         self.table[self.slot(w, h)].1
     }
 
-    /// fastText's `pushHash`: n-gram bucket `id` → its input row, if the model kept it.
+    /// The n-gram rows of a pruned model, by rank: fastText's row (after the words) of the `r`-th
+    /// kept bucket in bucket order. This dictionary numbers a kept bucket's row `nwords + r` (no
+    /// table between the bucket and its row); the model stores its input matrix in that order
+    /// ([`crate::matrix::Matrix::gathered`]). `None` when the rows are not pruned.
+    pub(crate) fn ngram_rows_by_rank(&self) -> Option<&[i32]> {
+        (self.pruneidx_size > 0).then_some(&self.prune.rows[..])
+    }
+
+    /// fastText's number for input row `id` of this dictionary (they differ for the n-gram rows
+    /// of a pruned model; see [`Self::ngram_rows_by_rank`]).
+    pub(crate) fn fasttext_row(&self, id: i32) -> i32 {
+        match self.ngram_rows_by_rank() {
+            Some(rows) if id >= self.nwords => self.nwords + rows[(id - self.nwords) as usize],
+            _ => id,
+        }
+    }
+
+    /// fastText's `pushHash`: n-gram bucket `id` → its input row, if the model kept it (a pruned
+    /// model's kept bucket: `nwords` + its rank, see [`Self::ngram_rows_by_rank`]).
     #[inline]
     fn push_hash(&self, out: &mut Vec<i32>, id: i32) {
         if self.pruneidx_size == 0 || id < 0 {
             return;
         }
         if self.pruneidx_size > 0 {
-            if let Some(row) = self.prune.get(id) {
-                out.push(self.nwords + row);
+            if let Some(rank) = self.prune.rank(id) {
+                out.push(self.nwords + rank as i32);
             }
         } else {
             out.push(self.nwords + id);
@@ -420,7 +438,11 @@ impl Dictionary {
         };
         let nwords = self.nwords;
         if pruned {
-            out.extend(tmp[..k].iter().map(|&b| nwords + self.prune.row_of_kept(b)));
+            out.extend(
+                tmp[..k]
+                    .iter()
+                    .map(|&b| nwords + self.prune.rank_of_kept(b)),
+            );
         } else {
             out.extend(tmp[..k].iter().map(|&b| nwords + b as i32));
         }
@@ -673,9 +695,11 @@ mod tests {
 /// The pruned-bucket map of a quantized model (bucket → row): a bitmap of the kept buckets (one
 /// bit per bucket: most n-grams of a pruned model fall in dropped buckets, and the bitmap answers
 /// those from cache), the count of kept buckets before each bitmap word, and the rows of the kept
-/// buckets in bucket order — so a kept bucket's row is `rows[base[w] + kept bits before it in
-/// word w]`. About 6 bytes per 64 buckets plus 4 per kept one (lid.176: ≈ 0.4 MB), where a hash
-/// table with its probes was several times that and missed the cache on every kept n-gram.
+/// buckets in bucket order — so a kept bucket's rank is `base[w] + kept bits before it in word
+/// w`, and its fastText row `rows[rank]`. About 6 bytes per 64 buckets (lid.176: ≈ 0.4 MB), where
+/// a hash table with its probes was several times that and missed the cache on every kept
+/// n-gram. Predicting needs only the rank (the model renumbers its n-gram rows by rank); `rows`
+/// serves that renumbering and [`Dictionary::fasttext_row`].
 #[derive(Debug)]
 struct PruneMap {
     kept: Vec<u64>,
@@ -733,22 +757,17 @@ impl PruneMap {
         Some((self.base[w] + below) as usize)
     }
 
-    #[inline]
-    fn get(&self, k: i32) -> Option<i32> {
-        self.rank(k).map(|r| self.rows[r])
-    }
-
     /// 1 if bucket `b` (< the model's `bucket`) was kept, else 0.
     #[inline(always)]
     fn kept(&self, b: u32) -> usize {
         (self.kept[b as usize / 64] >> (b % 64) & 1) as usize
     }
 
-    /// The row of bucket `b`, which [`Self::kept`] says was kept.
+    /// The rank of bucket `b` among the kept ones, which [`Self::kept`] says was kept.
     #[inline(always)]
-    fn row_of_kept(&self, b: u32) -> i32 {
+    fn rank_of_kept(&self, b: u32) -> i32 {
         let w = b as usize / 64;
         let below = (self.kept[w] & ((1u64 << (b % 64)) - 1)).count_ones();
-        self.rows[(self.base[w] + below) as usize]
+        (self.base[w] + below) as i32
     }
 }

@@ -257,6 +257,12 @@ impl Model {
                 ),
             ));
         }
+        // a pruned model's n-gram rows, renumbered by the rank of their bucket (what the
+        // dictionary hands out; the values and so every sum are unchanged)
+        let input = match dict.ngram_rows_by_rank() {
+            Some(by_rank) => input.gathered(dict.nwords as usize, by_rank),
+            None => input,
+        };
         let loss = Loss::new(loss_kind, &dict.label_counts).ok_or_else(|| {
             LoadError::invalid(
                 "label counts",
@@ -399,6 +405,9 @@ impl Model {
     /// rows), as fastText's `getLine` lists them; for tests and debugging.
     pub fn input_rows<'s>(&self, text: &str, newline: Newline, s: &'s mut Scratch) -> &'s [i32] {
         self.dict.line(text.as_bytes(), newline, &mut s.line);
+        for id in &mut s.line.ids {
+            *id = self.dict.fasttext_row(*id);
+        }
         &s.line.ids
     }
 }

@@ -23,7 +23,7 @@ pub(crate) struct Dense {
 
 /// A product quantizer: `nsubq` sub-vectors of `dsub` values (the last of `lastdsub`), each
 /// coded by one byte into 256 centroids.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pq {
     nsubq: usize,
     dsub: usize,
@@ -127,6 +127,45 @@ impl Matrix {
             cols: q.cols,
             data,
         })
+    }
+
+    /// The matrix whose rows are rows `0..head` of this one, then row `head + tail[r]` for each
+    /// `r` (every index checked by the caller to lie below [`Self::rows`]): the very values,
+    /// renumbered. A pruned model's n-gram rows are stored in its bucket order with it, so a
+    /// kept bucket's row number is its rank among the kept buckets, with no table to look it up.
+    pub(crate) fn gathered(&self, head: usize, tail: &[i32]) -> Self {
+        let src = (0..head).chain(tail.iter().map(|&t| head + t as usize));
+        match self {
+            Matrix::Dense(d) => {
+                let mut data = Vec::with_capacity((head + tail.len()) * d.cols);
+                for i in src {
+                    data.extend_from_slice(&d.data[i * d.cols..(i + 1) * d.cols]);
+                }
+                Matrix::Dense(Dense {
+                    rows: head + tail.len(),
+                    cols: d.cols,
+                    data,
+                })
+            }
+            Matrix::Quant(q) => {
+                let n = q.pq.nsubq;
+                let mut codes = Vec::with_capacity((head + tail.len()) * n);
+                let mut norm_codes = Vec::with_capacity(head + tail.len());
+                for i in src {
+                    codes.extend_from_slice(&q.codes[i * n..(i + 1) * n]);
+                    if let Some((c, _)) = &q.norms {
+                        norm_codes.push(c[i]);
+                    }
+                }
+                Matrix::Quant(Box::new(Quant {
+                    rows: head + tail.len(),
+                    cols: q.cols,
+                    codes,
+                    pq: q.pq.clone(),
+                    norms: q.norms.as_ref().map(|(_, npq)| (norm_codes, npq.clone())),
+                }))
+            }
+        }
     }
 
     pub(crate) fn rows(&self) -> usize {

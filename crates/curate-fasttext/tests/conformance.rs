@@ -264,6 +264,77 @@ fn lid176_matches_fasttext() {
     assert_conforms("lid.176.ftz (undecoded)", &compare(&raw, &docs, &refs));
 }
 
+/// The rows a token adds are the very rows fastText's `get_subwords` lists (its row numbers,
+/// which curate renumbers internally for a pruned model), for words of the corpus, in and out of
+/// the model's vocabulary, ASCII or not.
+#[test]
+fn lid176_rows_are_fasttexts_subwords() {
+    let Some(py) = curate_testkit::reference_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("lid.176.ftz");
+    std::fs::write(&model_path, curate_fasttext::LID176_FTZ).unwrap();
+    let mut words: Vec<String> = corpus_docs(40, 7, 1, 4_000)
+        .iter()
+        .flat_map(|d| {
+            d.text
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    words.extend(["the", "</s>x", "naïve", "日本語", "supercalifragilistic"].map(String::from));
+    words.sort();
+    words.dedup();
+    let input = dir.path().join("words.jsonl");
+    let mut w = BufWriter::new(File::create(&input).unwrap());
+    for word in &words {
+        serde_json::to_writer(&mut w, &serde_json::json!({ "word": word })).unwrap();
+        w.write_all(b"\n").unwrap();
+    }
+    w.flush().unwrap();
+    let out = dir.path().join("subwords.jsonl");
+    python(
+        &py,
+        &[
+            "subwords",
+            model_path.to_str().unwrap(),
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+    );
+    let model = Model::open(&model_path).unwrap();
+    let mut s = curate_fasttext::Scratch::default();
+    let eos = model
+        .input_rows("", curate_fasttext::Newline::Space, &mut s)
+        .to_vec();
+    let refs = std::fs::read_to_string(&out).unwrap();
+    let mut pruned_rows = 0;
+    for (word, line) in words.iter().zip(refs.lines()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let mut want: Vec<i32> = v["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_i64().unwrap() as i32)
+            .collect();
+        want.extend(&eos);
+        let got = model.input_rows(word, curate_fasttext::Newline::Space, &mut s);
+        assert_eq!(got, want, "{word:?}");
+        pruned_rows += got
+            .iter()
+            .filter(|&&r| r >= model.word_count() as i32)
+            .count();
+    }
+    assert_eq!(refs.lines().count(), words.len());
+    assert!(
+        words.len() > 1_000 && pruned_rows > 1_000,
+        "{} words, {pruned_rows}",
+        words.len()
+    );
+}
+
 #[test]
 fn trained_models_match_fasttext() {
     let Some(py) = curate_testkit::reference_python() else {

@@ -14,6 +14,8 @@ Usage (all files JSONL, one object per line):
   fasttext_reference.py classifier MODEL IN OUT LABEL THRESHOLD
       datatrove's FastTextClassifierFilter(MODEL, keep_labels=(LABEL, THRESHOLD)):
       {"keep", "score"} (score: the label's metadata value, or null when absent)
+  fasttext_reference.py subwords MODEL IN OUT
+      model.get_subwords(word) for each {"word"}: {"ids": the word's input rows, in order}
 """
 import json
 import os
@@ -111,6 +113,15 @@ def classifier(model, inp, out, label, threshold):
             f.write(json.dumps({"keep": keep, "score": doc.metadata.get("__label__" + label)}) + "\n")
 
 
+def subwords(model, inp, out):
+    m = _FastText(model)
+    with open(out, "w") as f:
+        for d in read(inp):
+            _, ids = m.get_subwords(d["word"])
+            f.write(json.dumps({"ids": [int(i) for i in ids]}) + "\n")
+
+
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
-    {"train": train, "train_binary": train_binary, "predict": predict, "language": language, "classifier": classifier}[cmd](*args)
+    {"train": train, "train_binary": train_binary, "predict": predict, "language": language, "classifier": classifier,
+     "subwords": subwords}[cmd](*args)
