@@ -8,8 +8,13 @@ use curate_pipeline::{PipelineError, RunOptions, config};
 
 use crate::cluster;
 
+/// The config at `path`, or every problem it has: those of its own sections and, read from the
+/// inputs' footers, those of the input columns it names.
 fn load_config(path: &Path) -> Result<config::Config, PipelineError> {
-    config::load(path).map_err(PipelineError::Config)
+    config::load(path).map_err(|mut problems| {
+        problems.extend(curate_pipeline::input_column_problems(path));
+        PipelineError::Config(problems)
+    })
 }
 
 /// `curate run`: locally, or as Slurm job arrays.

@@ -582,6 +582,30 @@ fn columns_the_input_lacks_are_config_problems() {
             && err.contains("id column `doc_id` is missing"),
         "{err}"
     );
+    // with problems of its own elsewhere in the config, the columns are still checked: every
+    // problem at once, before any data is read
+    let cfg = write_config(
+        tmp.path(),
+        "cols3.toml",
+        &format!(
+            "[input]\npaths = [{}]\ntext_column = \"body\"\n\n[[steps]]\ntype = \"length\"\nmin_words = \"x\"\n",
+            q(&input)
+        ),
+    );
+    let o = run(&["validate", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("2 problem(s)")
+            && err.contains("`min_words`: invalid type")
+            && err.contains("in.parquet: column `body`: missing"),
+        "{err}"
+    );
+    let err = run_config_err(&cfg, &out);
+    assert!(
+        err.contains("`min_words`") && err.contains("column `body`: missing"),
+        "{err}"
+    );
 }
 
 /// `on_error = "skip"` covers files that cannot be read at all, found while planning (a

@@ -310,6 +310,14 @@ pub fn load(path: &Path) -> Result<Config, Vec<curate_core::Problem>> {
     parse(&text, path)
 }
 
+/// The `[input]` section of the config file at `path` alone, if it parses, whatever the rest of
+/// the file holds (see [`crate::input_column_problems`]).
+pub fn input_section(path: &Path) -> Option<InputConfig> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc: toml::Table = text.parse().ok()?;
+    doc.get("input")?.clone().try_into().ok()
+}
+
 /// Parses and validates config text (`path` is used for messages and relative files).
 pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem>> {
     let mut p = Problems::new();

@@ -354,6 +354,21 @@ pub fn check_inputs(mut config: Config) -> Result<InputCheck, PipelineError> {
     })
 }
 
+/// The problems of the input columns the config file at `path` names (the text column missing
+/// or not strings, a listed or id column missing), read from the inputs' footers, never their
+/// data: for a config whose other sections have problems, so that `curate validate` and a
+/// refused run report every problem at once. Empty when `[input]` itself does not parse (its
+/// problems are the config's) or the inputs cannot be read (a run reports that).
+pub fn input_column_problems(path: &Path) -> Vec<curate_core::Problem> {
+    let Some(input) = config::input_section(path) else {
+        return Vec::new();
+    };
+    match plan::inspect_inputs(&input) {
+        Ok(i) => i.columns.into_items(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// A new run id: unique across hosts, processes and time (not part of any output).
 fn new_run_id() -> String {
     let nanos = std::time::SystemTime::now()

@@ -148,6 +148,85 @@ impl curate_core::resource::RemoteReader for ObjectStoreReader {
 }
 
 /// Whether `e` says the file is not there (a listed input that vanished is never skipped).
+/// The inputs as read from their footers (never their data): the readable files, those left
+/// out as unreadable (`on_error = "skip"`), errors reading the others, and the problems of the
+/// config's input columns (the text column missing or not strings, a listed or id column
+/// missing), which are config problems.
+pub(crate) struct Inspected {
+    pub inputs: Vec<InputFile>,
+    pub unreadable: Vec<curate_snapshot::Skipped>,
+    pub errors: Vec<String>,
+    pub columns: curate_core::Problems,
+}
+
+/// Resolves `[input] paths` and reads every input's footer: what [`Plan::new`] starts from, and
+/// what `curate validate` checks when the rest of the config has problems of its own.
+pub(crate) fn inspect_inputs(cfg: &crate::config::InputConfig) -> Result<Inspected, PipelineError> {
+    let base = std::env::current_dir().unwrap_or_default();
+    let paths = input::resolve(&cfg.paths, &base).map_err(PipelineError::Inputs)?;
+    let mut inputs = Vec::with_capacity(paths.len());
+    let mut errors = Vec::new();
+    // A file read whose columns do not fit the config (the text column missing or not
+    // strings, a listed or id column missing) is a config problem (`curate validate` fails
+    // on it); a file that cannot be read is the run's to report.
+    let mut columns = curate_core::Problems::new();
+    columns.set_scope("input");
+    // under on_error = "skip", a file that cannot be read at all (its footer, its first
+    // lines) is left out whole and listed, as an unreadable row group is
+    let skip = cfg.on_error == crate::config::OnError::Skip;
+    let mut unreadable = Vec::new();
+    for p in &paths {
+        match curate_io::inspect::inspect(p, &cfg.text_column) {
+            Ok(f) => inputs.push(f),
+            Err(e @ curate_io::IoError::Column { .. }) => {
+                columns.push("text_column", e.to_string());
+            }
+            Err(e) if skip && !e.is_transport() && !not_found(&e) => {
+                tracing::warn!(file = %p.display(), error = %e, "skipping an unreadable input (on_error = \"skip\")");
+                unreadable.push(curate_snapshot::Skipped {
+                    path: p.display().to_string(),
+                    row_groups: [0, 0],
+                    rows: 0,
+                    error: e.to_string(),
+                });
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if inputs.is_empty() && !unreadable.is_empty() && errors.is_empty() && columns.is_empty() {
+        errors.extend(unreadable.iter().map(|u| u.error.clone()));
+        errors.push("every input is unreadable: nothing to run on".into());
+    }
+    if let Some(cols) = &cfg.columns {
+        for f in &inputs {
+            for c in cols {
+                if f.schema.field_with_name(c).is_err() {
+                    columns.push(
+                        "columns",
+                        format!("{}: column `{c}` is missing", f.path.display()),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(id) = &cfg.id_column {
+        for f in &inputs {
+            if f.schema.field_with_name(id).is_err() {
+                columns.push(
+                    "id_column",
+                    format!("{}: id column `{id}` is missing", f.path.display()),
+                );
+            }
+        }
+    }
+    Ok(Inspected {
+        inputs,
+        unreadable,
+        errors,
+        columns,
+    })
+}
+
 fn not_found(e: &curate_io::IoError) -> bool {
     matches!(e, curate_io::IoError::Os { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
@@ -220,63 +299,12 @@ impl Plan {
     /// (`config` is updated, so the fingerprint and the manifest record it); then every step's
     /// columns are checked ([`crate::schema`]).
     pub fn new(config: &mut Config, work: &std::path::Path) -> Result<Plan, PipelineError> {
-        let base = std::env::current_dir().unwrap_or_default();
-        let paths = input::resolve(&config.input.paths, &base).map_err(PipelineError::Inputs)?;
-        let mut inputs = Vec::with_capacity(paths.len());
-        let mut errors = Vec::new();
-        // A file read whose columns do not fit the config (the text column missing or not
-        // strings, a listed or id column missing) is a config problem (`curate validate` fails
-        // on it); a file that cannot be read is the run's to report.
-        let mut columns = curate_core::Problems::new();
-        columns.set_scope("input");
-        // under on_error = "skip", a file that cannot be read at all (its footer, its first
-        // lines) is left out whole and listed, as an unreadable row group is
-        let skip = config.input.on_error == crate::config::OnError::Skip;
-        let mut unreadable = Vec::new();
-        for p in &paths {
-            match curate_io::inspect::inspect(p, &config.input.text_column) {
-                Ok(f) => inputs.push(f),
-                Err(e @ curate_io::IoError::Column { .. }) => {
-                    columns.push("text_column", e.to_string());
-                }
-                Err(e) if skip && !e.is_transport() && !not_found(&e) => {
-                    tracing::warn!(file = %p.display(), error = %e, "skipping an unreadable input (on_error = \"skip\")");
-                    unreadable.push(curate_snapshot::Skipped {
-                        path: p.display().to_string(),
-                        row_groups: [0, 0],
-                        rows: 0,
-                        error: e.to_string(),
-                    });
-                }
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if inputs.is_empty() && !unreadable.is_empty() && errors.is_empty() && columns.is_empty() {
-            errors.extend(unreadable.iter().map(|u| u.error.clone()));
-            errors.push("every input is unreadable: nothing to run on".into());
-        }
-        if let Some(cols) = &config.input.columns {
-            for f in &inputs {
-                for c in cols {
-                    if f.schema.field_with_name(c).is_err() {
-                        columns.push(
-                            "columns",
-                            format!("{}: column `{c}` is missing", f.path.display()),
-                        );
-                    }
-                }
-            }
-        }
-        if let Some(id) = &config.input.id_column {
-            for f in &inputs {
-                if f.schema.field_with_name(id).is_err() {
-                    columns.push(
-                        "id_column",
-                        format!("{}: id column `{id}` is missing", f.path.display()),
-                    );
-                }
-            }
-        }
+        let Inspected {
+            inputs,
+            unreadable,
+            errors,
+            mut columns,
+        } = inspect_inputs(&config.input)?;
         if !columns.is_empty() {
             for e in errors {
                 columns.push("paths", e);
