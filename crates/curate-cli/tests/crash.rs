@@ -136,7 +136,12 @@ seed = 11
     }
 
     fn spawn(&self, workdir: &Path) -> Child {
+        self.spawn_with(workdir, &[])
+    }
+
+    fn spawn_with(&self, workdir: &Path, env: &[(&str, &str)]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_curate"))
+            .envs(env.iter().copied())
             .args(["run", "--quiet", "--threads", "2", "--config"])
             .arg(&self.config)
             .arg("--output")
@@ -281,4 +286,46 @@ fn sigkill_inside_the_minhash_stages_then_resume_is_identical() {
 #[test]
 fn sigkill_inside_online_labeling_then_resume_is_identical() {
     trials("label", &[Target::Label], 4, 0x001A_BE15);
+}
+
+/// Killed inside finalize, after it wrote the manifest and before its record: the work
+/// directory it finalizes from must still be there, so the resume finalizes again to the same
+/// snapshot (the steps that publish files from it — MinHash, labels, the model, the score cut —
+/// among them), and the work directory is gone once the run is complete.
+#[test]
+fn sigkill_inside_finalize_then_resume_is_identical() {
+    let fx = Fixture::new();
+    let reference = fx.run_to_end(&fx.workdir("reference"));
+    let wd = fx.workdir("finalize");
+    let out = wd.join("out");
+    let mut child = fx.spawn_with(
+        &wd,
+        &[("CURATE_TEST_PAUSE_BEFORE_FINALIZE_COMMIT_MS", "60000")],
+    );
+    let t0 = Instant::now();
+    while !out.join("manifest.json").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "finalize never reached"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // well inside the pause: whatever finalize does after its manifest is done
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+    let _ = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+    assert!(
+        out.join(".curate/work").is_dir(),
+        "finalize removed its work directory before its record"
+    );
+    fx.run_to_end(&wd);
+    assert_same_snapshot(&out, &reference, "killed inside finalize");
+    assert!(
+        !out.join(".curate/work").exists(),
+        "the work directory outlived the finished run"
+    );
 }

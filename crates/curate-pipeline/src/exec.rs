@@ -90,7 +90,12 @@ impl Run {
     pub fn run_task(&self, stage: &Stage, task: usize) -> Result<TaskRecord, PipelineError> {
         // 1. fetch
         self.fetch_for_task(stage, task)?;
+        let finalize = matches!(stage.kind, StageKind::Finalize);
         if let Some(r) = TaskRecord::load(&self.layout, &stage.name, task) {
+            if finalize {
+                // a run killed after finalize's record, before its work directory was gone
+                self.drop_work()?;
+            }
             return Ok(r);
         }
         if task >= stage.tasks {
@@ -109,11 +114,13 @@ impl Run {
             StageKind::Finalize => finalize::finalize(self)?,
         };
         record.run_id = self.layout.run_id.clone();
-        let finalize = matches!(stage.kind, StageKind::Finalize);
         pause_for_tests("CURATE_TEST_PAUSE_BEFORE_COMMIT_MS");
+        if finalize {
+            pause_for_tests("CURATE_TEST_PAUSE_BEFORE_FINALIZE_COMMIT_MS");
+        }
         // 3. publish, then commit: nothing of this task becomes visible if another writer
-        // replaced the run meanwhile; finalize removed the local work directory, whose
-        // published files go only after its record
+        // replaced the run meanwhile; the work directory (local and published) goes only after
+        // finalize's record, so a run killed before it finalizes again from the same files
         self.check_still_this_run()?;
         if self.storage.push(finalize)? {
             // publishing took time: ask again before the record makes it count
@@ -131,7 +138,7 @@ impl Run {
         // 4. drop what no later task reads
         if !self.config.run.keep_work {
             if finalize {
-                self.storage.drop_work()?;
+                self.drop_work()?;
             }
             if let StageKind::Pass { pass } = stage.kind
                 && pass > 0
@@ -141,6 +148,22 @@ impl Run {
             }
         }
         Ok(record)
+    }
+
+    /// Removes the run's work directory, locally and where the storage published it (unless
+    /// `keep_work`): once finalize's record is committed, nothing reads it again.
+    fn drop_work(&self) -> Result<(), PipelineError> {
+        if self.config.run.keep_work {
+            return Ok(());
+        }
+        // the snapshot is complete: a work file that will not go is worth a warning, not a
+        // failed run (the next run in this directory removes what is left)
+        let work = self.layout.work_root();
+        if let Err(e) = curate_snapshot::storage::remove_any(&work) {
+            tracing::warn!(dir = %work.display(), error = %e, "could not remove the work directory");
+        }
+        self.storage.drop_work()?;
+        Ok(())
     }
 
     /// Step 1 of a task's life: makes what task `task` of `stage` reads from earlier stages
@@ -737,7 +760,8 @@ impl Run {
 
 /// A test hook: sleeps for the milliseconds the environment variable `var` names, if set (the
 /// concurrency tests use it to hold a task between its work and its commit while another
-/// writer replaces the run; nothing else sets it).
+/// writer replaces the run, the crash tests to kill a run between its manifest and finalize's
+/// record; nothing else sets it).
 fn pause_for_tests(var: &str) {
     if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {
         std::thread::sleep(std::time::Duration::from_millis(ms));

@@ -253,9 +253,8 @@ pub fn finalize(run: &Run) -> Result<TaskRecord, PipelineError> {
     manifest.content_hash = manifest.compute_content_hash();
     write_atomic(&run.layout.manifest(), &manifest.to_bytes())
         .map_err(|e| PipelineError::io("writing the manifest", e))?;
-    if !run.config.run.keep_work {
-        let _ = std::fs::remove_dir_all(run.layout.work_root());
-    }
+    // the work directory goes after this task's record (`Run::run_task`): killed before the
+    // record, the run finalizes again from it
     Ok(TaskRecord {
         stage: "finalize".into(),
         task: 0,
