@@ -91,6 +91,11 @@ pub(crate) struct LineBuf {
     memo: Memo,
 }
 
+/// Tokens [`Dictionary::line`] reads ahead in its first pass (its working memory per line).
+const LINE_WINDOW: usize = 4096;
+/// Rows [`Dictionary::line`] gathers before it hands them on.
+const FLUSH_ROWS: usize = 1 << 15;
+
 /// Token bytes a memo slot holds (longer tokens are always computed).
 const MEMO_KEY: usize = 21;
 /// Input rows a memo slot holds (a token with more is always computed).
@@ -592,54 +597,91 @@ impl Dictionary {
 
     /// The input rows of one line of text, as fastText's `predict` computes them for `text`
     /// followed by a newline: whitespace-separated tokens, then `</s>`; reading stops after a
-    /// `</s>` token (a literal one in the text included). Leaves them in `lb.ids`.
-    pub(crate) fn line(&self, text: &[u8], newline: Newline, lb: &mut LineBuf) {
+    /// `</s>` token (a literal one in the text included). The rows go to `sink` in order, a
+    /// bounded batch at a time (however long the text, this holds a window of tokens and at most
+    /// [`FLUSH_ROWS`] rows, plus a hash per token when the model has word n-grams); returns how
+    /// many there were.
+    pub(crate) fn line(
+        &self,
+        text: &[u8],
+        newline: Newline,
+        lb: &mut LineBuf,
+        sink: &mut dyn FnMut(&[i32]),
+    ) -> usize {
         lb.ids.clear();
         lb.hashes.clear();
         let memo = self.memoizes();
         if memo {
             lb.memo.bind(self.id);
         }
-        // First pass: every token's span and hash, touching its memo slot, so the slots' cache
-        // misses overlap instead of stalling the second pass one token at a time.
-        lb.toks.clear();
-        let mut touched = 0u8;
+        let keep_hashes = self.word_ngrams > 1;
+        let mut rows = 0;
         let n = text.len();
         let mut i = 0;
-        while i < n {
-            let b = text[i];
-            if is_space(b) {
-                if b == b'\n' && newline == Newline::EndsLine {
+        let mut open = true;
+        let mut ended = false;
+        while open && !ended {
+            // First pass over a window of tokens: each one's span and hash, touching its memo
+            // slot, so the slots' cache misses overlap instead of stalling the second pass one
+            // token at a time.
+            lb.toks.clear();
+            let mut touched = 0u8;
+            loop {
+                if i >= n {
+                    ended = true;
                     break;
                 }
-                i += 1;
-                continue;
+                let b = text[i];
+                if is_space(b) {
+                    if b == b'\n' && newline == Newline::EndsLine {
+                        ended = true;
+                        break;
+                    }
+                    i += 1;
+                    continue;
+                }
+                if lb.toks.len() == LINE_WINDOW {
+                    break;
+                }
+                let start = i;
+                let mut h = FNV_OFFSET;
+                while i < n && !is_space(text[i]) {
+                    h = fnv_step(h, text[i]);
+                    i += 1;
+                }
+                if memo {
+                    touched ^= lb.memo.touch(h);
+                }
+                lb.toks.push((start, i, h));
             }
-            let start = i;
-            let mut h = FNV_OFFSET;
-            while i < n && !is_space(text[i]) {
-                h = fnv_step(h, text[i]);
-                i += 1;
+            std::hint::black_box(touched);
+            // Second pass: fastText's `getLine` over the window; reading stops after a `</s>`.
+            for t in 0..lb.toks.len() {
+                let (s, e, h) = lb.toks[t];
+                if !self.token(&text[s..e], h, lb) {
+                    open = false;
+                    break;
+                }
             }
-            if memo {
-                touched ^= lb.memo.touch(h);
+            if lb.ids.len() >= FLUSH_ROWS {
+                rows += lb.ids.len();
+                sink(&lb.ids);
+                lb.ids.clear();
             }
-            lb.toks.push((start, i, h));
-        }
-        std::hint::black_box(touched);
-        // Second pass: fastText's `getLine` over the tokens; reading stops after a `</s>`.
-        let mut open = true;
-        for t in 0..lb.toks.len() {
-            let (s, e, h) = lb.toks[t];
-            if !self.token(&text[s..e], h, lb) {
-                open = false;
-                break;
+            if !keep_hashes {
+                lb.hashes.clear();
             }
         }
         if open {
             self.token(EOS, hash(EOS), lb);
         }
         self.word_ngrams(lb);
+        if !lb.ids.is_empty() {
+            rows += lb.ids.len();
+            sink(&lb.ids);
+            lb.ids.clear();
+        }
+        rows
     }
 
     /// fastText's `addWordNgrams`: hashes of runs of 2..=wordNgrams consecutive words.

@@ -119,6 +119,8 @@ impl Prediction {
 #[derive(Debug, Default)]
 pub struct Scratch {
     line: LineBuf,
+    /// What [`Model::input_rows`] returns.
+    rows: Vec<i32>,
     hidden: Vec<f32>,
     output: Vec<f32>,
     heap: Vec<heap::Pair>,
@@ -352,13 +354,18 @@ impl Model {
     /// The hidden vector of `text` into `s.hidden` (the mean of its input rows); false when the
     /// text has no input row (then there is nothing to predict).
     fn hidden(&self, text: &str, newline: Newline, s: &mut Scratch) -> bool {
-        self.dict.line(text.as_bytes(), newline, &mut s.line);
-        if s.line.ids.is_empty() {
-            return false;
-        }
         s.hidden.resize(self.dim, 0.0);
         s.output.resize(self.dict.nlabels as usize, 0.0);
-        self.input.average_rows(&s.line.ids, &mut s.hidden);
+        let Scratch { line, hidden, .. } = s;
+        let mut first = true;
+        let rows = self.dict.line(text.as_bytes(), newline, line, &mut |ids| {
+            self.input.add_rows(ids, hidden, first);
+            first = false;
+        });
+        if rows == 0 {
+            return false;
+        }
+        Matrix::mean(hidden, rows);
         true
     }
 
@@ -404,11 +411,12 @@ impl Model {
     /// The input-matrix rows `text` averages over (word ids, then character and word n-gram
     /// rows), as fastText's `getLine` lists them; for tests and debugging.
     pub fn input_rows<'s>(&self, text: &str, newline: Newline, s: &'s mut Scratch) -> &'s [i32] {
-        self.dict.line(text.as_bytes(), newline, &mut s.line);
-        for id in &mut s.line.ids {
-            *id = self.dict.fasttext_row(*id);
-        }
-        &s.line.ids
+        let Scratch { line, rows, .. } = s;
+        rows.clear();
+        self.dict.line(text.as_bytes(), newline, line, &mut |ids| {
+            rows.extend(ids.iter().map(|&id| self.dict.fasttext_row(id)));
+        });
+        rows
     }
 }
 

@@ -182,32 +182,48 @@ impl Matrix {
         }
     }
 
-    /// `out` = the mean of rows `ids` (fastText's `averageRowsToVector`; `ids` not empty, every
-    /// id < rows).
-    pub(crate) fn average_rows(&self, ids: &[i32], out: &mut [f32]) {
-        let scale = (1.0f64 / ids.len() as f64) as f32;
+    /// Adds rows `ids` to `acc` in order (fastText's `computeHidden`, a batch of its rows at a
+    /// time: `first` for the line's first batch, which starts the sum). Splitting a line's rows
+    /// into batches changes no addition, so the sum is bit-identical to one over all of them.
+    pub(crate) fn add_rows(&self, ids: &[i32], acc: &mut [f32], first: bool) {
+        if ids.is_empty() {
+            return;
+        }
         match self {
-            Matrix::Dense(d) if d.cols == 16 => add_rows::<16>(&d.data, ids, out),
+            Matrix::Dense(d) if d.cols == 16 => add_dense::<16>(&d.data, ids, acc, first),
             Matrix::Dense(d) => {
                 let n = d.cols;
-                let first = ids[0] as usize * n;
-                out.copy_from_slice(&d.data[first..first + n]);
-                for &id in &ids[1..] {
+                let rest = if first {
+                    let s = ids[0] as usize * n;
+                    acc.copy_from_slice(&d.data[s..s + n]);
+                    &ids[1..]
+                } else {
+                    ids
+                };
+                for &id in rest {
                     let s = id as usize * n;
-                    for (o, v) in out.iter_mut().zip(&d.data[s..s + n]) {
+                    for (o, v) in acc.iter_mut().zip(&d.data[s..s + n]) {
                         *o += *v;
                     }
                 }
             }
             Matrix::Quant(q) => {
-                out.fill(0.0);
+                if first {
+                    acc.fill(0.0);
+                }
                 for &id in ids {
                     let id = id as usize;
-                    q.pq.add_code(out, &q.codes, id, q.norm(id));
+                    q.pq.add_code(acc, &q.codes, id, q.norm(id));
                 }
             }
         }
-        for o in out.iter_mut() {
+    }
+
+    /// The sum of [`Self::add_rows`] over `rows` rows made their mean (`× (1 / rows)`, the
+    /// factor rounded as fastText's `1.0 / input.size()` is).
+    pub(crate) fn mean(acc: &mut [f32], rows: usize) {
+        let scale = (1.0f64 / rows as f64) as f32;
+        for o in acc.iter_mut() {
             *o *= scale;
         }
     }
@@ -228,17 +244,22 @@ impl Matrix {
     }
 }
 
-/// `out` = the sum of rows `ids` (in order, lane by lane: the very additions of the generic
-/// loop) of a dense matrix with `N` columns, with the row length known to the compiler (lid.176:
-/// 16 floats, four vector additions per row).
+/// [`Matrix::add_rows`] for a dense matrix with `N` columns: `out` (or, for the first batch,
+/// the first row) plus rows `ids` in order, lane by lane (the very additions of the generic
+/// loop), with the row length known to the compiler (lid.176: 16 floats, four vector additions
+/// per row).
 #[inline]
-fn add_rows<const N: usize>(data: &[f32], ids: &[i32], out: &mut [f32]) {
+fn add_dense<const N: usize>(data: &[f32], ids: &[i32], out: &mut [f32], first: bool) {
     let row = |id: i32| -> &[f32; N] {
         let s = id as usize * N;
         data[s..s + N].try_into().unwrap()
     };
-    let mut acc = *row(ids[0]);
-    for &id in &ids[1..] {
+    let (mut acc, rest) = if first {
+        (*row(ids[0]), &ids[1..])
+    } else {
+        (<[f32; N]>::try_from(&out[..N]).unwrap(), ids)
+    };
+    for &id in rest {
         let r = row(id);
         for j in 0..N {
             acc[j] += r[j];

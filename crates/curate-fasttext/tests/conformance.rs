@@ -87,6 +87,48 @@ fn corpus_docs(max: usize, stride: usize, offset: usize, max_chars: usize) -> Ve
     out
 }
 
+/// Long documents made of many corpus documents joined by newlines (≈ 6,000, 40,000 and
+/// 150,000 words): longer than the window of tokens a line is read in and than the batch of rows
+/// it is summed in, so a prediction crosses both boundaries many times (word n-grams included).
+fn long_docs() -> Vec<Doc> {
+    let pool = corpus_docs(600, 3, 2, usize::MAX);
+    [6_000usize, 40_000, 150_000]
+        .iter()
+        .enumerate()
+        .map(|(k, &words)| {
+            let mut text = String::new();
+            let mut n = 0;
+            for d in pool.iter().cycle().skip(k * 7) {
+                if n >= words {
+                    break;
+                }
+                text.push_str(&d.text);
+                text.push('\n');
+                n += d.text.split_whitespace().count().max(1);
+            }
+            Doc {
+                text,
+                lang: "und".into(),
+            }
+        })
+        .collect()
+}
+
+/// [`compare`] for [`long_docs`]: every probability bit-identical to fastText's.
+fn assert_long_docs_exact(
+    name: &str,
+    model: &Model,
+    docs: &[Doc],
+    refs: &[(Vec<String>, Vec<f64>)],
+) {
+    let a = compare(model, docs, refs);
+    assert_conforms(name, &a);
+    assert_eq!(
+        a.exact_probs, a.docs,
+        "{name}: long documents not bit-identical"
+    );
+}
+
 fn doc_count() -> usize {
     match std::env::var("CURATE_FASTTEXT_DOCS").as_deref() {
         Ok("all") => usize::MAX,
@@ -262,6 +304,11 @@ fn lid176_matches_fasttext() {
     assert_conforms("lid.176.ftz", &compare(&model, &docs, &refs));
     let raw = Model::from_bytes_undecoded(curate_fasttext::LID176_FTZ).unwrap();
     assert_conforms("lid.176.ftz (undecoded)", &compare(&raw, &docs, &refs));
+    let long = long_docs();
+    let long_input = dir.path().join("long.jsonl");
+    write_jsonl(&long_input, &long, false);
+    let refs = reference(&py, &model_path, &long_input, dir.path());
+    assert_long_docs_exact("lid.176.ftz, long documents", &model, &long, &refs);
 }
 
 /// The rows a token adds are the very rows fastText's `get_subwords` lists (its row numbers,
@@ -357,6 +404,9 @@ fn trained_models_match_fasttext() {
     let docs = corpus_docs(doc_count().min(1_500), 5, 3, usize::MAX);
     let test_input = dir.path().join("docs.jsonl");
     write_jsonl(&test_input, &docs, false);
+    let long = long_docs();
+    let long_input = dir.path().join("long.jsonl");
+    write_jsonl(&long_input, &long, false);
     let expect = [
         ("softmax.bin", LossKind::Softmax, false),
         ("hs.bin", LossKind::HierarchicalSoftmax, false),
@@ -372,6 +422,13 @@ fn trained_models_match_fasttext() {
         assert_eq!(model.is_quantized(), quantized, "{file}");
         let refs = reference(&py, &path, &test_input, dir.path());
         assert_conforms(file, &compare(&model, &docs, &refs));
+        let long_refs = reference(&py, &path, &long_input, dir.path());
+        assert_long_docs_exact(
+            &format!("{file}, long documents"),
+            &model,
+            &long,
+            &long_refs,
+        );
         if quantized {
             // the same with rows decoded at every use instead of once at load
             let raw = Model::from_bytes_undecoded(&std::fs::read(&path).unwrap()).unwrap();
