@@ -258,6 +258,26 @@ fn empty_and_unreadable_paths() {
 
     let err = run_on(tmp.path(), tmp.path(), "");
     assert!(err.contains("is a directory"), "{err}");
+
+    // an empty string among the paths is a config problem, not an unknown format
+    let err = validate(
+        "[input]\npaths = [\"a.parquet\", \"\"]\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+    );
+    assert!(err.contains("`paths[1]`: is an empty string"), "{err}");
+
+    // a file whose name holds glob characters is read under that name
+    let odd = tmp.path().join("data [2024].parquet");
+    std::fs::copy(curate_testkit::quickstart_sample(), &odd).unwrap();
+    let out = tmp.path().join("odd-out");
+    let cfg = write_config(
+        tmp.path(),
+        "odd.toml",
+        &format!(
+            "[input]\npaths = [{}]\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+            q(&odd)
+        ),
+    );
+    common::run_config_threads_ok(&cfg, &out, "1");
 }
 
 /// The text `curate validate` prints for a config, with the temp dir path normalised.

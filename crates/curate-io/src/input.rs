@@ -117,7 +117,9 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
         // paths as the user wrote them and are the same from any checkout.
         let full = PathBuf::from(pat);
         let full_s = pat.clone();
-        if pat.contains(['*', '?', '[']) {
+        // a file that exists under exactly this name is that file, even if its name holds a
+        // glob character (`data [2024].parquet`)
+        if pat.contains(['*', '?', '[']) && !full.is_file() {
             // a trailing `**` means every file below (as in shells with globstar and in
             // object-store globs); the glob crate's `**` alone matches only directories
             let full_s = if full_s == "**" || full_s.ends_with("/**") {
@@ -141,10 +143,17 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
                         }
                     }
                     if out.len() == before {
-                        errors.push(format!(
-                            "input pattern \"{pat}\" matches no file (looked in {})",
-                            base.display()
-                        ));
+                        let mut msg = format!("input pattern \"{pat}\" matches no file");
+                        if full.is_relative() {
+                            msg.push_str(&format!(" (looked in {})", base.display()));
+                        }
+                        if pat.contains('[') {
+                            msg.push_str(
+                                "; in a pattern `[...]` matches one of the characters inside: \
+                                 write `[[]` for a literal `[` (and `[]]` for `]`)",
+                            );
+                        }
+                        errors.push(msg);
                     }
                 }
                 Err(e) => errors.push(format!("input pattern \"{pat}\" is not a valid glob: {e}")),
@@ -305,5 +314,28 @@ mod tests {
             resolve(&[format!("{}/in/**/*.parquet", d.display())], d).unwrap(),
             want[..2]
         );
+    }
+
+    /// A file whose name holds a glob character is found under that exact name; a pattern that
+    /// matches nothing because of a bracket says how to write a literal one.
+    #[test]
+    fn a_file_named_with_glob_characters_is_found_by_its_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir(d.join("ünï [x]")).unwrap();
+        let f = d.join("ünï [x]/data [2024] *.parquet");
+        std::fs::write(&f, b"x").unwrap();
+        assert_eq!(
+            resolve(&[f.display().to_string()], d).unwrap(),
+            vec![f.clone()]
+        );
+        let pat = format!("{}/ünï [x]/*.parquet", d.display());
+        let e = resolve(&[pat], d).unwrap_err();
+        assert!(
+            e[0].contains("write `[[]` for a literal `[`") && !e[0].contains("looked in"),
+            "{e:?}"
+        );
+        let escaped = format!("{}/ünï [[]x]/*.parquet", d.display());
+        assert_eq!(resolve(&[escaped], d).unwrap(), vec![f]);
     }
 }

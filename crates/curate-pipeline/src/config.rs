@@ -366,6 +366,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<curate_core::Problem
         if i.paths.is_empty() {
             p.push("paths", "is empty; give at least one file or glob");
         }
+        for (k, path) in i.paths.iter().enumerate() {
+            if path.trim().is_empty() {
+                p.push(
+                    &format!("paths[{k}]"),
+                    "is an empty string; give a file or glob",
+                );
+            }
+        }
         if i.batch_rows == 0 {
             p.push("batch_rows", "0 is out of range; allowed: 1 or more");
         }
