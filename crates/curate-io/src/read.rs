@@ -297,8 +297,11 @@ impl<'a> ParquetShare<'a> {
                 }
                 let reader = b.build().map_err(|e| fmt(&e))?;
                 Ok(Box::new(reader.map(move |b| {
-                    b.map_err(|e| IoError::format(path, at.clone(), e))
-                        .and_then(|b| shaped(path, b, self.spec, at.clone()))
+                    b.map_err(|e| match self.failing_column(rg) {
+                        Some(c) => IoError::format(path, at.clone(), format!("column `{c}`: {e}")),
+                        None => IoError::format(path, at.clone(), e),
+                    })
+                    .and_then(|b| shaped(path, b, self.spec, at.clone()))
                 })))
             }
             (None, Some((url, object))) => {
@@ -321,6 +324,41 @@ impl<'a> ParquetShare<'a> {
             }
             (None, None) => unreachable!("a file or an object"),
         }
+    }
+
+    /// After row group `rg` of a local file failed to decode: the first of the columns read
+    /// that fails on its own (read again alone, only on this error path), so the error names the
+    /// field as well as the row group.
+    fn failing_column(&self, rg: usize) -> Option<String> {
+        let handle = self.handle.as_ref()?;
+        let roots = match &self.spec.columns {
+            Some(cols) => column_indices(&self.file.schema, cols),
+            None => (0..self.file.schema.fields().len()).collect(),
+        };
+        let descr = self.meta.metadata().file_metadata().schema_descr();
+        for root in roots {
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                handle.try_clone().ok()?,
+                self.meta.clone(),
+            )
+            .with_row_groups(vec![rg])
+            .with_projection(ProjectionMask::roots(descr, [root]))
+            .with_batch_size(self.spec.batch_rows)
+            .build();
+            let failed = match reader {
+                Ok(mut r) => r.any(|b| b.is_err()),
+                Err(_) => true,
+            };
+            if failed {
+                return self
+                    .file
+                    .schema
+                    .fields()
+                    .get(root)
+                    .map(|f| f.name().clone());
+            }
+        }
+        None
     }
 
     /// The error when row group `rg` yielded `got` rows, if its footer promises others.

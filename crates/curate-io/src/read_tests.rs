@@ -165,7 +165,11 @@ fn a_corrupt_row_group_is_skipped_alone_for_any_task_size() {
     let file = inspect(&p, "text").unwrap();
 
     let e = read(&file, 0..4, 16, ReadMode::Fail, SKIP_BUFFER_BYTES).unwrap_err();
-    assert!(e.to_string().contains("x.parquet, row group 1: "), "{e}");
+    assert!(
+        e.to_string()
+            .contains("x.parquet, row group 1: column `text`: "),
+        "{e}"
+    );
 
     for task_size in 1..=4 {
         for limit in [SKIP_BUFFER_BYTES, 0] {
@@ -176,9 +180,32 @@ fn a_corrupt_row_group_is_skipped_alone_for_any_task_size() {
             assert_eq!(s.location, SkipLocation::RowGroup(1));
             assert_eq!(s.rows, Some(RG_ROWS));
             assert_eq!(s.path, p);
-            assert!(s.error.contains("row group 1"), "{}", s.error);
+            assert!(
+                s.error.contains("row group 1: column `text`"),
+                "{}",
+                s.error
+            );
         }
     }
+}
+
+/// A row group that fails to decode names the column that fails, whichever it is.
+#[test]
+fn a_corrupt_column_chunk_is_named() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("n.parquet");
+    write_parquet(&p, 2);
+    let r = SerializedFileReader::new(std::fs::File::open(&p).unwrap()).unwrap();
+    let (start, len) = r.metadata().row_group(1).column(0).byte_range();
+    damage(&p, start as usize..(start + len) as usize);
+    let file = inspect(&p, "text").unwrap();
+    let e = read(&file, 0..2, 16, ReadMode::Fail, SKIP_BUFFER_BYTES).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("n.parquet, row group 1: column `n`: "),
+        "{e}"
+    );
 }
 
 #[test]
