@@ -584,17 +584,11 @@ fn columns_the_input_lacks_are_config_problems() {
     std::fs::create_dir(&out).unwrap();
     run_config_err(&cfg, &out);
     assert!(out.is_dir());
-    let cfg = write_config(
-        tmp.path(),
-        "cols2.toml",
-        &format!(
-            "[input]\npaths = [{}]\ncolumns = [\"text\", \"url\", \"doc_id\"]\nid_column = \"doc_id\"\n\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
-            q(&input)
-        ),
+    let body = format!(
+        "[input]\npaths = [{}]\ncolumns = [\"text\", \"url\", \"doc_id\"]\nid_column = \"doc_id\"\n\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+        q(&input)
     );
-    let o = run(&["validate", "--config", cfg.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = validate(&body);
     assert!(
         err.contains("`columns`: ")
             && err.contains("column `url` is missing")
@@ -604,23 +598,18 @@ fn columns_the_input_lacks_are_config_problems() {
     );
     // with problems of its own elsewhere in the config, the columns are still checked: every
     // problem at once, before any data is read
-    let cfg = write_config(
-        tmp.path(),
-        "cols3.toml",
-        &format!(
-            "[input]\npaths = [{}]\ntext_column = \"body\"\n\n[[steps]]\ntype = \"length\"\nmin_words = \"x\"\n",
-            q(&input)
-        ),
+    let cfg3_body = format!(
+        "[input]\npaths = [{}]\ntext_column = \"body\"\n\n[[steps]]\ntype = \"length\"\nmin_words = \"x\"\n",
+        q(&input)
     );
-    let o = run(&["validate", "--config", cfg.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = validate(&cfg3_body);
     assert!(
         err.contains("2 problem(s)")
             && err.contains("`min_words`: invalid type")
             && err.contains("in.parquet: column `body`: missing"),
         "{err}"
     );
+    let cfg = write_config(tmp.path(), "cols3.toml", &cfg3_body);
     let err = run_config_err(&cfg, &out);
     assert!(
         err.contains("`min_words`") && err.contains("column `body`: missing"),

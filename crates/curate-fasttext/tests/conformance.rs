@@ -288,14 +288,20 @@ fn assert_conforms(name: &str, a: &Agreement) {
     assert!(a.max_dp <= 1e-4, "{name}: max |Δp| {:.3e} > 1e-4", a.max_dp);
 }
 
+/// The built-in lid.176.ftz written into `dir`, for the reference side to load.
+fn lid176_file(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("lid.176.ftz");
+    std::fs::write(&p, curate_fasttext::LID176_FTZ).unwrap();
+    p
+}
+
 #[test]
 fn lid176_matches_fasttext() {
     let Some(py) = curate_testkit::reference_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("lid.176.ftz");
-    std::fs::write(&model_path, curate_fasttext::LID176_FTZ).unwrap();
+    let model_path = lid176_file(dir.path());
     let docs = corpus_docs(doc_count(), 3, 0, usize::MAX);
     let input = dir.path().join("docs.jsonl");
     write_jsonl(&input, &docs, false);
@@ -320,8 +326,7 @@ fn lid176_rows_are_fasttexts_subwords() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("lid.176.ftz");
-    std::fs::write(&model_path, curate_fasttext::LID176_FTZ).unwrap();
+    let model_path = lid176_file(dir.path());
     let mut words: Vec<String> = corpus_docs(40, 7, 1, 4_000)
         .iter()
         .flat_map(|d| {
