@@ -628,6 +628,47 @@ fn missing_buckets_objects_and_endpoints_are_named() {
         "{err}"
     );
 
+    // a damaged column chunk under a good footer: the error names the object, the row group
+    // and the column (read again alone to find it)
+    let p = dir.path().join("damaged.parquet");
+    let texts: Vec<String> = (0..200)
+        .map(|i| format!("document {i} ").repeat(40))
+        .collect();
+    let ids: Vec<String> = (0..200).map(|i| format!("d{i}")).collect();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Utf8, false),
+        arrow::datatypes::Field::new("text", arrow::datatypes::DataType::Utf8, false),
+    ]));
+    let batch = arrow::array::RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(arrow::array::StringArray::from(ids)),
+            std::sync::Arc::new(arrow::array::StringArray::from(texts)),
+        ],
+    )
+    .unwrap();
+    common::write_batch(&p, batch, 200);
+    let (start, len) = {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let r = SerializedFileReader::new(std::fs::File::open(&p).unwrap()).unwrap();
+        r.metadata().row_group(0).column(1).byte_range()
+    };
+    let mut bytes = std::fs::read(&p).unwrap();
+    for b in &mut bytes[start as usize + 16..(start + len) as usize] {
+        *b ^= 0xA5;
+    }
+    store::put_bytes(&url("s3://errors/damaged/x.parquet"), bytes, false).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "f.toml",
+        &filters_and_dedup("s3://errors/damaged/x.parquet", "s3://errors/snap4"),
+    );
+    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("s3://errors/damaged/x.parquet, row group 0: column `text`: "),
+        "{err}"
+    );
+
     // an endpoint nobody listens on
     let port = free_port();
     let o = common::curate()

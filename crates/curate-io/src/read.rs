@@ -297,11 +297,8 @@ impl<'a> ParquetShare<'a> {
                 }
                 let reader = b.build().map_err(|e| fmt(&e))?;
                 Ok(Box::new(reader.map(move |b| {
-                    b.map_err(|e| match self.failing_column(rg) {
-                        Some(c) => IoError::format(path, at.clone(), format!("column `{c}`: {e}")),
-                        None => IoError::format(path, at.clone(), e),
-                    })
-                    .and_then(|b| shaped(path, b, self.spec, at.clone()))
+                    b.map_err(|e| self.name_column(rg, IoError::format(path, at.clone(), e)))
+                        .and_then(|b| shaped(path, b, self.spec, at.clone()))
                 })))
             }
             (None, Some((url, object))) => {
@@ -317,8 +314,13 @@ impl<'a> ParquetShare<'a> {
                 let mut stream = b.build().map_err(|e| fmt(&e))?;
                 Ok(Box::new(std::iter::from_fn(move || {
                     crate::store::block_on(futures::StreamExt::next(&mut stream)).map(|b| {
-                        b.map_err(|e| crate::store::parquet_read_error(url, at.clone(), e))
-                            .and_then(|b| shaped(path, b, self.spec, at.clone()))
+                        b.map_err(|e| {
+                            self.name_column(
+                                rg,
+                                crate::store::parquet_read_error(url, at.clone(), e),
+                            )
+                        })
+                        .and_then(|b| shaped(path, b, self.spec, at.clone()))
                     })
                 })))
             }
@@ -326,28 +328,76 @@ impl<'a> ParquetShare<'a> {
         }
     }
 
-    /// After row group `rg` of a local file failed to decode: the first of the columns read
-    /// that fails on its own (read again alone, only on this error path), so the error names the
-    /// field as well as the row group.
+    /// A decode error of row group `rg` with the failing column named: the first of the
+    /// columns read that fails on its own (read again alone, only on this error path). A
+    /// transport error is returned as it is (it says nothing about the data).
+    fn name_column(&self, rg: usize, e: IoError) -> IoError {
+        let IoError::Format { path, at, message } = e else {
+            return e;
+        };
+        match self.failing_column(rg) {
+            Some(c) => IoError::Format {
+                path,
+                at,
+                message: format!("column `{c}`: {message}"),
+            },
+            None => IoError::Format { path, at, message },
+        }
+    }
+
+    /// See [`Self::name_column`].
     fn failing_column(&self, rg: usize) -> Option<String> {
-        let handle = self.handle.as_ref()?;
         let roots = match &self.spec.columns {
             Some(cols) => column_indices(&self.file.schema, cols),
             None => (0..self.file.schema.fields().len()).collect(),
         };
         let descr = self.meta.metadata().file_metadata().schema_descr();
         for root in roots {
-            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                handle.try_clone().ok()?,
-                self.meta.clone(),
-            )
-            .with_row_groups(vec![rg])
-            .with_projection(ProjectionMask::roots(descr, [root]))
-            .with_batch_size(self.spec.batch_rows)
-            .build();
-            let failed = match reader {
-                Ok(mut r) => r.any(|b| b.is_err()),
-                Err(_) => true,
+            let mask = ProjectionMask::roots(descr, [root]);
+            let failed = match (&self.handle, &self.remote) {
+                (Some(handle), _) => {
+                    match ParquetRecordBatchReaderBuilder::new_with_metadata(
+                        handle.try_clone().ok()?,
+                        self.meta.clone(),
+                    )
+                    .with_row_groups(vec![rg])
+                    .with_projection(mask)
+                    .with_batch_size(self.spec.batch_rows)
+                    .build()
+                    {
+                        Ok(mut r) => r.any(|b| b.is_err()),
+                        Err(_) => true,
+                    }
+                }
+                (None, Some((url, object))) => {
+                    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+                        object.clone(),
+                        self.meta.clone(),
+                    )
+                    .with_row_groups(vec![rg])
+                    .with_projection(mask)
+                    .with_batch_size(self.spec.batch_rows)
+                    .build();
+                    match stream {
+                        Ok(mut st) => loop {
+                            match crate::store::block_on(futures::StreamExt::next(&mut st)) {
+                                Some(Ok(_)) => continue,
+                                // the store failing now says nothing about the column
+                                Some(Err(e)) => {
+                                    let e =
+                                        crate::store::parquet_read_error(url, Location::File, e);
+                                    if e.is_transport() {
+                                        return None;
+                                    }
+                                    break true;
+                                }
+                                None => break false,
+                            }
+                        },
+                        Err(_) => true,
+                    }
+                }
+                (None, None) => return None,
             };
             if failed {
                 return self
