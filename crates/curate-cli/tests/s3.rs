@@ -669,6 +669,26 @@ fn missing_buckets_objects_and_endpoints_are_named() {
         "{err}"
     );
 
+    // an object whose key holds glob characters is read under that key; a pattern that matches
+    // nothing because of a bracket says how to write a literal one
+    upload(&p, "s3://errors/odd/x [1].parquet");
+    let cfg = write_config(
+        dir.path(),
+        "g.toml",
+        &filters_and_dedup("s3://errors/odd/x [1].parquet", "s3://errors/snap5"),
+    );
+    common::run_ok(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    let cfg = write_config(
+        dir.path(),
+        "h.toml",
+        &filters_and_dedup("s3://errors/odd/x [2].parquet", "s3://errors/snap6"),
+    );
+    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("matches no object") && err.contains("write `[[]` for a literal `[`"),
+        "{err}"
+    );
+
     // an endpoint nobody listens on
     let port = free_port();
     let o = common::curate()

@@ -91,6 +91,10 @@ impl InputFile {
     }
 }
 
+/// What a pattern that matched nothing and holds a bracket adds to its error.
+const BRACKET_HINT: &str = "; in a pattern `[...]` matches one of the characters inside: write \
+                            `[[]` for a literal `[` (and `[]]` for `]`)";
+
 /// Expands `patterns` (files or globs; relative ones stay relative to the working directory,
 /// `base`, which is named in messages) into a sorted, de-duplicated list.
 /// Every pattern that matches nothing is an error; all such errors are returned together.
@@ -102,8 +106,16 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
             match url {
                 Err(m) => errors.push(format!("input {m}")),
                 Ok(u) if pat.contains(['*', '?', '[']) => match store::glob(&u) {
+                    // an object that exists under exactly this key is that object
+                    Ok(v) if v.is_empty() && matches!(store::head(&u), Ok(Some(_))) => {
+                        out.push(u.to_path())
+                    }
                     Ok(v) if v.is_empty() => {
-                        errors.push(format!("input pattern \"{pat}\" matches no object"))
+                        let mut msg = format!("input pattern \"{pat}\" matches no object");
+                        if pat.contains('[') {
+                            msg.push_str(BRACKET_HINT);
+                        }
+                        errors.push(msg)
                     }
                     Ok(v) => out.extend(v.iter().map(ObjectUrl::to_path)),
                     Err(m) => errors.push(format!("input {m}")),
@@ -148,10 +160,7 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
                             msg.push_str(&format!(" (looked in {})", base.display()));
                         }
                         if pat.contains('[') {
-                            msg.push_str(
-                                "; in a pattern `[...]` matches one of the characters inside: \
-                                 write `[[]` for a literal `[` (and `[]]` for `]`)",
-                            );
+                            msg.push_str(BRACKET_HINT);
                         }
                         errors.push(msg);
                     }
