@@ -105,21 +105,22 @@ pub fn resolve(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Vec<Str
         if let Some(url) = ObjectUrl::parse(pat) {
             match url {
                 Err(m) => errors.push(format!("input {m}")),
-                Ok(u) if pat.contains(['*', '?', '[']) => match store::glob(&u) {
-                    // an object that exists under exactly this key is that object
-                    Ok(v) if v.is_empty() && matches!(store::head(&u), Ok(Some(_))) => {
-                        out.push(u.to_path())
-                    }
-                    Ok(v) if v.is_empty() => {
-                        let mut msg = format!("input pattern \"{pat}\" matches no object");
-                        if pat.contains('[') {
-                            msg.push_str(BRACKET_HINT);
+                // an object that exists under exactly this key is that object, as for files
+                Ok(u)
+                    if pat.contains(['*', '?', '[']) && !matches!(store::head(&u), Ok(Some(_))) =>
+                {
+                    match store::glob(&u) {
+                        Ok(v) if v.is_empty() => {
+                            let mut msg = format!("input pattern \"{pat}\" matches no object");
+                            if pat.contains('[') {
+                                msg.push_str(BRACKET_HINT);
+                            }
+                            errors.push(msg)
                         }
-                        errors.push(msg)
+                        Ok(v) => out.extend(v.iter().map(ObjectUrl::to_path)),
+                        Err(m) => errors.push(format!("input {m}")),
                     }
-                    Ok(v) => out.extend(v.iter().map(ObjectUrl::to_path)),
-                    Err(m) => errors.push(format!("input {m}")),
-                },
+                }
                 // existence is checked when the object's footer is read
                 Ok(u) => out.push(u.to_path()),
             }
