@@ -99,10 +99,18 @@ pub fn validate(config: PathBuf) -> Result<ExitCode, PipelineError> {
                 config.display(),
                 &fingerprint[..16]
             );
-            eprintln!(
-                "  note: the inputs were not checked (columns, id column): {}",
-                e.to_string().lines().next().unwrap_or_default()
-            );
+            let (e, _) = e.split_hint();
+            if matches!(e, PipelineError::Step { .. } | PipelineError::Steps(_)) {
+                eprintln!(
+                    "  note: step(s) that cannot be built yet (their columns were not checked \
+                     against the inputs):"
+                );
+            } else {
+                eprintln!("  note: the inputs were not checked (columns, id column):");
+            }
+            for line in e.to_string().lines() {
+                eprintln!("    {line}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -362,6 +362,30 @@ fn validate_reads_no_data() {
     let err = run_ok(&["validate", "--config", cfg.to_str().unwrap()]);
     assert!(err.contains("valid (1 step(s)"), "{err}");
     assert!(err.contains("the inputs were not checked"), "{err}");
+
+    // files steps read that are not there yet: every one is named, by validate and by the run
+    let input = tmp.path().join("in.parquet");
+    std::fs::copy(curate_testkit::quickstart_sample(), &input).unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        "steps.toml",
+        &format!(
+            "[input]\npaths = [{}]\n[[steps]]\ntype = \"decontaminate\"\nbenchmarks = [\"/nonexistent/evals/*.jsonl\"]\n[[steps]]\ntype = \"fasttext_classifier\"\nmodel = \"/nonexistent/model.bin\"\nlabel = \"hq\"\nthreshold = 0.5\n",
+            q(&input)
+        ),
+    );
+    let err = run_ok(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("cannot be built yet")
+            && err.contains("steps[0] (decontaminate), build: ")
+            && err.contains("steps[1] (fasttext_classifier), build: "),
+        "{err}"
+    );
+    let err = run_config_err(&cfg, &tmp.path().join("out"));
+    assert!(
+        err.contains("steps[0] (decontaminate)") && err.contains("steps[1] (fasttext_classifier)"),
+        "{err}"
+    );
 }
 
 #[test]

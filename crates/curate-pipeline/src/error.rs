@@ -30,6 +30,9 @@ pub enum PipelineError {
         /// The step's error.
         source: StepError,
     },
+    /// Several steps could not be built (each error names its step; one alone is a `Step`).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Steps(Vec<PipelineError>),
     /// The output directory holds a run of a different config or input.
     #[error("{0}")]
     Refused(String),

@@ -254,6 +254,7 @@ impl Plan {
         let mut dirs = Vec::new();
         let mut resources = Vec::new();
         let mut previous = Vec::new();
+        let mut errors = Vec::new();
         // one rule for every relative path in a config: the working directory
         let config_dir = std::env::current_dir().unwrap_or_default();
         for s in &config.steps {
@@ -266,11 +267,19 @@ impl Plan {
                 config_dir: config_dir.clone(),
             };
             let (step, read) = curate_core::resource::recording(|| s.config.build(&env));
-            let step = step.map_err(|e| PipelineError::Step {
-                step: format!("steps[{}] ({})", s.index, s.config.kind()),
-                context: "build".into(),
-                source: e,
-            })?;
+            // every step is built, so that all that is wrong is said at once
+            let step = match step {
+                Ok(step) => step,
+                Err(e) => {
+                    errors.push(PipelineError::Step {
+                        step: format!("steps[{}] ({})", s.index, s.config.kind()),
+                        context: "build".into(),
+                        source: e,
+                    });
+                    previous.push(s.config.kind().to_string());
+                    continue;
+                }
+            };
             resources.extend(read.into_iter().map(|r| curate_snapshot::ResourceEntry {
                 step: s.index,
                 kind: s.config.kind().to_string(),
@@ -284,6 +293,11 @@ impl Plan {
                     .join(format!("{:02}-{}", s.index, s.config.kind())),
             );
             steps.push(step);
+        }
+        match errors.len() {
+            0 => {}
+            1 => return Err(errors.remove(0)),
+            _ => return Err(PipelineError::Steps(errors)),
         }
         Ok(BuiltSteps {
             steps,
