@@ -181,6 +181,15 @@ impl Memo {
     }
 }
 
+/// Hands the rows gathered so far to [`Dictionary::line`]'s sink and empties the buffer;
+/// returns how many there were.
+fn hand_on(ids: &mut Vec<i32>, sink: &mut dyn FnMut(&[i32])) -> usize {
+    sink(ids);
+    let n = ids.len();
+    ids.clear();
+    n
+}
+
 /// A distinct id per loaded dictionary (binds a scratch's memo to its model).
 fn next_dictionary_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -664,9 +673,7 @@ impl Dictionary {
                 }
             }
             if lb.ids.len() >= FLUSH_ROWS {
-                rows += lb.ids.len();
-                sink(&lb.ids);
-                lb.ids.clear();
+                rows += hand_on(&mut lb.ids, sink);
             }
             if !keep_hashes {
                 lb.hashes.clear();
@@ -677,9 +684,7 @@ impl Dictionary {
         }
         self.word_ngrams(lb);
         if !lb.ids.is_empty() {
-            rows += lb.ids.len();
-            sink(&lb.ids);
-            lb.ids.clear();
+            rows += hand_on(&mut lb.ids, sink);
         }
         rows
     }

@@ -278,10 +278,23 @@ impl<'a> ParquetShare<'a> {
         })
     }
 
-    /// Row group `rg`'s batches, text normalised: a local file through the sync reader; an
-    /// object through the async reader, which fetches just this row group's column chunks by
-    /// range (its transport failures stay `Remote` errors, never mistaken for bad data).
+    /// Row group `rg`'s batches, text normalised and columns as `[input] columns` lists them; a
+    /// batch that fails to decode names its column ([`Self::name_column`]).
     fn batches(&self, rg: usize) -> Result<Batches<'_>, IoError> {
+        let path = &self.file.path;
+        let at = Location::RowGroup(rg);
+        let decoded = self.decoded(rg, self.mask.clone())?;
+        Ok(Box::new(decoded.map(move |b| {
+            b.map_err(|e| self.name_column(rg, e))
+                .and_then(|b| shaped(path, b, self.spec, at.clone()))
+        })))
+    }
+
+    /// Row group `rg`'s batches as the file holds them (the columns of `mask`, all without one):
+    /// a local file through the sync reader; an object through the async reader, which fetches
+    /// just this row group's column chunks by range (its transport failures stay `Remote`
+    /// errors, never mistaken for bad data).
+    fn decoded(&self, rg: usize, mask: Option<ProjectionMask>) -> Result<Batches<'_>, IoError> {
         let path = &self.file.path;
         let at = Location::RowGroup(rg);
         let fmt = |e: &dyn std::fmt::Display| IoError::format(path, at.clone(), e);
@@ -292,13 +305,12 @@ impl<'a> ParquetShare<'a> {
                     ParquetRecordBatchReaderBuilder::new_with_metadata(h, self.meta.clone())
                         .with_row_groups(vec![rg])
                         .with_batch_size(self.spec.batch_rows);
-                if let Some(m) = &self.mask {
-                    b = b.with_projection(m.clone());
+                if let Some(m) = mask {
+                    b = b.with_projection(m);
                 }
                 let reader = b.build().map_err(|e| fmt(&e))?;
                 Ok(Box::new(reader.map(move |b| {
-                    b.map_err(|e| self.name_column(rg, IoError::format(path, at.clone(), e)))
-                        .and_then(|b| shaped(path, b, self.spec, at.clone()))
+                    b.map_err(|e| IoError::format(path, at.clone(), e))
                 })))
             }
             (None, Some((url, object))) => {
@@ -308,19 +320,13 @@ impl<'a> ParquetShare<'a> {
                 )
                 .with_row_groups(vec![rg])
                 .with_batch_size(self.spec.batch_rows);
-                if let Some(m) = &self.mask {
-                    b = b.with_projection(m.clone());
+                if let Some(m) = mask {
+                    b = b.with_projection(m);
                 }
                 let mut stream = b.build().map_err(|e| fmt(&e))?;
                 Ok(Box::new(std::iter::from_fn(move || {
                     crate::store::block_on(futures::StreamExt::next(&mut stream)).map(|b| {
-                        b.map_err(|e| {
-                            self.name_column(
-                                rg,
-                                crate::store::parquet_read_error(url, at.clone(), e),
-                            )
-                        })
-                        .and_then(|b| shaped(path, b, self.spec, at.clone()))
+                        b.map_err(|e| crate::store::parquet_read_error(url, at.clone(), e))
                     })
                 })))
             }
@@ -330,85 +336,44 @@ impl<'a> ParquetShare<'a> {
 
     /// A decode error of row group `rg` with the failing column named: the first of the
     /// columns read that fails on its own (read again alone, only on this error path). A
-    /// transport error is returned as it is (it says nothing about the data).
+    /// transport error is returned as it is (it says nothing about the data), and the error
+    /// keeps its message alone when the store fails during the diagnosis.
     fn name_column(&self, rg: usize, e: IoError) -> IoError {
         let IoError::Format { path, at, message } = e else {
             return e;
         };
-        match self.failing_column(rg) {
-            Some(c) => IoError::Format {
-                path,
-                at,
-                message: format!("column `{c}`: {message}"),
-            },
-            None => IoError::Format { path, at, message },
-        }
-    }
-
-    /// See [`Self::name_column`].
-    fn failing_column(&self, rg: usize) -> Option<String> {
         let roots = match &self.spec.columns {
             Some(cols) => column_indices(&self.file.schema, cols),
             None => (0..self.file.schema.fields().len()).collect(),
         };
         let descr = self.meta.metadata().file_metadata().schema_descr();
+        let mut column = None;
         for root in roots {
-            let mask = ProjectionMask::roots(descr, [root]);
-            let failed = match (&self.handle, &self.remote) {
-                (Some(handle), _) => {
-                    match ParquetRecordBatchReaderBuilder::new_with_metadata(
-                        handle.try_clone().ok()?,
-                        self.meta.clone(),
-                    )
-                    .with_row_groups(vec![rg])
-                    .with_projection(mask)
-                    .with_batch_size(self.spec.batch_rows)
-                    .build()
-                    {
-                        Ok(mut r) => r.any(|b| b.is_err()),
-                        Err(_) => true,
-                    }
-                }
-                (None, Some((url, object))) => {
-                    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
-                        object.clone(),
-                        self.meta.clone(),
-                    )
-                    .with_row_groups(vec![rg])
-                    .with_projection(mask)
-                    .with_batch_size(self.spec.batch_rows)
-                    .build();
-                    match stream {
-                        Ok(mut st) => loop {
-                            match crate::store::block_on(futures::StreamExt::next(&mut st)) {
-                                Some(Ok(_)) => continue,
-                                // the store failing now says nothing about the column
-                                Some(Err(e)) => {
-                                    let e =
-                                        crate::store::parquet_read_error(url, Location::File, e);
-                                    if e.is_transport() {
-                                        return None;
-                                    }
-                                    break true;
-                                }
-                                None => break false,
-                            }
-                        },
-                        Err(_) => true,
-                    }
-                }
-                (None, None) => return None,
+            let error = match self.decoded(rg, Some(ProjectionMask::roots(descr, [root]))) {
+                Ok(mut batches) => batches.find_map(Result::err),
+                Err(e) => Some(e),
             };
-            if failed {
-                return self
-                    .file
-                    .schema
-                    .fields()
-                    .get(root)
-                    .map(|f| f.name().clone());
+            match error {
+                // the column's own bytes do not decode
+                Some(IoError::Format { .. }) => {
+                    column = self
+                        .file
+                        .schema
+                        .fields()
+                        .get(root)
+                        .map(|f| f.name().clone());
+                    break;
+                }
+                // the store (or the file) failing now says nothing about the column
+                Some(_) => break,
+                None => {}
             }
         }
-        None
+        let message = match column {
+            Some(c) => format!("column `{c}`: {message}"),
+            None => message,
+        };
+        IoError::Format { path, at, message }
     }
 
     /// The error when row group `rg` yielded `got` rows, if its footer promises others.
@@ -515,7 +480,6 @@ fn read_parquet<E>(
     Ok(())
 }
 
-/// The indices of `schema`'s fields named in `cols`, in schema order.
 /// The indices in `schema` of the columns `cols` names, in the order of `cols` (every column
 /// of a name the file repeats, which the plan then refuses; names it lacks left out).
 fn column_indices(schema: &Schema, cols: &[String]) -> Vec<usize> {

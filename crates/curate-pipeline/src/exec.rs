@@ -136,16 +136,15 @@ impl Run {
             tracing::warn!(stage = %stage.name, task, "completion record already committed by another attempt; kept it");
         }
         // 4. drop what no later task reads
-        if !self.config.run.keep_work {
-            if finalize {
-                self.drop_work()?;
-            }
-            if let StageKind::Pass { pass } = stage.kind
-                && pass > 0
-            {
-                let _ = std::fs::remove_file(self.layout.part(pass - 1, task));
-                self.storage.push(false)?;
-            }
+        if finalize {
+            self.drop_work()?;
+        }
+        if !self.config.run.keep_work
+            && let StageKind::Pass { pass } = stage.kind
+            && pass > 0
+        {
+            let _ = std::fs::remove_file(self.layout.part(pass - 1, task));
+            self.storage.push(false)?;
         }
         Ok(record)
     }

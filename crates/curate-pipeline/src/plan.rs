@@ -147,7 +147,6 @@ impl curate_core::resource::RemoteReader for ObjectStoreReader {
     }
 }
 
-/// Whether `e` says the file is not there (a listed input that vanished is never skipped).
 /// The inputs as read from their footers (never their data): the readable files, those left
 /// out as unreadable (`on_error = "skip"`), errors reading the others, and the problems of the
 /// config's input columns (the text column missing or not strings, a listed or id column
@@ -227,6 +226,7 @@ pub(crate) fn inspect_inputs(cfg: &crate::config::InputConfig) -> Result<Inspect
     })
 }
 
+/// Whether `e` says the file is not there (a listed input that vanished is never skipped).
 fn not_found(e: &curate_io::IoError) -> bool {
     matches!(e, curate_io::IoError::Os { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
