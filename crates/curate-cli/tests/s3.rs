@@ -551,36 +551,26 @@ fn missing_buckets_objects_and_endpoints_are_named() {
     create_bucket(m, "errors");
     let dir = tempfile::tempdir().unwrap();
     let sample = curate_testkit::quickstart_sample();
+    // a run of the filters over `input` into `output`, which must fail: its error
+    let run_err_on = |input: &str, output: &str| {
+        let cfg = write_config(dir.path(), "run.toml", &filters_and_dedup(input, output));
+        common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()])
+    };
 
     // output bucket that does not exist
-    let cfg = write_config(
-        dir.path(),
-        "a.toml",
-        &filters_and_dedup(sample.to_str().unwrap(), "s3://no-such-bucket/snap"),
-    );
-    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    let err = run_err_on(sample.to_str().unwrap(), "s3://no-such-bucket/snap");
     assert!(
         err.contains("s3://no-such-bucket") && err.contains("does not exist"),
         "{err}"
     );
 
     // input glob that matches nothing, and a missing input object
-    let cfg = write_config(
-        dir.path(),
-        "b.toml",
-        &filters_and_dedup("s3://errors/in/*.parquet", "s3://errors/snap"),
-    );
-    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    let err = run_err_on("s3://errors/in/*.parquet", "s3://errors/snap");
     assert!(
         err.contains("\"s3://errors/in/*.parquet\" matches no object"),
         "{err}"
     );
-    let cfg = write_config(
-        dir.path(),
-        "c.toml",
-        &filters_and_dedup("s3://errors/in/gone.parquet", "s3://errors/snap"),
-    );
-    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    let err = run_err_on("s3://errors/in/gone.parquet", "s3://errors/snap");
     assert!(
         err.contains("s3://errors/in/gone.parquet: no such object"),
         "{err}"
@@ -593,12 +583,7 @@ fn missing_buckets_objects_and_endpoints_are_named() {
         false,
     )
     .unwrap();
-    let cfg = write_config(
-        dir.path(),
-        "d.toml",
-        &filters_and_dedup("s3://errors/bad/x.parquet", "s3://errors/snap2"),
-    );
-    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    let err = run_err_on("s3://errors/bad/x.parquet", "s3://errors/snap2");
     assert!(err.contains("s3://errors/bad/x.parquet"), "{err}");
 
     // a text column of the wrong type: the error names the object and the column
@@ -617,12 +602,7 @@ fn missing_buckets_objects_and_endpoints_are_named() {
     .unwrap();
     common::write_batch(&p, batch, 1);
     upload(&p, "s3://errors/ints/x.parquet");
-    let cfg = write_config(
-        dir.path(),
-        "e.toml",
-        &filters_and_dedup("s3://errors/ints/x.parquet", "s3://errors/snap3"),
-    );
-    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    let err = run_err_on("s3://errors/ints/x.parquet", "s3://errors/snap3");
     assert!(
         err.contains("s3://errors/ints/x.parquet: column `text`: has type Int64"),
         "{err}"
@@ -634,36 +614,22 @@ fn missing_buckets_objects_and_endpoints_are_named() {
     let texts: Vec<String> = (0..200)
         .map(|i| format!("document {i} ").repeat(40))
         .collect();
-    let ids: Vec<String> = (0..200).map(|i| format!("d{i}")).collect();
-    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
-        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Utf8, false),
-        arrow::datatypes::Field::new("text", arrow::datatypes::DataType::Utf8, false),
-    ]));
-    let batch = arrow::array::RecordBatch::try_new(
-        schema,
-        vec![
-            std::sync::Arc::new(arrow::array::StringArray::from(ids)),
-            std::sync::Arc::new(arrow::array::StringArray::from(texts)),
-        ],
-    )
-    .unwrap();
-    common::write_batch(&p, batch, 200);
+    common::write_texts(
+        &p,
+        &texts.iter().map(String::as_str).collect::<Vec<_>>(),
+        200,
+    );
     let (start, len) = {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let r = SerializedFileReader::new(std::fs::File::open(&p).unwrap()).unwrap();
-        r.metadata().row_group(0).column(1).byte_range()
+        r.metadata().row_group(0).column(0).byte_range()
     };
     let mut bytes = std::fs::read(&p).unwrap();
     for b in &mut bytes[start as usize + 16..(start + len) as usize] {
         *b ^= 0xA5;
     }
     store::put_bytes(&url("s3://errors/damaged/x.parquet"), bytes, false).unwrap();
-    let cfg = write_config(
-        dir.path(),
-        "f.toml",
-        &filters_and_dedup("s3://errors/damaged/x.parquet", "s3://errors/snap4"),
-    );
-    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    let err = run_err_on("s3://errors/damaged/x.parquet", "s3://errors/snap4");
     assert!(
         err.contains("s3://errors/damaged/x.parquet, row group 0: column `text`: "),
         "{err}"
@@ -678,12 +644,7 @@ fn missing_buckets_objects_and_endpoints_are_named() {
         &filters_and_dedup("s3://errors/odd/x [1].parquet", "s3://errors/snap5"),
     );
     common::run_ok(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
-    let cfg = write_config(
-        dir.path(),
-        "h.toml",
-        &filters_and_dedup("s3://errors/odd/x [2].parquet", "s3://errors/snap6"),
-    );
-    let err = common::run_err(&["run", "--quiet", "--config", cfg.to_str().unwrap()]);
+    let err = run_err_on("s3://errors/odd/x [2].parquet", "s3://errors/snap6");
     assert!(
         err.contains("matches no object") && err.contains("write `[[]` for a literal `[`"),
         "{err}"
