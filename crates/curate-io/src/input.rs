@@ -220,7 +220,7 @@ pub fn check_text_column(path: &Path, schema: &Schema, text_column: &str) -> Res
             })
         }
         Ok(f) => match f.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(()),
+            t if is_string(t) => Ok(()),
             other => Err(IoError::Column {
                 path: path.to_path_buf(),
                 column: text_column.to_string(),
@@ -230,13 +230,29 @@ pub fn check_text_column(path: &Path, schema: &Schema, text_column: &str) -> Res
     }
 }
 
-/// The schema documents have once read: the file schema with the text column as Utf8.
-pub fn normalized_schema(schema: &Schema, text_column: &str) -> SchemaRef {
+/// Whether `t` holds strings: Utf8, LargeUtf8, Utf8View, or a dictionary of one of them.
+pub fn is_string(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => {
+            matches!(
+                **v,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        }
+        _ => false,
+    }
+}
+
+/// The schema documents have once read: the file schema with every top-level string column
+/// (the text column, and any other of a string type [`is_string`] names) as plain Utf8, the one
+/// string type steps and writers handle.
+pub fn normalized_schema(schema: &Schema) -> SchemaRef {
     let fields: Vec<_> = schema
         .fields()
         .iter()
         .map(|f| {
-            if f.name() == text_column && f.data_type() != &DataType::Utf8 {
+            if is_string(f.data_type()) && f.data_type() != &DataType::Utf8 {
                 Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8))
             } else {
                 f.clone()

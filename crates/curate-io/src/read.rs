@@ -47,7 +47,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
@@ -55,7 +55,7 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use serde::Serialize;
 
 use crate::error::{IoError, Location};
-use crate::input::{Format, InputFile, JsonCompression, normalized_schema};
+use crate::input::{Format, InputFile, JsonCompression, is_string, normalized_schema};
 
 /// How documents are read.
 #[derive(Debug, Clone)]
@@ -133,9 +133,10 @@ impl<E: std::fmt::Display> std::fmt::Display for ReadError<E> {
     }
 }
 
-/// The schema batches of `file` will have under `spec` (projection applied, text as Utf8).
+/// The schema batches of `file` will have under `spec` (projection applied, string columns as
+/// Utf8).
 pub fn output_schema(file: &InputFile, spec: &ReadSpec) -> SchemaRef {
-    let schema = normalized_schema(&file.schema, &spec.text_column);
+    let schema = normalized_schema(&file.schema);
     match &spec.columns {
         None => schema,
         // in the order `columns` lists them (so inputs whose files order the same columns
@@ -494,15 +495,23 @@ fn column_indices(schema: &Schema, cols: &[String]) -> Vec<usize> {
     out
 }
 
-/// A decoded batch as readers hand it on: its text as Utf8 and, with `[input] columns`, only
-/// those columns, in the order listed there (a parquet projection mask keeps the file's order).
+/// A decoded batch as readers hand it on: its string columns as Utf8 and, with `[input]
+/// columns`, only those columns, in the order listed there (a parquet projection mask keeps the
+/// file's order).
 fn shaped(
     path: &Path,
     b: RecordBatch,
     spec: &ReadSpec,
     at: Location,
 ) -> Result<RecordBatch, IoError> {
-    let b = normalize_text(path, b, &spec.text_column)?;
+    if b.schema().index_of(&spec.text_column).is_err() {
+        return Err(IoError::Column {
+            path: path.to_path_buf(),
+            column: spec.text_column.clone(),
+            message: "missing".into(),
+        });
+    }
+    let b = normalize_strings(path, b)?;
     match &spec.columns {
         Some(cols) => b
             .project(&column_indices(&b.schema(), cols))
@@ -511,33 +520,28 @@ fn shaped(
     }
 }
 
-/// Casts the text column to Utf8 if it is LargeUtf8 or Utf8View.
-fn normalize_text(
-    path: &Path,
-    batch: RecordBatch,
-    text_column: &str,
-) -> Result<RecordBatch, IoError> {
+/// Casts every string column that is not Utf8 (LargeUtf8, Utf8View, dictionary-encoded) to
+/// Utf8 — the same values, in the one string type steps read. Batches of plain Utf8 columns
+/// (FineWeb's, JSONL's) pass through untouched.
+fn normalize_strings(path: &Path, batch: RecordBatch) -> Result<RecordBatch, IoError> {
     let schema = batch.schema();
-    let Ok(i) = schema.index_of(text_column) else {
-        return Err(IoError::Column {
-            path: path.to_path_buf(),
-            column: text_column.to_string(),
-            message: "missing".into(),
-        });
-    };
-    if batch.column(i).data_type() == &DataType::Utf8 {
+    let recast = |t: &DataType| is_string(t) && t != &DataType::Utf8;
+    if !schema.fields().iter().any(|f| recast(f.data_type())) {
         return Ok(batch);
     }
-    let cast =
-        arrow::compute::cast(batch.column(i), &DataType::Utf8).map_err(|e| IoError::Column {
-            path: path.to_path_buf(),
-            column: text_column.to_string(),
-            message: e.to_string(),
-        })?;
     let mut cols = batch.columns().to_vec();
-    cols[i] = cast;
-    let out_schema = normalized_schema(&schema, text_column);
-    RecordBatch::try_new(out_schema, cols).map_err(|e| IoError::format(path, Location::File, e))
+    for (i, f) in schema.fields().iter().enumerate() {
+        if recast(f.data_type()) {
+            cols[i] =
+                arrow::compute::cast(&cols[i], &DataType::Utf8).map_err(|e| IoError::Column {
+                    path: path.to_path_buf(),
+                    column: f.name().clone(),
+                    message: format!("reading {} as a string column: {e}", f.data_type()),
+                })?;
+        }
+    }
+    RecordBatch::try_new(normalized_schema(&schema), cols)
+        .map_err(|e| IoError::format(path, Location::File, e))
 }
 
 fn open_jsonl(path: &Path, comp: JsonCompression) -> Result<Box<dyn BufRead>, IoError> {
