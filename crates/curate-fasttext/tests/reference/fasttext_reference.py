@@ -50,11 +50,13 @@ def train(inp, out_dir):
     base = os.path.join(out_dir, "train.txt")
     many = os.path.join(out_dir, "train_many.txt")
     with open(base, "w") as f, open(many, "w") as g:
-        for d in docs:
+        for i, d in enumerate(docs):
             text = " ".join(d["text"].split())
             f.write(f"__label__{d['label']} {text}\n")
-            # a 300-label task on the same text, for the quantized output matrix
-            g.write(f"__label__n{len(text.split()) % 300} {text}\n")
+            # a 300-label task on the same text, for the quantized output matrix (fastText
+            # quantizes a matrix of at least 256 rows only: every label occurs once there are
+            # 300 documents, as on the bundled quick-start slice when the corpus is absent)
+            g.write(f"__label__n{i % 300} {text}\n")
     for name, targs, qargs in MODELS:
         src = many if name == "many_q" else base
         m = fasttext.train_supervised(input=src, epoch=5, lr=0.2, bucket=200000, thread=1,
