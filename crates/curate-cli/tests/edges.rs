@@ -1128,3 +1128,129 @@ fn every_arrow_string_type_reads_as_plain_strings() {
     assert_eq!(m["totals"]["input_rows"], 80, "{m}");
     assert_verifies(&outs[1], "odd string types");
 }
+
+/// `[input] flatten`: datatrove's JSONL (`text`, `id`, `media`, and a `metadata` object holding
+/// `url`, `language` and the rest) runs through the FineWeb preset — whose `url_filter` needs a
+/// `url` column — with `flatten = ["metadata"]`, and gives the very data and exclusion files of
+/// the same documents as a flat parquet file. What cannot be flattened is a config problem, all
+/// of it at once, before any data is read.
+#[test]
+fn datatrove_jsonl_metadata_flattens_into_columns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flat_dir = tmp.path().join("flat");
+    std::fs::create_dir_all(&flat_dir).unwrap();
+    let (slice, _) = corpus_slice(&flat_dir, 120, 40);
+    let batches = read_files(std::slice::from_ref(&slice));
+    // the flat file as JSONL's columns are: nullable
+    let nullable = Arc::new(Schema::new(
+        batches[0]
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let flat = flat_dir.join("flat.parquet");
+    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    write_batch(
+        &flat,
+        RecordBatch::try_new(nullable, all.columns().to_vec()).unwrap(),
+        40,
+    );
+    let mut jsonl = String::new();
+    for b in &batches {
+        let col = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let (text, id, url, lang) = (col("text"), col("id"), col("url"), col("language"));
+        for i in 0..b.num_rows() {
+            let doc = serde_json::json!({
+                "text": text.value(i),
+                "id": id.value(i),
+                "media": [],
+                "metadata": { "url": url.value(i), "language": lang.value(i) },
+            });
+            jsonl.push_str(&doc.to_string());
+            jsonl.push('\n');
+        }
+    }
+    let dt = tmp.path().join("datatrove.jsonl");
+    std::fs::write(&dt, jsonl).unwrap();
+    let steps = "[[steps]]\npreset = \"fineweb\"\n[[steps]]\ntype = \"exact_dedup\"\n\
+                 [output]\nexclusion = true\n";
+    let flat_cfg = write_config(
+        tmp.path(),
+        "flat.toml",
+        &format!("[input]\npaths = [{}]\n{steps}", q(&flat)),
+    );
+    let dt_cfg = write_config(
+        tmp.path(),
+        "dt.toml",
+        &format!(
+            "[input]\npaths = [{}]\nflatten = [\"metadata\"]\n\
+             columns = [\"text\", \"id\", \"url\", \"language\"]\n{steps}",
+            q(&dt)
+        ),
+    );
+    let (flat_out, dt_out) = (tmp.path().join("flat_out"), tmp.path().join("dt_out"));
+    run_config_ok(&flat_cfg, &flat_out);
+    run_config_ok(&dt_cfg, &dt_out);
+    let files = |out: &Path| {
+        let mut v = snapshot_bytes(out);
+        v.retain(|(name, _)| name != "manifest.json");
+        v
+    };
+    let (want, got) = (files(&flat_out), files(&dt_out));
+    assert!(want.iter().any(|(n, _)| n.starts_with("data/")), "{want:?}");
+    assert_eq!(
+        want.iter().map(|x| &x.0).collect::<Vec<_>>(),
+        got.iter().map(|x| &x.0).collect::<Vec<_>>()
+    );
+    for (w, g) in want.iter().zip(&got) {
+        assert!(w.1 == g.1, "{} differs from the flat parquet run", w.0);
+    }
+    assert_eq!(
+        manifest(&dt_out)["config"]["input"]["flatten"][0],
+        "metadata"
+    );
+    assert_verifies(&dt_out, "flattened");
+
+    // without `flatten` the preset cannot find `url`; with a bad one, every problem is said
+    let no_flatten = write_config(
+        tmp.path(),
+        "none.toml",
+        &format!("[input]\npaths = [{}]\n{steps}", q(&dt)),
+    );
+    let e = run_err(&["validate", "--config", s(&no_flatten)]);
+    assert!(e.contains("needs a string column `url`"), "{e}");
+    let bad = write_config(
+        tmp.path(),
+        "bad.toml",
+        &format!(
+            "[input]\npaths = [{}]\nflatten = [\"metadata\", \"media\", \"nope\"]\n\
+             [[steps]]\ntype = \"length\"\nmin_words = 1\n",
+            q(&dt)
+        ),
+    );
+    let e = run_err(&["validate", "--config", s(&bad)]);
+    assert!(e.contains("`flatten`"), "{e}");
+    assert!(e.contains("column `media` is"), "{e}");
+    assert!(e.contains("not a struct"), "{e}");
+    assert!(e.contains("column `nope` is missing"), "{e}");
+    let clash = tmp.path().join("clash.jsonl");
+    std::fs::write(
+        &clash,
+        "{\"text\":\"a b c\",\"url\":\"http://x\",\"metadata\":{\"url\":\"http://y\"}}\n",
+    )
+    .unwrap();
+    let c = write_config(
+        tmp.path(),
+        "clash.toml",
+        &format!(
+            "[input]\npaths = [{}]\nflatten = [\"metadata\"]\n[[steps]]\ntype = \"length\"\nmin_words = 1\n",
+            q(&clash)
+        ),
+    );
+    let out = tmp.path().join("clash_out");
+    let e = run_config_err(&c, &out);
+    assert!(e.contains("two columns named `url`"), "{e}");
+    assert!(!out.join("data").exists());
+}

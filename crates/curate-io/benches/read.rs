@@ -20,6 +20,7 @@ fn spec() -> ReadSpec {
         text_column: "text".into(),
         batch_rows: 1024,
         columns: None,
+        flatten: Vec::new(),
     }
 }
 

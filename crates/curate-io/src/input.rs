@@ -230,6 +230,79 @@ pub fn check_text_column(path: &Path, schema: &Schema, text_column: &str) -> Res
     }
 }
 
+/// The schema with each struct column `flatten` names replaced, where it stands, by its fields
+/// (top-level columns of the same names and types): how `[input] flatten` reads datatrove's
+/// JSONL, whose `metadata` object holds `url`, `dump` and the rest. A name that is not a struct
+/// column here is left alone ([`flatten_problems`] says so).
+pub fn flattened_schema(schema: &Schema, flatten: &[String]) -> Schema {
+    if flatten.is_empty() {
+        return schema.clone();
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        match f.data_type() {
+            DataType::Struct(children) if flatten.contains(f.name()) => {
+                // a child of a nullable struct is null where the struct is
+                fields.extend(children.iter().map(|c| {
+                    Arc::new(
+                        c.as_ref()
+                            .clone()
+                            .with_nullable(c.is_nullable() || f.is_nullable()),
+                    )
+                }));
+            }
+            _ => fields.push(f.clone()),
+        }
+    }
+    Schema::new(fields)
+}
+
+/// What is wrong with `[input] flatten` for a file of this schema: a name that is not a struct
+/// column of it, and a column name the flattening would give twice (a struct's field beside a
+/// top-level column, or in two flattened structs).
+pub fn flatten_problems(schema: &Schema, flatten: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in flatten {
+        match schema.field_with_name(name) {
+            Err(_) => out.push(format!("column `{name}` is missing")),
+            Ok(f) if !matches!(f.data_type(), DataType::Struct(_)) => out.push(format!(
+                "column `{name}` is {}, not a struct (an object in JSONL) whose fields could become columns",
+                f.data_type()
+            )),
+            Ok(_) => {}
+        }
+    }
+    let mut seen = std::collections::BTreeMap::<&str, &str>::new();
+    let mut twice = Vec::new();
+    for f in schema.fields() {
+        let (from, names): (&str, Vec<&str>) = match f.data_type() {
+            DataType::Struct(children) if flatten.contains(f.name()) => (
+                f.name(),
+                children.iter().map(|c| c.name().as_str()).collect(),
+            ),
+            _ => ("", vec![f.name().as_str()]),
+        };
+        for n in names {
+            if let Some(was) = seen.insert(n, from) {
+                let place = |s: &str| {
+                    if s.is_empty() {
+                        "a top-level column".to_string()
+                    } else {
+                        format!("a field of `{s}`")
+                    }
+                };
+                twice.push(format!(
+                    "flattening gives two columns named `{n}` ({} and {})",
+                    place(was),
+                    place(from)
+                ));
+            }
+        }
+    }
+    out.extend(twice);
+    out
+}
+
 /// Whether `t` holds strings: Utf8, LargeUtf8, Utf8View, or a dictionary of one of them.
 pub fn is_string(t: &DataType) -> bool {
     match t {

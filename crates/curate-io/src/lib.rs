@@ -43,7 +43,12 @@
 //! let file = inspect::inspect(&path, "text")?; // reads the footer, not the data
 //! assert_eq!((file.rows(), file.row_groups.len()), (3, 2));
 //!
-//! let spec = read::ReadSpec { text_column: "text".into(), batch_rows: 1024, columns: None };
+//! let spec = read::ReadSpec {
+//!     text_column: "text".into(),
+//!     batch_rows: 1024,
+//!     columns: None,
+//!     flatten: Vec::new(),
+//! };
 //! let mut seen = Vec::new();
 //! // row group 1 only: a task's share of the file
 //! read::read_share(&file, 1..2, &spec, |batch, first_row| {

@@ -47,7 +47,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
@@ -55,7 +55,9 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use serde::Serialize;
 
 use crate::error::{IoError, Location};
-use crate::input::{Format, InputFile, JsonCompression, is_string, normalized_schema};
+use crate::input::{
+    Format, InputFile, JsonCompression, flattened_schema, is_string, normalized_schema,
+};
 
 /// How documents are read.
 #[derive(Debug, Clone)]
@@ -64,8 +66,12 @@ pub struct ReadSpec {
     pub text_column: String,
     /// Rows per batch.
     pub batch_rows: usize,
-    /// Columns to read (all when `None`); must include the text column.
+    /// Columns to read (all when `None`); must include the text column. Named as they are
+    /// once `flatten` has applied.
     pub columns: Option<Vec<String>>,
+    /// Struct columns whose fields are read as top-level columns in their place
+    /// ([`crate::input::flattened_schema`]).
+    pub flatten: Vec<String>,
 }
 
 /// What a read does with a unit of input it cannot read.
@@ -136,7 +142,7 @@ impl<E: std::fmt::Display> std::fmt::Display for ReadError<E> {
 /// The schema batches of `file` will have under `spec` (projection applied, string columns as
 /// Utf8).
 pub fn output_schema(file: &InputFile, spec: &ReadSpec) -> SchemaRef {
-    let schema = normalized_schema(&file.schema);
+    let schema = normalized_schema(&flattened_schema(&file.schema, &spec.flatten));
     match &spec.columns {
         None => schema,
         // in the order `columns` lists them (so inputs whose files order the same columns
@@ -266,7 +272,7 @@ impl<'a> ParquetShare<'a> {
         let mask = spec.columns.as_ref().map(|cols| {
             ProjectionMask::roots(
                 meta.metadata().file_metadata().schema_descr(),
-                column_indices(&file.schema, cols),
+                root_indices(&file.schema, cols, &spec.flatten),
             )
         });
         Ok(ParquetShare {
@@ -495,9 +501,62 @@ fn column_indices(schema: &Schema, cols: &[String]) -> Vec<usize> {
     out
 }
 
-/// A decoded batch as readers hand it on: its string columns as Utf8 and, with `[input]
-/// columns`, only those columns, in the order listed there (a parquet projection mask keeps the
-/// file's order).
+/// The file-schema (root) indices of the columns `cols` names, a field of a flattened struct
+/// standing for its struct (decoded whole, then flattened and projected by [`shaped`]).
+fn root_indices(schema: &Schema, cols: &[String], flatten: &[String]) -> Vec<usize> {
+    let mut out = column_indices(schema, cols);
+    for (i, f) in schema.fields().iter().enumerate() {
+        if let DataType::Struct(children) = f.data_type()
+            && flatten.contains(f.name())
+            && children.iter().any(|c| cols.contains(c.name()))
+            && !out.contains(&i)
+        {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// The batch with each struct column `flatten` names replaced by its fields (nulls of the
+/// struct carried into them), as [`crate::input::flattened_schema`] describes.
+fn flatten_batch(path: &Path, b: RecordBatch, flatten: &[String]) -> Result<RecordBatch, IoError> {
+    let schema = b.schema();
+    if flatten.is_empty()
+        || !schema
+            .fields()
+            .iter()
+            .any(|f| matches!(f.data_type(), DataType::Struct(_)) && flatten.contains(f.name()))
+    {
+        return Ok(b);
+    }
+    let mut cols = Vec::with_capacity(b.num_columns());
+    for (f, c) in schema.fields().iter().zip(b.columns()) {
+        match c.as_struct_opt() {
+            Some(st) if flatten.contains(f.name()) => {
+                for child in st.columns() {
+                    let nulls = arrow::buffer::NullBuffer::union(
+                        st.nulls(),
+                        child.logical_nulls().as_ref(),
+                    );
+                    let data = child
+                        .to_data()
+                        .into_builder()
+                        .nulls(nulls)
+                        .build()
+                        .map_err(|e| IoError::format(path, Location::File, e))?;
+                    cols.push(arrow::array::make_array(data));
+                }
+            }
+            _ => cols.push(c.clone()),
+        }
+    }
+    RecordBatch::try_new(Arc::new(flattened_schema(&schema, flatten)), cols)
+        .map_err(|e| IoError::format(path, Location::File, e))
+}
+
+/// A decoded batch as readers hand it on: `[input] flatten` applied, its string columns as Utf8
+/// and, with `[input] columns`, only those columns, in the order listed there (a parquet
+/// projection mask keeps the file's order).
 fn shaped(
     path: &Path,
     b: RecordBatch,
@@ -511,7 +570,7 @@ fn shaped(
             message: "missing".into(),
         });
     }
-    let b = normalize_strings(path, b)?;
+    let b = normalize_strings(path, flatten_batch(path, b, &spec.flatten)?)?;
     match &spec.columns {
         Some(cols) => b
             .project(&column_indices(&b.schema(), cols))

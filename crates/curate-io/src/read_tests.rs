@@ -20,6 +20,7 @@ fn spec(batch_rows: usize) -> ReadSpec {
         text_column: "text".into(),
         batch_rows,
         columns: None,
+        flatten: Vec::new(),
     }
 }
 
@@ -614,4 +615,88 @@ fn skip_mode_inference_leaves_bad_lines_to_the_read() {
     );
     let blank = write(tmp.path(), "bad.jsonl", b"{bad\n[1]\n");
     assert!(crate::inspect::inspect_with(&blank, "text", ReadMode::Skip).is_err());
+}
+
+/// `flatten`: a struct column's fields are read as top-level columns where the struct stood, a
+/// null struct gives nulls in every field, and `columns` may name a field of a flattened struct
+/// (the projection mask then decodes that struct), in parquet and in JSONL alike.
+#[test]
+fn a_flattened_struct_reads_as_its_fields() {
+    use arrow::array::{ArrayRef, StructArray};
+    use arrow::buffer::NullBuffer;
+    let tmp = tempfile::tempdir().unwrap();
+    let meta_fields = vec![
+        Field::new("url", DataType::Utf8, true),
+        Field::new("n", DataType::Int64, true),
+    ];
+    let meta = StructArray::new(
+        meta_fields.clone().into(),
+        vec![
+            Arc::new(StringArray::from(vec!["http://a", "http://b", "http://c"])) as ArrayRef,
+            Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+        ],
+        Some(NullBuffer::from(vec![true, false, true])),
+    );
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("text", DataType::Utf8, false),
+        Field::new("metadata", DataType::Struct(meta_fields.into()), true),
+        Field::new("id", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["a b", "c d", "e f"])),
+            Arc::new(meta),
+            Arc::new(StringArray::from(vec!["x", "y", "z"])),
+        ],
+    )
+    .unwrap();
+    let parquet = tmp.path().join("m.parquet");
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(&parquet).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let jsonl = write(
+        tmp.path(),
+        "m.jsonl",
+        b"{\"text\":\"a b\",\"metadata\":{\"url\":\"http://a\",\"n\":1},\"id\":\"x\"}\n\
+          {\"text\":\"c d\",\"metadata\":null,\"id\":\"y\"}\n\
+          {\"text\":\"e f\",\"metadata\":{\"url\":\"http://c\",\"n\":3},\"id\":\"z\"}\n",
+    );
+    for (path, columns) in [
+        (&parquet, None),
+        (&parquet, Some(vec!["text".to_string(), "url".to_string()])),
+        (&jsonl, Some(vec!["text".to_string(), "url".to_string()])),
+    ] {
+        let f = open(path);
+        let spec = ReadSpec {
+            columns: columns.clone(),
+            flatten: vec!["metadata".into()],
+            ..spec(16)
+        };
+        let want = output_schema(&f, &spec);
+        let mut got = Vec::new();
+        read_share(&f, 0..f.row_groups.len().max(1), &spec, |b, _| {
+            got.push(b);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        let b = arrow::compute::concat_batches(&want, &got).unwrap();
+        let names: Vec<&str> = want.fields().iter().map(|f| f.name().as_str()).collect();
+        if columns.is_some() {
+            assert_eq!(names, ["text", "url"], "{}", path.display());
+        } else {
+            assert_eq!(names, ["text", "url", "n", "id"], "{}", path.display());
+            let n = b.column_by_name("n").unwrap().as_primitive::<Int64Type>();
+            assert_eq!((n.value(0), n.is_null(1), n.value(2)), (1, true, 3));
+        }
+        let url = b.column_by_name("url").unwrap().as_string::<i32>();
+        let urls: Vec<Option<&str>> = url.iter().collect();
+        assert_eq!(
+            urls,
+            [Some("http://a"), None, Some("http://c")],
+            "{}",
+            path.display()
+        );
+    }
 }

@@ -39,9 +39,14 @@ pub struct InputConfig {
     #[serde(default)]
     pub id_column: Option<String>,
     /// Columns to read, in this order in the output (all, in the file's order, when absent).
-    /// Must include the text column.
+    /// Must include the text column. Named as they are after `flatten`.
     #[serde(default)]
     pub columns: Option<Vec<String>>,
+    /// Struct columns (objects in JSONL) whose fields become top-level columns in their place,
+    /// e.g. `["metadata"]` for datatrove's JSONL, where `url`, `dump` and the rest sit in a
+    /// `metadata` object; steps and the snapshot then see `url` and the others as columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flatten: Vec<String>,
     /// Rows per in-memory batch (default 256: each step of a chain walks the whole batch, so a
     /// batch of web text that stays in the CPU caches between steps runs faster than a larger
     /// one; outputs do not depend on it).
@@ -629,6 +634,10 @@ impl Config {
             },
             "run": { "seed": self.run.seed },
         });
+        // Present only when configured, so configs without it keep their fingerprint.
+        if !self.input.flatten.is_empty() {
+            v["input"]["flatten"] = serde_json::json!(self.input.flatten);
+        }
         // Present only when configured, so configs without a card keep their fingerprint.
         if let Some(c) = &self.output.card {
             v["output"]["card"] = serde_json::to_value(c).expect("serializable");

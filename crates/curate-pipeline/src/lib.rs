@@ -258,6 +258,7 @@ pub fn prepare(mut config: Config, opts: &RunOptions) -> Result<Run, PipelineErr
         text_column: config.input.text_column.clone(),
         batch_rows: config.input.batch_rows,
         columns: config.input.columns.clone(),
+        flatten: config.input.flatten.clone(),
     };
     let props = curate_io::write::OutputProps {
         zstd_level: config.output.zstd_level,

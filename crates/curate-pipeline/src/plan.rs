@@ -196,10 +196,22 @@ pub(crate) fn inspect_inputs(cfg: &crate::config::InputConfig) -> Result<Inspect
         errors.extend(unreadable.iter().map(|u| u.error.clone()));
         errors.push("every input is unreadable: nothing to run on".into());
     }
-    if let Some(cols) = &cfg.columns {
+    // the columns as steps will see them: `flatten` applied
+    let visible: Vec<arrow::datatypes::Schema> = inputs
+        .iter()
+        .map(|f| curate_io::input::flattened_schema(&f.schema, &cfg.flatten))
+        .collect();
+    if !cfg.flatten.is_empty() {
         for f in &inputs {
+            for p in curate_io::input::flatten_problems(&f.schema, &cfg.flatten) {
+                columns.push("flatten", format!("{}: {p}", f.path.display()));
+            }
+        }
+    }
+    if let Some(cols) = &cfg.columns {
+        for (f, schema) in inputs.iter().zip(&visible) {
             for c in cols {
-                if f.schema.field_with_name(c).is_err() {
+                if schema.field_with_name(c).is_err() {
                     columns.push(
                         "columns",
                         format!("{}: column `{c}` is missing", f.path.display()),
@@ -209,8 +221,8 @@ pub(crate) fn inspect_inputs(cfg: &crate::config::InputConfig) -> Result<Inspect
         }
     }
     if let Some(id) = &cfg.id_column {
-        for f in &inputs {
-            if f.schema.field_with_name(id).is_err() {
+        for (f, schema) in inputs.iter().zip(&visible) {
+            if schema.field_with_name(id).is_err() {
                 columns.push(
                     "id_column",
                     format!("{}: id column `{id}` is missing", f.path.display()),
@@ -398,6 +410,7 @@ fn common_schema(
         text_column: config.input.text_column.clone(),
         batch_rows: 1,
         columns: config.input.columns.clone(),
+        flatten: config.input.flatten.clone(),
     };
     let Some(first) = inputs.first() else {
         return Err(PipelineError::Inputs(vec!["no input files".into()]));

@@ -238,6 +238,7 @@ impl Scan {
             text_column: anchor,
             batch_rows: 4096,
             columns: Some(present),
+            flatten: Vec::new(),
         };
         Ok(Scan { file, spec })
     }
