@@ -1106,24 +1106,11 @@ fn every_arrow_string_type_reads_as_plain_strings() {
         run_config_ok(&c, &out);
         outs.push(out);
     }
-    let files = |out: &Path| {
-        let mut v = snapshot_bytes(out);
-        v.retain(|(name, _)| name != "manifest.json");
-        v
-    };
-    let (want, got) = (files(&outs[0]), files(&outs[1]));
-    assert!(want.iter().any(|(n, _)| n.starts_with("data/")), "{want:?}");
+    let data = assert_same_data(&outs[1], &outs[0], "string types");
     assert!(
-        want.iter().any(|(n, _)| n.starts_with("excluded/")),
-        "nothing excluded"
+        data.iter().any(|n| n.starts_with("excluded/")),
+        "nothing excluded: {data:?}"
     );
-    assert_eq!(
-        want.iter().map(|x| &x.0).collect::<Vec<_>>(),
-        got.iter().map(|x| &x.0).collect::<Vec<_>>()
-    );
-    for (w, g) in want.iter().zip(&got) {
-        assert!(w.1 == g.1, "{} differs from the plain-string run", w.0);
-    }
     let m = manifest(&outs[1]);
     assert_eq!(m["totals"]["input_rows"], 80, "{m}");
     assert_verifies(&outs[1], "odd string types");
@@ -1193,20 +1180,7 @@ fn datatrove_jsonl_metadata_flattens_into_columns() {
     let (flat_out, dt_out) = (tmp.path().join("flat_out"), tmp.path().join("dt_out"));
     run_config_ok(&flat_cfg, &flat_out);
     run_config_ok(&dt_cfg, &dt_out);
-    let files = |out: &Path| {
-        let mut v = snapshot_bytes(out);
-        v.retain(|(name, _)| name != "manifest.json");
-        v
-    };
-    let (want, got) = (files(&flat_out), files(&dt_out));
-    assert!(want.iter().any(|(n, _)| n.starts_with("data/")), "{want:?}");
-    assert_eq!(
-        want.iter().map(|x| &x.0).collect::<Vec<_>>(),
-        got.iter().map(|x| &x.0).collect::<Vec<_>>()
-    );
-    for (w, g) in want.iter().zip(&got) {
-        assert!(w.1 == g.1, "{} differs from the flat parquet run", w.0);
-    }
+    assert_same_data(&dt_out, &flat_out, "flattened datatrove JSONL");
     assert_eq!(
         manifest(&dt_out)["config"]["input"]["flatten"][0],
         "metadata"

@@ -248,6 +248,32 @@ pub fn assert_same_snapshot(got: &Path, want: &Path, what: &str) {
     }
 }
 
+/// Asserts two snapshots of the same documents read from differently shaped inputs have the
+/// same data and exclusion files, byte for byte (their manifests differ: other input files);
+/// returns the files' names, which include at least one data file.
+pub fn assert_same_data(got: &Path, want: &Path, what: &str) -> Vec<String> {
+    let files = |out: &Path| {
+        let mut v = snapshot_bytes(out);
+        v.retain(|(name, _)| name != "manifest.json");
+        v
+    };
+    let (want, got) = (files(want), files(got));
+    let names: Vec<String> = want.iter().map(|x| x.0.clone()).collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("data/")),
+        "{what}: {names:?}"
+    );
+    assert_eq!(
+        names,
+        got.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
+        "{what}: files"
+    );
+    for (w, g) in want.iter().zip(&got) {
+        assert!(w.1 == g.1, "{what}: {} differs", w.0);
+    }
+    names
+}
+
 /// `curate snapshot verify` passes on the snapshot (a local path or an `s3://` URL).
 pub fn assert_verifies(dir: &Path, what: &str) {
     let o = curate()
