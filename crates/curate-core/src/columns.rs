@@ -56,12 +56,27 @@ pub struct Column {
     pub origin: Origin,
 }
 
+/// Whether `t` holds strings: Utf8, LargeUtf8, Utf8View, or a dictionary of one of them (the
+/// readers hand every such input column on as Utf8).
+pub fn is_string(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => {
+            matches!(
+                **v,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        }
+        _ => false,
+    }
+}
+
 /// What values a step needs in a column it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
     /// Any type.
     Any,
-    /// Strings (Utf8, LargeUtf8 or Utf8View).
+    /// Strings ([`is_string`]).
     String,
     /// Numbers (integers or floats).
     Numeric,
@@ -72,8 +87,7 @@ pub enum Want {
 impl Want {
     /// Whether `t` satisfies the want.
     pub fn accepts(self, t: &DataType) -> bool {
-        let string = matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-            || matches!(t, DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8));
+        let string = is_string(t);
         match self {
             Want::Any => true,
             Want::String => string,

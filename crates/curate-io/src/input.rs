@@ -303,19 +303,7 @@ pub fn flatten_problems(schema: &Schema, flatten: &[String]) -> Vec<String> {
     out
 }
 
-/// Whether `t` holds strings: Utf8, LargeUtf8, Utf8View, or a dictionary of one of them.
-pub fn is_string(t: &DataType) -> bool {
-    match t {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, v) => {
-            matches!(
-                **v,
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            )
-        }
-        _ => false,
-    }
-}
+pub use curate_core::columns::is_string;
 
 /// The schema documents have once read: the file schema with every top-level string column
 /// (the text column, and any other of a string type [`is_string`] names) as plain Utf8, the one

@@ -520,15 +520,10 @@ fn root_indices(schema: &Schema, cols: &[String], flatten: &[String]) -> Vec<usi
 /// The batch with each struct column `flatten` names replaced by its fields (nulls of the
 /// struct carried into them), as [`crate::input::flattened_schema`] describes.
 fn flatten_batch(path: &Path, b: RecordBatch, flatten: &[String]) -> Result<RecordBatch, IoError> {
-    let schema = b.schema();
-    if flatten.is_empty()
-        || !schema
-            .fields()
-            .iter()
-            .any(|f| matches!(f.data_type(), DataType::Struct(_)) && flatten.contains(f.name()))
-    {
+    if flatten.is_empty() {
         return Ok(b);
     }
+    let schema = b.schema();
     let mut cols = Vec::with_capacity(b.num_columns());
     for (f, c) in schema.fields().iter().zip(b.columns()) {
         match c.as_struct_opt() {
